@@ -26,7 +26,7 @@ __all__ = ["LessonContext", "setup", "show", "DPI"]
 
 DPI = 100
 _figure_count = 0
-_current: "LessonContext | None" = None
+_current: LessonContext | None = None
 
 
 @dataclass
