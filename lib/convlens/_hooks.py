@@ -215,3 +215,35 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, flag in flags:
             module.training = flag
+
+
+class _StopForward(Exception):
+    """Raised by :func:`stop_after`'s hook; never escapes the ``with`` block."""
+
+
+@contextmanager
+def stop_after(model: nn.Module, layer: nn.Module | str) -> Iterator[None]:
+    """End the forward pass as soon as ``layer`` has returned (its first call).
+
+    For techniques that need only a layer's activation: the rest of the network
+    is not computed. Combine with :func:`capture` entered *first* (its hook then
+    runs before this one)::
+
+        with capture(model, name) as records, stop_after(model, name):
+            model(x)          # stops right after `name`; the with block ends here
+
+    The statements after ``model(x)`` inside the block do not run. The hook is
+    removed in ``finally``.
+    """
+    _, module = resolve_layer(model, layer)
+
+    def hook(module, inputs, output):
+        raise _StopForward
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()

@@ -1,0 +1,293 @@
+"""Kernel maps: what each 2-D kernel of a filter does, before the channel sum.
+
+A convolution's output channel ``o`` is a sum over the input channels ``c`` of its
+group, plus a bias (Dumoulin & Visin 2016, "A guide to convolution arithmetic for
+deep learning", arXiv:1603.07285; the grouped form is Krizhevsky et al. 2012)::
+
+    y[n, o] = b[o] + sum_{c in group(o)} (w[o, c] * x[n, c])
+
+where ``*`` is a single-channel 2-D cross-correlation with the layer's stride,
+padding and dilation. A *kernel map* is one term of that sum,
+``m[n, o, c] = w[o, c] * x[n, c]``: the feature map a filter would show if it had
+only its ``c``-th slice. :func:`kernel_maps` returns all of them with shape
+``[N, C_out, C_in/groups, H_out, W_out]`` so that::
+
+    kernel_maps(conv, x).sum(dim=2) + conv.bias[:, None, None] == conv(x)
+
+**Where the bias goes.** The maps exclude the bias: it is added once, after the
+channel sum. Two alternatives are correct too: add it to the summed maps, or put
+``b[o] / (C_in/groups)`` inside every map so the sum already holds it. Putting
+the whole ``b[o]`` in every map (what a grouped convolution with the copied bias
+does) is wrong: the sum then holds ``C_in/groups`` copies of the bias.
+
+**How.** One depthwise (grouped) convolution computes every term at once: each
+input channel becomes its own group, and the group of input channel ``c`` holds
+the 2-D slices ``w[o, c]`` of every output channel ``o`` that reads ``c``. The
+result is reordered to ``[N, C_out, C_in/groups, ...]``. ``out_channels`` keeps
+only some filters (a VGG layer's full ``C_out x C_in`` maps are large), and the
+work is done a few filters at a time so the temporary copy stays small.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_batch
+
+__all__ = ["kernel_maps", "KernelMapConv2d", "convert_convs"]
+
+try:  # timm's TensorFlow-style "same" convolution pads by the input size at run time
+    from timm.layers import Conv2dSame as _TimmConv2dSame
+except Exception:  # pragma: no cover - timm is a dependency, but stay importable without it
+    _TimmConv2dSame = None
+
+
+def _pads_like_tensorflow(conv: nn.Conv2d) -> bool:
+    return isinstance(conv, KernelMapConv2d) and conv.dynamic_same_padding or (
+        _TimmConv2dSame is not None and isinstance(conv, _TimmConv2dSame)
+    )
+
+
+def _check_conv(conv) -> None:
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"conv must be an nn.Conv2d, got {type(conv).__name__}")
+    if isinstance(conv, KernelMapConv2d) or _pads_like_tensorflow(conv):
+        return
+    if type(conv).forward is not nn.Conv2d.forward:
+        raise TypeError(
+            f"{type(conv).__name__} overrides nn.Conv2d.forward, so its output is not the plain "
+            "convolution of its weight; kernel maps cannot be computed for it"
+        )
+
+
+def _tensorflow_same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow "SAME": output ceil(size / stride), the odd pixel padded after."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padded_input(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, tuple | str]:
+    """Pad ``x`` the way ``conv`` would; return it with the padding left for ``F.conv2d``."""
+    kh, kw = conv.kernel_size
+    if _pads_like_tensorflow(conv):
+        top, bottom = _tensorflow_same_padding(x.shape[-2], kh, conv.stride[0], conv.dilation[0])
+        left, right = _tensorflow_same_padding(x.shape[-1], kw, conv.stride[1], conv.dilation[1])
+        return F.pad(x, (left, right, top, bottom)), (0, 0)
+    if conv.padding_mode == "zeros":
+        return x, conv.padding
+    if conv.padding == "valid":
+        return x, (0, 0)
+    if conv.padding == "same":  # as nn.Conv2d: the odd pixel goes after
+        pads = []
+        for k, d in ((kw, conv.dilation[1]), (kh, conv.dilation[0])):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]
+    else:
+        ph, pw = conv.padding
+        pads = [pw, pw, ph, ph]
+    return F.pad(x, pads, mode=conv.padding_mode), (0, 0)
+
+
+def _selected_channels(out_channels, total: int) -> torch.Tensor:
+    if out_channels is None:
+        return torch.arange(total)
+    if isinstance(out_channels, bool):
+        raise TypeError("out_channels must be an int, a sequence of ints or a tensor")
+    if isinstance(out_channels, int):
+        out_channels = [out_channels]
+    if isinstance(out_channels, torch.Tensor):
+        if out_channels.is_floating_point() or out_channels.dtype == torch.bool:
+            raise TypeError(f"out_channels must hold integer indices, got {out_channels.dtype}")
+        selected = out_channels.detach().cpu().reshape(-1).to(torch.long)
+    else:
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in out_channels):
+            raise TypeError("out_channels must be an int, a sequence of ints or a tensor")
+        selected = torch.tensor(list(out_channels), dtype=torch.long)
+    if selected.numel() == 0:
+        raise ValueError("out_channels is empty")
+    if (selected < 0).any() or (selected >= total).any():
+        raise ValueError(
+            f"out_channels {selected.tolist()} out of range for a conv with {total} output channels"
+        )
+    return selected
+
+
+def _maps_of_some_filters(conv, weight, x, padding, selected):
+    """Kernel maps of the filters ``selected`` (a LongTensor), in that order."""
+    groups = conv.groups
+    per_group_in = weight.shape[1]
+    per_group_out = weight.shape[0] // groups
+    group_of = selected // per_group_out
+    # Each conv group gets the same number m of filters (padded by repeating one of its own
+    # filters, dropped after), so one depthwise conv with groups = C_in does all of them.
+    counts = torch.bincount(group_of, minlength=groups)
+    m = int(counts.max())
+    table = torch.arange(groups)[:, None] * per_group_out + torch.zeros(1, m, dtype=torch.long)
+    slot = torch.empty_like(selected)
+    for g in range(groups):
+        mine = (group_of == g).nonzero().flatten()
+        table[g, : mine.numel()] = selected[mine]
+        slot[mine] = g * m + torch.arange(mine.numel())
+    kh, kw = weight.shape[-2:]
+    # depthwise weight: row (g, c, t) is the slice w[table[g, t], c] of input channel g*C_g + c
+    depthwise = weight[table.flatten().to(weight.device)].reshape(groups, m, per_group_in, kh, kw)
+    depthwise = depthwise.transpose(1, 2).reshape(groups * per_group_in * m, 1, kh, kw)
+    out = F.conv2d(
+        x, depthwise, None, conv.stride, padding, conv.dilation, groups * per_group_in
+    )
+    n, _, h_out, w_out = out.shape
+    out = out.reshape(n, groups, per_group_in, m, h_out, w_out).transpose(2, 3)
+    out = out.reshape(n, groups * m, per_group_in, h_out, w_out)
+    return out[:, slot.to(out.device)]
+
+
+def kernel_maps(
+    conv: nn.Conv2d,
+    x: torch.Tensor,
+    out_channels: int | Sequence[int] | torch.Tensor | None = None,
+    chunk: int = 64,
+) -> torch.Tensor:
+    """Per-kernel responses of ``conv`` to ``x``, before the sum over input channels.
+
+    Returns ``[N, len(out_channels), C_in/groups, H_out, W_out]`` (all ``C_out``
+    filters when ``out_channels`` is None, in the order given otherwise); entry
+    ``[n, k, c]`` is the 2-D slice ``c`` of filter ``out_channels[k]`` applied to
+    input channel ``group * C_in/groups + c``. The bias is excluded (see the
+    module docstring), so ``maps.sum(2) + bias[:, None, None]`` is ``conv(x)``.
+
+    Any ``nn.Conv2d`` works: stride, dilation, groups, string padding
+    (``"same"``/``"valid"``), ``padding_mode`` (``reflect``, ``replicate``,
+    ``circular``), and timm's ``Conv2dSame``. Differentiable in ``x`` and in the
+    weight. ``chunk`` filters are computed per depthwise convolution, to bound
+    the temporary memory.
+    """
+    _check_conv(conv)
+    check_batch(x)
+    if x.shape[1] != conv.in_channels:
+        raise ValueError(
+            f"x has {x.shape[1]} channels but the conv expects in_channels={conv.in_channels}"
+        )
+    if x.dtype != conv.weight.dtype:
+        raise TypeError(f"x has dtype {x.dtype} but the conv's weight is {conv.weight.dtype}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    selected = _selected_channels(out_channels, conv.out_channels)
+    x, padding = _padded_input(conv, x)
+    if selected.numel() <= chunk:
+        return _maps_of_some_filters(conv, conv.weight, x, padding, selected)
+    maps = None  # filled chunk by chunk: peak memory = result + one chunk's temporaries
+    for start in range(0, selected.numel(), chunk):
+        piece = _maps_of_some_filters(conv, conv.weight, x, padding, selected[start : start + chunk])
+        if maps is None:
+            maps = piece.new_empty((piece.shape[0], selected.numel(), *piece.shape[2:]))
+        maps[:, start : start + piece.shape[1]] = piece  # autograd records the copy
+    return maps
+
+
+class KernelMapConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` that can also keep the kernel maps of its last input.
+
+    Build it from an existing convolution with :meth:`from_conv` (its weight and
+    bias are copied into this module's own Parameters, with their
+    ``requires_grad`` flags). ``forward`` returns the ordinary convolution, equal
+    to the source's, and stays trainable. With ``keep_maps=True`` it also stores
+    ``kernel_maps(self, x, map_channels)`` of its last input in
+    ``last_kernel_maps`` (detached, to save memory: call :func:`kernel_maps` for a
+    differentiable version); with ``keep_maps=False`` (the default)
+    ``last_kernel_maps`` stays None and nothing extra is computed.
+    ``dynamic_same_padding`` reproduces timm's ``Conv2dSame``.
+    """
+
+    def __init__(
+        self,
+        *args,
+        keep_maps: bool = False,
+        map_channels: Sequence[int] | torch.Tensor | None = None,
+        dynamic_same_padding: bool = False,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.keep_maps = keep_maps
+        self.map_channels = map_channels
+        self.dynamic_same_padding = dynamic_same_padding
+        self.last_kernel_maps: torch.Tensor | None = None
+
+    @classmethod
+    def from_conv(
+        cls,
+        conv: nn.Conv2d,
+        keep_maps: bool = False,
+        map_channels: Sequence[int] | torch.Tensor | None = None,
+    ) -> KernelMapConv2d:
+        _check_conv(conv)
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+            keep_maps=keep_maps,
+            map_channels=map_channels,
+            dynamic_same_padding=_pads_like_tensorflow(conv),
+        )
+        with torch.no_grad():
+            new.weight.copy_(conv.weight)
+            new.weight.requires_grad_(conv.weight.requires_grad)
+            if conv.bias is not None:
+                new.bias.copy_(conv.bias)
+                new.bias.requires_grad_(conv.bias.requires_grad)
+        new.train(conv.training)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.keep_maps:
+            with torch.no_grad():
+                self.last_kernel_maps = kernel_maps(self, x, self.map_channels).detach()
+        if self.dynamic_same_padding:
+            x, padding = _padded_input(self, x)
+            return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", keep_maps={self.keep_maps}"
+
+
+def convert_convs(model: nn.Module, keep_maps: bool = False) -> nn.Module:
+    """A deep copy of ``model`` with every ``nn.Conv2d`` replaced by a :class:`KernelMapConv2d`.
+
+    The copy computes the same outputs; ``model`` itself is left exactly as found.
+    A convolution used at two places stays one (shared) module in the copy.
+    Raises ``TypeError`` for a ``Conv2d`` subclass whose ``forward`` is not the
+    plain convolution (other than timm's ``Conv2dSame``, which is reproduced).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            try:
+                _check_conv(module)
+            except TypeError as error:
+                raise TypeError(f"cannot convert {name!r}: {error}") from None
+    converted = copy.deepcopy(model)
+    replacements: dict[int, KernelMapConv2d] = {}
+    for parent in list(converted.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv2d):
+                if id(child) not in replacements:
+                    replacements[id(child)] = KernelMapConv2d.from_conv(child, keep_maps=keep_maps)
+                setattr(parent, child_name, replacements[id(child)])
+    if isinstance(converted, nn.Conv2d):
+        return KernelMapConv2d.from_conv(converted, keep_maps=keep_maps)
+    return converted

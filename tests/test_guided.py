@@ -1,0 +1,214 @@
+"""Deconvnet and guided backprop: hand-computed answers, in-place and shared ReLUs,
+ReLU6, functional ReLU detection, and torchvision models against a reference."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convlens.guided import deconvnet, guided_backprop
+from convlens.saliency import gradient
+
+# s = W1 x = [2, -1, 3] for x = [1, 2, 0, -1]; logit 0 weights g = [-1, 2, 0.5] at the ReLU.
+W1 = torch.tensor([[2.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, -1.0], [1.0, 1.0, 0.0, 0.0]])
+W2 = torch.tensor([[-1.0, 2.0, 0.5], [1.0, 1.0, 1.0]])
+X = torch.tensor([1.0, 2.0, 0.0, -1.0]).view(1, 4, 1, 1)
+# plain: 1{s>0} g = [-1, 0, .5];  deconvnet: max(0, g) = [0, 2, .5];  guided: [0, 0, .5]
+# then through W1^T:
+EXPECTED_TARGET0 = {
+    "plain": [-1.5, 0.5, -1.0, 0.0],
+    "deconvnet": [0.5, -1.5, 0.0, -2.0],
+    "guided": [0.5, 0.5, 0.0, 0.0],
+}
+# logit 1: g = [1, 1, 1]: plain/guided W1^T [1, 0, 1]; deconvnet W1^T [1, 1, 1]
+EXPECTED_TARGET1 = {"plain": [3.0, 1.0, 1.0, 0.0], "deconvnet": [3.0, 0.0, 1.0, -1.0],
+                    "guided": [3.0, 1.0, 1.0, 0.0]}
+METHODS = {"plain": gradient, "deconvnet": deconvnet, "guided": guided_backprop}
+
+
+def two_layer_net(w1=W1, rectifier=None):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False), rectifier or nn.ReLU(),
+                        nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        net[1].weight.copy_(w1)
+        net[3].weight.copy_(W2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("method", ["plain", "deconvnet", "guided"])
+def test_hand_computed_relu_net(method, inplace):
+    net = two_layer_net(rectifier=nn.ReLU(inplace=inplace))
+    x = torch.cat([X, X])
+    result = METHODS[method](net, x, [0, 1]).view(2, 4)
+    torch.testing.assert_close(result[0], torch.tensor(EXPECTED_TARGET0[method]))
+    torch.testing.assert_close(result[1], torch.tensor(EXPECTED_TARGET1[method]))
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu6_gate_closes_above_six(inplace):
+    # third hidden unit: s = 3 + 4 = 7 >= 6, so the forward gate is shut there.
+    w1 = W1.clone()
+    w1[2] = torch.tensor([3.0, 2.0, 0.0, 0.0])
+    net = two_layer_net(w1, nn.ReLU6(inplace=inplace))
+    with torch.no_grad():
+        net[3].weight[0] = torch.tensor([1.0, 2.0, 0.5])
+    # g = [1, 2, .5]; s = [2, -1, 7]. plain/guided: [1, 0, 0]; deconvnet: [1, 2, .5]
+    torch.testing.assert_close(gradient(net, X, 0).flatten(), torch.tensor([2.0, 0.0, 1.0, 0.0]))
+    torch.testing.assert_close(guided_backprop(net, X, 0).flatten(), torch.tensor([2.0, 0.0, 1.0, 0.0]))
+    torch.testing.assert_close(deconvnet(net, X, 0).flatten(), torch.tensor([3.5, -1.0, 1.0, -2.0]))
+
+
+# ---- an independent reference: the rule written as the ReLU itself ----
+
+class GuidedReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s):
+        ctx.save_for_backward(s)
+        return s.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return g * (s > 0).to(g.dtype) * (g > 0).to(g.dtype)
+
+
+class DeconvReLUFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s):
+        return s.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.clamp(min=0)
+
+
+class ReferenceReLU(nn.Module):
+    def __init__(self, function, first_call_only=False):
+        super().__init__()
+        self.function, self.first_call_only, self.calls = function, first_call_only, 0
+
+    def forward(self, s):
+        self.calls += 1
+        if self.first_call_only and self.calls > 1:
+            return F.relu(s)
+        return self.function.apply(s)
+
+
+class SharedReLUNet(nn.Module):
+    """The same ReLU instance runs twice, like torchvision ResNet's ``relu``."""
+
+    def __init__(self, relu):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+        self.relu = relu
+
+    def forward(self, x):
+        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x.flatten(1))))))
+
+
+def reference_gradient(net, x, target):
+    x = x.clone().requires_grad_(True)
+    return torch.autograd.grad(net(x)[torch.arange(len(x)), target].sum(), x)[0]
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("method, function", [(guided_backprop, GuidedReLUFunction),
+                                               (deconvnet, DeconvReLUFunction)])
+def test_shared_relu_gets_rule_on_both_calls(method, function, inplace):
+    torch.manual_seed(1)
+    x, target = torch.randn(5, 4, 1, 1), torch.tensor([0, 1, 2, 0, 1])
+    expected = reference_gradient(SharedReLUNet(ReferenceReLU(function)), x, target)
+    only_first = reference_gradient(SharedReLUNet(ReferenceReLU(function, True)), x, target)
+    assert not torch.allclose(expected, only_first)  # the test can tell the difference
+    torch.testing.assert_close(method(SharedReLUNet(nn.ReLU(inplace=inplace)), x, target), expected)
+
+
+class FunctionalReLUNet(nn.Module):
+    def __init__(self, call):
+        super().__init__()
+        self.fc1, self.fc2, self.relu = nn.Linear(4, 4), nn.Linear(4, 2), nn.ReLU()
+        self.call = call
+
+    def forward(self, x):
+        return self.fc2(self.call(self.relu(self.fc1(x.flatten(1)))))
+
+
+@pytest.mark.parametrize("call", [F.relu, torch.relu, lambda t: t.relu(), F.relu6,
+                                  lambda t: F.relu(t, inplace=True)])
+@pytest.mark.parametrize("method", [deconvnet, guided_backprop])
+def test_functional_relu_raises_clear_error(method, call):
+    net = FunctionalReLUNet(call)
+    with pytest.raises(ValueError, match="functional"):
+        method(net, torch.randn(2, 4, 1, 1), 0)
+    F.relu(torch.randn(3))  # the detector is gone after the error
+
+
+def test_model_without_relu_modules_raises():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2), nn.Tanh())
+    with pytest.raises(ValueError, match="no nn.ReLU"):
+        guided_backprop(net, torch.randn(1, 4, 1, 1), 0)
+
+
+def test_unknown_rule_name():
+    from convlens._hooks import relu_backward_rule
+
+    with pytest.raises(ValueError, match="rule"):
+        with relu_backward_rule(two_layer_net(), "plain-ish"):
+            pass
+
+
+def swap_relus_for_reference(model, function):
+    """A copy of ``model`` whose ReLU modules are replaced by the reference function."""
+    model = copy.deepcopy(model)
+    for module in list(model.modules()):
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(module, child_name, ReferenceReLU(function))
+    return model
+
+
+@pytest.mark.parametrize("method, function", [(guided_backprop, GuidedReLUFunction),
+                                               (deconvnet, DeconvReLUFunction)])
+def test_resnet18_shared_inplace_relu_matches_reference(attribution_resnet18, method, function):
+    torch.manual_seed(0)
+    x, target = torch.randn(2, 3, 32, 32), [3, 7]
+    expected = reference_gradient(swap_relus_for_reference(attribution_resnet18, function), x,
+                                  torch.tensor(target))
+    result = method(attribution_resnet18, x, target)
+    torch.testing.assert_close(result, expected, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(result, gradient(attribution_resnet18, x, target))
+
+
+def test_vgg11_guided_matches_reference(attribution_vgg11):
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    expected = reference_gradient(swap_relus_for_reference(attribution_vgg11, GuidedReLUFunction),
+                                  x, torch.tensor([5]))
+    torch.testing.assert_close(guided_backprop(attribution_vgg11, x, 5), expected,
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_timm_relu6_model_runs_with_rule():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    result = guided_backprop(model, x, 2)
+    assert result.shape == x.shape and torch.isfinite(result).all()
+    assert not torch.allclose(result, gradient(model, x, 2))
+
+
+@pytest.mark.parametrize("method", [deconvnet, guided_backprop])
+def test_batch_with_different_targets_equals_per_example(attribution_resnet18, method):
+    torch.manual_seed(2)
+    x, target = torch.randn(2, 3, 32, 32), [1, 5]
+    together = method(attribution_resnet18, x, target)
+    for n in range(2):
+        torch.testing.assert_close(together[n : n + 1], method(attribution_resnet18, x[n : n + 1], target[n]),
+                                   rtol=1e-4, atol=1e-6)
