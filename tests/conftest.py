@@ -29,3 +29,13 @@ def attribution_alexnet() -> torch.nn.Module:
 def attribution_vgg11() -> torch.nn.Module:
     """torchvision vgg11, random seeded weights, eval mode."""
     return _seeded_eval(torchvision.models.vgg11)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module of small-tensor tests: avoids OpenMP contention
+    on a busy 2-core machine. The previous setting is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

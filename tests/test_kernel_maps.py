@@ -13,14 +13,7 @@ from torch import nn
 
 from convlens.kernel_maps import KernelMapConv2d, convert_convs, kernel_maps
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _biased(conv: nn.Conv2d, summed: torch.Tensor) -> torch.Tensor:

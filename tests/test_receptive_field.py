@@ -22,14 +22,7 @@ from torch import nn
 
 from convlens.receptive_field import RF, empirical_receptive_field, receptive_field
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _box_mask(rf: RF, i: int, j: int) -> torch.Tensor:
