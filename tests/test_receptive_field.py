@@ -128,7 +128,8 @@ def test_resnet_fields_and_branch_merges(resnet18):
     assert "layer4.1.relu" not in rf
     # The published resnet_v1_50 value (483) is for TF-slim, which strides the *last*
     # unit of each block; torchvision strides the first, so fewer 3x3 convs run at the
-    # large jumps: 427 (cross-checked by gradient in test_resnet_empirical_matches).
+    # large jumps. By hand: stem 7 -> 11 (maxpool), layer1 +3*8 = 35, layer2 +8 +3*16 = 91,
+    # layer3 +16 +5*32 = 267, layer4 +32 +2*64 = 427.
     torch.manual_seed(0)
     assert receptive_field(torchvision.models.resnet50(weights=None))["layer4"].size == (427, 427)
 
