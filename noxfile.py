@@ -48,6 +48,7 @@ def _environment(session: nox.Session) -> None:
     session.env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     session.env["VIRTUAL_ENV"] = str(VENV)
     session.env["PYTHONHASHSEED"] = "0"
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's banner about MkDocs 2; we pin mkdocs<2
 
 
 def _python(session: nox.Session, *args: str, **kwargs) -> None:

@@ -309,8 +309,7 @@ def test_show_png_is_byte_identical_across_runs(project):
         fig, ax = plt.subplots(figsize=(3, 2))
         ax.imshow(np.random.default_rng(0).random((8, 8)), cmap="viridis")
         ax.set_title("noise")
-        png = lesson.show(fig, "random pixels")
-        print(len(png))
+        lesson.show(fig, "random pixels")
         '''))
     project.build(only=["03"])
     first = (project.out / "lessons/03-figure.ipynb").read_bytes()
@@ -406,3 +405,10 @@ def test_old_entries_are_pruned(warm):
     assert len(project.entries("02-grad-cam")) == 4  # seeds 0..3
     execute.prune(project.cache, "02-grad-cam", project.entries("02-grad-cam")[0].name, keep=2)
     assert len(project.entries("02-grad-cam")) == 2
+
+
+def test_huge_text_output_is_reported(project):
+    project.write("03-bytes", "# %%\nb'x' * 60_000\n")
+    lines = []
+    project.build(only=["03"], log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert any("03-bytes.py: cell 1 outputs" in line for line in lines)

@@ -50,9 +50,10 @@ def test_setup_rejects_cuda_when_absent(monkeypatch):
 def test_figures_are_byte_identical_and_carry_no_metadata(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVLENS_FIGURE_DIR", str(tmp_path))
     lesson._fix_matplotlib()
-    first = lesson.show(_figure(), "a")
-    second = lesson.show(_figure(), "a")
-    assert first == second
+    assert lesson.show(_figure(), "a") is None
+    lesson.show(_figure(), "a")
+    first, second = (p.read_bytes() for p in sorted(tmp_path.iterdir())[-2:])
+    assert first == second == lesson.render_png(_figure())
     assert first.startswith(b"\x89PNG")
     assert not {b"tEXt", b"iTXt", b"zTXt", b"tIME"} & set(_png_chunks(first))
     assert sorted(p.name for p in tmp_path.iterdir())[-2:] == [

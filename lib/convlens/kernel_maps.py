@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -42,15 +43,20 @@ from ._checks import check_batch
 
 __all__ = ["kernel_maps", "KernelMapConv2d", "convert_convs"]
 
-try:  # timm's TensorFlow-style "same" convolution pads by the input size at run time
-    from timm.layers import Conv2dSame as _TimmConv2dSame
-except Exception:  # pragma: no cover - timm is a dependency, but stay importable without it
-    _TimmConv2dSame = None
+def _is_timm_conv2d_same(conv: nn.Module) -> bool:
+    """timm's TensorFlow-style "same" convolution, which pads by the input size at run time.
+
+    Looked up in ``sys.modules``: such a module can only exist once timm is imported,
+    and importing convlens should not import timm.
+    """
+    timm_layers = sys.modules.get("timm.layers")
+    same = getattr(timm_layers, "Conv2dSame", None)
+    return same is not None and isinstance(conv, same)
 
 
 def _pads_like_tensorflow(conv: nn.Conv2d) -> bool:
     return isinstance(conv, KernelMapConv2d) and conv.dynamic_same_padding or (
-        _TimmConv2dSame is not None and isinstance(conv, _TimmConv2dSame)
+        _is_timm_conv2d_same(conv)
     )
 
 

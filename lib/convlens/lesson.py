@@ -121,10 +121,11 @@ def render_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def show(fig, caption: str) -> bytes:
+def show(fig, caption: str) -> None:
     """Display ``fig`` with a numbered caption naming the model and device; close it.
 
-    Returns the PNG bytes (handy for tests).
+    Returns nothing, so a cell ending in ``show(...)`` prints nothing more; set
+    ``CONVLENS_FIGURE_DIR`` to also get each figure as a file.
     """
     import matplotlib.pyplot as plt
 
@@ -153,4 +154,3 @@ def show(fig, caption: str) -> bytes:
             display(HTML(text))
     except ImportError:  # plain Python: nothing to display on
         pass
-    return png

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,10 @@ class _Spec:
 
 
 def _build_efficientnet_lite0() -> nn.Module:
-    import timm
+    with warnings.catch_warnings():
+        # timm's hub client imports tqdm.auto, which warns in a notebook without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import timm
 
     return timm.create_model("tf_efficientnet_lite0", pretrained=False)
 

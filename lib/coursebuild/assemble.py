@@ -1,0 +1,107 @@
+"""Lay out ``build/docs/``: the MkDocs source tree, generated, never edited by hand.
+
+It holds a copy of ``site_assets/``, the vendored MathJax bundle, one executed notebook and
+its ``.py`` source per lesson under ``lessons/``, ``build-info.json`` and the ``build.md``
+page. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
+every other file is removed, so a renamed or deleted lesson leaves nothing behind.
+
+MathJax (offline): the ``django-static-mathjax`` wheel from PyPI ships MathJax 3 as the
+``mathjax`` package (no Django needed); ``tex-svg-full.js`` is one self-contained file (SVG
+output needs no font files, every TeX extension is inside). ``COURSEBUILD_MATHJAX`` may name
+another copy of that file, e.g. ``node_modules/mathjax/es5/tex-svg-full.js`` from npm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+MATHJAX_FILE = "tex-svg-full.js"
+MATHJAX_TARGET = f"javascripts/vendor/mathjax/{MATHJAX_FILE}"
+LESSONS = "lessons"
+
+
+def mathjax_source() -> Path:
+    if os.environ.get("COURSEBUILD_MATHJAX"):
+        path = Path(os.environ["COURSEBUILD_MATHJAX"])
+    else:
+        spec = importlib.util.find_spec("mathjax")
+        roots = list(spec.submodule_search_locations or []) if spec else []
+        path = Path(roots[0] if roots else "/nonexistent") / "static/mathjax/es5" / MATHJAX_FILE
+    if not path.is_file():
+        raise RuntimeError(
+            f"MathJax not found at {path}: install the docs extra "
+            "(pip install -e '.[docs]', which brings django-static-mathjax) or set "
+            f"COURSEBUILD_MATHJAX to a copy of MathJax 3's es5/{MATHJAX_FILE}"
+        )
+    return path
+
+
+def build_page(info: dict) -> str:
+    """The Build page: what the figures were computed with. Only cache-stable facts, so a
+    no-op rebuild leaves the page byte-identical (hits and wall times are in the JSON)."""
+    rows = [
+        f"| [{r['slug']}](lessons/{r['slug']}.ipynb) | {r['executed_seconds']:.1f} | "
+        f"{r['cells']} | `{r['key'][:12]}` |"
+        for r in info["lessons"] if r.get("key") and r["cache"] in ("hit", "miss")
+    ]
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    return "\n".join([
+        "# Build",
+        "",
+        "Every figure on this site was computed by `python -m coursebuild`, which executes "
+        "each lesson once and caches the executed notebook under a hash of everything the "
+        "output depends on (lesson source, library source, model weights, device, seed and "
+        "library versions). Machine-readable details: [build-info.json](build-info.json).",
+        "",
+        f"- **Model:** `{info['model']}` (weights `{info['weights'][:16]}`)",
+        f"- **Device:** `{info['device']}`, **seed:** `{info['seed']}`",
+        f"- **Versions:** {versions}",
+        "",
+        "| Lesson | executed in (s) | cells | cache key |",
+        "|---|---:|---:|---|",
+        *rows,
+        "",
+    ])
+
+
+def write_if_changed(path: Path, data: bytes) -> None:
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]],
+             info: dict, keep: set[str] = frozenset()) -> None:
+    """Write ``out`` from the assets, ``notebooks`` (slug -> (lesson .py, executed .ipynb))
+    and ``info``; delete whatever else is there except the relative paths in ``keep``."""
+    out, assets_dir = Path(out), Path(assets_dir)
+    wanted: dict[str, Path | bytes] = {}
+    if assets_dir.is_dir():
+        for f in sorted(assets_dir.rglob("*")):
+            if f.is_file():
+                wanted[f.relative_to(assets_dir).as_posix()] = f
+    wanted[MATHJAX_TARGET] = mathjax_source()
+    for slug, (source, notebook) in notebooks.items():
+        wanted[f"{LESSONS}/{slug}.ipynb"] = notebook
+        wanted[f"{LESSONS}/{slug}.py"] = source
+    wanted["build-info.json"] = (json.dumps(info, indent=1) + "\n").encode()
+    wanted["build.md"] = build_page(info).encode()
+
+    for rel, content in wanted.items():
+        write_if_changed(out / rel, content if isinstance(content, bytes) else content.read_bytes())
+    for path in sorted(out.rglob("*"), reverse=True):  # children before their folders
+        rel = path.relative_to(out).as_posix()
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif rel not in wanted and rel not in keep:
+            path.unlink()
