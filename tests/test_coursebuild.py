@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from coursebuild import execute, keys
+from coursebuild import depends, execute, keys
 from coursebuild import pipeline as cb
 from coursebuild.pipeline import BuildFailed, build, main
 
@@ -201,8 +201,43 @@ def test_editing_one_lesson_reruns_only_that_one(warm):
 
 def test_library_change_reruns_every_lesson(warm):
     project = warm
-    (project.lib / "gradcam.py").write_text("# a change in the library\n")
+    (project.lib / "__init__.py").write_text('"""fake convlens, edited"""\n')
     assert project.build() == {"01-hello": "miss", "02-grad-cam": "miss"}
+
+
+def test_library_module_change_reruns_only_the_lessons_that_use_it(project):
+    lib = project.lib
+    (lib / "__init__.py").write_text("from .gradcam import gradcam\nfrom .occlusion import occlusion\n")
+    (lib / "_checks.py").write_text("def check(x):\n    return x\n")
+    (lib / "gradcam.py").write_text("from ._checks import check\ndef gradcam(x):\n    return check(x)\n")
+    (lib / "occlusion.py").write_text("def occlusion(x):\n    return x\n")
+    project.write("01-hello", "# %%\nimport convlens\nconvlens.occlusion\n")
+    project.write("02-grad-cam", "# %%\nfrom convlens import gradcam\n")
+    lesson_files = {path.stem: [f.name for f in depends.lesson_library_files(
+        path.read_bytes(), lib)] for path in sorted(project.lessons.iterdir())}
+    assert lesson_files == {"01-hello": ["__init__.py", "occlusion.py"],
+                            "02-grad-cam": ["__init__.py", "_checks.py", "gradcam.py"]}
+    keys_before = {r: keys.cache_key(keys.lesson_inputs(project.lessons / f"{r}.py", COMMON))
+                   for r in lesson_files}
+    (lib / "_checks.py").write_text("def check(x):\n    return 2 * x\n")  # used by gradcam only
+    keys_after = {r: keys.cache_key(keys.lesson_inputs(project.lessons / f"{r}.py", COMMON))
+                  for r in lesson_files}
+    assert keys_after["01-hello"] == keys_before["01-hello"]
+    assert keys_after["02-grad-cam"] != keys_before["02-grad-cam"]
+
+
+@pytest.mark.parametrize("source", [
+    "import convlens\nf = getattr(convlens, 'gradcam')\n",  # dynamic lookup
+    "import convlens as c\nprint(c)\n",                      # the package object itself
+    "from convlens import something_new\n",                   # a name we cannot place
+    "def broken(:\n",                                          # not Python
+])
+def test_unresolvable_library_use_depends_on_the_whole_package(tmp_path, source):
+    (tmp_path / "__init__.py").write_text("from .a import f\n")
+    (tmp_path / "a.py").write_text("def f():\n    pass\n")
+    (tmp_path / "b.py").write_text("def g():\n    pass\n")
+    files = depends.lesson_library_files(source.encode(), tmp_path)
+    assert [p.name for p in files] == ["__init__.py", "a.py", "b.py"]
 
 
 def test_force_reruns_all_and_only_restricts(warm):
@@ -319,6 +354,10 @@ def test_show_png_is_byte_identical_across_runs(project):
     pngs = [o["data"]["image/png"] for o in outputs(project.out / "lessons/03-figure.ipynb")
             if "image/png" in o.get("data", {})]
     assert len(pngs) == 1
+
+
+COMMON = {"trees": {"convlens": "a", "coursebuild": "b"}, "model": "m", "weights": "w",
+          "device": "cpu", "seed": 0, "versions": {"torch": "2"}}
 
 
 def test_key_inputs():

@@ -1,7 +1,8 @@
 """What a lesson's executed notebook depends on, and the cache key made from it.
 
 The key is a sha256 over a JSON document of every input of the output: the lesson source,
-the ``convlens`` and ``coursebuild`` source trees (relative paths and bytes), the model name
+the ``coursebuild`` source tree and the files of ``convlens`` the lesson can run (relative
+paths and bytes; see :mod:`coursebuild.depends`), the model name
 and the identity of its weights file, the device, the seed, and the versions of Python and
 the libraries. Modification times are never read: a fresh clone must hit the same entries.
 """
@@ -18,6 +19,8 @@ import platform
 import re
 import sys
 from pathlib import Path
+
+from coursebuild import depends
 
 LESSON_NAME = re.compile(r"^(\d\d)-([a-z0-9]+(?:-[a-z0-9]+)*)\.py$")
 VERSIONED = ("torch", "torchvision", "timm", "numpy", "matplotlib", "convlens")
@@ -141,8 +144,13 @@ def common_inputs(model: str, device: str, seed: int, memo: Path | None = None) 
 
 
 def lesson_inputs(lesson: Path, common: dict) -> dict:
-    return {"lesson": Path(lesson).name,
-            "source": hashlib.sha256(Path(lesson).read_bytes()).hexdigest(), **common}
+    """The key inputs of one lesson: its source, and of the ``convlens`` tree only the files
+    it can run (see :mod:`coursebuild.depends`); the rest is ``common``."""
+    source = Path(lesson).read_bytes()
+    trees = dict(common["trees"])
+    trees["convlens"] = depends.lesson_library_digest(source, source_trees()["convlens"])
+    return {**common, "lesson": Path(lesson).name,
+            "source": hashlib.sha256(source).hexdigest(), "trees": trees}
 
 
 def cache_key(inputs: dict) -> str:
