@@ -1,0 +1,425 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Filters and feature maps
+#
+# **The question.** "My network is trained. What do its filters actually look like, and what
+# does a layer hand on to the next one when I show it a photo?"
+#
+# There are two things you can look at without any clever technique. The first is the
+# **weights**: a convolution filter is a small stack of numbers, one $k\times k$ kernel per
+# input channel, and for the first layer (three input channels: red, green, blue) a filter can
+# be drawn as a tiny colour picture. The second is the **activations** (feature maps): run a
+# photo through the network, stop at a layer, and draw each output channel as an image. The
+# weights tell you what pattern a unit is tuned to; the feature maps tell you where in *this*
+# photo that pattern was found.
+#
+# Both views rest on one equation. Output channel $o$ of a convolution is a sum, over the
+# input channels $c$, of the input correlated with one 2-D kernel, plus a bias:
+#
+# $$ y_o(i,j) \;=\; b_o + \sum_{c=1}^{C_{\text{in}}} \sum_{u,v} w_{o,c}(u,v)\; x_c(s\,i+u,\; s\,j+v). $$
+#
+# For a fixed position, $y_o$ is the dot product of the filter with the image patch under it:
+# large when the patch "looks like" the filter (up to brightness and contrast). This is why a
+# first-layer filter drawn as a picture is the patch it responds to most, per unit of patch
+# norm. Deeper layers read the previous layer's channels, not colours, so their kernels stop
+# being pictures; there, feature maps (and later, [input optimisation](04-input-optimization.ipynb))
+# are the better window.
+#
+# References: Krizhevsky et al. 2012 ([AlexNet](https://papers.nips.cc/paper/4824)) showed the
+# first-layer filters as colour patches; Zeiler & Fergus 2014
+# ([arXiv:1311.2901](https://arxiv.org/abs/1311.2901)) and Yosinski et al. 2015
+# ([arXiv:1506.06579](https://arxiv.org/abs/1506.06579)) look at feature maps channel by channel.
+
+# %%
+import copy
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+import convlens
+from convlens import lesson, plot
+
+ctx = lesson.setup()
+model = ctx.model
+print("model:", ctx.name, "| device:", ctx.device, "| layers:", ctx.layers)
+
+x = ctx.image("chelsea")  # the cat photo, through the model's own preprocessing
+print("input:", tuple(x.shape))
+for label, p in ctx.top_classes(x, k=3):
+    print(f"  {p:6.1%}  {label}")
+
+# %% [markdown]
+# ## First-layer filters as colour patches
+#
+# The first convolution reads the three colour channels directly, so each of its filters is an
+# array `[3, k, k]` that we can show as a `k×k` RGB image. We find it through the lesson's
+# layer roles (`ctx.layers["first_conv"]`), never by a model-specific name, so the same code
+# runs on AlexNet, VGG or ResNet.
+
+# %%
+modules = dict(model.named_modules())
+first = modules[ctx.layers["first_conv"]]
+w1 = first.weight.detach()
+print(f"{ctx.layers['first_conv']}: {type(first).__name__}, weight {tuple(w1.shape)}, "
+      f"stride {first.stride}, bias: {first.bias is not None}")
+
+fig = plot.filters_rgb(w1, ncols=16, title=f"{ctx.layers['first_conv']}: {w1.shape[0]} filters "
+                                             f"of {w1.shape[2]}×{w1.shape[3]}×3 as RGB")
+lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, each rescaled on its own "
+                 "to [0, 1].");
+
+# %% [markdown]
+# Each patch is stretched to the full colour range on its own, so what you see is the *shape*
+# of the pattern: colour-opponent blobs (a green centre against magenta), oriented light/dark
+# edges, and a few nearly flat filters. On EfficientNet-Lite0 the first kernels are only
+# $3\times3$ at stride 2, so the "edges" are tiny; AlexNet's famous $11\times11$ Gabor-like
+# filters come from a much larger first kernel.
+#
+# ## Each channel of a filter as a heat map
+#
+# A colour patch mixes three kernels into one picture. Drawing the red, green and blue kernels
+# separately, on a diverging colour map centred on zero, shows the sign of every weight: red is
+# positive (this pixel *raises* the response), blue is negative. We pick the six filters with
+# the largest weight norm, which are the most structured.
+
+# %%
+strongest = w1.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
+fig = plot.kernel_heatmaps(w1, strongest, channel_names=["R", "G", "B"],
+                           title="per-channel kernels (red > 0, blue < 0)")
+lesson.show(fig, f"The R, G and B kernels of six filters of {ctx.layers['first_conv']} "
+                 f"(filters {strongest}), one symmetric colour scale per filter.");
+
+# %% [markdown]
+# When the three rows of one filter look alike, the filter is colour-blind: it responds to
+# luminance edges. When one channel has the opposite sign of the others, the filter is a
+# colour-opponent detector ("more green than red here").
+#
+# ## Deeper layers: thousands of 2-D kernels
+#
+# A later convolution with $C_\text{in}$ input channels and $C_\text{out}$ filters has
+# $C_\text{out}\times C_\text{in}$ two-dimensional kernels (AlexNet's second layer:
+# $192\times64 = 12\,288$). They are no longer colour pictures, because their inputs are
+# feature maps. The usual way to look at them is to tile them all into one grey image: row $o$
+# is filter $o$, column $c$ is its kernel on input channel $c$.
+#
+# Modern mobile networks complicate this. EfficientNet-Lite0 never has a full $k\times k$
+# convolution over many channels after its stem: each block factors it into a **depthwise**
+# convolution (one $k\times k$ kernel per channel, `groups == C_in`) and a **pointwise**
+# $1\times1$ convolution that mixes channels (a plain $C_\text{out}\times C_\text{in}$ matrix).
+# The code below picks, generically, the first later convolution with a real spatial kernel
+# over all of its input channels (`groups == 1`, kernel > 1); if the network has none, it shows
+# the two factors instead.
+
+# %%
+convs = [(n, m) for n, m in model.named_modules()
+         if isinstance(m, nn.Conv2d) and n != ctx.layers["first_conv"]]
+full = [(n, m) for n, m in convs
+        if m.groups == 1 and max(m.kernel_size) > 1 and m.in_channels > 1]
+
+if full:  # AlexNet, VGG, ResNet: a real k×k kernel over many input channels
+    name, conv = full[0]
+    w = conv.weight.detach()
+    tiles = plot.collated_kernels(w, max_filters=64, max_channels=64)
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(tiles, cmap="gray")
+    ax.set_title(f"{name}: first {min(64, w.shape[0])} filters × {min(64, w.shape[1])} input "
+                 f"channels ({w.shape[0] * w.shape[1]:,} kernels in all)", fontsize=9)
+    ax.set_xlabel("input channel")
+    ax.set_ylabel("filter")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    caption = f"Collated {w.shape[2]}×{w.shape[3]} kernels of {name}, each rescaled on its own."
+else:  # depthwise-separable network: show the two factors
+    dw_name, dw = next((n, m) for n, m in convs
+                       if m.groups == m.in_channels > 1 and max(m.kernel_size) > 1)
+    pw_name, pw = next((n, m) for n, m in convs
+                       if m.groups == 1 and m.kernel_size == (1, 1)
+                       and m.in_channels * m.out_channels >= 2000)
+    wd = dw.weight.detach()  # [C, 1, k, k]: one kernel per channel
+    per_row = 8
+    tiles = plot.collated_kernels(wd[:, 0].reshape(-1, per_row, *wd.shape[2:]), gap=1)
+    wp = pw.weight.detach()[:, :, 0, 0]  # [C_out, C_in]: one number per (filter, channel)
+    limit = float(wp.abs().max())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.3, 2.4]})
+    axes[0].imshow(tiles, cmap="gray")
+    axes[0].set_title(f"{dw_name}\n{wd.shape[0]} depthwise {wd.shape[2]}×{wd.shape[3]} kernels",
+                      fontsize=9)
+    image = axes[1].imshow(wp.cpu(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axes[1].set_title(f"{pw_name}\n{wp.shape[0]}×{wp.shape[1]} = {wp.numel():,} pointwise "
+                      "1×1 kernels", fontsize=9)
+    axes[1].set_xlabel("input channel")
+    axes[1].set_ylabel("filter")
+    fig.colorbar(image, ax=axes[1], fraction=0.03)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    caption = (f"Deeper kernels: the depthwise kernels of {dw_name} (each rescaled on its own) "
+               f"and the 1×1 channel-mixing matrix of {pw_name} (one shared signed scale).")
+lesson.show(fig, caption)
+
+# %% [markdown]
+# In a collated grid, look for structure across a *row* (a filter that uses only a few of its
+# inputs) or down a *column* (an input channel that many filters ignore), not for recognisable
+# shapes. A $1\times1$ kernel is a single number, so per-kernel rescaling would turn every one
+# of them into the same flat grey: for pointwise layers the honest picture is the weight matrix
+# on one signed scale, as above. The depthwise $k\times k$ kernels, on the other hand, still
+# look like small spatial filters (centre-surround, oriented derivatives), because each one
+# sees a single channel.
+#
+# ## Feature maps of a photo
+#
+# Now the activations. `convlens.feature_maps(model, layer, x)` runs the model once and returns
+# the output of `layer` as a detached copy, taken before any in-place operation downstream
+# can overwrite it. The first convolution gives a map per filter at half resolution (stride 2).
+
+# %%
+maps1 = convlens.feature_maps(model, ctx.layers["first_conv"], x)[0]
+print(ctx.layers["first_conv"], "output:", tuple(maps1.shape),
+      f"range [{maps1.min():.2f}, {maps1.max():.2f}]")
+fig = plot.feature_map_grid(maps1, channels=strongest + [c for c in range(maps1.shape[0])
+                                                          if c not in strongest][:10],
+                            ncols=8, title=f"{ctx.layers['first_conv']} feature maps (cat photo)")
+lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat photo; the first six "
+                 "are the filters of Figure 2. Each map has its own colour scale (yellow = high).");
+
+# %% [markdown]
+# Each map is the photo filtered by one filter: edge filters light up along the cat's stripes,
+# whiskers and eye rims at one orientation; colour-opponent filters separate the green iris and
+# the pink nose from the fur. Note the printed range: the raw convolution output is signed
+# (we hooked the convolution itself, before its batch norm and activation).
+#
+# Deeper, the maps get coarser and more abstract. To see that a deep channel stands for a
+# *kind of thing*, wherever it is, we switch to a photo with two objects: the cat next to a
+# cup of coffee, resized whole to $224\times448$ so that nothing is cropped away. At the last
+# convolutional layer each map is a coarse grid, and most of the active channels fire on one
+# object and stay silent on the other.
+
+# %%
+x2 = ctx.image("cat_and_coffee", size=(224, 448))
+print("two-object photo:", ", ".join(f"{label} {p:.1%}" for label, p in ctx.top_classes(x2, k=3)))
+
+
+def map_rows(rows, ncols, titles, row_labels=None, cell=(2.3, 1.35)):
+    """A grid of wide feature maps: rows[r][c] is [h, w]; each map has its own colour scale."""
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(cell[0] * ncols, cell[1] * len(rows)),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            ax = axes[r][c]
+            ax.imshow(picture.cpu(), cmap="viridis")
+            ax.set_title(titles[r][c], fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and row_labels:
+                ax.set_ylabel(row_labels[r], fontsize=8)
+    return fig
+
+
+deep = ctx.layers["last_conv"]
+maps_deep = convlens.feature_maps(model, deep, x2)[0]
+energy = maps_deep.flatten(1).abs().mean(dim=1)
+top_deep = energy.argsort(descending=True)[:12].tolist()  # the 12 most active channels
+print(deep, "output:", tuple(maps_deep.shape))
+fig = map_rows([[maps_deep[c] for c in top_deep[i:i + 4]] for i in (0, 4, 8)], 4,
+               [[f"ch {c}" for c in top_deep[i:i + 4]] for i in (0, 4, 8)])
+fig.suptitle(f"{deep}: the 12 most active of {maps_deep.shape[0]} channels")
+lesson.show(fig, f"Feature maps of {deep} ({maps_deep.shape[1]}×{maps_deep.shape[2]}) for the "
+                 "cat-and-coffee photo: the 12 channels with the largest mean |activation|.");
+
+# %% [markdown]
+# ### The channel-mean view
+#
+# A layer with hundreds of channels is too many pictures. A quick summary is the mean over
+# channels, one grey map per layer: $\bar A(i,j) = \frac1K\sum_k A_k(i,j)$. It is crude (a
+# channel that is negative where another is positive cancels out, and the mean says nothing
+# about *which* feature fired), but it shows at a glance where a layer is busy.
+
+# %%
+roles = ("first_conv", "middle", "last_conv")
+means = [convlens.feature_maps(model, ctx.layers[r], x2)[0].mean(dim=0) for r in roles]
+fig = plot.image_row(
+    [ctx.to_display(x2)] + [m.cpu() for m in means],
+    ["input"] + [f"mean of {ctx.layers[r]}  {tuple(m.shape)}" for r, m in zip(roles, means)],
+    cmap="gray", cell=2.4)
+lesson.show(fig, "The two-object photo and the channel mean of three layers "
+                 f"({', '.join(ctx.layers[r] for r in roles)}); white = high.");
+
+# %% [markdown]
+# The first layer's mean is still a filtered copy of the photo. The middle layer's mean is a
+# patchwork: its channels are signed (this block ends without an activation) and cancel. The
+# last convolutional layer's mean, after its ReLU6, is high over the two objects and low over
+# the table and the corners: late features are about objects, and the plain mean is
+# already a crude "where is something" map. Which object is brighter says little: the mean mixes
+# cat channels and cup channels, which is why class-specific maps such as
+# [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
+#
+# ## Trained versus randomly initialised weights
+#
+# Are these patterns learned, or would any network show them? `convlens.models.architecture`
+# builds the same network with its initial random weights. Below, the filters of both are
+# drawn twice: each rescaled on its own (the usual picture), and on one shared scale per layer
+# (grey = 0), which keeps their relative strength.
+
+# %%
+torch.manual_seed(ctx.seed)
+random_model = convlens.models.architecture(ctx.name).to(ctx.device).eval()
+w1_random = dict(random_model.named_modules())[ctx.layers["first_conv"]].weight.detach()
+
+fig, axes = plt.subplots(2, 2, figsize=(9, 4.6 * max(1, w1.shape[0] / 32)))
+for row, (tag, weight) in enumerate([("trained", w1), ("random init", w1_random)]):
+    for col, per_filter in enumerate([True, False]):
+        ax = axes[row][col]
+        ax.imshow(plot.rgb_filter_mosaic(weight, ncols=8, per_filter=per_filter))
+        scale = "each filter rescaled" if per_filter else "one shared scale, grey = 0"
+        ax.set_title(f"{tag}: {scale}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}: trained (top) and random "
+                 "initialisation (bottom), per-filter and shared colour scales.");
+
+# %% [markdown]
+# Random filters are independent noise in every weight, all of about the same strength.
+# Trained ones have structure (a single hue over the whole patch, centre-surround spots,
+# two-tone edges), and on a shared scale most of them are faint while a few dominate. The feature maps tell the same story. A random first layer still passes the photo
+# through (any local weighted sum of an image looks like the image), so first-layer maps alone
+# can't tell you whether a network learned anything. At the last layer the difference is stark:
+# the trained channels pick out the cat or the cup; the random ones are scattered noise, or
+# silent (clipped to zero by the activation), with no relation to the objects.
+
+# %%
+rows, titles, labels = [], [], []
+for role_ in ("first_conv", "last_conv"):
+    for tag, net in [("trained", model), ("random init", random_model)]:
+        maps = convlens.feature_maps(net, ctx.layers[role_], x2)[0]
+        chosen = list(range(4)) if role_ == "first_conv" else top_deep[:4]
+        rows.append([maps[c] for c in chosen])
+        titles.append([f"ch {c}" for c in chosen])
+        labels.append(f"{tag}\n{ctx.layers[role_]}")
+fig = map_rows(rows, 4, titles, labels)
+lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
+                 f"initialised network, at {ctx.layers['first_conv']} (rows 1–2) and "
+                 f"{ctx.layers['last_conv']} (rows 3–4, the channels of Figure 5).");
+
+# %% [markdown]
+# ## Traps
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: the wrong normalisation</p>
+# <p>Every pretrained network expects its own input scaling. torchvision's ImageNet models
+# want <code>(pixel − mean)/std</code> with the ImageNet statistics; TensorFlow's
+# EfficientNet-Lite wants <code>(pixel − 0.5)/0.5</code>. Feed the wrong one and the first layer
+# sees a shifted, rescaled image: the feature maps change and so does the prediction. Always
+# build inputs with the model's own preprocessing (here <code>ctx.image</code>, which uses
+# <code>ctx.preprocess</code>).</p></div>
+
+# %%
+pixels = ctx.preprocess.denormalize(x[0])  # back to [0, 1] pixels
+imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+half = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+wrong_mean, wrong_std = half if tuple(ctx.preprocess.mean) == imagenet[0] else imagenet
+inputs = {
+    "model's own preprocessing": x,
+    f"wrong mean/std {wrong_mean}, {wrong_std}":
+        ((pixels - torch.tensor(wrong_mean, device=x.device)[:, None, None])
+         / torch.tensor(wrong_std, device=x.device)[:, None, None])[None],
+    "raw pixels in [0, 1]": pixels[None],
+}
+for tag, inp in inputs.items():
+    label, p = ctx.top_classes(inp, k=1)[0]
+    print(f"{tag:45s} -> {label} ({p:.1%})")
+
+# %% [markdown]
+# <div class="admonition warning"><p class="admonition-title">Trap: what the raw conv output
+# means (batch norm after the conv)</p>
+# <p>In networks with batch normalisation the convolution usually has no bias, and the next
+# module rescales every channel: $\mathrm{BN}(y_o) = \gamma_o\,(y_o-\mu_o)/\sigma_o + \beta_o$.
+# The map you hook at the convolution is therefore not what the next layer sees: its scale is
+# arbitrary and its sign may even be flipped (a negative $\gamma_o/\sigma_o$). To interpret a
+# filter's weights as "the pattern that excites the unit", fold the BN into it:
+# $w'_o = w_o\,\gamma_o/\sigma_o$, $b'_o = \beta_o - \mu_o\gamma_o/\sigma_o$.</p></div>
+
+# %%
+after = None
+seen_first = False
+for n, m in model.named_modules():
+    if n == ctx.layers["first_conv"]:
+        seen_first = True
+    elif seen_first and isinstance(m, nn.BatchNorm2d) and m.num_features == w1.shape[0]:
+        after = (n, m)
+        break
+if after is None:
+    print("no BatchNorm after the first conv in this model: its raw output is what the ReLU sees")
+else:
+    bn_name, bn = after
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().cpu()
+    norms = w1.flatten(1).norm(dim=1).cpu()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
+    axes[0].bar(range(len(scale)), scale, color=["tab:red" if s < 0 else "tab:blue" for s in scale])
+    axes[0].set_title(f"{bn_name}: per-channel scale γ/σ", fontsize=9)
+    axes[0].set_xlabel("channel")
+    axes[1].bar(range(len(norms)), norms, color="0.6", label="‖w‖ (raw conv)")
+    axes[1].bar(range(len(norms)), (norms * scale.abs()), color="tab:blue", alpha=0.7,
+                label="‖w‖·|γ/σ| (folded)")
+    axes[1].set_title("filter norm before and after folding", fontsize=9)
+    axes[1].set_xlabel("filter")
+    axes[1].legend(fontsize=8)
+    lesson.show(fig, f"The BatchNorm after {ctx.layers['first_conv']} ({bn_name}) rescales each "
+                     "channel by γ/σ (red: negative, the map's sign flips).")
+    print(f"{int((scale < 0).sum())} of {len(scale)} channels have a negative scale; "
+          f"scales range from {scale.abs().min():.2f} to {scale.abs().max():.2f}")
+
+# %% [markdown]
+# <div class="admonition warning"><p class="admonition-title">Trap: per-filter rescaling hides
+# magnitude</p>
+# <p>The usual filter picture (and <code>feature_map_grid</code>) stretches each filter or map to
+# its own full range. A dead filter with weights near zero then looks as vivid as the strongest
+# one. Draw a second version on one shared scale (Figure 7, right column) before concluding that
+# a filter "detects" anything, and read the printed ranges of the maps.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
+# <p>In <code>train()</code> mode, batch norm normalises with the statistics of the current
+# batch (with one image: of that image) instead of its stored running averages, and dropout
+# zeroes units at random. Every feature map changes. Worse, a forward pass in train mode
+# <em>updates</em> the running statistics: merely looking at the model changes it. Always
+# <code>model.eval()</code> (the course's models are loaded in eval mode).</p></div>
+
+# %%
+probe = copy.deepcopy(model).train()  # a copy: never do this to the model you study
+bns = [m for m in probe.modules() if isinstance(m, nn.BatchNorm2d)]
+before = bns[0].running_mean.clone() if bns else None
+maps_mid = convlens.feature_maps(model, ctx.layers["middle"], x)[0]
+train_maps = convlens.feature_maps(probe, ctx.layers["middle"], x)[0]
+print("max |train-mode map - eval-mode map| at", ctx.layers["middle"], ":",
+      f"{(train_maps - maps_mid).abs().max():.3f}",
+      f"(eval-mode maps span {maps_mid.min():.2f} .. {maps_mid.max():.2f})")
+if bns:
+    print("running_mean of the first BatchNorm changed by the forward pass:",
+          f"{(bns[0].running_mean - before).abs().max():.4f}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Load your own checkpoint (`convlens.lesson.setup(weights="my.pt")`) and draw its first-layer
+#    filters with `plot.filters_rgb` and with `plot.rgb_filter_mosaic(..., per_filter=False)`.
+#    How many filters are nearly dead?
+# 2. Fold the batch norm into the first-layer filters ($w' = w\,\gamma/\sigma$) and redraw
+#    Figure 1. Which filters change sign?
+# 3. Pick one channel of `ctx.layers["middle"]` that fires on the cat. Compute its feature map
+#    for `ctx.image("coffee")` and `ctx.image("astronaut")`: does it respond to the same kind of
+#    texture there?
+# 4. Replace the channel mean by the channel *maximum* and by the mean of $|A|$ in Figure 6.
+#    Which view is closest to "where the network looks" in [Grad-CAM](08-grad-cam.ipynb)?
+# 5. Train a tiny CNN on a toy data set for a few epochs and save its first-layer filters after
+#    each epoch: when do they stop looking like the random initialisation?

@@ -1,0 +1,388 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Input optimisation
+#
+# **The question.** "To see what a filter detects, people start from a random image and
+# follow the gradient that raises the mean of that filter's feature map. But for a first-layer
+# filter, that mean is just a weighted sum of the pixels: every pixel pushed to $\pm\infty$ with
+# the right sign makes it as large as you like. The optimisation never converges. Why does
+# this technique work at all?"
+#
+# The doubt is correct, and it is the best way into the method. For a first-layer map without
+# a nonlinearity, the objective *is* linear in the pixels, and with nothing bounding the
+# pixels it diverges. Two things make input optimisation meaningful. First, the input is kept
+# in a **bounded set** (real images live in $[0,1]$): a squashing parameterisation, clamping, a
+# norm penalty, or simply a fixed budget of small steps. Second, the interesting units are
+# **deep**: after many nonlinearities the objective is no longer linear, and the best bounded
+# image is no longer a trivial pattern of signs but a picture of what the unit responds to.
+#
+# With $a_{c}(x)$ the mean activation of channel $c$ of a layer, and $x = g(\theta)$ an image
+# produced from free parameters $\theta$ (the parameterisation), the method solves
+#
+# $$ \theta^\star = \arg\max_\theta\; a_c\big(g(\theta)\big) \;-\; \lambda_2\,\lVert g(\theta) - \tfrac12\rVert^2
+#    \;-\; \lambda_{TV}\,\mathrm{TV}\big(g(\theta)\big) $$
+#
+# by gradient ascent on $\theta$, with the network's weights frozen. The idea goes back to
+# Erhan et al. 2009, [Visualizing Higher-Layer Features of a Deep Network](https://www.researchgate.net/publication/265022827);
+# Simonyan et al. 2013 ([arXiv:1312.6034](https://arxiv.org/abs/1312.6034)) applied it to
+# class scores with an $L_2$ penalty; Mordvintsev et al. 2015
+# ([Inceptionism](https://research.google/blog/inceptionism-going-deeper-into-neural-networks/))
+# and Olah et al. 2017, [Feature Visualization](https://distill.pub/2017/feature-visualization/)
+# (Distill), added jitter, the Fourier parameterisation and decorrelated colour that make the
+# pictures clean.
+
+# %%
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+
+import convlens
+from convlens import lesson, plot
+from convlens._hooks import capture
+
+ctx = lesson.setup()
+model = ctx.model
+modules = dict(model.named_modules())
+print("model:", ctx.name, "| device:", ctx.device, "| layers:", ctx.layers)
+start_time = time.perf_counter()
+
+# %% [markdown]
+# ## The linear argument, made concrete
+#
+# Take the first convolution, with no bias or activation after it (we hook the convolution
+# itself). Its channel $c$ at output position $o$ is $y_c(o) = \sum_{p} w_c(p - s\,o)\,x(p)$,
+# a sum over the pixels $p$ under the kernel. The objective averages this over the $N$ output
+# positions, so
+#
+# $$ a_c(x) = \frac1N \sum_o \sum_p w_c(p - s\,o)\, x(p) = \sum_p \underbrace{\Big(\frac1N \sum_{o\,:\,p \text{ under } o} w_c(p - s\,o)\Big)}_{\alpha_p}\, x(p). $$
+#
+# Each pixel (and colour) has exactly one coefficient $\alpha_p$: the sum of the kernel weights
+# that touch it, over all the windows it falls in, divided by $N$ (and by the normalisation's
+# standard deviation, since the model sees $(x-\mu)/\sigma$). Two checks: the gradient of
+# $a_c$ is the same at any two images (it is the constant vector $\alpha$), and it matches this
+# formula pixel by pixel.
+
+# %%
+first_name = ctx.layers["first_conv"]
+first = modules[first_name]
+weight = first.weight.detach()
+channel = int(weight.flatten(1).norm(dim=1).argmax())  # the strongest first-layer filter
+size = 64
+std = ctx.preprocess.std
+
+
+def first_layer_objective_gradient(pixels):
+    """Gradient of the mean of channel `channel` of the first conv w.r.t. [0, 1] pixels."""
+    pixels = pixels.clone().requires_grad_(True)
+    with capture(model, first_name) as records:
+        model(ctx.preprocess.normalize(pixels))
+    objective = records[first_name][0][:, channel].mean()
+    return torch.autograd.grad(objective, pixels)[0][0], records[first_name][0].shape[-2:]
+
+
+g = torch.Generator().manual_seed(ctx.seed)
+grad_a, out_shape = first_layer_objective_gradient(torch.rand(1, 3, size, size, generator=g).to(ctx.device))
+grad_b, _ = first_layer_objective_gradient(torch.rand(1, 3, size, size, generator=g).to(ctx.device) * 5 - 2)
+print(f"channel {channel} of {first_name}: max |gradient(image A) - gradient(image B)| = "
+      f"{(grad_a - grad_b).abs().max():.2e}  (the objective is linear)")
+
+# the same coefficients by hand: which kernel taps touch pixel (py, px)?
+pad = convlens.receptive_field(model, (size, size))[first_name].padding  # incl. TF-style dynamic padding
+(s_y, s_x), (d_y, d_x), (k_y, k_x) = first.stride, first.dilation, first.kernel_size
+n_out = out_shape[0] * out_shape[1]
+
+
+def coefficient(colour, py, px):
+    total = 0.0
+    for u in range(k_y):
+        for v in range(k_x):
+            oy, ry = divmod(py + pad[0] - u * d_y, s_y)
+            ox, rx = divmod(px + pad[1] - v * d_x, s_x)
+            if ry == rx == 0 and 0 <= oy < out_shape[0] and 0 <= ox < out_shape[1]:
+                total += float(weight[channel, colour, u, v])
+    return total / (std[colour] * n_out)
+
+
+for colour, py, px in [(0, 0, 0), (1, 10, 10), (1, 10, 11), (2, 31, 40)]:
+    print(f"  pixel ({'RGB'[colour]}, {py:2d}, {px:2d}): by hand {coefficient(colour, py, px):+.6f}, "
+          f"autograd {float(grad_a[colour, py, px]):+.6f}")
+
+# %%
+crop = grad_a[:, :12, :12].cpu()
+limit = float(crop.abs().max())
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.9), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
+for colour, ax in enumerate(axes[:3]):
+    image = ax.imshow(crop[colour], cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_title(f"{'RGB'[colour]} coefficients α (top-left 12×12)", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.colorbar(image, cax=axes[3])
+lesson.show(fig, f"Coefficient of each pixel in the mean of channel {channel} of {first_name} "
+                 f"(a {size}×{size} input): a periodic pattern of kernel-weight sums, different "
+                 "along the border, where fewer windows reach.");
+
+# %% [markdown]
+# With stride $s$, the pixels fall into $s\times s$ classes by their position in the stride
+# grid, each touched by a different subset of the kernel's taps: the coefficient map is a
+# tiling of $s^2$ numbers per colour, with a different rim where windows stop. So for this
+# objective, the "best image" is known without any optimisation: each pixel goes as far as it
+# is allowed in the direction of the sign of its coefficient.
+#
+# ## Unbounded pixels diverge
+#
+# `convlens.maximize_activation` runs the ascent (Adam steps on the parameters). With
+# `parameterization="pixel"` the parameters *are* the pixels, nothing bounds them, and
+# `return_history=True` returns the objective and the pixel range at every step.
+
+# %%
+settings = dict(steps=128, image_size=(size, size), normalize=ctx.preprocess.normalize,
+                seed=ctx.seed)
+runs = {}
+for kind in ("pixel", "sigmoid"):
+    runs[kind] = convlens.maximize_activation(model, first_name, channel, parameterization=kind,
+                                              return_history=True, **settings)
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for kind, style in (("pixel", "-"), ("sigmoid", "--")):
+    history = runs[kind][1]
+    axes[0].plot(history["objective"], style, label=kind)
+    axes[1].plot(history["pixel_max"], style, label=f"{kind}: max")
+    axes[1].plot(history["pixel_min"], style, label=f"{kind}: min")
+axes[0].set(xlabel="step", ylabel="mean activation", title=f"objective: {first_name}, channel {channel}")
+axes[1].set(xlabel="step", ylabel="pixel value", title="range of the image")
+axes[1].axhspan(0, 1, color="0.9", zorder=0)
+axes[0].legend(fontsize=8)
+axes[1].legend(fontsize=8, ncol=2)
+lesson.show(fig, f"Gradient ascent on the mean of channel {channel} of {first_name}: with raw "
+                 "pixels (solid) the objective and the pixel range grow without limit; with a "
+                 "sigmoid (dashed) the image stays in [0, 1] (grey band) and the objective levels off.");
+for kind, (_, history) in runs.items():
+    print(f"{kind:8s} after {len(history['objective'])} steps: objective "
+          f"{history['objective'][-1]:8.2f}, pixels in [{history['pixel_min'][-1]:.2f}, "
+          f"{history['pixel_max'][-1]:.2f}]")
+
+# %% [markdown]
+# The growth is linear, not explosive: Adam moves every parameter by about its learning rate
+# per step when the gradient is constant, so after $T$ steps the pixels are about $0.5 \pm
+# \text{lr}\cdot T$, and the objective, linear in them, follows. Run it ten times longer and
+# both are ten times larger. There is no maximum to converge to.
+#
+# ## What bounds it
+#
+# Four ways, side by side:
+#
+# - a **bounded parameterisation**: $x = \mathrm{sigmoid}(\theta)$, always in $(0, 1)$;
+# - **clamping** to $[0,1]$; for a linear objective the exact answer is then known in closed
+#   form: $x_p = 1$ where $\alpha_p > 0$, else $0$;
+# - an **$L_2$ penalty** $\lambda\lVert x - \frac12\rVert^2$, which makes the objective concave
+#   with the finite maximiser $x_p = \frac12 + \alpha_p/(2\lambda)$ (per-pixel, in the
+#   penalty's units);
+# - a **fixed step budget**: stop early. The raw-pixel image grows, but its *pattern* is fixed
+#   from the first steps on; what you display (rescaled to $[0, 1]$) stops changing.
+
+# %%
+short = convlens.maximize_activation(model, first_name, channel, parameterization="pixel",
+                                     **{**settings, "steps": 16})
+penalised, penalised_history = convlens.maximize_activation(
+    model, first_name, channel, parameterization="pixel", l2=150.0, return_history=True, **settings)
+clamped = (grad_a > 0).float()  # the exact maximiser over [0, 1]^n of a linear objective
+pictures = {"pixel, 16 steps\n(rescaled)": short, "pixel, 128 steps\n(rescaled)": runs["pixel"][0],
+            "sigmoid, 128 steps": runs["sigmoid"][0], "clamp to [0, 1]\n(exact optimum)": clamped,
+            "L2 penalty λ=150\n(128 steps)": penalised.clamp(0, 1)}
+fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures.values()], list(pictures), cell=1.95)
+lesson.show(fig, f"The maximiser of the mean of channel {channel} of {first_name} under different "
+                 "bounds (64×64 images): all show the same tiled sign pattern.");
+agree = lambda a, b: float(((a - 0.5).sign() == (b - 0.5).sign()).float().mean())  # noqa: E731
+print(f"sign agreement with the exact optimum: pixel@16 {agree(short, clamped):.1%}, "
+      f"pixel@128 {agree(runs['pixel'][0], clamped):.1%}, sigmoid {agree(runs['sigmoid'][0], clamped):.1%}")
+print(f"L2 penalty: pixels settle in [{penalised_history['pixel_min'][-1]:.2f}, "
+      f"{penalised_history['pixel_max'][-1]:.2f}], objective {penalised_history['objective'][-1]:.2f}")
+
+# %% [markdown]
+# Every bound gives the same picture: the filter's sign pattern, tiled (the $L_2$ version in
+# shades of grey, since its pixels stop at $\frac12 + \alpha_p/(2\lambda)$ instead of at 0 or 1). That answers the
+# question. The divergence is real but harmless for *looking*: the direction is found at once
+# and more steps only scale it (this is why tutorials that stop after a fixed number of steps
+# never notice). It also shows the limit of the method at the first layer: the "optimal image"
+# of a linear unit is nothing more than its weights, which you can just plot
+# ([Filters and feature maps](01-filters-and-feature-maps.ipynb)).
+#
+# ## Deeper units: where it means something
+#
+# Deeper, the objective passes through many nonlinearities and is no longer linear: which
+# pixels should be bright depends on the other pixels, and the best bounded image is a
+# structured picture.
+#
+# One practical catch first. The lesson's `last_conv` layer is, on this model, the output of
+# the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
+# starting image has zero gradient and never moves; one that reaches 6 everywhere has nothing
+# left to gain, and its picture stops improving there. Twelve steps on the four channels most
+# active on the cat photo show both (convlens warns about the dead starts):
+
+# %%
+photo = ctx.image("chelsea")
+
+
+def most_active(layer, k=4):
+    maps = convlens.feature_maps(model, layer, photo)[0]
+    return maps.flatten(1).mean(dim=1).argsort(descending=True)[:k].tolist()
+
+
+deep_settings = dict(steps=48, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
+                     jitter=4, seed=ctx.seed)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for c in most_active(ctx.layers["last_conv"]):
+        _, history = convlens.maximize_activation(model, ctx.layers["last_conv"], c,
+                                                  return_history=True, **{**deep_settings, "steps": 12})
+        print(f"{ctx.layers['last_conv']} channel {c}: objective at steps 1, 6, 12 = "
+              f"{history['objective'][0]:.3f}, {history['objective'][5]:.3f}, "
+              f"{history['objective'][11]:.3f}")
+if caught:
+    print(f"{len(caught)} warning(s), e.g.: {caught[0].message}")
+
+# %% [markdown]
+# So for the deep example we take the last *convolution* of the network (found generically:
+# the last `nn.Conv2d`), whose output comes before the batch norm and the clipping. Below,
+# four channels of the middle layer and of that convolution (the most active on the cat photo),
+# each optimised from grey noise with the sigmoid and with the Fourier ("fft")
+# parameterisation: 112×112 pixels, 48 steps, jitter of 4 pixels (small, to keep this page
+# fast to build on a CPU).
+
+# %%
+last_conv_name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)][-1]
+deep = {ctx.layers["middle"]: most_active(ctx.layers["middle"]), last_conv_name: most_active(last_conv_name)}
+print("channels:", deep)
+rows, titles, labels = [], [], []
+for layer_name, channels in deep.items():
+    for kind in ("sigmoid", "fft"):
+        images, names = [], []
+        for c in channels:
+            picture, history = convlens.maximize_activation(
+                model, layer_name, c, parameterization=kind, return_history=True, **deep_settings)
+            images.append(picture)
+            names.append(f"ch {c}: {history['objective'][-1]:.2f}")
+        rows.append(images)
+        titles.append(names)
+        labels.append(f"{layer_name}\n{kind}")
+
+fig, axes = plt.subplots(len(rows), 4, figsize=(6.0, 1.6 * len(rows)))
+for r, (images, names) in enumerate(zip(rows, titles)):
+    for c, (picture, name) in enumerate(zip(images, names)):
+        ax = axes[r][c]
+        ax.imshow(picture.permute(1, 2, 0).cpu())
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if c == 0:
+            ax.set_ylabel(labels[r], fontsize=8)
+lesson.show(fig, f"Images that maximise four channels of {ctx.layers['middle']} and of "
+                 f"{last_conv_name} (sigmoid and Fourier parameterisations; titles: "
+                 "channel and final mean activation).");
+
+# %% [markdown]
+# The middle-layer channels come out as textures: strokes, eyes-like blobs or stripes of a
+# particular colour and scale, repeated across the image because the objective averages over
+# every position. The last convolution's channels are less repetitive and
+# larger in scale (hints of fur, eye-like spots, curved contours); with only 48 steps on a small image they are still rough (the published
+# pictures use thousands of steps, larger images and stronger transformations). For the same
+# number of steps the Fourier parameterisation reaches higher activations and bolder, smoother
+# pictures than the sigmoid of raw pixels: its parameters are scaled so that coarse structure
+# moves first, and its colours are decorrelated the way natural images are.
+#
+# ## Regularisers and their effect
+#
+# Even bounded, the ascent likes high-frequency patterns that real images don't have (the
+# network's equivalent of an adversarial example). Three cheap priors fix much of it:
+#
+# - an **$L_2$ penalty** pulls pixels towards grey, so only pixels that matter leave it;
+# - **total variation** $\mathrm{TV}(x) = \sum |x_{i+1,j}-x_{i,j}| + |x_{i,j+1}-x_{i,j}|$
+#   penalises differences between neighbours: flatter regions, fewer speckles;
+# - **jitter** shifts the image by a few random pixels every step, so a pattern has to work at
+#   every offset, not only on one exact pixel grid (Mordvintsev et al. 2015).
+#
+# The weights look large because `maximize_activation` uses *means*: the penalties average
+# over all pixels (typical values 0.01 to 0.1) while the objective is a mean activation of
+# order 10. What matters is the balance between the two. One middle-layer channel, sigmoid
+# parameterisation, 112×112, 40 steps each:
+
+# %%
+channel_mid = deep[ctx.layers["middle"]][0]
+variants = {"none": {}, "L2, λ = 3000": {"l2": 3000.0}, "TV, λ = 1000": {"tv": 1000.0},
+            "jitter 8 px": {"jitter": 8},
+            "L2 1000 + TV 300\n+ jitter 8": {"l2": 1000.0, "tv": 300.0, "jitter": 8}}
+pictures = []
+for extra in variants.values():
+    settings_here = {**deep_settings, "steps": 40, "lr": 0.1, "jitter": 0, **extra}
+    pictures.append(convlens.maximize_activation(model, ctx.layers["middle"], channel_mid,
+                                                 parameterization="sigmoid", **settings_here))
+fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], list(variants), cell=1.95)
+lesson.show(fig, f"Channel {channel_mid} of {ctx.layers['middle']} with different regularisers "
+                 "(sigmoid parameterisation, 40 steps).");
+print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
+
+# %% [markdown]
+# Without regularisation the picture is saturated, high-contrast speckle. The $L_2$ penalty
+# pulls everything towards grey, so only the pixels that pay for themselves keep their colour;
+# total variation merges the speckle into smooth blobs of colour; jitter makes the pattern
+# coherent across positions (the strokes line up into longer diagonal stripes). In practice you
+# combine them and tune the weights by eye. Too strong and the picture becomes a grey, blurred
+# shadow of itself: the regulariser is a prior you impose, so part of what you see is you.
+#
+# ## Traps
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: optimising raw pixels
+# without a bound</p>
+# <p>As shown above, the objective can grow for ever, and a display that rescales the image
+# hides it. Use a bounded parameterisation (sigmoid, or sigmoid of a Fourier basis), or clamp
+# after each step, and report the objective: two pictures reached at very different
+# activation values are not comparable.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: optimising in the wrong
+# space</p>
+# <p>The network expects normalised inputs. Parameterise the image in pixel space $[0, 1]$ and
+# normalise inside the objective (<code>normalize=ctx.preprocess.normalize</code>); bounding the
+# normalised tensor to $[0,1]$ instead allows only a slice of the colours the network was
+# trained on, and displaying it without undoing the normalisation shifts every colour.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: dead starts and
+# saturation</p>
+# <p>If the unit is zero (below the ReLU) for the starting image, its gradient is zero and
+# nothing moves; a ReLU6 stuck at 6 has zero gradient too. Start from small random noise, try a
+# few seeds, and watch the history: a flat objective from step 1 means no gradient, not an
+# optimum.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
+# <p>In train mode batch norm normalises with the statistics of the one image being optimised,
+# so the objective changes meaning (and the running statistics get overwritten). Optimise in
+# eval mode; <code>maximize_activation</code> switches it on for the duration and restores the
+# model's flags.</p></div>
+#
+# ## Exercises
+#
+# 1. Repeat the divergence plot with `lr=0.01` and `lr=0.2`. Predict the slope of the pixel
+#    range from the learning rate before you run it.
+# 2. Replace the mean objective by a single unit at the centre of a first-layer map. What does
+#    the clamped optimum look like now, and how big is it? (Compare with the
+#    [receptive field](02-receptive-fields.ipynb) of that unit.)
+# 3. Optimise the same deep channel from five seeds. Which parts of the picture are stable
+#    across seeds, and which are accidents of the start?
+# 4. Find a photo patch that activates the channel of the last figure most
+#    (`convlens.feature_maps` over a few images) and compare it with the optimised picture.
+# 5. Maximise a class logit instead of a channel: pass the model's last `nn.Linear` as the
+#    layer and the class index (`ctx.class_index("tabby")`) as the channel, with and without
+#    the $L_2$ penalty, as in Simonyan et al. 2013.
