@@ -108,7 +108,7 @@ def lesson(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Static checks."""
     _environment(session)
-    _python(session, "-m", "ruff", "check", "lib", "tests", "benchmarks", "noxfile.py")
+    _python(session, "-m", "ruff", "check", "lib", "tests", "benchmarks", "lessons", "noxfile.py")
 
 
 @nox.session

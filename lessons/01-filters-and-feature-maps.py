@@ -79,7 +79,7 @@ print(f"{ctx.layers['first_conv']}: {type(first).__name__}, weight {tuple(w1.sha
 fig = plot.filters_rgb(w1, ncols=16, title=f"{ctx.layers['first_conv']}: {w1.shape[0]} filters "
                                              f"of {w1.shape[2]}×{w1.shape[3]}×3 as RGB")
 lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, each rescaled on its own "
-                 "to [0, 1].");
+                 "to [0, 1].")
 
 # %% [markdown]
 # Each patch is stretched to the full colour range on its own, so what you see is the *shape*
@@ -100,7 +100,7 @@ strongest = w1.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
 fig = plot.kernel_heatmaps(w1, strongest, channel_names=["R", "G", "B"],
                            title="per-channel kernels (red > 0, blue < 0)")
 lesson.show(fig, f"The R, G and B kernels of six filters of {ctx.layers['first_conv']} "
-                 f"(filters {strongest}), one symmetric colour scale per filter.");
+                 f"(filters {strongest}), one symmetric colour scale per filter.")
 
 # %% [markdown]
 # When the three rows of one filter look alike, the filter is colour-blind: it responds to
@@ -193,7 +193,7 @@ fig = plot.feature_map_grid(maps1, channels=strongest + [c for c in range(maps1.
                                                           if c not in strongest][:10],
                             ncols=8, title=f"{ctx.layers['first_conv']} feature maps (cat photo)")
 lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat photo; the first six "
-                 "are the filters of Figure 2. Each map has its own colour scale (yellow = high).");
+                 "are the filters of Figure 2. Each map has its own colour scale (yellow = high).")
 
 # %% [markdown]
 # Each map is the photo filtered by one filter: edge filters light up along the cat's stripes,
@@ -237,7 +237,7 @@ fig = map_rows([[maps_deep[c] for c in top_deep[i:i + 4]] for i in (0, 4, 8)], 4
                [[f"ch {c}" for c in top_deep[i:i + 4]] for i in (0, 4, 8)])
 fig.suptitle(f"{deep}: the 12 most active of {maps_deep.shape[0]} channels")
 lesson.show(fig, f"Feature maps of {deep} ({maps_deep.shape[1]}×{maps_deep.shape[2]}) for the "
-                 "cat-and-coffee photo: the 12 channels with the largest mean |activation|.");
+                 "cat-and-coffee photo: the 12 channels with the largest mean |activation|.")
 
 # %% [markdown]
 # ### The channel-mean view
@@ -255,7 +255,7 @@ fig = plot.image_row(
     ["input"] + [f"mean of {ctx.layers[r]}  {tuple(m.shape)}" for r, m in zip(roles, means)],
     cmap="gray", cell=2.4)
 lesson.show(fig, "The two-object photo and the channel mean of three layers "
-                 f"({', '.join(ctx.layers[r] for r in roles)}); white = high.");
+                 f"({', '.join(ctx.layers[r] for r in roles)}); white = high.")
 
 # %% [markdown]
 # The first layer's mean is still a filtered copy of the photo. The middle layer's mean is a
@@ -288,7 +288,7 @@ for row, (tag, weight) in enumerate([("trained", w1), ("random init", w1_random)
         ax.set_xticks([])
         ax.set_yticks([])
 lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}: trained (top) and random "
-                 "initialisation (bottom), per-filter and shared colour scales.");
+                 "initialisation (bottom), per-filter and shared colour scales.")
 
 # %% [markdown]
 # Random filters are independent noise in every weight, all of about the same strength.
@@ -311,7 +311,7 @@ for role_ in ("first_conv", "last_conv"):
 fig = map_rows(rows, 4, titles, labels)
 lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
                  f"initialised network, at {ctx.layers['first_conv']} (rows 1–2) and "
-                 f"{ctx.layers['last_conv']} (rows 3–4, the channels of Figure 5).");
+                 f"{ctx.layers['last_conv']} (rows 3–4, the channels of Figure 5).")
 
 # %% [markdown]
 # ## Traps

@@ -186,7 +186,7 @@ axes[1].set(xlabel="convolution number", ylabel="jump j (pixels)", yscale="log",
             title="jump (product of strides)")
 axes[0].legend(fontsize=8)
 lesson.show(fig, "Theoretical receptive field size and jump after each convolution of AlexNet, "
-                 f"VGG16 (architectures) and {ctx.name}, for a 224×224 input.");
+                 f"VGG16 (architectures) and {ctx.name}, for a 224×224 input.")
 
 # %% [markdown]
 # ## One unit's box on the photo
@@ -223,7 +223,7 @@ ax.legend(loc="lower center", fontsize=7, bbox_to_anchor=(0.5, -0.3), ncol=1)
 ax.set_title("theoretical receptive fields on the input", fontsize=10)
 lesson.show(fig, f"Receptive-field boxes of the centre unit of {ctx.layers['first_conv']}, "
                  f"{ctx.layers['middle']} and {ctx.layers['last_conv']}, and of the corner unit "
-                 f"(0, 0) of {ctx.layers['middle']} (dashed), on the 224×224 input.");
+                 f"(0, 0) of {ctx.layers['middle']} (dashed), on the 224×224 input.")
 
 # %% [markdown]
 # ## The autograd check: a gradient probe
@@ -299,7 +299,7 @@ for ax in axes[:1]:
     ax.set_yticks([])
 lesson.show(fig, f"Left: pixels that influence one unit of {ctx.layers['middle']} (gradient probe "
                  "with a one-hot grad_outputs) inside its analytic box. Right: the units of that "
-                 "layer changed by one input pixel.");
+                 "layer changed by one input pixel.")
 
 # %% [markdown]
 # ## Why a fully connected unit sees everything
@@ -328,7 +328,7 @@ ax.set_title("|∂ fc1[84] / ∂x| (AlexNet, random weights)", fontsize=9)
 ax.set_xticks([])
 ax.set_yticks([])
 lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connected layer "
-                 "(architecture with random weights): every pixel contributes.");
+                 "(architecture with random weights): every pixel contributes.")
 
 # %% [markdown]
 # Every pixel has a nonzero gradient. Compare with Figure 3: one unit of a convolutional map
@@ -396,7 +396,7 @@ for col, role in enumerate(("middle", "last_conv")):
           f"{2 * half + 1}×{2 * half + 1} square around the centre")
 lesson.show(fig, f"Effective receptive field of the centre unit of {ctx.layers['middle']} and "
                  f"{ctx.layers['last_conv']} (|gradient| averaged over 4 photos), with the "
-                 "theoretical box (square-root colour scale); bottom: column profile, summed over rows.");
+                 "theoretical box (square-root colour scale); bottom: column profile, summed over rows.")
 
 # %% [markdown]
 # For the middle layer, the bright blob fills only the centre of the cyan box: 90% of the

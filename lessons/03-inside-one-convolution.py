@@ -99,7 +99,7 @@ for row, o in enumerate(filters):
             ax.set_ylabel(f"filter {o}\n({['opponent', 'colour-blind', 'strongest'][row]})",
                           fontsize=9)
 lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on the cat photo: the "
-                 "response of each colour kernel, and their sum (red > 0, blue < 0, one scale per row).");
+                 "response of each colour kernel, and their sum (red > 0, blue < 0, one scale per row).")
 
 # %% [markdown]
 # The decomposition shows *how* a filter builds its response. The rows are chosen from the
@@ -143,7 +143,7 @@ ax.axis("off")
 ax.set_title("colour = filter o, shade = input channel c: the sum for filter o runs over one "
              "colour block after the permute", fontsize=9)
 lesson.show(fig, "Channel order of the grouped convolution (groups = C_in) and after reordering "
-                 "to [C_out, C_in], for C_in = 3 and C_out = 4.");
+                 "to [C_out, C_in], for C_in = 3 and C_out = 4.")
 
 # %% [markdown]
 # Written out by hand, on a layer of the VGG16 architecture (random weights: the identity
@@ -271,7 +271,7 @@ for col, panel in enumerate(panels):
     ax.set_xticks([])
     ax.set_yticks([])
 lesson.show(fig, f"Kernel maps of filter {o} of {target_name} on the cat photo: the share of each "
-                 "input channel, the six largest maps, and the sum over all of them.");
+                 "input channel, the six largest maps, and the sum over all of them.")
 
 # %% [markdown]
 # ## The memory cost
@@ -311,7 +311,7 @@ ax.set_title("VGG16 at 224×224: memory of all kernel maps vs the ordinary outpu
              fontsize=9)
 ax.legend(fontsize=8)
 lesson.show(fig, "Memory of the full kernel maps (C_in × C_out maps) and of the ordinary output "
-                 "of each VGG16 convolution, per 224×224 image, float32.");
+                 "of each VGG16 convolution, per 224×224 image, float32.")
 
 # %% [markdown]
 # How to keep it affordable:

@@ -133,7 +133,7 @@ for colour, ax in enumerate(axes[:3]):
 fig.colorbar(image, cax=axes[3])
 lesson.show(fig, f"Coefficient of each pixel in the mean of channel {channel} of {first_name} "
                  f"(a {size}×{size} input): a periodic pattern of kernel-weight sums, different "
-                 "along the border, where fewer windows reach.");
+                 "along the border, where fewer windows reach.")
 
 # %% [markdown]
 # With stride $s$, the pixels fall into $s\times s$ classes by their position in the stride
@@ -169,7 +169,7 @@ axes[0].legend(fontsize=8)
 axes[1].legend(fontsize=8, ncol=2)
 lesson.show(fig, f"Gradient ascent on the mean of channel {channel} of {first_name}: with raw "
                  "pixels (solid) the objective and the pixel range grow without limit; with a "
-                 "sigmoid (dashed) the image stays in [0, 1] (grey band) and the objective levels off.");
+                 "sigmoid (dashed) the image stays in [0, 1] (grey band) and the objective levels off.")
 for kind, (_, history) in runs.items():
     print(f"{kind:8s} after {len(history['objective'])} steps: objective "
           f"{history['objective'][-1]:8.2f}, pixels in [{history['pixel_min'][-1]:.2f}, "
@@ -205,7 +205,7 @@ pictures = {"pixel, 16 steps\n(rescaled)": short, "pixel, 128 steps\n(rescaled)"
             "L2 penalty λ=150\n(128 steps)": penalised.clamp(0, 1)}
 fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures.values()], list(pictures), cell=1.95)
 lesson.show(fig, f"The maximiser of the mean of channel {channel} of {first_name} under different "
-                 "bounds (64×64 images): all show the same tiled sign pattern.");
+                 "bounds (64×64 images): all show the same tiled sign pattern.")
 agree = lambda a, b: float(((a - 0.5).sign() == (b - 0.5).sign()).float().mean())  # noqa: E731
 print(f"sign agreement with the exact optimum: pixel@16 {agree(short, clamped):.1%}, "
       f"pixel@128 {agree(runs['pixel'][0], clamped):.1%}, sigmoid {agree(runs['sigmoid'][0], clamped):.1%}")
@@ -292,7 +292,7 @@ for r, (images, names) in enumerate(zip(rows, titles)):
             ax.set_ylabel(labels[r], fontsize=8)
 lesson.show(fig, f"Images that maximise four channels of {ctx.layers['middle']} and of "
                  f"{last_conv_name} (sigmoid and Fourier parameterisations; titles: "
-                 "channel and final mean activation).");
+                 "channel and final mean activation).")
 
 # %% [markdown]
 # The middle-layer channels come out as textures: strokes, eyes-like blobs or stripes of a
@@ -332,7 +332,7 @@ for extra in variants.values():
                                                  parameterization="sigmoid", **settings_here))
 fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], list(variants), cell=1.95)
 lesson.show(fig, f"Channel {channel_mid} of {ctx.layers['middle']} with different regularisers "
-                 "(sigmoid parameterisation, 40 steps).");
+                 "(sigmoid parameterisation, 40 steps).")
 print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
 
 # %% [markdown]

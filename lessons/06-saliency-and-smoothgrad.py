@@ -50,7 +50,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import convlens
 from convlens import lesson, plot
 from convlens.saliency import gradient, smoothgrad  # also convlens.gradient, convlens.smoothgrad
 
