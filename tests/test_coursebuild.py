@@ -275,6 +275,8 @@ def test_failing_lesson_names_file_and_cell_and_caches_nothing(warm, capsys):
     assert "| y = x / 0  # the failing line" in message
     assert "ZeroDivisionError: division by zero" in message
     assert len(message.splitlines()) < 15  # a short report, not a traceback
+    context = [line for line in message.splitlines() if line.startswith("  . ")]
+    assert context and all(len(line) > 6 for line in context)  # whole lines of the traceback
     assert project.entries("03-boom") == []  # no entry, no leftover temporary folder
     assert not (project.out / "lessons/03-boom.ipynb").exists()
     info = json.loads((project.out / "build-info.json").read_text())

@@ -79,9 +79,12 @@ def describe_failure(lesson: Path, nb, index: int | None, exc: BaseException) ->
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
     if ename:
         lines.append(f"  {ename}: {ANSI.sub('', str(evalue)).strip()}")
-        frames = [ANSI.sub("", f) for f in getattr(exc, "traceback", None) or []]
-        tail = "\n".join(frames).strip().splitlines()[-6:-1]  # last lines, without the message
-        lines += [f"  . {line}" for line in tail if line.strip()]
+        frames = getattr(exc, "traceback", None) or ""  # nbclient: one string; kernels: a list
+        frames = frames if isinstance(frames, str) else "\n".join(frames)
+        frames = [line for line in ANSI.sub("", frames).strip().splitlines()[:-1]  # no message
+                  if line.strip() and "Traceback (most recent call last)" not in line
+                  and set(line.strip()) != {"-"}]
+        lines += [f"  . {line}" for line in frames[-5:]]
     else:
         lines.append(f"  {type(exc).__name__}: {ANSI.sub('', str(exc)).strip()[:500]}")
     return "\n".join(lines)
