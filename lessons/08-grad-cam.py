@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Grad-CAM
 #
+# **Summary.** Class-specific heat maps from the last convolutional layer, and their combination with guided backprop.
+#
 # **The question.** "The photo holds a cat *and* a cup of coffee. When the network says
 # *tabby*, which part of the picture is it using, and does that region change when I ask
 # about *espresso* instead?"
