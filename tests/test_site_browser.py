@@ -262,10 +262,6 @@ def test_strict_build_fails_on_a_broken_link(tmp_path):
 def test_course_site_in_browser(tmp_path):
     """The real course, built fresh: coursebuild (a no-op on a warm cache) then mkdocs."""
     needs_browser()
-    config = read_config()
-    wanted = [v for item in config["nav"] if "Lessons" in item
-              for lesson in item["Lessons"] for v in lesson.values()]
-    missing = [w for w in wanted if not (ROOT / "lessons" / Path(w).with_suffix(".py").name).exists()]
-    assert not missing, f"mkdocs.yml lists lessons with no source: {', '.join(missing)}"
+    # The nav's Lessons section is generated from lessons/ (mkdocs_hooks, coursebuild.catalog).
     run("-m", "coursebuild")
     build_and_check(tmp_path / "site", [], cwd=ROOT)

@@ -75,9 +75,8 @@ def build_page(info: dict) -> str:
         + (f", layers `{info['layers']}`" if info.get("layers") else "") + ")",
         f"- **Device:** `{info['device']}`, **seed:** `{info['seed']}`",
         f"- **Versions:** {versions}",
-        "",
-        f"- **Checks:** {checks} statements of the text checked against the outputs, "
-        f"{len(notes)} of them do not hold for this model",
+        f"- **Checks:** {checks} statement(s) of the text checked against the outputs; "
+        f"{len(notes)} do not hold for this model",
         "",
         "| Lesson | executed in (s) | cells | cache key |",
         "|---|---:|---:|---|",
@@ -115,9 +114,12 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]
         wanted[f"{LESSONS}/{slug}.py"] = source
     wanted["build-info.json"] = (json.dumps(info, indent=1) + "\n").encode()
     wanted["build.md"] = build_page(info).encode()
-    if isinstance(wanted.get("index.md"), Path):
+    if isinstance(wanted.get("index.md"), Path):  # the lessons that have a page, as the nav
+        present = [r for r in info["lessons"] if r["slug"] in notebooks
+                   or (f"{LESSONS}/{r['slug']}.ipynb" in keep
+                       and (out / LESSONS / f"{r['slug']}.ipynb").is_file())]
         home = wanted["index.md"].read_text(encoding="utf-8")
-        wanted["index.md"] = catalog.fill_home(home, info["lessons"]).encode()
+        wanted["index.md"] = catalog.fill_home(home, present).encode()
 
     for rel, content in wanted.items():
         write_if_changed(out / rel, content if isinstance(content, bytes) else content.read_bytes())

@@ -10,7 +10,9 @@ A lesson ``lessons/NN-slug.py`` declares, in its first markdown cell:
 
 The build puts both in ``build-info.json``; ``mkdocs_hooks.on_config`` turns them into the
 nav's *Lessons* section, and :func:`home_list` replaces the line ``<!-- lessons -->`` of
-``site_assets/index.md``. Adding a lesson is adding its file: nothing else lists lessons.
+``site_assets/index.md`` (both list the lessons that have a page in ``build/docs``: under
+``--only``, the executed ones and those kept from earlier builds). Adding a lesson is adding
+its file: nothing else lists lessons.
 """
 
 from __future__ import annotations
