@@ -54,8 +54,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 import convlens
-from convlens import lesson
-from convlens._hooks import capture
+from convlens import lesson, plot
+from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
@@ -128,31 +128,14 @@ def rf_rows(net, names=None, input_size=(224, 224)):
 HEADERS = ["layer", "type", "k", "s", "RF size r", "jump j", "offset p", "map"]
 
 
-def show_table(headers, rows):
-    """A plain table: rendered as Markdown in a notebook, aligned text in a terminal."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-            lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-            display(Markdown("\n".join(lines)))
-            return
-    except ImportError:
-        pass
-    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        print("  ".join(str(v).rjust(width) for v, width in zip(row, widths)))
-
-
 alexnet = torchvision.models.alexnet(weights=None).eval()
 tables = {"AlexNet": rf_rows(alexnet), "VGG16": rf_rows(vgg16)}
 print("AlexNet (architecture):")
-show_table(HEADERS, tables["AlexNet"])
+_ = plot.table(HEADERS, tables["AlexNet"])
 
 # %%
 print("VGG16 (architecture):")
-show_table(HEADERS, tables["VGG16"])
+_ = plot.table(HEADERS, tables["VGG16"])
 
 # %%
 course_names = [n for n, m in model.named_modules()
@@ -163,7 +146,7 @@ call_order = list(convlens.receptive_field(model))  # names in the order their o
 course_names.sort(key=call_order.index)
 tables[ctx.name] = rf_rows(model, course_names)
 print(f"{ctx.name} (pretrained course model): layers that change the jump, and the lesson's roles")
-show_table(HEADERS, tables[ctx.name])
+_ = plot.table(HEADERS, tables[ctx.name])
 
 # %% [markdown]
 # Two things stand out. The jump is the product of the strides, so it only changes at strided
@@ -272,11 +255,11 @@ print(f"  analytic box (top, left, bottom, right): {fields[layer].box(i, j)}")
 
 # %%
 with torch.no_grad():
-    base = convlens.feature_maps(model, layer, x)
+    base = convlens.feature_maps(model, x, layer)
     pixel = (120, 80)
     poked = x.clone()
     poked[0, :, pixel[0], pixel[1]] += 2.0
-    changed = (convlens.feature_maps(model, layer, poked) - base).abs().amax(dim=1)[0] > 0
+    changed = (convlens.feature_maps(model, poked, layer) - base).abs().amax(dim=1)[0] > 0
 reached = torch.nonzero(changed).tolist()
 print(f"pixel {pixel} changes {len(reached)} units of {layer} "
       f"(map {tuple(changed.shape)}), e.g. {reached[:4]} ...")

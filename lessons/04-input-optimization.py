@@ -54,7 +54,7 @@ import torch
 
 import convlens
 from convlens import lesson, plot
-from convlens._hooks import capture
+from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
@@ -240,7 +240,7 @@ photo = ctx.image("chelsea")
 
 
 def most_active(layer, k=4):
-    maps = convlens.feature_maps(model, layer, photo)[0]
+    maps = convlens.feature_maps(model, photo, layer)[0]
     return maps.flatten(1).mean(dim=1).argsort(descending=True)[:k].tolist()
 
 

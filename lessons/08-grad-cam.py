@@ -46,12 +46,11 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 import convlens
 from convlens import lesson, plot
-from convlens._hooks import capture
+from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
@@ -198,8 +197,8 @@ lesson.show(fig, f"Grad-CAM for {ctx.labels[cat]!r} at four depths of {ctx.name}
 guided = convlens.guided_gradcam(model, pair, torch.tensor([cat, coffee]), layer)
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
 for ax, g, c in zip(axes, guided, [cat, coffee]):
-    magnitude = plot.heatmap(g)  # max |value| over colour channels, divided by its maximum
-    ax.imshow(magnitude, cmap="gray_r", vmin=0, vmax=np.percentile(magnitude, 99.5))
+    magnitude = plot.heatmap(g, percentile=99.5)  # max |value| over RGB, clipped at 99.5th pct
+    ax.imshow(magnitude, cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"Guided Grad-CAM, {ctx.labels[c]!r}", fontsize=9)
     ax.set_axis_off()
 lesson.show(fig, f"Guided Grad-CAM at {layer} for both classes: max |value| over colour "

@@ -156,7 +156,7 @@ def test_model_without_relu_modules_raises():
 
 
 def test_unknown_rule_name():
-    from convlens._hooks import relu_backward_rule
+    from convlens.hooks import relu_backward_rule
 
     with pytest.raises(ValueError, match="rule"):
         with relu_backward_rule(two_layer_net(), "plain-ish"):

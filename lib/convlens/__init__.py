@@ -4,7 +4,7 @@ Plain functions that take a model and tensors and return tensors, one technique
 per module. See DEVELOPERS.md for the conventions every function follows.
 """
 
-from . import images, models, plot
+from . import hooks, images, models, plot
 from .features import feature_maps
 from .gradcam import gradcam, guided_gradcam
 from .guided import deconvnet, guided_backprop
@@ -28,6 +28,7 @@ __all__ = [
     "gradient",
     "guided_backprop",
     "guided_gradcam",
+    "hooks",
     "images",
     "kernel_maps",
     "maximize_activation",

@@ -12,7 +12,7 @@ above, each method back-propagates through the rectifier as
                                                           The All Convolutional Net")
 
 and like the plain gradient through every other layer. For ReLU6 the forward gate
-is 1{0 < s < 6}. The rule swap is :func:`convlens._hooks.relu_backward_rule`; it
+is 1{0 < s < 6}. The rule swap is :func:`convlens.hooks.relu_backward_rule`; it
 covers ``nn.ReLU``/``nn.ReLU6`` modules (called any number of times, in-place or
 not) and raises ``ValueError`` for functional ``F.relu`` calls it cannot reach.
 Results are raw and signed, with the shape of ``x``.
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, check_target
-from ._hooks import relu_backward_rule
+from .hooks import relu_backward_rule
 from .saliency import gradient
 
 

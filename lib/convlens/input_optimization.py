@@ -40,8 +40,7 @@ import torch
 from torch import nn
 
 from ._checks import check_positive_int, resolve_layer
-from ._hooks import capture, eval_mode, stop_after
-from .features import only_call
+from .hooks import capture, eval_mode, only_call, stop_after
 
 __all__ = ["maximize_activation", "PARAMETERIZATIONS"]
 

@@ -23,8 +23,8 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-__all__ = ["KNOWN_MODELS", "LoadedModel", "Preprocess", "WeightsUnavailableError", "load",
-           "weights_path", "weights_identity", "imagenet_labels"]
+__all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "LoadedModel", "Preprocess", "WeightsUnavailableError",
+           "architecture", "load", "weights_path", "weights_identity", "imagenet_labels"]
 
 
 class WeightsUnavailableError(FileNotFoundError):

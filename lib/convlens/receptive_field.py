@@ -49,8 +49,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ._checks import check_batch, resolve_layer
-from ._hooks import capture, eval_mode, record_outputs
-from .features import only_call
+from .hooks import capture, eval_mode, only_call, record_outputs
 
 __all__ = ["RF", "receptive_field", "empirical_receptive_field"]
 

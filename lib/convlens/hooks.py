@@ -1,9 +1,10 @@
-"""The one place where convlens touches a model's hooks.
+"""The one place where convlens touches a model's hooks (public: lessons use it too).
 
-Every technique that needs a layer's output goes through :func:`capture`. It
-promises to leave the model exactly as it found it: every hook handle is
-removed in ``finally`` (also when the forward pass raises), and no attribute is
-ever set on a module.
+Every technique that needs a layer's output goes through :func:`capture` (and
+:func:`only_call` to read the one call of one layer). Every context manager here
+promises to leave the model exactly as it found it: every hook handle is removed in
+``finally`` (also when the forward pass raises), and no attribute is ever set on a
+module. :func:`count_hooks` checks that promise from outside.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._checks import resolve_layer
+
+__all__ = [
+    "RELU_RULES", "capture", "count_hooks", "eval_mode", "only_call", "record_outputs",
+    "relu_backward_rule", "stop_after",
+]
 
 
 @contextmanager
@@ -61,6 +67,20 @@ def capture(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def only_call(records: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
+    """The output of ``name`` from a :func:`capture` record, which must hold exactly one call."""
+    calls = records[name]
+    if len(calls) == 0:
+        raise ValueError(f"layer {name!r} was not called during the forward pass")
+    if len(calls) > 1:
+        raise ValueError(
+            f"layer {name!r} was called {len(calls)} times in one forward pass (a shared "
+            "module, e.g. ResNet's relu), so its output is ambiguous; choose a layer "
+            "called once, e.g. the block that contains it"
+        )
+    return calls[0]
 
 
 # --- ReLU backward-rule swap (deconvnet, guided backprop) -------------------------------
@@ -247,3 +267,21 @@ def stop_after(model: nn.Module, layer: nn.Module | str) -> Iterator[None]:
         pass
     finally:
         handle.remove()
+
+
+def count_hooks(model: nn.Module) -> int:
+    """The number of hooks registered on ``model`` and all its submodules.
+
+    Counts forward hooks, forward pre-hooks, backward hooks and backward pre-hooks of
+    every module (``model.modules()``; a module shared by two parents is counted once).
+    Global hooks (``torch.nn.modules.module.register_module_forward_hook``) belong to no
+    model and are not counted. Use it to check that a technique left a model as found:
+    the count is the same before and after the call.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return sum(
+        len(module._forward_hooks) + len(module._forward_pre_hooks)
+        + len(module._backward_hooks) + len(module._backward_pre_hooks)
+        for module in model.modules()
+    )
