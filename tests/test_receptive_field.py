@@ -20,7 +20,12 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from convlens.receptive_field import RF, empirical_receptive_field, receptive_field
+from convlens.receptive_field import (
+    RF,
+    ReceptiveFieldError,
+    empirical_receptive_field,
+    receptive_field,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -96,7 +101,11 @@ def test_alexnet_matches_published_fields(alexnet):
     assert rf["features.12"].padding == (64 + 2, 64 + 2)
     # avgpool is AdaptiveAvgPool2d(6) on a 6x6 map at 224 px: an identity.
     assert rf["avgpool"] == rf["features.12"]
-    assert "classifier" not in rf and "classifier.1" not in rf  # Linear: not spatial
+    # flatten of a 6x6 map: its elements are still local units, left out (not a map)
+    assert "classifier.0" not in rf
+    # a fully connected unit sees the whole image: global, no local window
+    assert rf["classifier.1"] == RF.whole_input((224, 224)) and rf["classifier"].is_global
+    assert not rf["classifier.1"].has_window and "global" in repr(rf["classifier.1"])
 
 
 def test_vgg16_matches_published_fields(vgg16):
@@ -272,10 +281,18 @@ class _SqueezeExcite(nn.Module):
         return y * torch.sigmoid(y.mean((2, 3), keepdim=True))
 
 
-def test_global_gate_makes_every_unit_see_the_whole_map():
-    rf = receptive_field(_SqueezeExcite(), (10, 12))[""]
-    assert rf.is_global
-    assert rf.box(0, 0) == rf.box(5, 7) == (-1, -1, 11, 13)  # whole image + padding
+def test_global_gate_keeps_the_local_window_and_marks_global():
+    torch.manual_seed(0)
+    model = _SqueezeExcite().eval()
+    rf = receptive_field(model, (10, 12))
+    # the gate's pooled 1x1 map: no local window; the gated map: the conv's window + global
+    assert rf[""] == RF((3, 3), (1, 1), (1, 1), (10, 12), is_global=True)
+    assert rf[""].has_window and "global context" in repr(rf[""])
+    assert rf["conv"] == RF((3, 3), (1, 1), (1, 1), (10, 12))
+    # the gradient probe agrees: through the gate, one unit depends on every pixel
+    mask = empirical_receptive_field(model, "", (0, 4, 5), (10, 12))
+    assert mask.all()
+    assert not empirical_receptive_field(model, "conv", (0, 4, 5), (10, 12)).all()
 
 
 def test_adaptive_pooling_identity_regular_and_irregular():
@@ -283,8 +300,10 @@ def test_adaptive_pooling_identity_regular_and_irregular():
         model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(out))
         assert receptive_field(model, (8, 8))["1"] == expected
     model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(3))
-    irregular = receptive_field(model, (8, 8))["1"]
+    irregular = receptive_field(model, (8, 8))["1"]  # a superset: the whole input
     assert irregular.is_global and irregular.box(0, 0, clip=True) == (0, 0, 8, 8)
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(1))
+    assert receptive_field(model, (8, 8))["1"] == RF.whole_input((8, 8))
 
 
 def test_box_is_half_open_and_clips():
@@ -303,8 +322,12 @@ class _Flip(nn.Module):
 
 def test_unanalysable_modules_raise_clearly():
     upsampling = nn.Sequential(nn.Conv2d(3, 3, 3), nn.Upsample(scale_factor=2))
-    with pytest.raises(ValueError, match=r"'1' \(Upsample\).*interpolate"):
+    with pytest.raises(ReceptiveFieldError, match=r"'1' \(Upsample\).*interpolate") as error:
         receptive_field(upsampling, (16, 16))
+    assert error.value.layer == "1" and error.value.module_type == "Upsample"
+    assert "interpolate" in error.value.reason
+    assert error.value.fields == {"0": RF((3, 3), (1, 1), (0, 0), (16, 16))}  # before it
+    assert isinstance(error.value, ValueError)
     with pytest.raises(ValueError, match="flip"):
         receptive_field(nn.Sequential(nn.Conv2d(3, 3, 3), _Flip()), (16, 16))
 
@@ -321,7 +344,9 @@ def test_fc_layers_are_left_out_and_functional_code_is_followed():
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     rf = receptive_field(Functional(), (12, 12))
-    assert set(rf) == {"conv"}
+    assert set(rf) == {"conv", "fc", ""}
+    assert rf["conv"] == RF((3, 3), (1, 1), (0, 0), (12, 12))
+    assert rf["fc"] == rf[""] == RF.whole_input((12, 12))  # after global pooling
 
 
 def test_model_left_as_found(resnet18):
