@@ -25,14 +25,26 @@ same jump and the same field centre; the merged field is then the largest one
 :func:`receptive_field` gets these numbers by *tracing*: one forward pass of a
 zero image, during which a :class:`~torch.overrides.TorchFunctionMode` follows
 every tensor derived from the input and applies the rule of each operation it
-meets (``conv2d``, pools, ``pad``, pointwise functions, ``add``/``cat`` merges ...).
-Because it watches functions rather than module types, it also understands
-functional code: the residual ``out += identity`` of torchvision's ResNet, timm's
-``Conv2dSame`` (which pads dynamically with ``F.pad``), squeeze-excitation gates.
-An operation it does not understand poisons the tensors it produces, and asking
-for the field of a module whose output is poisoned raises a ``ValueError`` that
-names the operation. Fully connected layers are not spatial: their units see the
-whole image, and such modules are left out of the result.
+meets. The rules are a table, ``_RULES``, from an operation's name (``conv2d``,
+``max_pool2d``, ``pad``, ``layer_norm``, ``add``, ``cat``, ``permute`` ...) to a
+short function; supporting a new operation is one more entry (decorate a function
+with ``@_rule("name")``). Because it watches functions rather than module types,
+it also understands functional code: the residual ``out += identity`` of
+torchvision's ResNet, timm's ``Conv2dSame`` (which pads dynamically with
+``F.pad``), squeeze-excitation gates, ConvNeXt's channels-last blocks (the tracer
+follows where ``permute`` puts the height and width axes; a ``Linear`` or a
+``LayerNorm`` over the channel axis is then pointwise).
+
+*Global* units depend on every input pixel (``RF.is_global``): after a global
+pooling (``AdaptiveAvgPool2d(1)``, ``x.mean((2, 3))``, timm's
+``SelectAdaptivePool2d``) and every fully connected layer after it there is no
+local window at all (:meth:`RF.whole_input`); a map that received a global signal
+(an SE gate ``x * sigmoid(fc(mean(x)))``, or GroupNorm / InstanceNorm, whose mean
+and variance run over every position) keeps the local window of its convolutions
+and is marked global. An operation the tracer does not understand poisons the
+tensors it produces, and a module whose output is poisoned raises
+:class:`ReceptiveFieldError` (a ``ValueError``) that names the module, its type
+and the operation, and carries the fields computed before it.
 
 :func:`empirical_receptive_field` answers the same question with a gradient
 probe: the input pixels whose gradient is nonzero for one unit.
@@ -422,11 +434,14 @@ def _conv2d(call):
 
 
 def _pooled_if_whole(call, field: _Field) -> _Field:
-    """A window that covers the whole map and leaves one unit: a global pool."""
-    (n_h, n_w), (o_h, o_w) = call.in_spatial(), call.out_spatial()
-    h = _union_of_all_units(call.first.h, n_h) if o_h == 1 and field.h[0] >= call.first.h[0] + (n_h - 1) * call.first.h[1] else field.h
-    w = _union_of_all_units(call.first.w, n_w) if o_w == 1 and field.w[0] >= call.first.w[0] + (n_w - 1) * call.first.w[1] else field.w
-    return replace(field, h=h, w=w)
+    """A pool whose one output unit covers every unit of the map is a global pool."""
+    axes = []
+    for before, after, n_in, n_out in zip(
+        (call.first.h, call.first.w), (field.h, field.w), call.in_spatial(), call.out_spatial()
+    ):
+        whole = _union_of_all_units(before, n_in)
+        axes.append(whole if n_out == 1 and after[0] >= whole[0] else after)
+    return replace(field, h=axes[0], w=axes[1])
 
 
 @_rule("max_pool2d", "max_pool2d_with_indices", "avg_pool2d")
@@ -626,9 +641,10 @@ def receptive_field(
 
     Returns ``{qualified_name: RF}`` in call order, for convolutions, pools,
     activations, norms, dropout/identity and containers (``features``, ``layer4``,
-    ``layer4.1``); the root module is ``""`` when the whole model returns a map.
-    Modules whose output is not a spatial map (``Linear``, ``Flatten``, a
-    classifier head) are left out: a fully connected unit sees the whole image.
+    ``layer4.1``); the root module is ``""``. Modules after a global pooling, and
+    fully connected layers, are global: ``RF.whole_input(input_size)``. A module
+    whose output is a flattened map (``Flatten`` before a fully connected layer) is
+    left out: its elements are units with local fields, but no longer a map.
     A module called several times whose calls have different fields (ResNet's
     shared ``relu``, used inside and at the end of a block) is left out as
     ambiguous: ask for the block instead.
@@ -643,9 +659,11 @@ def receptive_field(
     superset. ``ceil_mode`` pools use the same formula; their extra last unit has a
     field reaching past the image (see ``RF.box(..., clip=True)``).
 
-    Raises ``ValueError`` naming the module and the operation when a module's
-    output depends on something the tracer cannot describe (upsampling,
-    channels-last permutes, unaligned branches, an unknown function).
+    Raises :class:`ReceptiveFieldError` (a ``ValueError``; ``.layer``,
+    ``.module_type``, ``.reason``, and ``.fields`` with the modules before it) when
+    a module's output depends on something the tracer cannot describe
+    (upsampling, a convolution over a channels-last map, unaligned branches, an
+    unknown function). A caller can show ``error.fields`` and the message instead.
     """
     height, width = (int(v) for v in _pair(input_size))
     if height < 1 or width < 1:
