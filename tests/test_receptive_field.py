@@ -367,6 +367,8 @@ def test_empirical_errors(resnet18):
         empirical_receptive_field(resnet18, "layer1.0.relu", (0, 1, 1), (64, 64))
     with pytest.raises(ValueError, match="unknown layer"):
         empirical_receptive_field(resnet18, "nope", (0, 1, 1), (64, 64))
+    with pytest.raises(TypeError, match="generator"):
+        empirical_receptive_field(resnet18, "layer1", (0, 1, 1), (64, 64), generator=3)
 
 
 # --- global layers, norms, channels-last ----------------------------------------------

@@ -720,7 +720,7 @@ def empirical_receptive_field(
     unit: tuple[int, int, int],
     input_size: tuple[int, int] = (224, 224),
     x: torch.Tensor | None = None,
-    seed: int = 0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Input pixels whose gradient is nonzero for one unit: a ``BoolTensor [H, W]``.
 
@@ -730,7 +730,8 @@ def empirical_receptive_field(
     pixel is marked when the gradient is nonzero in any colour channel.
 
     The input defaults to a random positive image ``U[0.5, 1.5)`` of ``input_size``
-    (seeded by ``seed``; positive so ReLUs are not all off, random so max pools
+    (drawn from ``generator``, a CPU ``torch.Generator``, seeded with 0 if ``None``;
+    positive so ReLUs are not all off, random so max pools
     have no ties); pass ``x`` (a ``[1, C, H, W]`` batch) to probe a real image.
 
     The gradient shows the pixels the unit *actually* depends on at this input,
@@ -749,7 +750,10 @@ def empirical_receptive_field(
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     if x is None:
         height, width = _pair(input_size)
-        generator = torch.Generator().manual_seed(seed)
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        elif not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         x = torch.rand(1, _first_conv_channels(model), height, width, generator=generator) + 0.5
         x = x.to(device=device, dtype=dtype)
     else:
