@@ -750,6 +750,7 @@ def load_from_environment(download: bool = True) -> LoadedModel:
     Unset or empty variables take the defaults.
     """
     spec = _environment_value("CONVLENS_MODEL") or DEFAULT_MODEL
+    _parse_spec(spec)  # a bad spec is named before anything else
     layers = _environment_value("CONVLENS_LAYERS")
     return load(spec, weights=_environment_value("CONVLENS_WEIGHTS"),
                 labels=_environment_value("CONVLENS_LABELS"),
