@@ -44,7 +44,7 @@ from torchvision import transforms as T
 
 __all__ = ["KNOWN_MODELS", "LoadedModel", "Preprocess", "ROLES", "WeightsUnavailableError",
            "load", "load_from_environment", "infer_layers", "infer_stages",
-           "parse_preprocess", "parse_layers", "weights_path", "weights_identity",
+           "parse_preprocess", "parse_layers", "save_stand_in_weights", "weights_path", "weights_identity",
            "imagenet_labels"]
 
 ROLES = ("first_conv", "middle", "last_spatial")
@@ -772,6 +772,27 @@ def architecture(spec: str) -> nn.Module:
     if parsed.kind == "timm":
         return _timm().create_model(parsed.target, pretrained=False).eval()
     return _user_function(parsed)().eval()
+
+
+def save_stand_in_weights(spec: str, seed: int = 0) -> Path:
+    """Save a random initialisation of a registry or ``torchvision:`` model where
+    :func:`load` looks for its pretrained file (the torch hub cache under the current
+    ``TORCH_HOME``), and return that path: the course then builds on the architecture
+    without a download (its pictures show an untrained network). An existing file is
+    never overwritten (``FileExistsError``)."""
+    parsed = _parse_spec(spec)
+    if parsed.kind not in ("registry", "torchvision") or (
+            parsed.kind == "registry" and _SPECS[spec].weights_enum is None):
+        raise ValueError(f"stand-in weights are for models whose weights live in the torch hub "
+                         f"cache (registry torchvision models, 'torchvision:<builder>'), "
+                         f"not {spec!r}")
+    path = weights_path(spec)
+    if path.exists():
+        raise FileExistsError(f"{str(path)!r} exists; stand-in weights never replace a file")
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(architecture(spec).state_dict(), path)
+    return path
 
 
 _identity_cache: dict[tuple, str] = {}
