@@ -373,6 +373,12 @@ INFERRED = {  # builder: (first_conv, middle, last_spatial, stages)
                   ("conv1", "conv3", "inception3b", "inception4e", "inception5b")),
     "convnext_tiny": ("features.0.0", "features.5", "features",
                       ("features.1", "features.3", "features.5", "features")),
+    # a strided branch runs before the branch that still works at the old resolution
+    "regnet_y_400mf": ("stem.0", "trunk_output.block2", "trunk_output",
+                       ("stem", "trunk_output.block1", "trunk_output.block2",
+                        "trunk_output.block3", "trunk_output")),
+    "shufflenet_v2_x1_0": ("conv1.0", "stage2", "conv5",
+                           ("conv1", "stage2.0.branch2.2", "stage2", "stage3", "conv5")),
 }
 
 

@@ -544,9 +544,10 @@ def _trace(model: nn.Module, input_size=(224, 224)) -> _Trace:
       aspect ratio (this leaves out channels-last tensors ``[N, H, W, C]`` inside
       ConvNeXt blocks), not made by a pooling layer; of the modules returning the same
       tensor object (a block, its last layer, an in-place ReLU) the outermost names it;
-    - ``stages``: for each run of spatial outputs at one resolution, the least nested
-      module of the run (the latest of those): ``layer1`` for ResNet, not the first
-      layers of ``layer2.0`` that still run at ``layer1``'s resolution before striding;
+    - ``stages``: for each resolution, the least nested module among the spatial
+      outputs at that resolution (the latest of those): ``layer1`` for ResNet, not the
+      first layers of ``layer2.0`` that still run at ``layer1``'s resolution before
+      striding; ordered by the last output at each resolution;
       ``last_spatial`` = the last stage (the map global pooling or flattening reads);
     - ``middle``: ``stages[len(stages) // 2]``.
     """
@@ -594,17 +595,18 @@ def _trace(model: nn.Module, input_size=(224, 224)) -> _Trace:
     if not events:
         raise ValueError("the model has no spatial feature map (a 4-D output with H, W > 1)")
 
-    runs: list[list[str]] = []  # consecutive spatial outputs at one resolution
-    previous = None
-    for key, size in events:
-        if size != previous:
-            runs.append([])
-            previous = size
-        runs[-1].append(outermost[key])
-    # each run's stage: its least nested module (the latest of those), so the 1x1
-    # convolution that opens the next, striding block does not stand for this resolution
+    groups: dict[tuple[int, int], list[str]] = {}  # resolution -> its spatial outputs
+    last_seen: dict[tuple[int, int], int] = {}
+    for index, (key, size) in enumerate(events):
+        groups.setdefault(size, []).append(outermost[key])
+        last_seen[size] = index
+    # each resolution's stage: its least nested module (the latest of those), so the 1x1
+    # convolution that opens the next, striding block (or a parallel branch that strides
+    # first, as in ShuffleNet and RegNet) does not stand for this resolution; stages are
+    # ordered by where their resolution is left for the last time
     stages = []
-    for run in runs:
+    for size in sorted(groups, key=last_seen.get):
+        run = groups[size]
         depth = min(name.count(".") for name in run)
         stages.append([name for name in run if name.count(".") == depth][-1])
     # a stage name may repeat when a block is called at two resolutions; keep the last
