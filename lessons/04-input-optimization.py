@@ -235,7 +235,7 @@ print(f"L2 penalty: pixels settle in [{penalised_history['pixel_min'][-1]:.2f}, 
 # pixels should be bright depends on the other pixels, and the best bounded image is a
 # structured picture.
 #
-# One practical catch first. The lesson's `last_conv` layer is, on this model, the output of
+# One practical catch first. The lesson's `last_spatial` layer is, on this model, the output of
 # the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
 # starting image has zero gradient and never moves; one that reaches 6 everywhere has nothing
 # left to gain, and its picture stops improving there. Twelve steps on the four channels most
@@ -254,10 +254,10 @@ deep_settings = dict(steps=48, lr=0.08, image_size=(112, 112), normalize=ctx.pre
                      transforms=Transforms(jitter=4))
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    for c in most_active(ctx.layers["last_conv"]):
-        history = convlens.maximize_activation(model, ctx.layers["last_conv"], c, generator=seeded(),
+    for c in most_active(ctx.layers["last_spatial"]):
+        history = convlens.maximize_activation(model, ctx.layers["last_spatial"], c, generator=seeded(),
                                                **{**deep_settings, "steps": 12}).history
-        print(f"{ctx.layers['last_conv']} channel {c}: objective at steps 1, 6, 12 = "
+        print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 6, 12 = "
               f"{history['objective'][0]:.3f}, {history['objective'][5]:.3f}, "
               f"{history['objective'][11]:.3f}")
 if caught:

@@ -520,7 +520,7 @@ for name in after:
 #    that is in neither object (e.g. `"goldfish"`). How correlated is its guided backprop map
 #    with the other two?
 # 4. Make the sanity check cascading, as Adebayo et al. do: re-initialise the layers one at a
-#    time from the top (the classifier, then `ctx.layers["last_conv"]`, then earlier blocks) and
+#    time from the top (the classifier, then `ctx.layers["last_spatial"]`, then earlier blocks) and
 #    plot the correlation with the trained map after each step, for the gradient and for guided
 #    backprop.
 # 5. Write the deconvnet as your own `autograd.Function` (its backward ignores $s$) and check

@@ -54,7 +54,7 @@ from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
-print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", ctx.layers["last_conv"])
+print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", ctx.layers["last_spatial"])
 
 # The two-object photo, resized whole (no centre crop, which would cut off both objects).
 x = ctx.image("cat_and_coffee", size=(224, 448))
@@ -77,7 +77,7 @@ print(f"explaining {ctx.labels[cat]!r} (class {cat}) and {ctx.labels[coffee]!r} 
 # batch holds the same photo twice, and example $n$ is explained for `target[n]`.
 
 # %%
-layer = ctx.layers["last_conv"]
+layer = ctx.layers["last_spatial"]
 pair = x.repeat(2, 1, 1, 1)
 cams = convlens.gradcam(model, pair, torch.tensor([cat, coffee]), layer)  # [2, 1, 224, 448]
 print("map shape:", tuple(cams.shape))
@@ -175,7 +175,7 @@ STAGES = {
     "resnet18": ["layer1", "layer2", "layer3", "layer4"],
     "resnet50": ["layer1", "layer2", "layer3", "layer4"],
 }
-depths = STAGES.get(ctx.name, [ctx.layers["middle"], ctx.layers["last_conv"]])
+depths = STAGES.get(ctx.name, [ctx.layers["middle"], ctx.layers["last_spatial"]])
 fig, axes = plt.subplots(1, len(depths), figsize=(10, 1.9))
 for ax, name in zip(axes, depths):
     size = tuple(convlens.gradcam(model, x, cat, name, upsample=False).shape[-2:])
