@@ -270,3 +270,17 @@ def test_a_wrong_geometry_is_caught_by_the_self_check(monkeypatch):
     with pytest.warns(UserWarning, match="self-check"):
         plan = occlusion_plan(model, x, 7, 5)
     assert plan.path == "batched" and "self-check" in plan.reason
+
+
+def test_batch_norms_are_folded_into_a_private_convolution(attribution_resnet18):
+    """ResNet-18: 20 convolution + batch-norm pairs (stem, 16 in blocks, 3 downsamples)."""
+    module = importlib.import_module("convlens.occlusion")
+    x = torch.randn(1, 3, 32, 32)
+    before = attribution_resnet18.conv1.weight.clone()
+    with torch.no_grad():
+        runner = module._Incremental(module._working_copy(attribution_resnet18), x, 16, 8, 0.0)
+        assert runner.check() is None
+    assert runner.folded == 20
+    assert type(runner.modules["bn1"]) is nn.Identity and "bn1" in dict(
+        attribution_resnet18.named_modules())
+    assert torch.equal(attribution_resnet18.conv1.weight, before)

@@ -461,6 +461,7 @@ class _Incremental:
                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
         self.modules = dict(self.gm.named_modules())
         self.nodes = list(graph.nodes)
+        self.folded = self._fold_batch_norms()
         self.window, self.fill, self.x = window, fill, x
         rows = (x.shape[2] - window) // stride + 1
         cols = (x.shape[3] - window) // stride + 1
@@ -469,6 +470,53 @@ class _Incremental:
                                     position % cols * stride)
         self._base_pass(x)
         self._plan()
+
+    def _fold_batch_norms(self):
+        """Fold each eval-mode batch norm that alone reads a convolution into the
+        convolution's weights (w * g / sqrt(v + eps), (b - m) * g / sqrt(v + eps) + beta):
+        one pass over the map instead of two. The caller's modules are not touched: the
+        folded convolution is a new module in this runner's table. Returns the count."""
+        calls = {}
+        for node in self.nodes:
+            if node.op == "call_module":
+                calls[node.target] = calls.get(node.target, 0) + 1
+        folded = 0
+        for node in self.nodes:
+            if node.op != "call_module" or len(node.users) != 1 or calls[node.target] != 1:
+                continue
+            conv, (user,) = self.modules[node.target], node.users
+            if type(conv) not in (nn.Conv2d, *_TIMM_CONV_SAME) or user.op != "call_module":
+                continue
+            bn = self.modules[user.target]
+            if calls[user.target] != 1 or len(user.all_input_nodes) != 1 or user.kwargs:
+                continue
+            if not (type(bn) is nn.BatchNorm2d or type(bn) in _TIMM_BN_ACT):
+                continue
+            if not _is_pointwise_module(bn) or bn.num_features != conv.out_channels:
+                continue
+            rest = nn.Identity() if type(bn) is nn.BatchNorm2d else (
+                bn.act if type(bn.drop) is nn.Identity else nn.Sequential(bn.drop, bn.act))
+            if type(rest) is nn.Sequential:
+                continue
+            with torch.no_grad():
+                var, mean = bn.running_var.double(), bn.running_mean.double()
+                scale = torch.rsqrt(var + bn.eps)
+                if bn.weight is not None:
+                    scale = scale * bn.weight.double()
+                shift = -mean * scale
+                if bn.bias is not None:
+                    shift = shift + bn.bias.double()
+                if conv.bias is not None:
+                    shift = shift + conv.bias.double() * scale
+                weight = conv.weight.double() * scale[:, None, None, None]
+                fused = copy.copy(conv)
+                fused._parameters = dict(conv._parameters)
+                fused.weight = nn.Parameter(weight.to(conv.weight.dtype).contiguous(
+                    memory_format=torch.channels_last), requires_grad=False)
+                fused.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)
+            self.modules[node.target], self.modules[user.target] = fused, rest
+            folded += 1
+        return folded
 
     # the unoccluded activations of every node
     def _base_pass(self, x):
