@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--lecture-repeats", type=int, default=1,
                         help="repeats of the stride-2 comparison (minutes each on a CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # nox -s bench passes its options to every script
     device = torch.device(args.device)
     torch.set_num_threads(2)
     size, window, stride, lecture_stride = (96, 32, 16, 8) if args.quick else (224, 32, 8, 2)
