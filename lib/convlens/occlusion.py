@@ -65,10 +65,11 @@ logger = logging.getLogger(__name__)
 
 #: once a layer's changed rectangle covers this fraction of its map, go full-size
 FULL_FRACTION = 0.5
-#: occluded copies per forward pass when ``batch_size=None``. On a CPU 16 (measured on a
-#: 2-core machine: 16 copies beat 4 and 64 for both paths on EfficientNet-Lite0, ResNet-18
-#: and AlexNet, within a few percent of 64 where 64 won; larger batches only add memory);
-#: a GPU wants many copies in flight (128: not measured here).
+#: occluded copies per forward pass when ``batch_size=None``. On a CPU 16: in CPU-time
+#: comparisons on a busy 2-core machine (one thread, 224x224) it was the best or within
+#: a few percent of the best of 4, 8, 16, 32, 64 on EfficientNet-Lite0, ResNet-18 and
+#: AlexNet, for both paths (64 was 1.5x slower batched on EfficientNet-Lite0; 4 and 8 are
+#: slower incrementally). A GPU wants many copies in flight: 128 (not measured).
 DEFAULT_BATCH_SIZE = {"cpu": 16, "cuda": 128}
 METHODS = ("auto", "incremental", "batched")
 
