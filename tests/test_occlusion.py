@@ -4,6 +4,7 @@ incremental and batched paths against the definition (one forward pass per windo
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import pytest
 import torch
@@ -284,3 +285,27 @@ def test_batch_norms_are_folded_into_a_private_convolution(attribution_resnet18)
     assert type(runner.modules["bn1"]) is nn.Identity and "bn1" in dict(
         attribution_resnet18.named_modules())
     assert torch.equal(attribution_resnet18.conv1.weight, before)
+
+
+class ScaledByItsMean(nn.Module):
+    """conv(x) * mean(conv(x)): one number per example (numel 1 for one image), yet it
+    changes with the occlusion."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return (y * y.mean(dim=(1, 2, 3), keepdim=True)).mean(dim=(2, 3))
+
+
+def test_a_scalar_that_depends_on_the_input_is_not_a_constant():
+    torch.manual_seed(5)
+    model = ScaledByItsMean()
+    x = torch.randn(1, 1, 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the self-check must not be what saves it
+        assert occlusion_plan(model, x, 3, 2).path == "incremental"
+    torch.testing.assert_close(occlusion(model, x, None, 3, 2),
+                               naive_occlusion(model, x, 3, 2), rtol=1e-4, atol=1e-6)

@@ -563,14 +563,16 @@ class _Incremental:
         self.steps = []  # (node, kind, info)
         flops_total = flops_done = 0.0
         self.local, self.stop = 0, "the input"
+        self.kinds = {}
         for node in self.nodes:
             inputs = node.all_input_nodes
             local_inputs = [a for a in inputs if a in region]
             kind, info = "full", None
             if node.op == "placeholder":
                 kind, info = "input", self.input_region
-            elif node.op == "get_attr" or (node.op != "output" and not inputs):
-                kind = "const"
+            elif node.op == "get_attr" or (node.op != "output" and all(
+                    self.kinds[a] == "const" for a in inputs)):
+                kind = "const"  # does not depend on the input: its unoccluded value serves
             elif node.op == "output":
                 kind = "output"
             elif local_inputs and _is_inplace(node, self.modules) and any(
@@ -593,6 +595,7 @@ class _Incremental:
                     self.local += 1
                     self.stop = node.name
             self.steps.append((node, kind, info))
+            self.kinds[node] = kind
         self.fraction = flops_done / flops_total if flops_total else 1.0
         if self.local == 0:
             raise _NotLocal("no local layer at the input")
@@ -645,7 +648,8 @@ class _Incremental:
             node.op == "call_method" and node.target in _BINARY_METHODS)
         if (pointwise or binary) and len(local_inputs) == 1 and args and args[0] is local_inputs[0]:
             constants = [self.base[a] for a in others]
-            if all(not isinstance(c, torch.Tensor) or c.numel() == 1 for c in constants):
+            if all(self.kinds[a] == "const" for a in others) and all(
+                    not isinstance(c, torch.Tensor) or c.numel() == 1 for c in constants):
                 return "pointwise", region[local_inputs[0]]
             return "full", None
         if binary and len(local_inputs) == 2 and not others and len(args) == 2:
