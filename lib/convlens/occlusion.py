@@ -31,17 +31,17 @@ floating-point rounding only):
 
   The unoccluded activations are computed once; per copy only the changed rectangle is
   recomputed, from a crop of the layer input (the changed values pasted over the
-  unoccluded ones, zeros where the crop leaves the map: the convolution's own padding).
-  Once the changed rectangle covers half of a map, the copies are pasted into full maps
-  and the rest of the network runs as usual. Batch norms in eval mode that alone read a
-  convolution are folded into a private copy of its weights (one pass instead of two;
-  the values change by rounding only). Before the first batch, three positions are run
-  both ways and compared (a failure warns and uses the batched path). The model is traced
-  with ``torch.fx``; a
-  model with an operation that cannot be shown to be local before its global pooling, or
-  that cannot be traced, uses the batched path. :func:`occlusion_plan` says which path a
-  call takes and the fraction of convolution work it recomputes; the log message
-  ``convlens.occlusion`` (level DEBUG) says the same for every call.
+  unoccluded ones; outside the map the layer's own padding: zeros, or -inf for max
+  pooling). Once the changed rectangle covers half of a map (``FULL_FRACTION``), or at the
+  first operation not known to be local (global pooling, flatten, anything else), the
+  copies are pasted into full maps and the rest of the network runs as usual. Batch norms
+  in eval mode that alone read a convolution are folded into a private copy of its
+  weights (one pass instead of two; the values change by rounding only). Before the first
+  batch, three positions are run both ways and compared (a failure warns and uses the
+  batched path). The model is traced with ``torch.fx``; a model that cannot be traced, or
+  whose first operation is not local, uses the batched path. :func:`occlusion_plan` says
+  which path a call takes, why, and the fraction of convolution work it recomputes; the
+  logger ``convlens.occlusion`` says the same at level DEBUG for every call.
 """
 
 from __future__ import annotations
