@@ -680,10 +680,12 @@ class _Incremental:
             t, left = int(tops[i]), int(lefts[i])
             occluded[i, :, t:t + self.window, left:left + self.window] = self.fill
         expected = _logits(self.gm(_channels_last(occluded)))
+        # rounding differs (other convolution shapes, folded batch norms); a wrong crop
+        # or padding changes the logits by a part of the drop itself
         scale = float((self.base_logits[example] - expected).abs().max()) + float(
-            self.base_logits.abs().max()) * 1e-3 + 1e-12
+            self.base_logits.abs().max())
         error = float((ours - expected).abs().max())
-        if not error <= 1e-4 * scale:
+        if not error <= torch.finfo(expected.dtype).eps ** 0.5 * scale:
             warnings.warn(f"occlusion: the incremental path failed its self-check (error "
                           f"{error:.3g}, scale {scale:.3g}); using whole copies", stacklevel=4)
             return f"self-check failed (error {error:.3g} of {scale:.3g})"
