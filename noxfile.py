@@ -118,6 +118,7 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks that print tables of ratios against naive baselines."""
     _environment(session)
+    _python(session, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]")  # Captum
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         _python(session, str(script), *session.posargs)
 
