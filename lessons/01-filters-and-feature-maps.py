@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Filters and feature maps
 #
+# **Summary.** What the first layer's kernels look like and what the maps they produce show, from edges to object parts.
+#
 # **The question.** "My network is trained. What do its filters actually look like, and what
 # does a layer hand on to the next one when I show it a photo?"
 #
@@ -228,7 +230,7 @@ def map_rows(rows, ncols, titles, row_labels=None, cell=(2.3, 1.35)):
     return fig
 
 
-deep = ctx.layers["last_conv"]
+deep = ctx.layers["last_spatial"]
 maps_deep = convlens.feature_maps(model, x2, deep)[0]
 energy = maps_deep.flatten(1).abs().mean(dim=1)
 top_deep = energy.argsort(descending=True)[:12].tolist()  # the 12 most active channels
@@ -248,7 +250,7 @@ lesson.show(fig, f"Feature maps of {deep} ({maps_deep.shape[1]}×{maps_deep.shap
 # about *which* feature fired), but it shows at a glance where a layer is busy.
 
 # %%
-roles = ("first_conv", "middle", "last_conv")
+roles = ("first_conv", "middle", "last_spatial")
 means = [convlens.feature_maps(model, x2, ctx.layers[r])[0].mean(dim=0) for r in roles]
 fig = plot.image_row(
     [ctx.to_display(x2)] + [m.cpu() for m in means],
@@ -301,7 +303,7 @@ lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}: trained (t
 
 # %%
 rows, titles, labels = [], [], []
-for role_ in ("first_conv", "last_conv"):
+for role_ in ("first_conv", "last_spatial"):
     for tag, net in [("trained", model), ("random init", random_model)]:
         maps = convlens.feature_maps(net, x2, ctx.layers[role_])[0]
         chosen = list(range(4)) if role_ == "first_conv" else top_deep[:4]
@@ -311,7 +313,7 @@ for role_ in ("first_conv", "last_conv"):
 fig = map_rows(rows, 4, titles, labels)
 lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
                  f"initialised network, at {ctx.layers['first_conv']} (rows 1–2) and "
-                 f"{ctx.layers['last_conv']} (rows 3–4, the channels of Figure 5).")
+                 f"{ctx.layers['last_spatial']} (rows 3–4, the channels of Figure 5).")
 
 # %% [markdown]
 # ## Traps

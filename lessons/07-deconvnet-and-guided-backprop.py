@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Deconvnet and guided back-propagation
 #
+# **Summary.** Changing how gradients pass through ReLUs, and what these sharper pictures do and do not show.
+#
 # **The question.** "Papers show crisp, almost photographic pictures labelled *deconvnet* or
 # *guided backprop* next to the grainy input gradient. What do these methods compute that the
 # gradient does not, and how do I implement them in PyTorch without getting it subtly wrong?"
@@ -518,7 +520,7 @@ for name in after:
 #    that is in neither object (e.g. `"goldfish"`). How correlated is its guided backprop map
 #    with the other two?
 # 4. Make the sanity check cascading, as Adebayo et al. do: re-initialise the layers one at a
-#    time from the top (the classifier, then `ctx.layers["last_conv"]`, then earlier blocks) and
+#    time from the top (the classifier, then `ctx.layers["last_spatial"]`, then earlier blocks) and
 #    plot the correlation with the trained map after each step, for the gradient and for guided
 #    backprop.
 # 5. Write the deconvnet as your own `autograd.Function` (its backward ignores $s$) and check

@@ -114,14 +114,14 @@ def test_left_as_found_after_error_mid_way(method):
     assert_same(before, snapshot(model))
 
 
-def test_left_as_found_after_functional_relu_error():
-    class Functional(SmallCNN):
+def test_left_as_found_after_functional_activation_error():
+    class Functional(SmallCNN):  # functional relu now gets the rule; silu is refused
         def forward(self, x):
-            return super().forward(F.relu(x))
+            return super().forward(F.silu(x))
 
     model = Functional()
     before = snapshot(model)
-    with pytest.raises(ValueError, match="functional"):
+    with pytest.raises(ValueError, match="functional silu"):
         guided_backprop(model, torch.randn(1, 3, 8, 8), 0)
     assert_same(before, snapshot(model))
     assert torch.equal(F.relu(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))

@@ -88,10 +88,20 @@ def only_call(records: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor
 RELU_RULES = ("deconvnet", "guided")
 
 # Names under which a rectifier reaches PyTorch when called as a function
-# (F.relu, torch.relu_, x.relu(), F.relu6, F.hardtanh, F.threshold ...).
+# (F.relu, torch.relu_, x.relu(), F.relu6, F.hardtanh(x, 0, 6), F.threshold(x, 0, 0) ...).
 _FUNCTIONAL_RECTIFIER_NAMES = frozenset(
-    {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "threshold", "threshold_"}
+    {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "threshold", "_threshold", "threshold_"}
 )
+
+# Activations that are not rectifiers: the ReLU rules do not define a backward for them,
+# so the methods refuse rather than pass a plain gradient under their name. Matched on
+# the lower-cased class name of a module (timm has its own Swish, GELU, HardSwish ...)
+# and on the name of a functional call.
+_OTHER_ACTIVATIONS = frozenset({
+    "silu", "silu_", "swish", "hardswish", "hardswish_", "hard_swish", "gelu", "gelutanh",
+    "quickgelu", "mish", "hardmish", "elu", "elu_", "selu", "selu_", "celu", "celu_",
+    "leakyrelu", "leaky_relu", "leaky_relu_", "prelu", "rrelu", "rrelu_", "softplus",
+})
 
 
 class _RectifierWithRule(torch.autograd.Function):
@@ -118,48 +128,136 @@ class _RectifierWithRule(torch.autograd.Function):
         return passed, None, None
 
 
-class _FunctionalRectifierAlarm(TorchFunctionMode):
-    """Raise when a rectifier runs outside a hooked module: its rule could not be swapped."""
+def _argument(args, kwargs, index: int, name: str, default):
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
 
-    def __init__(self, hooked_depth: list[int]):
+
+def _rectifier_call(name: str, args, kwargs):
+    """``(input, upper, inplace)`` of a functional rectifier call, or ``None`` when the
+    call is not a rectifier (``hardtanh`` with a lower bound other than 0, a nonzero
+    ``threshold``)."""
+    s = args[0] if args else kwargs.get("input", kwargs.get("self"))
+    inplace = name.endswith("_")
+    base = name.strip("_")
+    if base == "relu":
+        return s, None, inplace or bool(_argument(args, kwargs, 1, "inplace", False))
+    if base == "relu6":
+        return s, 6.0, inplace or bool(_argument(args, kwargs, 1, "inplace", False))
+    if base == "hardtanh":
+        low = float(_argument(args, kwargs, 1, "min_val", -1.0))
+        high = float(_argument(args, kwargs, 2, "max_val", 1.0))
+        if low != 0.0:
+            return None
+        return s, high, inplace or bool(_argument(args, kwargs, 3, "inplace", False))
+    threshold = float(_argument(args, kwargs, 1, "threshold", 0.0))
+    value = float(_argument(args, kwargs, 2, "value", 0.0))
+    if threshold != 0.0 or value != 0.0:
+        return None
+    return s, None, inplace or bool(_argument(args, kwargs, 3, "inplace", False))
+
+
+def _unsupported_message(rule: str, found: list[tuple[str, str]]) -> str:
+    where = "; ".join(f"{activation} at {name or '<model>'!r}" for name, activation in found[:4])
+    more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+    return (f"the {rule!r} backward rule is defined for ReLU and ReLU6 only, and this model "
+            f"uses another activation: {where}{more}. convlens refuses rather than return a "
+            "plain gradient under that name (use convlens.guided.rectifier_support(model) "
+            "to ask first)")
+
+
+class _FunctionalRectifierAlarm(TorchFunctionMode):
+    """Apply the rule to functional rectifier calls (``F.relu``, ``torch.relu_``,
+    ``x.relu()``, ``F.relu6``, ``F.hardtanh(x, 0, u)``, ``F.threshold(x, 0, 0)``) made
+    outside a hooked rectifier module, and raise (or, in report mode, record) on any
+    other activation (SiLU, Hardswish, GELU ...), naming the module that called it."""
+
+    def __init__(self, rule: str, hooked_depth: list[int], module_stack: list[str],
+                 counts: dict[str, int], report: list[tuple[str, str]] | None):
         super().__init__()
-        self.hooked_depth = hooked_depth
+        self.rule, self.hooked_depth, self.module_stack = rule, hooked_depth, module_stack
+        self.counts, self.report = counts, report
+
+    def _refuse(self, activation: str) -> None:
+        where = self.module_stack[-1] if self.module_stack else ""
+        if self.report is None:
+            raise ValueError(_unsupported_message(self.rule, [(where, activation)]))
+        if (where, activation) not in self.report and not any(
+                name == where for name, _ in self.report):
+            self.report.append((where, activation))
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in _FUNCTIONAL_RECTIFIER_NAMES and self.hooked_depth[0] == 0:
-            raise ValueError(
-                f"model calls the functional rectifier {name!r} (F.relu / torch.relu / "
-                "x.relu() / F.relu6 ...) outside an nn.ReLU or nn.ReLU6 module; its backward "
-                "rule cannot be swapped, so deconvnet/guided backprop would silently be the "
-                "plain gradient there. Use nn.ReLU modules in the model."
-            )
-        return func(*args, **(kwargs or {}))
+        if self.hooked_depth[0] == 0:
+            if name in _FUNCTIONAL_RECTIFIER_NAMES:
+                call = _rectifier_call(name, args, kwargs)
+                if call is None:
+                    self._refuse(f"{name} (not a rectifier with these arguments)")
+                else:
+                    s, upper, inplace = call
+                    self.counts["functional"] += 1
+                    result = _RectifierWithRule.apply(s, self.rule, upper)
+                    if inplace:  # keep the caller's tensor identity: s now holds the result
+                        return s.copy_(result)
+                    return result
+            elif name in _OTHER_ACTIVATIONS:
+                self._refuse(f"functional {name}")
+        return func(*args, **kwargs)
+
+
+def _activation_modules(model: nn.Module) -> list[tuple[str, str]]:
+    """``(qualified name, class name)`` of every non-rectifier activation module."""
+    found = []
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        if kind.lower() in _OTHER_ACTIVATIONS and not isinstance(module, (nn.ReLU, nn.ReLU6)):
+            found.append((name, kind))
+    return found
 
 
 @contextmanager
-def relu_backward_rule(model: nn.Module, rule: str) -> Iterator[None]:
-    """While the block runs, every ``nn.ReLU``/``nn.ReLU6`` of ``model`` (and subclasses,
-    e.g. timm's) back-propagates by ``rule`` (``"deconvnet"`` or ``"guided"``, see
-    :class:`_RectifierWithRule`), on every call of the module.
+def relu_backward_rule(model: nn.Module, rule: str,
+                       _report: list[tuple[str, str]] | None = None) -> Iterator[dict]:
+    """While the block runs, every rectifier of ``model`` back-propagates by ``rule``
+    (``"deconvnet"`` or ``"guided"``, see :class:`_RectifierWithRule`), on every call.
 
-    A forward pre-hook computes the rectifier's output through the rule's
-    ``autograd.Function`` from the module's input *before* the module runs (an
-    in-place ReLU then overwrites its input, which the rule no longer needs); the
-    forward hook hands that output on instead of the module's own. A module called
-    several times (ResNet's shared ``relu``) gets the rule on each call. Functional
-    rectifier calls (``F.relu``) cannot be hooked: they raise ``ValueError`` during
-    the forward pass. Hooks are removed in ``finally``; nothing else is touched.
+    Rectifiers are ``nn.ReLU``/``nn.ReLU6`` modules (and subclasses, e.g. timm's) and
+    functional calls (``F.relu``, ``torch.relu``, ``x.relu()``, their in-place forms,
+    ``F.relu6``, ``F.hardtanh(x, 0, u)``, ``F.threshold(x, 0, 0)``), as torchvision's
+    GoogLeNet, Inception-v3 and DenseNet make.
+
+    - Modules: a forward pre-hook computes the rectifier's output through the rule's
+      ``autograd.Function`` from the module's input *before* the module runs (an
+      in-place ReLU then overwrites its input, which the rule no longer needs); the
+      forward hook hands that output on instead of the module's own.
+    - Functional calls: a :class:`~torch.overrides.TorchFunctionMode` active during the
+      pass replaces each call by the rule's function (an in-place call copies the
+      result into its input, so the caller's tensor holds it as before).
+
+    Any other activation (an ``nn.SiLU``/``nn.Hardswish``/``nn.GELU``/... module, timm's
+    own classes, or a functional ``silu``/``hardswish``/``gelu``/... call) raises
+    ``ValueError`` naming the activation and the module's qualified name, before the
+    pass for modules, during it for functional calls; a pass in which no rectifier ran
+    raises too. Gating non-linearities (sigmoid, hard-sigmoid, tanh, softmax) and every
+    other layer back-propagate as usual, as in the papers' networks. A rectifier
+    written another way (``x.clamp(min=0)``, ``torch.maximum(x, 0)``) is not seen.
+
+    Yields ``{"modules": n, "functional": n}``, the count of rule applications. Hooks
+    are removed in ``finally``; nothing else is touched.
     """
     if rule not in RELU_RULES:
         raise ValueError(f"rule must be one of {RELU_RULES}, got {rule!r}")
+    others = _activation_modules(model)
+    if others and _report is None:
+        raise ValueError(_unsupported_message(rule, others))
+    if _report is not None:
+        _report.extend(others)
     rectifiers = [m for _, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
-    if not rectifiers:
-        raise ValueError(
-            f"model has no nn.ReLU or nn.ReLU6 module, so the {rule!r} backward rule has "
-            "nothing to apply to (functional F.relu calls cannot be hooked)"
-        )
     hooked_depth = [0]  # > 0 while a hooked rectifier module is running
+    module_stack: list[str] = []  # qualified names of the modules running now
+    counts = {"modules": 0, "functional": 0}
     handles = []
 
     def make_hooks(module: nn.Module):
@@ -168,6 +266,7 @@ def relu_backward_rule(model: nn.Module, rule: str) -> Iterator[None]:
 
         def pre_hook(module, args):
             outputs.append(_RectifierWithRule.apply(args[0], rule, upper))
+            counts["modules"] += 1
             hooked_depth[0] += 1
 
         def hook(module, args, output):
@@ -176,13 +275,30 @@ def relu_backward_rule(model: nn.Module, rule: str) -> Iterator[None]:
 
         return pre_hook, hook
 
+    def make_name_hooks(name: str):
+        def enter(module, args):
+            module_stack.append(name)
+
+        def leave(module, args, output):
+            module_stack.pop()
+
+        return enter, leave
+
     try:
+        for name, module in model.named_modules():
+            enter, leave = make_name_hooks(name)
+            handles.append(module.register_forward_pre_hook(enter))
+            handles.append(module.register_forward_hook(leave))
         for module in rectifiers:
             pre_hook, hook = make_hooks(module)
             handles.append(module.register_forward_pre_hook(pre_hook))
             handles.append(module.register_forward_hook(hook))
-        with _FunctionalRectifierAlarm(hooked_depth):
-            yield
+        with _FunctionalRectifierAlarm(rule, hooked_depth, module_stack, counts, _report):
+            yield counts
+        if _report is None and counts["modules"] + counts["functional"] == 0:
+            raise ValueError(
+                f"no nn.ReLU/nn.ReLU6 module or functional relu call ran in the model, so the "
+                f"{rule!r} backward rule had nothing to apply to")
     finally:
         for handle in handles:
             handle.remove()
