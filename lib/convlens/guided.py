@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_target
+from ._checks import check_batch, check_target, model_device_dtype
 from .hooks import eval_mode, relu_backward_rule
 from .saliency import gradient
 
@@ -59,10 +59,7 @@ def _survey(model: nn.Module, input_size: tuple[int, int]) -> tuple[dict, list]:
     if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
             or not all(isinstance(v, int) and v > 0 for v in input_size)):
         raise ValueError(f"input_size must be (height, width) in pixels, got {input_size!r}")
-    parameter = next(iter(model.parameters()), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() \
-        else torch.float32
+    device, dtype = model_device_dtype(model)
     report: list[tuple[str, str]] = []
     x = torch.zeros(1, 3, *input_size, device=device, dtype=dtype)
     with torch.no_grad(), eval_mode(model), relu_backward_rule(model, "guided", report) as counts:
