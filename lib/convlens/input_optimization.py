@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, resolve_layer
+from ._checks import check_positive_int, model_device_dtype, resolve_layer
 from .hooks import capture, eval_mode, only_call, stop_after
 
 __all__ = ["PARAMETERIZATIONS", "Transforms", "Visualization", "maximize_activation"]
@@ -366,9 +366,7 @@ def maximize_activation(
     """
     name, _ = resolve_layer(model, layer)
     size = _check_arguments(channel, steps, lr, parameterization, l2, tv, transforms, generator, image_size)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device, dtype = model_device_dtype(model)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     to_input = _normalizer(normalize, device, dtype)
     image_param = _Parameterization(parameterization, size, decorrelate, generator, device, dtype)

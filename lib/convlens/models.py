@@ -551,16 +551,14 @@ def _trace(model: nn.Module, input_size=(224, 224)) -> _Trace:
       ``last_spatial`` = the last stage (the map global pooling or flattening reads);
     - ``middle``: ``stages[len(stages) // 2]``.
     """
+    from ._checks import model_device_dtype
     from .hooks import eval_mode, record_outputs
 
     if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
             or not all(isinstance(v, int) and v > 0 for v in input_size)):
         raise ValueError(f"input_size must be (height, width) in pixels, got {input_size!r}")
     height, width = input_size
-    parameter = next(iter(model.parameters()), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() \
-        else torch.float32
+    device, dtype = model_device_dtype(model)
     modules = dict(model.named_modules())
     x = torch.zeros(1, 3, height, width, device=device, dtype=dtype)
     with torch.no_grad(), eval_mode(model), record_outputs(model) as calls:

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._checks import check_batch, resolve_layer
+from ._checks import check_batch, model_device_dtype, resolve_layer
 from .hooks import capture, eval_mode, only_call, record_outputs
 
 __all__ = ["RF", "ReceptiveFieldError", "receptive_field", "empirical_receptive_field"]
@@ -667,9 +667,7 @@ def receptive_field(
     height, width = (int(v) for v in _pair(input_size))
     if height < 1 or width < 1:
         raise ValueError(f"input_size must be positive, got {input_size}")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device, dtype = model_device_dtype(model)
     channels = in_channels if in_channels is not None else _first_conv_channels(model)
     x = torch.zeros(1, channels, height, width, device=device, dtype=dtype)
 
@@ -744,9 +742,7 @@ def empirical_receptive_field(
     name, _ = resolve_layer(model, layer)
     if not (isinstance(unit, (tuple, list)) and len(unit) == 3):
         raise TypeError(f"unit must be a (channel, i, j) triple, got {unit!r}")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device, dtype = model_device_dtype(model)
     if x is None:
         height, width = _pair(input_size)
         if generator is None:
