@@ -75,12 +75,7 @@ def assert_course_built(returncode: int, statuses: dict, output: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param("alexnet", marks=pytest.mark.xfail(
-        strict=False, reason="lesson 03 cell 4: Can't call numpy() on Tensor that requires grad "
-        "(AlexNet's first convolution has a bias); fixed in the lessons later")),
-    "resnet18",
-])
+@pytest.mark.parametrize("name", ["alexnet", "resnet18"])
 def test_registry_model_builds_every_lesson_on_stand_in_weights(tmp_path, monkeypatch, name):
     torch_home = tmp_path / "torch-home"
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
@@ -90,17 +85,8 @@ def test_registry_model_builds_every_lesson_on_stand_in_weights(tmp_path, monkey
     assert_course_built(*build_course(tmp_path, "--model", name, torch_home=torch_home))
 
 
-def _coursebuild_has(flag: str) -> bool:
-    done = subprocess.run([sys.executable, "-m", "coursebuild", "--help"], cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "lib")),
-                          capture_output=True, text=True, timeout=300)
-    return flag in done.stdout
-
-
 @pytest.mark.slow
 def test_own_ten_class_model_from_a_file_builds_every_lesson(tmp_path):
-    if not _coursebuild_has("--labels"):
-        pytest.skip("coursebuild has no --labels option yet")
     source = tmp_path / "own_net.py"
     source.write_text(OWN_MODEL)
     labels = tmp_path / "labels.txt"
