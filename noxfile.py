@@ -12,6 +12,7 @@
     nox -s lesson -- 08-grad-cam    execute one lesson
     nox -s lint                     ruff
     nox -s bench                    benchmarks: tables of ratios against naive baselines
+    nox -s bench -- occlusion       one benchmark (options after its name)
 
 The environment lives in ``.nox/convlens``. It is created once and updated only
 when ``pyproject.toml`` changes, so torch (several GB) is installed once and
@@ -116,11 +117,22 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks that print tables of ratios against naive baselines."""
+    """Benchmarks that print tables of ratios against naive baselines.
+
+    ``nox -s bench`` runs every script; ``nox -s bench -- occlusion --quick`` runs
+    ``benchmarks/bench_occlusion.py`` alone with the options that follow its name.
+    """
     _environment(session)
     _python(session, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]")  # Captum
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        _python(session, str(script), *session.posargs)
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    args = list(session.posargs)
+    if args and not args[0].startswith("-"):
+        name = args.pop(0)
+        scripts = [s for s in scripts if s.stem in (name, f"bench_{name}")]
+        if not scripts:
+            session.error(f"no benchmarks/bench_{name}.py")
+    for script in scripts:
+        _python(session, str(script), *args)
 
 
 @nox.session
