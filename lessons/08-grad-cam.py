@@ -199,6 +199,7 @@ tolerance = 1e-4 * (abs(logit) + abs(bias) + 1)
 lesson.record("logit", logit, ".3f")
 lesson.record("bias", bias, ".3f")
 lesson.record("raw_sum", total, ".3f")
+lesson.record("logit_minus_bias", logit - bias, ".3f")
 lesson.expect(abs(total - (logit - bias)) < tolerance,
               "the raw map sums to the logit minus the bias", total - (logit - bias))
 if head.in_features == A.shape[1]:
@@ -214,8 +215,8 @@ cam_is_gradcam = lesson.expect(
     head.in_features)
 
 # %% [markdown]
-# The logit of {{ cat_name }} is {{ logit }}, its bias {{ bias }}, and the raw map sums to
-# {{ raw_sum }}: the logit minus the bias. Two consequences. Grad-CAM at this layer is no
+# The logit of {{ cat_name }} is {{ logit }} and its bias {{ bias }}, so the logit minus the
+# bias is {{ logit_minus_bias }}; the raw map sums to {{ raw_sum }}. Two consequences. Grad-CAM at this layer is no
 # approximation: the gradient's only role is to read the classifier's weights. And the ReLU
 # that Grad-CAM applies throws away the cells that count *against* the class, so the displayed
 # map no longer sums to anything; keep the raw map when you want to account for the score.
