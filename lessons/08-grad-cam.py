@@ -387,7 +387,8 @@ lesson.show(fig, f"Grad-CAM at {layer} for a cat class, a coffee class and an ab
 maxima = {c: cam.max().item() for c, cam in zip(three, raw)}
 for c in three:
     print(f"{ctx.labels[c]:>12}: raw maximum {maxima[c]:8.4f}")
-absent_ratio = maxima[absent] / min(maxima[cat], maxima[coffee])
+smaller = min(maxima[cat], maxima[coffee])  # 0 where a map is empty (all evidence negative)
+absent_ratio = maxima[absent] / smaller if smaller > 0 else float("inf")
 lesson.record("absent_name", repr(ctx.labels[absent]))
 lesson.record("absent_ratio", absent_ratio, ".0%")
 absent_dark = lesson.expect(
