@@ -295,6 +295,7 @@ sorted_halves = lesson.expect(
 
 # %%
 others = ["astronaut", "rocket", "chelsea", "coffee"]
+pair_corr = {}
 fig, axes = plt.subplots(2, len(others), figsize=(2.5 * len(others), 5.0))
 for col, name in enumerate(others):
     image_x = ctx.image(name)
@@ -305,13 +306,25 @@ for col, name in enumerate(others):
         plot.overlay(axes[row, col], shown, (cam[0] / cam.max().clamp_min(1e-12)).cpu(),
                      alpha=0.5, title=f"{name}: {ctx.labels[c]!r}")
     if maps2[0].max() > 0 and maps2[1].max() > 0:
+        pair_corr[name] = plot.correlation(maps2[0].cpu(), maps2[1].cpu())
         print(f"{name:>10}: {ctx.labels[two[0]]!r} vs {ctx.labels[two[1]]!r}, correlation of the "
-              f"maps {plot.correlation(maps2[0].cpu(), maps2[1].cpu()):.2f}")
+              f"maps {pair_corr[name]:.2f}")
 lesson.show(fig, f"Grad-CAM at {layer} on four photos, for each photo's most probable class "
                  "(top row) and second most probable class (bottom row); each map divided by "
                  "its own maximum.")
+lesson.record("pair_corrs", ", ".join(f"{k} {v:.2f}" for k, v in pair_corr.items()) or "none")
+alike = sum(v > 0.7 for v in pair_corr.values())
+lesson.record("n_alike", alike)
+similar_pairs = lesson.expect(alike >= 3, "on most photos the two classes' maps are nearly the same",
+                              pair_corr)
 
 # %% [markdown]
+# On {{ n_alike }} photos out of four the two maps correlate above 0.7 ({{ pair_corrs }}): the
+# two most probable classes of a photo usually name the same object (read the titles), and
+# Grad-CAM then points at that object for both. It answers
+# "where is the evidence for this class", not "what tells these two classes apart"; for that,
+# explain the difference of the two logits.
+#
 # ## Which layer?
 #
 # Grad-CAM works at any layer with a spatial output, but what it shows changes with depth.
