@@ -227,6 +227,9 @@ def test_randomised_gradients_match_a_by_hand_reinitialisation(order):
     result = randomization_similarity(model, x, [1, 3], gradient, order=order, seed=7)
     reference = gradient(model, x, [1, 3])
     torch.testing.assert_close(result.reference, reference)
+    given = randomization_similarity(model, x, [1, 3], gradient, order=order, seed=7,
+                                     reference=reference)
+    assert torch.equal(given.spearman, result.spearman) and given.reference is not None
 
     by_hand = copy.deepcopy(model)
     rng_state = torch.get_rng_state()
@@ -306,8 +309,34 @@ def test_constant_map_has_nan_correlation():
     ({"method": "gradient"}, TypeError, "method must be callable"),
     ({"method": lambda m, x, t: torch.zeros(2, 4)}, ValueError, "method must return"),
     ({"seed": 1.0}, TypeError, "seed must be an int"),
+    ({"reference": torch.zeros(2, 1, 8, 8)}, ValueError, "reference must be"),
 ])
 def test_randomization_bad_input_is_named(kwargs, error, words):
     arguments = {"method": gradient, **kwargs}
     with pytest.raises(error, match=words):
         randomization_similarity(two_linear(), torch.randn(1, 1, 8, 8), 0, **arguments)
+
+
+def test_layers_top_down_follows_the_forward_pass_and_leaves_no_hook():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.late = nn.Linear(4, 2)  # defined first, called last
+            self.early = nn.Conv2d(1, 4, 3)
+            self.norm = nn.BatchNorm2d(4)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            x = self.act(self.norm(self.early(x)))
+            x = self.act(x)  # a module without parameters, called twice: not listed
+            return self.late(x.mean(dim=(2, 3)))
+
+    model = Branchy().eval()
+    assert evaluate_layers(model) == ["late", "norm", "early"]
+    assert all(len(m._forward_pre_hooks) == 0 for m in model.modules())
+
+
+def evaluate_layers(model):
+    from convlens.evaluate import layers_top_down
+
+    return layers_top_down(model, torch.randn(2, 1, 6, 6))

@@ -37,7 +37,7 @@ from ._checks import check_batch, check_positive_int, check_target, resolve_laye
 from .integrated_gradients import path_baseline
 
 __all__ = ["RandomizationResult", "auc", "deletion_curve", "gaussian_blur", "insertion_curve",
-           "pointing_game", "randomization_similarity"]
+           "layers_top_down", "pointing_game", "randomization_similarity"]
 
 
 # ---- shared helpers ---------------------------------------------------------------------
@@ -266,8 +266,11 @@ def _resettable(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if callable(getattr(m, "reset_parameters", None))]
 
 
-def _default_layers(model: nn.Module, x: torch.Tensor) -> list[str]:
-    """Modules that hold parameters of their own, last called first (a forward pass on a copy)."""
+def layers_top_down(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of the modules that hold parameters of their own and can ``reset_parameters()``,
+    the last called first (the order of one forward pass of ``x[:1]``, under no_grad; a module
+    called several times counts at its first call). The model is left as found."""
+    x = check_batch(x)
     called: list[str] = []
     handles = []
 
@@ -310,15 +313,15 @@ def _ssim(a, b) -> float:
     return float(structural_similarity(a, b, data_range=1.0, win_size=window))
 
 
-def _reductions(attribution: torch.Tensor, n: int):
+def _reductions(attribution: torch.Tensor, n: int, name: str = "method must return"):
     """Signed map (sum over channels) and absolute map (sum of |value| over channels)."""
     if not isinstance(attribution, torch.Tensor):
-        raise TypeError(f"method must return a tensor, got {type(attribution).__name__}")
+        raise TypeError(f"{name} a tensor, got {type(attribution).__name__}")
     a = attribution.detach().double().cpu()
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4 or a.shape[0] != n:
-        raise ValueError(f"method must return [N, C, H, W] or [N, H, W] maps for the {n} "
+        raise ValueError(f"{name} [N, C, H, W] or [N, H, W] maps for the {n} "
                          f"images, got shape {tuple(attribution.shape)}")
     return a.sum(1).numpy(), a.abs().sum(1).numpy()
 
@@ -331,6 +334,7 @@ def randomization_similarity(
     order: str = "cascading",
     layers: Sequence[str | Sequence[str]] | None = None,
     seed: int = 0,
+    reference: torch.Tensor | None = None,
 ) -> RandomizationResult:
     """Adebayo et al.'s model-randomisation test for one attribution ``method``.
 
@@ -350,6 +354,8 @@ def randomization_similarity(
     absolute maps each divided by its maximum (skimage, data range 1, 7x7 windows or the
     largest odd side that fits; NaN below 3 pixels). A constant map has no
     ranking: its correlation is NaN. The model itself is never modified (deep copies).
+    ``reference``: the trained model's maps ``method(model, x, target)`` when already
+    computed (they are not recomputed; pass exactly what ``method`` returned).
     """
     x = check_batch(x).detach()
     n = x.shape[0]
@@ -362,7 +368,7 @@ def randomization_similarity(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if layers is None:
-        layers = _default_layers(copy.deepcopy(model), x)
+        layers = layers_top_down(model, x)
     if isinstance(layers, str) or not isinstance(layers, Sequence) or len(layers) == 0:
         raise TypeError("layers must be a non-empty list of module names (or lists of names)")
     steps: list[list[str]] = []
@@ -378,8 +384,11 @@ def randomization_similarity(
                 raise ValueError(f"layer {name!r} has no submodule with reset_parameters()")
         steps.append(names)
 
-    reference = method(model, x, target)
-    signed_ref, abs_ref = _reductions(reference, n)
+    given = reference is not None
+    if not given:
+        reference = method(model, x, target)
+    signed_ref, abs_ref = _reductions(reference, n, "reference must be" if given else
+                                      "method must return")
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     rho_abs, rho, ssim, maps = [], [], [], []
     work = copy.deepcopy(model)
