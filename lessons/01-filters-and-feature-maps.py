@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Filters and feature maps
 #
+# **Summary.** What the first layer's kernels look like and what the maps they produce show, from edges to object parts.
+#
 # **The question.** "My network is trained. What do its filters actually look like, and what
 # does a layer hand on to the next one when I show it a photo?"
 #
@@ -181,12 +183,12 @@ lesson.show(fig, caption)
 #
 # ## Feature maps of a photo
 #
-# Now the activations. `convlens.feature_maps(model, layer, x)` runs the model once and returns
+# Now the activations. `convlens.feature_maps(model, x, layer)` runs the model once and returns
 # the output of `layer` as a detached copy, taken before any in-place operation downstream
 # can overwrite it. The first convolution gives a map per filter at half resolution (stride 2).
 
 # %%
-maps1 = convlens.feature_maps(model, ctx.layers["first_conv"], x)[0]
+maps1 = convlens.feature_maps(model, x, ctx.layers["first_conv"])[0]
 print(ctx.layers["first_conv"], "output:", tuple(maps1.shape),
       f"range [{maps1.min():.2f}, {maps1.max():.2f}]")
 fig = plot.feature_map_grid(maps1, channels=strongest + [c for c in range(maps1.shape[0])
@@ -228,8 +230,8 @@ def map_rows(rows, ncols, titles, row_labels=None, cell=(2.3, 1.35)):
     return fig
 
 
-deep = ctx.layers["last_conv"]
-maps_deep = convlens.feature_maps(model, deep, x2)[0]
+deep = ctx.layers["last_spatial"]
+maps_deep = convlens.feature_maps(model, x2, deep)[0]
 energy = maps_deep.flatten(1).abs().mean(dim=1)
 top_deep = energy.argsort(descending=True)[:12].tolist()  # the 12 most active channels
 print(deep, "output:", tuple(maps_deep.shape))
@@ -248,8 +250,8 @@ lesson.show(fig, f"Feature maps of {deep} ({maps_deep.shape[1]}×{maps_deep.shap
 # about *which* feature fired), but it shows at a glance where a layer is busy.
 
 # %%
-roles = ("first_conv", "middle", "last_conv")
-means = [convlens.feature_maps(model, ctx.layers[r], x2)[0].mean(dim=0) for r in roles]
+roles = ("first_conv", "middle", "last_spatial")
+means = [convlens.feature_maps(model, x2, ctx.layers[r])[0].mean(dim=0) for r in roles]
 fig = plot.image_row(
     [ctx.to_display(x2)] + [m.cpu() for m in means],
     ["input"] + [f"mean of {ctx.layers[r]}  {tuple(m.shape)}" for r, m in zip(roles, means)],
@@ -301,9 +303,9 @@ lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}: trained (t
 
 # %%
 rows, titles, labels = [], [], []
-for role_ in ("first_conv", "last_conv"):
+for role_ in ("first_conv", "last_spatial"):
     for tag, net in [("trained", model), ("random init", random_model)]:
-        maps = convlens.feature_maps(net, ctx.layers[role_], x2)[0]
+        maps = convlens.feature_maps(net, x2, ctx.layers[role_])[0]
         chosen = list(range(4)) if role_ == "first_conv" else top_deep[:4]
         rows.append([maps[c] for c in chosen])
         titles.append([f"ch {c}" for c in chosen])
@@ -311,7 +313,7 @@ for role_ in ("first_conv", "last_conv"):
 fig = map_rows(rows, 4, titles, labels)
 lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
                  f"initialised network, at {ctx.layers['first_conv']} (rows 1–2) and "
-                 f"{ctx.layers['last_conv']} (rows 3–4, the channels of Figure 5).")
+                 f"{ctx.layers['last_spatial']} (rows 3–4, the channels of Figure 5).")
 
 # %% [markdown]
 # ## Traps
@@ -399,8 +401,8 @@ else:
 probe = copy.deepcopy(model).train()  # a copy: never do this to the model you study
 bns = [m for m in probe.modules() if isinstance(m, nn.BatchNorm2d)]
 before = bns[0].running_mean.clone() if bns else None
-maps_mid = convlens.feature_maps(model, ctx.layers["middle"], x)[0]
-train_maps = convlens.feature_maps(probe, ctx.layers["middle"], x)[0]
+maps_mid = convlens.feature_maps(model, x, ctx.layers["middle"])[0]
+train_maps = convlens.feature_maps(probe, x, ctx.layers["middle"])[0]
 print("max |train-mode map - eval-mode map| at", ctx.layers["middle"], ":",
       f"{(train_maps - maps_mid).abs().max():.3f}",
       f"(eval-mode maps span {maps_mid.min():.2f} .. {maps_mid.max():.2f})")

@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Deconvnet and guided back-propagation
 #
+# **Summary.** Changing how gradients pass through ReLUs, and what these sharper pictures do and do not show.
+#
 # **The question.** "Papers show crisp, almost photographic pictures labelled *deconvnet* or
 # *guided backprop* next to the grainy input gradient. What do these methods compute that the
 # gradient does not, and how do I implement them in PyTorch without getting it subtly wrong?"
@@ -57,6 +59,7 @@ from torch import nn
 
 import convlens
 from convlens import lesson, plot
+from convlens.hooks import count_hooks
 
 ctx = lesson.setup()
 model = ctx.model
@@ -146,18 +149,16 @@ maps = {
 LEVELS = 16  # display maps are rounded to 16 levels: invisible, and the PNGs stay small
 
 
-def magnitude(attribution, percentile=99.5):
-    """max |a| over colour channels, scaled so a high percentile maps to 1 (display only)."""
-    m = plot.heatmap(attribution)
-    m = np.clip(m / max(np.percentile(m, percentile), 1e-12), 0, 1)
+def magnitude(attribution):
+    """max |a| over colour channels, clipped at the 99.5th percentile, in 16 levels."""
+    m = plot.heatmap(attribution, percentile=99.5)
     return np.round(m * (LEVELS - 1)) / (LEVELS - 1)
 
 
-def signed(attribution, percentile=99.5):
-    """Signed RGB view (grey = 0), clipped at a high percentile of |a| (display only)."""
-    q = max(float(attribution.abs().quantile(percentile / 100)), 1e-12)
-    rgb = plot.signed_to_rgb(attribution.clamp(-q, q))
-    return np.round(rgb * (LEVELS // 2)) / (LEVELS // 2)  # 9 levels per colour channel
+def signed(attribution):
+    """Signed RGB view (grey = 0), clipped at the 99.5th percentile of |a|, 9 levels."""
+    rgb = plot.signed_to_rgb(attribution, percentile=99.5)
+    return np.round(rgb * (LEVELS // 2)) / (LEVELS // 2)
 
 
 image = ctx.to_display(x)
@@ -198,7 +199,7 @@ for name, a in maps.items():
 # ## Implementing the rules with hooks, correctly
 #
 # `convlens.deconvnet` and `convlens.guided_backprop` are the plain gradient computed while
-# every rectifier module back-propagates by the other rule (`convlens._hooks.relu_backward_rule`).
+# every rectifier module back-propagates by the other rule (`convlens.hooks.relu_backward_rule`).
 # The library's approach, in four sentences:
 #
 # 1. The new rule is a small `torch.autograd.Function` whose forward is the rectifier and whose
@@ -406,11 +407,6 @@ except ValueError as error:
 # on every module before and after the calls above, including the one that raised.
 
 # %%
-def count_hooks(net):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               for m in net.modules())
-
-
 convlens.guided_backprop(model, x, target)
 convlens.deconvnet(model, x, target)
 print(f"hooks on {ctx.name} after guided backprop and deconvnet:", count_hooks(model))
@@ -435,10 +431,6 @@ methods = {"gradient": convlens.gradient, "deconvnet": convlens.deconvnet,
 results = {(m, c): f(model, pair, ctx.class_index(c)) for m, f in methods.items() for c in classes}
 
 
-def correlation(a, b):
-    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
-
-
 fig, axes = plt.subplots(2, 3, figsize=(9.6, 4.0))
 for col, name in enumerate(methods):
     for row, c in enumerate(classes):
@@ -455,8 +447,8 @@ print("correlation of the 'tabby' and 'espresso' maps:")
 print("                   signed values   magnitude maps")
 for name in methods:
     a, b = results[name, "tabby"], results[name, "espresso"]
-    print(f"{name:16s}  {correlation(a.cpu(), b.cpu()):13.2f}   "
-          f"{correlation(plot.heatmap(a), plot.heatmap(b)):14.2f}")
+    print(f"{name:16s}  {plot.correlation(a.cpu(), b.cpu()):13.2f}   "
+          f"{plot.correlation(plot.heatmap(a), plot.heatmap(b)):14.2f}")
 
 # %% [markdown]
 # Look at the numbers first. The signed gradients for "tabby" and "espresso" are
@@ -500,7 +492,7 @@ lesson.show(fig, f"Sanity check (Adebayo et al. 2018): maps of class {target} on
 
 for name in after:
     print(f"{name:16s} correlation trained vs random head (magnitude): "
-          f"{correlation(plot.heatmap(maps[name]), plot.heatmap(after[name])):.2f}")
+          f"{plot.correlation(plot.heatmap(maps[name]), plot.heatmap(after[name])):.2f}")
 
 # %% [markdown]
 # With a random classifier, one that has never learned what a cat is, guided backprop draws
@@ -528,7 +520,7 @@ for name in after:
 #    that is in neither object (e.g. `"goldfish"`). How correlated is its guided backprop map
 #    with the other two?
 # 4. Make the sanity check cascading, as Adebayo et al. do: re-initialise the layers one at a
-#    time from the top (the classifier, then `ctx.layers["last_conv"]`, then earlier blocks) and
+#    time from the top (the classifier, then `ctx.layers["last_spatial"]`, then earlier blocks) and
 #    plot the correlation with the trained map after each step, for the gradient and for guided
 #    backprop.
 # 5. Write the deconvnet as your own `autograd.Function` (its backward ignores $s$) and check

@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Grad-CAM
 #
+# **Summary.** Class-specific heat maps from the last convolutional layer, and their combination with guided backprop.
+#
 # **The question.** "The photo holds a cat *and* a cup of coffee. When the network says
 # *tabby*, which part of the picture is it using, and does that region change when I ask
 # about *espresso* instead?"
@@ -44,16 +46,15 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 import convlens
 from convlens import lesson, plot
-from convlens._hooks import capture
+from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
-print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", ctx.layers["last_conv"])
+print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", ctx.layers["last_spatial"])
 
 # The two-object photo, resized whole (no centre crop, which would cut off both objects).
 x = ctx.image("cat_and_coffee", size=(224, 448))
@@ -76,15 +77,22 @@ print(f"explaining {ctx.labels[cat]!r} (class {cat}) and {ctx.labels[coffee]!r} 
 # batch holds the same photo twice, and example $n$ is explained for `target[n]`.
 
 # %%
-layer = ctx.layers["last_conv"]
+layer = ctx.layers["last_spatial"]
 pair = x.repeat(2, 1, 1, 1)
 cams = convlens.gradcam(model, pair, torch.tensor([cat, coffee]), layer)  # [2, 1, 224, 448]
 print("map shape:", tuple(cams.shape))
 
 # Where does each map put its mass? The cat is the left half, the cup the right half.
+shares = []
 for name, cam in zip([ctx.labels[cat], ctx.labels[coffee]], cams):
-    left = cam[..., :224].sum() / cam.sum()
+    left = (cam[..., :224].sum() / cam.sum()).item()
+    shares.append(left)
     print(f"{name:>12}: {left:5.1%} of the map on the cat's half, {1 - left:5.1%} on the cup's half")
+lesson.record("cat_share", shares[0], ".0%")
+lesson.record("cup_share", 1 - shares[1], ".0%")
+lesson.expect(shares[0] > 0.5 and shares[1] < 0.5,
+              "the two maps land on different objects of the same input",
+              f"cat map {shares[0]:.0%} on the cat's half, espresso map {shares[1]:.0%}")
 
 photo = ctx.to_display(x)
 fig, axes = plt.subplots(1, 3, figsize=(10, 2.2))
@@ -98,7 +106,8 @@ lesson.show(fig, f"Grad-CAM at {layer} for two classes of the same input; each m
                  "by its own maximum for display.")
 
 # %% [markdown]
-# The two maps land on different objects of the same input: the weights $\alpha^c$ differ by
+# The two maps land on different objects of the same input ({{ cat_share }} of the cat map
+# on the cat's half, {{ cup_share }} of the espresso map on the cup's half): the weights $\alpha^c$ differ by
 # class, so the same feature maps are mixed differently. That is what "class-discriminative"
 # means, and it is what the gradient maps of the previous lessons do poorly.
 #
@@ -166,7 +175,7 @@ STAGES = {
     "resnet18": ["layer1", "layer2", "layer3", "layer4"],
     "resnet50": ["layer1", "layer2", "layer3", "layer4"],
 }
-depths = STAGES.get(ctx.name, [ctx.layers["middle"], ctx.layers["last_conv"]])
+depths = STAGES.get(ctx.name, [ctx.layers["middle"], ctx.layers["last_spatial"]])
 fig, axes = plt.subplots(1, len(depths), figsize=(10, 1.9))
 for ax, name in zip(axes, depths):
     size = tuple(convlens.gradcam(model, x, cat, name, upsample=False).shape[-2:])
@@ -188,8 +197,8 @@ lesson.show(fig, f"Grad-CAM for {ctx.labels[cat]!r} at four depths of {ctx.name}
 guided = convlens.guided_gradcam(model, pair, torch.tensor([cat, coffee]), layer)
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
 for ax, g, c in zip(axes, guided, [cat, coffee]):
-    magnitude = plot.heatmap(g)  # max |value| over colour channels, divided by its maximum
-    ax.imshow(magnitude, cmap="gray_r", vmin=0, vmax=np.percentile(magnitude, 99.5))
+    magnitude = plot.heatmap(g, percentile=99.5)  # max |value| over RGB, clipped at 99.5th pct
+    ax.imshow(magnitude, cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"Guided Grad-CAM, {ctx.labels[c]!r}", fontsize=9)
     ax.set_axis_off()
 lesson.show(fig, f"Guided Grad-CAM at {layer} for both classes: max |value| over colour "

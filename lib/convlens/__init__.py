@@ -4,7 +4,7 @@ Plain functions that take a model and tensors and return tensors, one technique
 per module. See DEVELOPERS.md for the conventions every function follows.
 """
 
-from . import evaluate, images, models, plot
+from . import evaluate, hooks, images, models, plot
 from .features import feature_maps
 from .gradcam import gradcam, guided_gradcam
 from .guided import deconvnet, guided_backprop
@@ -31,6 +31,7 @@ __all__ = [
     "gradient_x_input",
     "guided_backprop",
     "guided_gradcam",
+    "hooks",
     "images",
     "integrated_gradients",
     "kernel_maps",
