@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Can you trust a saliency map?
 #
+# **Summary.** Every method side by side, measured: model randomisation, deletion and insertion, the pointing game.
+#
 # **The question.** "Eight lessons gave me nine ways to draw what the network looks at. Which
 # of these maps should I believe, and for which question?"
 #
@@ -66,13 +68,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from IPython import get_ipython
 
 import convlens
 from convlens import evaluate, images, lesson, plot
 
 ctx = lesson.setup()
 model = ctx.model
-layer = ctx.layers["last_conv"]
+layer = ctx.layers["last_spatial"]
 print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", layer)
 
 x = ctx.image("chelsea")  # the cat photo, normalized, [1, 3, 224, 224]
@@ -504,6 +507,14 @@ lesson.record("pointing_explanations", explanations)
 lesson.record("pointing_images", len(truth))
 for name in EVERY:
     print(f"{name:>21}: {sum(hits[name]):2d} of {explanations} hits ({pointing[name]:.0%})")
+best_pointing = max(pointing[name] for name in METHODS)
+pointing_best = [name for name in METHODS if pointing[name] == best_pointing]
+lesson.record("pointing_best", " and ".join(pointing_best))
+lesson.record("pointing_best_acc", best_pointing, fmt="{:.0%}")
+for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam", "Grad-CAM"),
+                  ("guided", "guided backprop"), ("gradient", "gradient"),
+                  ("occlusion", "occlusion")]:
+    lesson.record(f"pointing_{key}", pointing[name], fmt="{:.0%}")
 
 # %%
 fig, axes = plt.subplots(1, len(truth), figsize=(2.4 * len(truth) + 2.4, 2.6),
@@ -534,27 +545,87 @@ lesson.show(fig, "The ground-truth set with its boxes (cat red, cup blue) and th
 lesson.record("cascade_steps", len(steps))
 
 
-def show_table(headers, rows):
-    """A plain table: rendered as Markdown in a notebook, aligned text in a terminal."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown("\n".join(lines)))
-            return
-    except ImportError:
-        pass
-    print("\n".join(lines))
-
-
 HEADERS = ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing ↑", "randomisation ρ ↓",
            "time per image"]
 rows = [[name, f"{deletion_auc[name]:.3f}", f"{insertion_auc[name]:.3f}",
          f"{pointing[name]:.0%}", f"{rho_mean[name]:.2f}", f"{seconds[name]:.2f} s"]
         for name in EVERY]
-show_table(HEADERS, rows)
+table = plot.table(HEADERS, rows)
+if get_ipython() is None:  # plain Python: print what a notebook renders
+    print(table)
 
 # %% [markdown]
 # ## Which method for which question
+#
+# Each answer is read off the table, for this model and these images; on another model the
+# build derives them again from its own measurements (and flags the sentences that no longer
+# hold).
+#
+# - *"Which pixels does this score depend on: change them and the score changes?"* Gradient ×
+#   input and Integrated Gradients. Their top pixels are those whose deletion removes the score
+#   fastest ({{ deletion_first }}: {{ deletion_first_auc }}, against {{ deletion_random }} for
+#   a random ranking). Check Integrated Gradients' completeness gap before reading its values
+#   as shares of the score ({{ ig_gap }} off at {{ ig_steps }} steps here).
+# - *"Where in the image is the evidence for this class?"* {{ pointing_answer }}
+# - *"Is the picture about what this network learnt?"* Not for {{ sanity_failures }}: they
+#   survive a random classifier, so what they draw is mostly the image, not the decision.
+#   The same goes, in part, for the input-times-gradient maps and Grad-CAM, which keep some
+#   similarity after every layer is random.
+# - *"What can I afford?"* One backward pass (gradient, gradient × input, deconvnet, guided
+#   backprop, Grad-CAM) costs {{ time_one_pass }} per image here; SmoothGrad and Integrated
+#   Gradients pay one pass per sample or step, and occlusion one forward pass per window
+#   ({{ time_occlusion }}).
+#
+# No method wins every column. Together the three tests say what each map is evidence *of*:
+# the deletion curve tests the ranking of pixels, the pointing game the location of the
+# maximum, randomisation the dependence on the weights, and a method can pass one and fail
+# another.
+
+# %%
+one_pass = [seconds[n] for n in ("gradient", "gradient × input", "deconvnet", "guided backprop",
+                                  "Grad-CAM")]
+lesson.record("time_one_pass", f"{min(one_pass):.2f}–{max(one_pass):.2f} s")
+lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s")
+
+# %% [markdown]
+# ## Traps
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: which way is better?</p>
+# <p>For deletion a <em>lower</em> area is better (the score should collapse), for insertion a
+# <em>higher</em> one. Tools and papers report both as "AUC"; check which curve a number comes
+# from before comparing.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: what "removed" means</p>
+# <p>Zero in the normalised input space is the dataset's mean colour, not black. Black is
+# <code>preprocess.normalize(torch.zeros(3, 1, 1))</code>; a blurred copy is another choice
+# (<code>baseline=evaluate.gaussian_blur(x)</code>). Each choice gives different curves and can
+# reorder the methods: state it next to the number.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: no baselines</p>
+# <p>A random ranking deletes well because scattered grey pixels are unnatural, and a centre
+# map points well because photographers centre their subject (Zhang et al.'s centre baseline
+# already scores high on PASCAL VOC). A method's number means something only next to
+# theirs.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: a similarity of 1 is not a pass</p>
+# <p>In the randomisation test high similarity is the <em>failure</em>: a map that does not
+# change when the weights are destroyed is not explaining them. The random and centre maps,
+# which ignore the network, score a perfect 1.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: randomising the model you use</p>
+# <p><code>reset_parameters()</code> works in place. <code>evaluate.randomization_similarity</code>
+# randomises a deep copy; doing it by hand on <code>ctx.model</code> silently breaks every later
+# cell of the notebook.</p></div>
+#
+# ## Exercises
+#
+# 1. Run the deletion curves with black (`preprocess.normalize(torch.zeros(3, 1, 1))`) and with
+#    a blurred copy as the baseline. Which methods change rank?
+# 2. Raise `IG_STEPS` until the completeness gap is below 5%. How many steps does that take on
+#    this photo, and do the deletion and insertion areas of Integrated Gradients change?
+# 3. Repeat the randomisation with `order="independent"`: re-initialise one block at a time,
+#    the others trained. Which block does guided backprop depend on?
+# 4. Make the pointing game harder: tolerance 0, and only the textured backgrounds. Does the
+#    centre map still keep up?
+# 5. Run the lesson on another model (`nox -s site -- --model resnet18` where its weights are
+#    available) and compare the table. Which sentences of this page does the build flag?
