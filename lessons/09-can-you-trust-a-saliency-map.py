@@ -137,6 +137,8 @@ def centre_map(model, x, target):
 
 
 EVERY = {**METHODS, "random map": random_map, "centre map": centre_map}
+BASELINE_STYLE = {"random map": dict(ls="--", color="black"),
+                  "centre map": dict(ls=":", color="black")}
 # Maps whose sign is not evidence for the class (the gradient family) are ranked by magnitude,
 # as their lessons display them; additive ones (contributions, score drops, CAM) by value.
 MAGNITUDE = {"gradient", "SmoothGrad", "deconvnet", "guided backprop", "guided Grad-CAM"}
@@ -296,7 +298,7 @@ lesson.show(fig, f"Cascading randomisation of {ctx.name}: each row is one method
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for name, result in randomised.items():
-    style = dict(ls="--", color="grey") if name in ("random map", "centre map") else {}
+    style = BASELINE_STYLE.get(name, {})
     for ax, values in zip(axes, [result.spearman_abs, result.ssim]):
         ax.plot(range(len(steps)), values[:, 0].numpy(), marker="o", ms=3, label=name, **style)
 for ax, title in zip(axes, ["Spearman ρ of |map| with the trained map", "SSIM of |map|"]):
@@ -307,7 +309,7 @@ for ax, title in zip(axes, ["Spearman ρ of |map| with the trained map", "SSIM o
     ax.set_xlabel("randomised down to")
 axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
 lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unchanged). The "
-                 "two baselines ignore the network, so they stay at 1.")
+                 "two baselines (black) ignore the network, so they stay at 1.")
 
 # %% [markdown]
 # What the two figures show, in numbers (we call a map *unchanged* when ρ > 0.8, *changed* when
@@ -391,7 +393,7 @@ for name in names:
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for i, name in enumerate(names):
-    style = dict(ls="--", color="grey") if name in ("random map", "centre map") else {}
+    style = BASELINE_STYLE.get(name, {})
     axes[0].plot(fractions.cpu(), deletion[i].cpu(), label=name, **style)
     axes[1].plot(fractions.cpu(), insertion[i].cpu(), label=name, **style)
 axes[0].set_title("deletion (lower area is better)", fontsize=9)
@@ -401,7 +403,7 @@ for ax in axes:
 axes[0].set_ylabel(f"p({ctx.labels[target]!r})")
 axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
 lesson.show(fig, f"Deletion and insertion curves of every map for {ctx.labels[target]!r} on "
-                 "the photo; baselines dashed.")
+                 "the photo; the baselines in black (random dashed, centre dotted).")
 
 # %% [markdown]
 # Read the areas against the baselines, not against zero:
@@ -510,11 +512,31 @@ for name in EVERY:
 best_pointing = max(pointing[name] for name in METHODS)
 pointing_best = [name for name in METHODS if pointing[name] == best_pointing]
 lesson.record("pointing_best", " and ".join(pointing_best))
+lesson.record("one_hit", 1 / explanations, fmt="{:.0%}")
+if best_pointing > pointing["centre map"]:
+    answer = (f"{' and '.join(pointing_best)}: its maximum lands on the object in "
+              f"{best_pointing:.0%} of the cases here, above the centre map's "
+              f"{pointing['centre map']:.0%}. Measure on more images before relying on a "
+              "difference of a few hits.")
+else:
+    answer = (f"On this set no method points better than the centre map "
+              f"({pointing['centre map']:.0%}; best method {best_pointing:.0%}): the pointing "
+              "game cannot separate them here. Use more images (a GPU build uses 16).")
+lesson.record("pointing_answer", answer)
 lesson.record("pointing_best_acc", best_pointing, fmt="{:.0%}")
 for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam", "Grad-CAM"),
                   ("guided", "guided backprop"), ("gradient", "gradient"),
                   ("occlusion", "occlusion")]:
     lesson.record(f"pointing_{key}", pointing[name], fmt="{:.0%}")
+
+# %% [markdown]
+# On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each),
+# the best method, {{ pointing_best }}, hits {{ pointing_best_acc }}. Grad-CAM hits
+# {{ pointing_gradcam }}, occlusion {{ pointing_occlusion }}, the gradient
+# {{ pointing_gradient }} and guided backprop {{ pointing_guided }}; the centre map
+# {{ pointing_centre }} and the random map {{ pointing_random }}. With so few explanations one
+# hit is {{ one_hit }}, so differences of a hit or two are noise. The figure shows where two of
+# the maps put their maximum.
 
 # %%
 fig, axes = plt.subplots(1, len(truth), figsize=(2.4 * len(truth) + 2.4, 2.6),
