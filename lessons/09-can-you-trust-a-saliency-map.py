@@ -326,8 +326,9 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 # - This reproduces Adebayo et al.'s finding on this model: methods unchanged by the first
 #   step here are {{ sanity_failures }}; the paper found guided backprop and guided Grad-CAM
 #   to fail and the gradient and Grad-CAM to pass.
-# - Two details the paper also reports hold here. Gradient × input and Integrated Gradients
-#   multiply by the input, so part of their picture is the photo itself: with every layer
+# - Two more observations. Gradient × input and Integrated Gradients multiply by the input,
+#   so part of their picture is the photo itself (Adebayo et al. make the same point about
+#   gradient × input): with every layer
 #   random they keep ρ = {{ rho_last_gxi }} and {{ rho_last_ig }}, against
 #   {{ rho_last_gradient }} for the plain gradient. And Grad-CAM, although it changes at once,
 #   never becomes unrelated to its trained map (ρ = {{ rho_last_gradcam }} with every layer
@@ -415,9 +416,9 @@ lesson.show(fig, f"Deletion and insertion curves of every map for {ctx.labels[ta
 #   riddles the image with grey dots, which destroys the class by itself, whatever the
 #   ranking: a deletion area means something only next to the random map's.
 # - Grad-CAM ({{ deletion_gradcam }}) and the centre map ({{ deletion_centre }}) delete whole
-#   regions, and a photo with its middle painted grey is still a cat to this model: their
-#   deletion curves even *rise*, to p = {{ gradcam_peak }} for Grad-CAM with
-#   {{ gradcam_peak_fraction }} of the pixels grey.
+#   regions, and the photo with those regions painted grey keeps its class: Grad-CAM's
+#   deletion curve even *rises*, to p = {{ gradcam_peak }} with {{ gradcam_peak_fraction }}
+#   of the pixels grey.
 # - **Insertion.** The blurred photo already scores p = {{ blurred_p }}; putting back the first
 #   tenth of the pixels *lowers* the score for {{ insertion_dips }} of the 11 maps (sharp
 #   specks in a blurred image are unnatural too). The best areas are {{ insertion_first }}
@@ -511,7 +512,7 @@ for name in EVERY:
     print(f"{name:>21}: {sum(hits[name]):2d} of {explanations} hits ({pointing[name]:.0%})")
 best_pointing = max(pointing[name] for name in METHODS)
 pointing_best = [name for name in METHODS if pointing[name] == best_pointing]
-lesson.record("pointing_best", " and ".join(pointing_best))
+lesson.record("pointing_best", ", ".join(pointing_best))
 lesson.record("one_hit", 1 / explanations, fmt="{:.0%}")
 if best_pointing > pointing["centre map"]:
     answer = (f"{' and '.join(pointing_best)}: its maximum lands on the object in "
@@ -531,7 +532,7 @@ for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam"
 
 # %% [markdown]
 # On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each),
-# the best method, {{ pointing_best }}, hits {{ pointing_best_acc }}. Grad-CAM hits
+# the best score among the methods, {{ pointing_best_acc }}, goes to {{ pointing_best }}. Grad-CAM hits
 # {{ pointing_gradcam }}, occlusion {{ pointing_occlusion }}, the gradient
 # {{ pointing_gradient }} and guided backprop {{ pointing_guided }}; the centre map
 # {{ pointing_centre }} and the random map {{ pointing_random }}. With so few explanations one
