@@ -8,11 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convlens.evaluate import deletion_curve, insertion_curve, randomization_similarity
 from convlens.features import feature_maps
 from convlens.gradcam import gradcam, guided_gradcam
 from convlens.guided import deconvnet, guided_backprop
+from convlens.integrated_gradients import integrated_gradients
 from convlens.occlusion import occlusion
-from convlens.saliency import gradient, smoothgrad
+from convlens.saliency import gradient, gradient_x_input, smoothgrad
 
 LAYER = "block.conv"
 
@@ -24,6 +26,14 @@ METHODS = {
     "gradcam": lambda m, x, t: gradcam(m, x, t, LAYER),
     "guided_gradcam": lambda m, x, t: guided_gradcam(m, x, t, LAYER),
     "occlusion": lambda m, x, t: occlusion(m, x, t, window=4, stride=2, batch_size=3),
+    "gradient_x_input": lambda m, x, t: gradient_x_input(m, x, t),
+    "integrated_gradients": lambda m, x, t: integrated_gradients(m, x, t, steps=3, batch_size=2),
+    "deletion_curve": lambda m, x, t: deletion_curve(
+        m, x, t, torch.rand(x.shape, dtype=torch.float64), steps=3, batch_size=3)[1],
+    "insertion_curve": lambda m, x, t: insertion_curve(
+        m, x, t, torch.rand(x.shape, dtype=torch.float64), steps=3, batch_size=3)[1],
+    "randomization_similarity": lambda m, x, t: randomization_similarity(
+        m, x, t, gradient, layers=["head", ["block.conv", "norm"]]).maps[-1],
 }
 
 

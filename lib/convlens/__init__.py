@@ -4,15 +4,16 @@ Plain functions that take a model and tensors and return tensors, one technique
 per module. See DEVELOPERS.md for the conventions every function follows.
 """
 
-from . import hooks, images, models, plot
+from . import evaluate, hooks, images, models, plot
 from .features import feature_maps
 from .gradcam import gradcam, guided_gradcam
 from .guided import deconvnet, guided_backprop
 from .input_optimization import Transforms, Visualization, maximize_activation
+from .integrated_gradients import integrated_gradients
 from .kernel_maps import KernelMapConv2d, convert_convs, kernel_maps
 from .occlusion import occlusion
 from .receptive_field import RF, ReceptiveFieldError, empirical_receptive_field, receptive_field
-from .saliency import gradient, smoothgrad
+from .saliency import gradient, gradient_x_input, smoothgrad
 
 __version__ = "0.1.0"
 
@@ -26,13 +27,16 @@ __all__ = [
     "convert_convs",
     "deconvnet",
     "empirical_receptive_field",
+    "evaluate",
     "feature_maps",
     "gradcam",
     "gradient",
+    "gradient_x_input",
     "guided_backprop",
     "guided_gradcam",
     "hooks",
     "images",
+    "integrated_gradients",
     "kernel_maps",
     "maximize_activation",
     "models",

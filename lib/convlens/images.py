@@ -9,13 +9,15 @@ cup for "espresso" in the same input).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["KNOWN_IMAGES", "load", "prepare", "to_display"]
+__all__ = ["KNOWN_IMAGES", "OBJECT_CLASSES", "GroundTruthImage", "ground_truth_set", "load",
+           "prepare", "to_display"]
 
 _SKIMAGE_PHOTOS = {
     "chelsea": "chelsea",  # a tabby cat
@@ -99,3 +101,112 @@ def to_display(x: torch.Tensor, preprocess) -> np.ndarray:
         raise ValueError(f"expected an image [3, H, W], got shape {tuple(x.shape)}")
     pixels = preprocess.denormalize(x.detach().float().cpu()).clamp(0, 1)
     return pixels.permute(1, 2, 0).numpy()
+
+
+# ---- a ground-truth set for the pointing game -------------------------------------------
+
+#: The ImageNet classes that name each object of the set (a lesson points at the one its
+#: model scores highest).
+OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
+    "cat": ("tabby", "tiger cat", "Egyptian cat"),
+    "cup": ("espresso", "cup", "coffee mug"),
+}
+# Where each object lies in its photo (x0, y0, x1, y1), drawn by hand on the bundled files:
+# chelsea is 451x300 (the cat's head and chest), coffee is 600x400 (cup, spoon and saucer).
+_OBJECT_BOXES = {"cat": ("chelsea", (40, 0, 370, 300)), "cup": ("coffee", (75, 15, 480, 390))}
+
+
+@dataclass(frozen=True)
+class GroundTruthImage:
+    """An RGB image and the box of each object in it, ``(x0, y0, x1, y1)`` in its pixels:
+    columns x0 <= c < x1 and rows y0 <= r < y1 (PIL's crop box)."""
+
+    image: Image.Image = field(repr=False)
+    boxes: dict[str, tuple[int, int, int, int]]
+    background: str  # "photo" (the composite), "neutral" or "textured"
+
+
+def _composite_truth(size: int) -> GroundTruthImage:
+    """``cat_and_coffee`` resized to ``size x 2 size``, boxes mapped through its square crops."""
+    image = _cat_and_coffee().resize((2 * size, size), Image.Resampling.BICUBIC)
+    boxes = {}
+    for half, name in enumerate(("cat", "cup")):
+        photo, (x0, y0, x1, y1) = _OBJECT_BOXES[name]
+        width, height = _skimage_photo(photo).size
+        edge = min(width, height)
+        left, top = (width - edge) // 2, (height - edge) // 2
+        scale = size / edge
+
+        def place(value, offset, shift=0, edge=edge, scale=scale):
+            return int(round(min(max(value - offset, 0), edge) * scale)) + shift
+
+        boxes[name] = (place(x0, left, half * size), place(y0, top),
+                       place(x1, left, half * size), place(y1, top))
+    return GroundTruthImage(image, boxes, "photo")
+
+
+def _background(kind: str, size: int, generator: torch.Generator) -> Image.Image:
+    if kind == "neutral":  # one grey level, 0.35..0.65
+        level = 0.35 + 0.3 * torch.rand((), generator=generator)
+        pixels = level.expand(size, size, 3)
+    else:  # smooth colour blobs plus fine grain
+        coarse = torch.rand(1, 3, 6, 6, generator=generator)
+        blobs = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic",
+                                                align_corners=False)[0].permute(1, 2, 0)
+        grain = torch.rand(size, size, 3, generator=generator) - 0.5
+        pixels = (0.3 + 0.4 * blobs + 0.15 * grain).clamp(0, 1)
+    return Image.fromarray((pixels.numpy() * 255).round().astype(np.uint8), "RGB")
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def ground_truth_set(n: int = 8, size: int = 224, generator: torch.Generator | None = None,
+                     composite: bool = True) -> list[GroundTruthImage]:
+    """Images with known object boxes, the same for the same seed.
+
+    With ``composite`` the first item is ``cat_and_coffee`` at ``size x 2 size`` with a box
+    for each object. Then ``n`` square ``size x size`` images, alternately on a neutral grey
+    and a textured background, each holding the cat and the cup cropped from their photos
+    (the boxes in ``_OBJECT_BOXES``), each scaled so its longer side is 30-50% of ``size`` and
+    pasted at a random place, the two never overlapping. ``generator`` (a CPU
+    ``torch.Generator``; None: seed 0) draws every random choice.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise ValueError(f"size must be an int >= 32 pixels, got {size!r}")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    elif not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    crops = {name: _skimage_photo(photo).crop(box) for name, (photo, box) in _OBJECT_BOXES.items()}
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=generator))
+
+    items = [_composite_truth(size)] if composite else []
+    for i in range(n):
+        kind = ("neutral", "textured")[i % 2]
+        canvas = _background(kind, size, generator)
+        boxes: dict[str, tuple[int, int, int, int]] = {}
+        for name, crop in crops.items():
+            longer = uniform(0.3, 0.5) * size
+            scale = longer / max(crop.size)
+            w, h = max(1, round(crop.width * scale)), max(1, round(crop.height * scale))
+            for _ in range(100):  # rejection sampling of a place that overlaps nothing
+                left = int(uniform(0, size - w + 1 - 1e-9))
+                top = int(uniform(0, size - h + 1 - 1e-9))
+                box = (left, top, left + w, top + h)
+                if not any(_overlap(box, other) for other in boxes.values()):
+                    break
+            else:  # rare: the corner diagonally opposite the first object's centre
+                (x0, y0, x1, y1), = boxes.values()
+                left = 0 if x0 + x1 > size else size - w
+                top = 0 if y0 + y1 > size else size - h
+                box = (left, top, left + w, top + h)
+            canvas.paste(crop.resize((w, h), Image.Resampling.BICUBIC), box[:2])
+            boxes[name] = box
+        items.append(GroundTruthImage(canvas, boxes, kind))
+    return items

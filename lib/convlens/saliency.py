@@ -90,3 +90,17 @@ def smoothgrad(
         grads = gradient(model, noisy, target.repeat(chunk))
         total += grads.reshape(chunk, *x.shape).sum(0)
     return total / samples
+
+
+def gradient_x_input(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
+    """Gradient times input, elementwise: ``x * dy_n/dx_n`` (shape of ``x``, signed).
+
+    Shrikumar et al. 2016, "Not Just a Black Box: Learning Important Features Through
+    Propagating Activation Differences" (arXiv:1605.01713). For a linear model
+    y = w . x + b it is each input's exact share w_i x_i of y - b, the change from the
+    all-zeros input; "zero" here is the model's *normalised* input space (the dataset
+    mean colour after the usual ``Normalize``), not black. It equals Integrated
+    Gradients from the zero baseline when the model is linear.
+    """
+    x = check_batch(x)
+    return x.detach() * gradient(model, x, target)

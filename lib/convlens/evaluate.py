@@ -1,0 +1,418 @@
+"""Measuring an attribution map: faithfulness, localisation and sanity, one metric per function.
+
+**Deletion and insertion** (Petsiuk, Das & Saenko 2018, "RISE: Randomized Input Sampling for
+Explanation of Black-box Models", arXiv:1806.07421, section 4.1). Rank the pixels by the
+map, largest first. With x^(k) the image after the first n_k = round(k P / m) of the P pixels
+have been changed (k = 0..m, m = ``steps``), record the target's softmax probability
+
+    s_k = softmax(model(x^(k)))[target],      fraction f_k = n_k / P.
+
+*Deletion* sets the pixels to a baseline one by one (the score should fall fast: a **lower**
+area under the curve is better). *Insertion* starts from a blurred copy and puts the
+original pixels back (the score should rise fast: a **higher** area is better). Both areas
+come from :func:`auc` (trapezoid rule over f in [0, 1]).
+
+**Pointing game** (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop",
+arXiv:1608.00507): a map scores a hit when its maximum lies within ``tolerance`` pixels of
+the object's box (15 px in TorchRay's implementation, Fong et al. 2019).
+
+**Model randomisation** (Adebayo et al. 2018, "Sanity Checks for Saliency Maps",
+arXiv:1810.03292): re-initialise the network's layers from the output down and measure how
+similar the maps stay (Spearman rank correlation, SSIM). A map that barely changes when the
+weights that produce the prediction are destroyed cannot be explaining the prediction.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_batch, check_positive_int, check_target, resolve_layer
+from .integrated_gradients import path_baseline
+
+__all__ = ["RandomizationResult", "auc", "deletion_curve", "gaussian_blur", "insertion_curve",
+           "layers_top_down", "pointing_game", "randomization_similarity"]
+
+
+# ---- shared helpers ---------------------------------------------------------------------
+
+def _pixel_map(attribution, n: int | None = None, size: tuple[int, int] | None = None,
+               name: str = "attribution") -> torch.Tensor:
+    """``[N, C, H, W]`` (summed over channels) or ``[N, H, W]`` -> ``[N, H, W]``."""
+    if not isinstance(attribution, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(attribution).__name__}")
+    if attribution.ndim == 4:
+        attribution = attribution.sum(dim=1)
+    elif attribution.ndim != 3:
+        raise ValueError(f"{name} must be [N, C, H, W] or [N, H, W], got shape "
+                         f"{tuple(attribution.shape)}")
+    if attribution.is_complex() or attribution.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {attribution.dtype}")
+    if n is not None and attribution.shape[0] != n:
+        raise ValueError(f"{name} has {attribution.shape[0]} maps but the batch has {n} images")
+    if size is not None and tuple(attribution.shape[1:]) != tuple(size):
+        raise ValueError(f"{name} is {tuple(attribution.shape[1:])} pixels but the images are "
+                         f"{tuple(size)}; upsample a coarse map to the input size first")
+    return attribution.detach()
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """Each channel blurred with a normalised Gaussian kernel (separable; borders reflected).
+
+    RISE's reference code uses kernel 11 and sigma 5 (its borders are zero-padded; reflecting
+    them keeps the edges of a normalised image at their own colour instead of the mean).
+    """
+    x = check_batch(x)
+    kernel_size = check_positive_int(kernel_size, "kernel_size")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0:
+        raise ValueError(f"sigma must be a number > 0, got {sigma!r}")
+    half = kernel_size // 2
+    offsets = torch.arange(-half, half + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-offsets**2 / (2 * float(sigma) ** 2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    mode = "reflect" if min(x.shape[-2:]) > half else "replicate"
+    out = F.pad(x.detach(), (half, half, half, half), mode=mode)
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _curve(model, start, end, target, attribution, steps, batch_size):
+    """Scores of images that take the top-ranked pixels from ``end`` and the rest from ``start``."""
+    n, _, height, width = start.shape
+    pixels = height * width
+    ranking = _pixel_map(attribution, n, (height, width)).reshape(n, pixels)
+    if not torch.isfinite(ranking).all():
+        raise ValueError("attribution holds NaN or infinite values")
+    order = torch.argsort(-ranking.float(), dim=1, stable=True)  # ties: row-major order
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(pixels, device=order.device).expand(n, -1))
+    rank = rank.to(start.device)
+    counts = torch.tensor([round(k * pixels / steps) for k in range(steps + 1)],
+                          device=start.device)
+    target = check_target(target, n).to(start.device)
+    jobs = n * (steps + 1)
+    scores = torch.empty(jobs, dtype=start.dtype, device=start.device)
+    with torch.no_grad():
+        for first in range(0, jobs, batch_size):
+            job = torch.arange(first, min(first + batch_size, jobs), device=start.device)
+            example, k = job // (steps + 1), job % (steps + 1)
+            changed = (rank[example] < counts[k][:, None]).view(-1, 1, height, width)
+            images = torch.where(changed, end[example], start[example])
+            logits = model(images)
+            if logits.ndim != 2:
+                raise ValueError(f"the model must return logits [N, classes], got "
+                                 f"{tuple(logits.shape)}")
+            check_target(target, n, logits.shape[1])
+            probabilities = logits.softmax(dim=1)
+            scores[job] = probabilities.gather(1, target[example][:, None])[:, 0].to(start.dtype)
+    fractions = counts.to(start.dtype) / pixels
+    return fractions, scores.view(n, steps + 1)
+
+
+# ---- deletion and insertion -------------------------------------------------------------
+
+def deletion_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attribution: torch.Tensor,
+    steps: int = 32,
+    baseline=0.0,
+    batch_size: int = 16,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RISE deletion: ``(fractions [steps + 1], scores [N, steps + 1])``. Lower AUC is better.
+
+    Pixels are set to ``baseline`` in decreasing order of ``attribution`` (``[N, C, H, W]``
+    summed over channels, or ``[N, H, W]``, at the input's resolution), all channels of a
+    pixel at once, about P/steps pixels per step; ties are taken in row-major order. Scores
+    are the target's softmax probability; ``fractions[k]`` is the exact fraction of pixels
+    changed. ``baseline`` lives in the model's **normalised** input space: the default 0.0 is
+    the dataset's mean colour (grey-brown for ImageNet), *not* black. Pass a number, or a
+    tensor broadcastable to ``x``: ``preprocess.normalize(torch.zeros(3, 1, 1))`` is black,
+    :func:`gaussian_blur` of ``x`` deletes into a blurred copy. ``batch_size`` images go
+    through the model at a time, under ``torch.no_grad``.
+    """
+    x = check_batch(x).detach()
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_target(target, x.shape[0])
+    end = path_baseline(x, baseline)
+    return _curve(model, x, end, target, attribution, steps, batch_size)
+
+
+def insertion_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attribution: torch.Tensor,
+    steps: int = 32,
+    blur=(11, 5.0),
+    batch_size: int = 16,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RISE insertion: ``(fractions [steps + 1], scores [N, steps + 1])``. Higher AUC is better.
+
+    Starts from a blurred copy of ``x`` and puts the original pixels back in decreasing order
+    of ``attribution`` (ranking as in :func:`deletion_curve`). ``blur`` is
+    ``(kernel_size, sigma)`` of :func:`gaussian_blur` (RISE: 11 and 5), or a tensor
+    broadcastable to ``x`` to start from instead (e.g. zeros, the mean colour).
+    """
+    x = check_batch(x).detach()
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_target(target, x.shape[0])
+    if isinstance(blur, torch.Tensor):
+        start = path_baseline(x, blur, "blur")
+    elif isinstance(blur, (tuple, list)) and len(blur) == 2:
+        start = gaussian_blur(x, *blur)
+    else:
+        raise TypeError(f"blur must be (kernel_size, sigma) or a tensor, got {blur!r}")
+    return _curve(model, start, x, target, attribution, steps, batch_size)
+
+
+def auc(fractions: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Area under a curve by the trapezoid rule: ``[N]`` for scores ``[N, S]`` (or a scalar).
+
+    For deletion a lower area is better (the score collapses once the top pixels are gone);
+    for insertion a higher area is better.
+    """
+    for name, value in (("fractions", fractions), ("scores", scores)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if fractions.ndim != 1 or fractions.numel() < 2:
+        raise ValueError(f"fractions must be 1-D with at least 2 points, got shape "
+                         f"{tuple(fractions.shape)}")
+    if scores.shape[-1:] != fractions.shape:
+        raise ValueError(f"scores' last dimension ({tuple(scores.shape)}) must match the "
+                         f"{fractions.numel()} fractions")
+    if (fractions.diff() < 0).any():
+        raise ValueError("fractions must be non-decreasing")
+    return torch.trapezoid(scores, fractions.to(scores.device, scores.dtype), dim=-1)
+
+
+# ---- the pointing game ------------------------------------------------------------------
+
+def _check_boxes(boxes, n: int) -> torch.Tensor:
+    if isinstance(boxes, torch.Tensor):
+        boxes = boxes.detach().cpu()
+    else:
+        try:
+            boxes = torch.tensor(boxes)
+        except (TypeError, ValueError):
+            raise TypeError("boxes must be a tensor [N, 4] or N boxes (x0, y0, x1, y1)") from None
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be [N, 4] as (x0, y0, x1, y1), got shape {tuple(boxes.shape)}")
+    if boxes.shape[0] != n:
+        raise ValueError(f"boxes has {boxes.shape[0]} boxes but there are {n} maps")
+    boxes = boxes.to(torch.float64)
+    if ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
+        raise ValueError("every box needs x0 < x1 and y0 < y1")
+    return boxes
+
+
+def pointing_game(attribution: torch.Tensor, boxes, tolerance: float = 15) -> torch.Tensor:
+    """One bool per map: does the map's maximum fall within ``tolerance`` px of its box?
+
+    ``attribution`` is ``[N, C, H, W]`` (summed over channels) or ``[N, H, W]``; ``boxes`` is
+    ``[N, 4]``, ``(x0, y0, x1, y1)`` in pixels of the map, covering columns x0 <= c < x1 and
+    rows y0 <= r < y1 (PIL's crop box). The maximum is the first one in row-major order; a
+    hit means the Euclidean distance from it to the nearest pixel of the box is at most
+    ``tolerance`` (0: inside the box).
+    """
+    maps = _pixel_map(attribution)
+    n, _, width = maps.shape
+    boxes = _check_boxes(boxes, n)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+            math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number of pixels >= 0, got {tolerance!r}")
+    flat = maps.reshape(n, -1)
+    if torch.isnan(flat).any():
+        raise ValueError("attribution holds NaN values")
+    peak = flat.argmax(dim=1).cpu()
+    row, col = (peak // width).double(), (peak % width).double()
+    dx = torch.clamp(torch.maximum(boxes[:, 0] - col, col - (boxes[:, 2] - 1)), min=0)
+    dy = torch.clamp(torch.maximum(boxes[:, 1] - row, row - (boxes[:, 3] - 1)), min=0)
+    return (dx**2 + dy**2).sqrt() <= tolerance
+
+
+# ---- model randomisation ----------------------------------------------------------------
+
+@dataclass
+class RandomizationResult:
+    """What :func:`randomization_similarity` measured, one row per step.
+
+    ``layers[s]`` names what step s re-initialised (cascading: on top of the steps before).
+    ``spearman_abs``, ``spearman`` and ``ssim`` are ``[steps, N]``; ``reference`` is the map
+    of the trained model and ``maps[s]`` the map after step s (as ``method`` returned them).
+    """
+
+    layers: list[str]
+    spearman_abs: torch.Tensor
+    spearman: torch.Tensor
+    ssim: torch.Tensor
+    reference: torch.Tensor
+    maps: list[torch.Tensor]
+
+
+def _resettable(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if callable(getattr(m, "reset_parameters", None))]
+
+
+def layers_top_down(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of the modules that hold parameters of their own and can ``reset_parameters()``,
+    the last called first (the order of one forward pass of ``x[:1]``, under no_grad; a module
+    called several times counts at its first call). The model is left as found."""
+    x = check_batch(x)
+    called: list[str] = []
+    handles = []
+
+    def make_hook(name):
+        def hook(module, inputs):
+            if name not in called:
+                called.append(name)
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            if any(True for _ in module.parameters(recurse=False)) and _resettable(module):
+                handles.append(module.register_forward_pre_hook(make_hook(name)))
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return called[::-1]
+
+
+def _spearman(a, b) -> float:
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")  # a constant map has no ranking
+    return float(((ra - ra.mean()) * (rb - rb.mean())).mean() / (ra.std() * rb.std()))
+
+
+def _ssim(a, b) -> float:
+    from skimage.metrics import structural_similarity
+
+    side = min(a.shape)
+    if side < 3:
+        return float("nan")  # too small for a window
+    a = a / max(float(a.max()), 1e-30)
+    b = b / max(float(b.max()), 1e-30)
+    window = min(7, side if side % 2 else side - 1)
+    return float(structural_similarity(a, b, data_range=1.0, win_size=window))
+
+
+def _reductions(attribution: torch.Tensor, n: int, name: str = "method must return"):
+    """Signed map (sum over channels) and absolute map (sum of |value| over channels)."""
+    if not isinstance(attribution, torch.Tensor):
+        raise TypeError(f"{name} a tensor, got {type(attribution).__name__}")
+    a = attribution.detach().double().cpu()
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim != 4 or a.shape[0] != n:
+        raise ValueError(f"{name} [N, C, H, W] or [N, H, W] maps for the {n} "
+                         f"images, got shape {tuple(attribution.shape)}")
+    return a.sum(1).numpy(), a.abs().sum(1).numpy()
+
+
+def randomization_similarity(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    method: Callable[[nn.Module, torch.Tensor, object], torch.Tensor],
+    order: str = "cascading",
+    layers: Sequence[str | Sequence[str]] | None = None,
+    seed: int = 0,
+    reference: torch.Tensor | None = None,
+) -> RandomizationResult:
+    """Adebayo et al.'s model-randomisation test for one attribution ``method``.
+
+    ``method(model, x, target)`` returns maps (``[N, C, H, W]`` or ``[N, H, W]``), e.g.
+    ``convlens.gradient`` or ``lambda m, x, t: convlens.gradcam(m, x, t, "layer4")`` (name
+    layers by their qualified *names*: the method runs on a copy of the model). ``layers``
+    lists what to re-initialise, one entry per step, in the order given (from the output
+    down); an entry is a module name or a list of names randomised together. None: every
+    module holding parameters of its own, the last called first. Each step calls
+    ``reset_parameters()`` on every submodule of its entry (BatchNorm: weight 1, bias 0,
+    running mean 0 and variance 1), with the global RNG forked and seeded by ``seed``.
+
+    ``order="cascading"`` randomises step s on top of steps 0..s-1 (the paper's cascade);
+    ``"independent"`` randomises only entry s of a fresh copy. At each step the map is
+    compared with the trained model's: Spearman rank correlation of the absolute map (sum of
+    |value| over channels) and of the signed map (sum over channels), and SSIM of the
+    absolute maps each divided by its maximum (skimage, data range 1, 7x7 windows or the
+    largest odd side that fits; NaN below 3 pixels). A constant map has no
+    ranking: its correlation is NaN. The model itself is never modified (deep copies).
+    ``reference``: the trained model's maps ``method(model, x, target)`` when already
+    computed (they are not recomputed; pass exactly what ``method`` returned).
+    """
+    x = check_batch(x).detach()
+    n = x.shape[0]
+    check_target(target, n)
+    if not callable(method):
+        raise TypeError(f"method must be callable as method(model, x, target), got "
+                        f"{type(method).__name__}")
+    if order not in ("cascading", "independent"):
+        raise ValueError(f"order must be 'cascading' or 'independent', got {order!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if layers is None:
+        layers = layers_top_down(model, x)
+    if isinstance(layers, str) or not isinstance(layers, Sequence) or len(layers) == 0:
+        raise TypeError("layers must be a non-empty list of module names (or lists of names)")
+    steps: list[list[str]] = []
+    for entry in layers:
+        names = [entry] if isinstance(entry, str) else entry
+        names = list(names) if isinstance(names, Sequence) else None
+        if not names or not all(isinstance(name, str) for name in names):
+            raise TypeError(f"each entry of layers must be a module name or a list of names, "
+                            f"got {entry!r}")
+        for name in names:
+            _, module = resolve_layer(model, name)
+            if not _resettable(module):
+                raise ValueError(f"layer {name!r} has no submodule with reset_parameters()")
+        steps.append(names)
+
+    given = reference is not None
+    if not given:
+        reference = method(model, x, target)
+    signed_ref, abs_ref = _reductions(reference, n, "reference must be" if given else
+                                      "method must return")
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    rho_abs, rho, ssim, maps = [], [], [], []
+    work = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for names in steps:
+            if order == "independent":
+                work = copy.deepcopy(model)
+            modules = dict(work.named_modules())
+            with torch.no_grad():
+                for name in names:
+                    for module in _resettable(modules[name]):
+                        module.reset_parameters()
+            result = method(work, x, target)
+            signed, absolute = _reductions(result, n)
+            maps.append(result.detach())
+            rho_abs.append([_spearman(abs_ref[i].ravel(), absolute[i].ravel()) for i in range(n)])
+            rho.append([_spearman(signed_ref[i].ravel(), signed[i].ravel()) for i in range(n)])
+            ssim.append([_ssim(abs_ref[i], absolute[i]) for i in range(n)])
+    return RandomizationResult(
+        layers=["+".join(names) for names in steps],
+        spearman_abs=torch.tensor(rho_abs, dtype=torch.float64),
+        spearman=torch.tensor(rho, dtype=torch.float64),
+        ssim=torch.tensor(ssim, dtype=torch.float64),
+        reference=reference.detach(),
+        maps=maps,
+    )
