@@ -2,6 +2,9 @@
 
     nox -s site                     execute the lessons (cached), regenerate figures, build site/
     nox -s site -- --model vgg16    the same course on another registry model
+    nox -s site -- --model my_net.py:build --weights my.pt --labels classes.txt
+                                    ... on your own model (also torchvision:NAME, timm:NAME,
+                                    package.module:FUNCTION; --layer ROLE=NAME overrides a role)
     nox -s site -- --device cpu     force the CPU (default: CUDA when available)
     nox -s site -- --force          ignore the figure cache
     nox -s tests                    the test suite (browser test included)

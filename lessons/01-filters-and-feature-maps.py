@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Filters and feature maps
 #
+# **Summary.** What the first layer's kernels look like and what the maps they produce show, from edges to object parts.
+#
 # **The question.** "My network is trained. What do its filters actually look like, and what
 # does a layer hand on to the next one when I show it a photo?"
 #

@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Receptive fields
 #
+# **Summary.** How much of the input one unit depends on, computed exactly and measured with a gradient probe, and why the effective region is smaller.
+#
 # **The question.** "Unit 84 of some layer fired. Which pixels of my input image is it looking
 # at? Can I carry the pixel indices along through the layers, so that every activation knows
 # where in the image it came from?"

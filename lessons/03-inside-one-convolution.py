@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Inside one convolution
 #
+# **Summary.** A convolution layer taken apart into per-kernel maps, so you can see which input channel does what.
+#
 # **The question.** "A feature map is the sum of one 2-D response per input channel. How do I
 # get those responses *before* the sum? Can I do it on a pretrained AlexNet or VGG without
 # retraining? My version disagrees with the original layer as soon as the layer has a bias:

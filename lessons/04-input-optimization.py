@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Input optimisation
 #
+# **Summary.** Synthesising an image that excites a unit or a class, and the regularisers that make it look like something.
+#
 # **The question.** "To see what a filter detects, people start from a random image and
 # follow the gradient that raises the mean of that filter's feature map. But for a first-layer
 # filter, that mean is just a weighted sum of the pixels: every pixel pushed to $\pm\infty$ with

@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Occlusion sensitivity
 #
+# **Summary.** Hiding patches of the photo and watching the class score drop, the simplest explanation there is.
+#
 # **The question.** "The network says *tiger cat*. Which part of the picture is that answer
 # based on?"
 #

@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Saliency maps and SmoothGrad
 #
+# **Summary.** The gradient of a class score with respect to the pixels, and how averaging over noisy copies cleans it up.
+#
 # **The question.** "If I differentiate the class score with respect to the *input* instead of
 # the weights, what does that picture tell me, and why does it look like television static?"
 #

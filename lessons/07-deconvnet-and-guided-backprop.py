@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Deconvnet and guided back-propagation
 #
+# **Summary.** Changing how gradients pass through ReLUs, and what these sharper pictures do and do not show.
+#
 # **The question.** "Papers show crisp, almost photographic pictures labelled *deconvnet* or
 # *guided backprop* next to the grainy input gradient. What do these methods compute that the
 # gradient does not, and how do I implement them in PyTorch without getting it subtly wrong?"

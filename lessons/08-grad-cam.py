@@ -14,6 +14,8 @@
 # %% [markdown]
 # # Grad-CAM
 #
+# **Summary.** Class-specific heat maps from the last convolutional layer, and their combination with guided backprop.
+#
 # **The question.** "The photo holds a cat *and* a cup of coffee. When the network says
 # *tabby*, which part of the picture is it using, and does that region change when I ask
 # about *espresso* instead?"
@@ -82,9 +84,16 @@ cams = convlens.gradcam(model, pair, torch.tensor([cat, coffee]), layer)  # [2, 
 print("map shape:", tuple(cams.shape))
 
 # Where does each map put its mass? The cat is the left half, the cup the right half.
+shares = []
 for name, cam in zip([ctx.labels[cat], ctx.labels[coffee]], cams):
-    left = cam[..., :224].sum() / cam.sum()
+    left = (cam[..., :224].sum() / cam.sum()).item()
+    shares.append(left)
     print(f"{name:>12}: {left:5.1%} of the map on the cat's half, {1 - left:5.1%} on the cup's half")
+lesson.record("cat_share", shares[0], ".0%")
+lesson.record("cup_share", 1 - shares[1], ".0%")
+lesson.expect(shares[0] > 0.5 and shares[1] < 0.5,
+              "the two maps land on different objects of the same input",
+              f"cat map {shares[0]:.0%} on the cat's half, espresso map {shares[1]:.0%}")
 
 photo = ctx.to_display(x)
 fig, axes = plt.subplots(1, 3, figsize=(10, 2.2))
@@ -98,7 +107,8 @@ lesson.show(fig, f"Grad-CAM at {layer} for two classes of the same input; each m
                  "by its own maximum for display.")
 
 # %% [markdown]
-# The two maps land on different objects of the same input: the weights $\alpha^c$ differ by
+# The two maps land on different objects of the same input ({{ cat_share }} of the cat map
+# on the cat's half, {{ cup_share }} of the espresso map on the cup's half): the weights $\alpha^c$ differ by
 # class, so the same feature maps are mixed differently. That is what "class-discriminative"
 # means, and it is what the gradient maps of the previous lessons do poorly.
 #

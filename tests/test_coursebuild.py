@@ -6,6 +6,7 @@ is replaced by a fake one (so editing it is safe) and the weights identity by a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from coursebuild import depends, execute, keys
+from coursebuild import catalog, execute, keys, mkdocs_hooks, prose
 from coursebuild import pipeline as cb
 from coursebuild.pipeline import BuildFailed, build, main
 
@@ -106,10 +107,12 @@ class Project:
 
 
 def isolate(p: Project, monkeypatch) -> Project:
-    """Key on ``p``'s fake library and a fixed weights identity; count kernel starts."""
+    """Key on ``p``'s fake library and a fixed identity of the registry weights (a
+    ``weights`` file is still hashed); count kernel starts."""
     monkeypatch.setattr(keys, "source_trees", lambda: {
         "convlens": p.lib, "coursebuild": ROOT / "lib" / "coursebuild"})
-    monkeypatch.setattr(keys, "weights_identity", lambda model, digest, memo=None: "w-" + model)
+    monkeypatch.setattr(keys, "weights_identity", lambda model, weights, digest, memo=None:
+                        keys.file_digest(weights) if weights else "w-" + model)
     real_run = execute.run_notebook
 
     def counting_run(lesson, nb, **kwargs):
@@ -205,39 +208,10 @@ def test_library_change_reruns_every_lesson(warm):
     assert project.build() == {"01-hello": "miss", "02-grad-cam": "miss"}
 
 
-def test_library_module_change_reruns_only_the_lessons_that_use_it(project):
-    lib = project.lib
-    (lib / "__init__.py").write_text("from .gradcam import gradcam\nfrom .occlusion import occlusion\n")
-    (lib / "_checks.py").write_text("def check(x):\n    return x\n")
-    (lib / "gradcam.py").write_text("from ._checks import check\ndef gradcam(x):\n    return check(x)\n")
-    (lib / "occlusion.py").write_text("def occlusion(x):\n    return x\n")
-    project.write("01-hello", "# %%\nimport convlens\nconvlens.occlusion\n")
-    project.write("02-grad-cam", "# %%\nfrom convlens import gradcam\n")
-    lesson_files = {path.stem: [f.name for f in depends.lesson_library_files(
-        path.read_bytes(), lib)] for path in sorted(project.lessons.iterdir())}
-    assert lesson_files == {"01-hello": ["__init__.py", "occlusion.py"],
-                            "02-grad-cam": ["__init__.py", "_checks.py", "gradcam.py"]}
-    keys_before = {r: keys.cache_key(keys.lesson_inputs(project.lessons / f"{r}.py", COMMON))
-                   for r in lesson_files}
-    (lib / "_checks.py").write_text("def check(x):\n    return 2 * x\n")  # used by gradcam only
-    keys_after = {r: keys.cache_key(keys.lesson_inputs(project.lessons / f"{r}.py", COMMON))
-                  for r in lesson_files}
-    assert keys_after["01-hello"] == keys_before["01-hello"]
-    assert keys_after["02-grad-cam"] != keys_before["02-grad-cam"]
-
-
-@pytest.mark.parametrize("source", [
-    "import convlens\nf = getattr(convlens, 'gradcam')\n",  # dynamic lookup
-    "import convlens as c\nprint(c)\n",                      # the package object itself
-    "from convlens import something_new\n",                   # a name we cannot place
-    "def broken(:\n",                                          # not Python
-])
-def test_unresolvable_library_use_depends_on_the_whole_package(tmp_path, source):
-    (tmp_path / "__init__.py").write_text("from .a import f\n")
-    (tmp_path / "a.py").write_text("def f():\n    pass\n")
-    (tmp_path / "b.py").write_text("def g():\n    pass\n")
-    files = depends.lesson_library_files(source.encode(), tmp_path)
-    assert [p.name for p in files] == ["__init__.py", "a.py", "b.py"]
+def test_any_library_file_is_in_every_key(warm):
+    """The whole package is hashed: a module no lesson imports still re-runs them all."""
+    (warm.lib / "unused.py").write_text("import convlens.other\n")
+    assert warm.build() == {"01-hello": "miss", "02-grad-cam": "miss"}
 
 
 def test_force_reruns_all_and_only_restricts(warm):
@@ -403,11 +377,20 @@ def test_weights_identity_is_remembered_until_the_file_changes(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "convlens.models", fake)
     monkeypatch.delenv("CONVLENS_WEIGHTS", raising=False)
     memo = tmp_path / "memo.json"
-    first = keys.weights_identity("m", "digest", memo)
-    assert keys.weights_identity("m", "digest", memo) == first and calls == ["m"]
-    keys.weights_identity("m", "other library", memo)  # library changed: asked again
+    first = keys.weights_identity("m", None, "digest", memo)
+    assert keys.weights_identity("m", None, "digest", memo) == first and calls == ["m"]
+    keys.weights_identity("m", None, "other library", memo)  # library changed: asked again
     weights.write_bytes(b"123456")  # new file: asked again, new answer
-    assert keys.weights_identity("m", "digest", memo) != first
+    assert keys.weights_identity("m", None, "digest", memo) != first
+    assert len(calls) == 3
+    # A --weights file is hashed here, without the library; remembered until it changes.
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"abc")
+    assert keys.weights_identity("m", str(mine), "digest", memo) == hashlib.sha256(
+        b"abc").hexdigest()
+    mine.write_bytes(b"abcd")
+    assert keys.weights_identity("m", str(mine), "digest", memo) == hashlib.sha256(
+        b"abcd").hexdigest()
     assert len(calls) == 3
 
 
@@ -453,3 +436,272 @@ def test_huge_text_output_is_reported(project):
     lines = []
     project.build(only=["03"], log=lambda *a, **k: lines.append(" ".join(map(str, a))))
     assert any("03-bytes.py: cell 1 outputs" in line for line in lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Values and claims in prose: convlens.lesson.record / expect, filled in by the build
+
+CLAIMS = '''\
+# %% [markdown]
+# # Claims
+# **Summary.** A lesson whose text states a number and a comparison.
+#
+# The ratio is {{ ratio }} and the count is {{count}}.
+
+# %%
+from convlens import lesson
+ratio = lesson.record("ratio", 0.3312, "{:.1%}")
+count = lesson.record("count", 12)
+
+# %% [markdown]
+# Batching is about as fast as one photo at a time (a ratio close to 1).
+
+# %%
+lesson.expect(abs(ratio - 1) < 0.2, "batching is about as fast as one photo at a time", ratio)
+print("after the check")
+'''
+
+
+def notebook_cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def test_a_failed_claim_breaks_the_default_build_with_lesson_cell_claim_and_value(project):
+    project.write("03-claims", CLAIMS)
+    with pytest.raises(BuildFailed) as failure:
+        project.build(only=["03"])
+    message = str(failure.value)
+    assert "03-claims.py: cell 4, line 16 failed" in message
+    assert "ClaimFailed" in message
+    assert "'batching is about as fast as one photo at a time'" in message
+    assert "model efficientnet_lite0, device cpu: measured 0.3312" in message
+    assert project.entries("03-claims") == []
+
+
+def test_a_failed_claim_is_a_note_on_another_model_and_the_build_lists_it(project):
+    project.write("03-claims", CLAIMS)
+    lines = []
+    assert project.build(only=["03"], model="alexnet",
+                         log=lambda *a, **k: lines.append(" ".join(map(str, a))))["03-claims"] \
+        == "miss"
+    cells = notebook_cells(project.out / "lessons/03-claims.ipynb")
+    html = [o["data"]["text/html"] for o in cells[3]["outputs"] if "text/html" in o.get("data", {})]
+    [box] = html
+    box = "".join(box)
+    assert '<div class="admonition warning' in box
+    assert "batching is about as fast as one photo at a time" in box
+    assert "does not hold for this model (model alexnet, device cpu): measured 0.3312" in box
+    assert "after the check" in json.dumps(cells[3]["outputs"])  # the cell went on
+    assert prose.EXPECT_MIME not in json.dumps(cells)  # private outputs stripped
+    # The summary ends with the note; build-info.json and the Build page list it.
+    lines = "\n".join(lines).splitlines()
+    assert lines[-1] == ("  03-claims, cell 4: batching is about as fast as one photo at a "
+                         "time (measured 0.3312)")
+    assert lines[-2].startswith("notes: 1 statement(s) of the text do not hold for model alexnet")
+    info = json.loads((project.out / "build-info.json").read_text())
+    [lesson] = [r for r in info["lessons"] if r["slug"] == "03-claims"]
+    assert lesson["checks"] == 1 and lesson["records"] == 2
+    assert lesson["notes"] == [{"cell": 4, "claim": "batching is about as fast as one photo "
+                                "at a time", "value": "0.3312", "model": "alexnet",
+                                "device": "cpu"}]
+    assert "| [03-claims](lessons/03-claims.ipynb) | 4 | batching is about as fast" in \
+        (project.out / "build.md").read_text()
+    # A cache hit reports the same note.
+    again = []
+    assert project.build(only=["03"], model="alexnet", log=lambda *a, **k: again.append(
+        " ".join(map(str, a))))["03-claims"] == "hit"
+    assert again[-1].splitlines()[-1].startswith("  03-claims, cell 4:")
+
+
+def test_placeholders_are_filled_in_the_notebook_and_records_removed(project):
+    project.write("03-claims", CLAIMS.replace("abs(ratio - 1) < 0.2", "ratio < 1"))
+    project.build(only=["03"])
+    cells = notebook_cells(project.out / "lessons/03-claims.ipynb")
+    first = "".join(cells[0]["source"])
+    assert "The ratio is 33.1% and the count is 12." in first
+    assert "{{" not in json.dumps(cells)
+    assert cells[1]["outputs"] == []  # the two records leave no output
+    assert [text(o) for o in cells[3]["outputs"]] == ["after the check\n"]
+    # the .py beside the notebook (the source download) keeps the placeholders
+    assert "{{ ratio }}" in (project.out / "lessons/03-claims.py").read_text()
+    manifest = json.loads((project.entries("03-claims")[0] / "manifest.json").read_text())
+    assert manifest["records"] == {"ratio": "33.1%", "count": "12"}
+    assert manifest["checks"] == 1 and manifest["notes"] == []
+
+
+def test_an_unknown_placeholder_fails_naming_the_lesson_and_the_name(project):
+    project.write("03-claims", CLAIMS.replace("{{count}}", "{{ counts }}"))
+    with pytest.raises(BuildFailed) as failure:
+        project.build(only=["03"], model="alexnet")
+    message = str(failure.value)
+    assert "03-claims.py: the prose does not match the code" in message
+    assert "markdown cell 1 uses {{ counts }}, which no code cell records " \
+        "(recorded: count, ratio)" in message
+    assert project.entries("03-claims") == []
+
+
+def test_a_name_recorded_twice_with_different_values_fails(project):
+    project.write("03-twice", "# %%\nfrom convlens import lesson\nlesson.record('n', 1)\n"
+                  "lesson.record('n', 1)\n\n# %%\nlesson.record('n', 2)\n")
+    with pytest.raises(BuildFailed, match=r"\{\{ n \}\} is recorded twice with different "
+                       r"values: '1' \(cell 1\) and '2' \(cell 2\)"):
+        project.build(only=["03"])
+
+
+def test_prose_mime_types_are_the_librarys():
+    from convlens import lesson
+
+    assert (prose.RECORD_MIME, prose.EXPECT_MIME) == (lesson.RECORD_MIME, lesson.EXPECT_MIME)
+
+
+# ---------------------------------------------------------------------------------------
+# One list of lessons: nav and home page from lessons/
+
+
+def test_a_new_lesson_file_appears_in_the_nav_and_on_the_home_page(warm):
+    project = warm
+    (project.assets / "index.md").write_text("# Home\n\n<!-- lessons -->\n\nThe end.\n")
+    project.write("03-new-thing", "# %% [markdown]\n# # A new thing\n#\n"
+                  "# **Summary.** What the new thing computes, and\n# why it matters.\n#\n"
+                  "# Text.\n\n# %%\n1\n")
+    project.build()
+    home = (project.out / "index.md").read_text()
+    assert home == ("# Home\n\n1. [Hello](lessons/01-hello.ipynb)\n"
+                    "2. [Grad-CAM, in miniature](lessons/02-grad-cam.ipynb)\n"
+                    "3. [A new thing](lessons/03-new-thing.ipynb): what the new thing "
+                    "computes, and why it matters.\n\nThe end.\n")
+    config = {"docs_dir": str(project.out), "nav": [
+        {"Home": "index.md"}, {"Lessons": "build-info.json"}, {"Build": "build.md"}]}
+    nav = mkdocs_hooks.on_config(config)["nav"]
+    assert nav[1] == {"Lessons": [{"1. Hello": "lessons/01-hello.ipynb"},
+                                  {"2. Grad-CAM, in miniature": "lessons/02-grad-cam.ipynb"},
+                                  {"3. A new thing": "lessons/03-new-thing.ipynb"}]}
+    assert nav[0] == {"Home": "index.md"} and nav[2] == {"Build": "build.md"}
+
+
+def test_every_course_lesson_declares_title_and_summary():
+    for lesson in keys.find_lessons(ROOT / "lessons"):
+        about = catalog.describe(lesson)
+        assert about["problems"] == [], lesson
+        assert about["summary"].endswith(".") and len(about["summary"]) < 200, lesson
+
+
+def test_summary_case_on_the_home_page():
+    entry = {"number": 6, "slug": "06-s", "title": "S"}
+    assert catalog.home_list([{**entry, "summary": "The gradient."}]) == \
+        "6. [S](lessons/06-s.ipynb): the gradient."
+    assert catalog.home_list([{**entry, "summary": "A map."}]).endswith(": a map.")
+    assert catalog.home_list([{**entry, "summary": "SmoothGrad works."}]).endswith(
+        ": SmoothGrad works.")
+    assert catalog.home_list([{**entry, "summary": "Grad-CAM maps."}]).endswith(
+        ": Grad-CAM maps.")
+
+
+# ---------------------------------------------------------------------------------------
+# The model settings: --model SPEC, --weights, --labels, --layer; --device cuda checked once
+
+ENV = '''\
+# %%
+import os
+for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS"):
+    print(name, os.environ.get(name))
+'''
+
+
+def test_model_settings_reach_the_kernel_and_the_key(project, tmp_path):
+    weights, labels = tmp_path / "w.pt", tmp_path / "labels.txt"
+    weights.write_bytes(b"w")
+    labels.write_text("a\nb\n")
+    project.write("03-env", ENV)
+    project.build(only=["03"], model="resnet18", weights=str(weights), labels=str(labels),
+                  layers=["last_conv=layer4", "middle=layer2"])
+    printed = "".join(text(o) for o in outputs(project.out / "lessons/03-env.ipynb"))
+    assert printed == (f"CONVLENS_MODEL resnet18\nCONVLENS_WEIGHTS {weights.resolve()}\n"
+                       f"CONVLENS_LABELS {labels.resolve()}\n"
+                       "CONVLENS_LAYERS last_conv=layer4,middle=layer2\n")
+    [entry] = project.entries("03-env")
+    inputs = json.loads((entry / "manifest.json").read_text())["inputs"]
+    assert inputs["labels"] == hashlib.sha256(b"a\nb\n").hexdigest()
+    assert inputs["layers"] == "last_conv=layer4,middle=layer2"
+    assert inputs["weights"] == hashlib.sha256(b"w").hexdigest()
+    key = entry.name
+
+    def key_with(**changes):
+        settings = {"model": "resnet18", "weights": str(weights), "labels": str(labels),
+                    "layers": ["last_conv=layer4", "middle=layer2"], **changes}
+        s = cb.ModelSettings.of(**settings)
+        common = keys.common_inputs(s.model, "cpu", 0, weights=s.weights, labels=s.labels,
+                                    layers=s.layers)
+        return keys.cache_key(keys.lesson_inputs(project.lessons / "03-env.py", common))
+
+    monkey_free = key_with()
+    assert monkey_free == key
+    assert key_with(layers=["last_conv=layer3"]) != key
+    labels.write_text("a\nc\n")
+    assert key_with() != key
+    labels.write_text("a\nb\n")
+    weights.write_bytes(b"w2")
+    assert key_with() != key
+
+
+def test_a_model_from_a_file_is_keyed_on_its_source(tmp_path, monkeypatch):
+    net = tmp_path / "mynet.py"
+    net.write_text("def build():\n    return None\n")
+    spec = f"{net}:build"
+    first = keys.common_inputs(spec, "cpu", 0)
+    assert first["weights"] == "from-source"
+    assert first["model_source"] == hashlib.sha256(net.read_bytes()).hexdigest()
+    net.write_text("def build():\n    return 1\n")
+    assert keys.common_inputs(spec, "cpu", 0)["model_source"] != first["model_source"]
+    # package.module:function: the module's file, found without importing it
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (tmp_path / "mypkg" / "nets.py").write_text("def build(): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert keys.model_source("mypkg.nets:build") == ("module", tmp_path / "mypkg" / "nets.py")
+    assert "mypkg" not in sys.modules
+    assert keys.model_source("torchvision:resnet18") == ("torchvision", None)
+    assert keys.model_source("alexnet") == ("registry", None)
+    for bad, why in [("nothere.py:f", "no file"), ("no_such_pkg_x.mod:f", "not found"),
+                     ("mypkg.nets:", "expected PREFIX:NAME")]:
+        with pytest.raises(ValueError, match=why):
+            keys.model_source(bad)
+    # a relative file spec reaches the kernel as an absolute path
+    monkeypatch.chdir(tmp_path)
+    assert cb.ModelSettings.of("mynet.py:build").model == f"{net}:build"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layer", "last_conv"], "expected ROLE=NAME"),
+    (["--layer", "a=x", "--layer", "a=y"], "role 'a' given twice"),
+    (["--weights", "/nonexistent/w.pt"], "--weights: no file"),
+    (["--labels", "/nonexistent/l.txt"], "--labels: no file"),
+])
+def test_bad_model_settings_fail_before_any_lesson(project, capsys, argv, message):
+    base = ["--lessons-dir", str(project.lessons), "--out", str(project.out),
+            "--cache", str(project.cache), "--assets", str(project.assets), "--device", "cpu"]
+    assert main(base + argv) == 2
+    assert message in capsys.readouterr().err
+    assert project.runs == []
+
+
+def test_device_cuda_without_cuda_fails_once_before_any_lesson(project, capsys):
+    if keys.cuda_available():
+        pytest.skip("this machine has CUDA")
+    argv = ["--lessons-dir", str(project.lessons), "--out", str(project.out),
+            "--cache", str(project.cache), "--assets", str(project.assets), "--device", "cuda"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("--device cuda, but torch sees no CUDA device") == 1
+    assert project.runs == [] and not project.out.exists()
+
+
+def test_default_model_is_read_from_the_library_without_torch():
+    from convlens import models
+
+    assert keys.default_model() == models.DEFAULT_MODEL
+    result = subprocess.run([sys.executable, "-c", "import sys; from coursebuild import keys; "
+                             "print(keys.default_model(), 'torch' in sys.modules)"],
+                            capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "lib")})
+    assert result.stdout.split() == [models.DEFAULT_MODEL, "False"]

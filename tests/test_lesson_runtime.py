@@ -1,4 +1,7 @@
-"""What lessons rely on: settings from the build's environment and deterministic figures."""
+"""What lessons rely on: settings from the build's environment, deterministic figures, and
+record / expect (the build's side of them: tests/test_coursebuild.py)."""
+
+import os
 
 import matplotlib
 
@@ -10,6 +13,28 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from convlens import lesson  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def restore_setup_side_effects():
+    """``lesson.setup()`` changes process-wide state on purpose (see its docstring): put
+    torch's flags, the environment, matplotlib's rcParams and the RNGs back afterwards."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    environ = dict(os.environ)
+    rc = matplotlib.rcParams.copy()
+    rng = torch.get_rng_state()
+    current = lesson._current
+    yield
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    torch.backends.cudnn.benchmark = benchmark
+    os.environ.clear()
+    os.environ.update(environ)
+    matplotlib.rcParams.update(rc)
+    torch.set_rng_state(rng)
+    lesson._current = current
+    lesson._recorded.clear()
 
 
 def _figure():
@@ -66,7 +91,91 @@ def test_context_helpers(monkeypatch):
     x = ctx.image("cat_and_coffee", size=(224, 448))
     assert x.shape == (1, 3, 224, 448) and x.device == ctx.device
     assert ctx.class_index("espresso") == 967
-    with pytest.raises(ValueError, match="not an ImageNet class"):
+    with pytest.raises(ValueError, match="'unicorn' is not a class name of model"):
         ctx.class_index("unicorn")
     labels = [label for label, _ in ctx.top_classes(x, k=5)]
     assert "espresso" in labels
+    assert ctx.stages == tuple(getattr(ctx, "stages", ()))
+
+
+def test_class_index_falls_back_to_the_top_class_of_the_photo(monkeypatch, capsys):
+    monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
+    ctx = lesson.setup()
+    x = ctx.image("cat_and_coffee")
+    top = int(ctx.model(x).argmax(dim=1))
+    ctx.labels = list(ctx.labels)
+    ctx.labels[967] = "espresso-renamed"  # a model whose labels lack 'espresso'
+    assert ctx.class_index("espresso", x) == top
+    assert capsys.readouterr().out == (f"'espresso' is not a class of this model; using its "
+                                       f"top class {ctx.labels[top]!r} for this photo\n")
+    with pytest.raises(TypeError, match="label must be a class name"):
+        ctx.class_index(967)
+
+
+def test_setup_side_effects_are_as_documented(monkeypatch):
+    monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.use_deterministic_algorithms(False)
+    lesson.record("leftover", 1)
+    lesson.setup()
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert lesson._recorded == {}
+
+
+@pytest.mark.parametrize("value, fmt, text", [
+    (0.3312, ".1%", "33.1%"), (0.3312, "{:.1%}", "33.1%"), (9.2449, "{:.2f} ms", "9.24 ms"),
+    (12, None, "12"), ("tiger cat", None, "tiger cat"), (torch.tensor([0.5]), ".2f", "0.50"),
+    (np.float32(2.0), ".1f", "2.0"),
+])
+def test_record_formats_and_returns_the_value(value, fmt, text):
+    assert lesson.record("v", value, fmt) is value
+    assert lesson._recorded["v"] == text
+
+
+def test_record_rejects_bad_names_and_formats():
+    with pytest.raises(ValueError, match="name must be an identifier"):
+        lesson.record("two words", 1)
+    with pytest.raises(ValueError, match="fmt '.1%' cannot format 'text'"):
+        lesson.record("v", "text", ".1%")
+    with pytest.raises(TypeError, match="fmt must be a format string"):
+        lesson.record("v", 1, 2)
+
+
+def test_strict_is_the_default_model_with_its_own_settings_on_the_cpu(monkeypatch):
+    for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS",
+                 "CONVLENS_STRICT"):
+        monkeypatch.delenv(name, raising=False)
+    lesson._current = None
+    monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
+    assert lesson.strict()
+    for name, value in [("CONVLENS_MODEL", "alexnet"), ("CONVLENS_WEIGHTS", "my.pt"),
+                        ("CONVLENS_LABELS", "l.txt"), ("CONVLENS_LAYERS", "last_conv=x")]:
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            assert not lesson.strict(), name
+            m.setenv("CONVLENS_STRICT", "1")
+            assert lesson.strict(), name
+    monkeypatch.setenv("CONVLENS_STRICT", "0")
+    assert not lesson.strict()
+    monkeypatch.setenv("CONVLENS_STRICT", "yes")
+    with pytest.raises(ValueError, match="CONVLENS_STRICT must be 0 or 1"):
+        lesson.strict()
+
+
+def test_expect_raises_in_strict_mode_and_returns_false_otherwise(monkeypatch):
+    lesson._current = None
+    monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
+    monkeypatch.setenv("CONVLENS_STRICT", "1")
+    assert lesson.expect(True, "it holds") is True
+    assert lesson.expect(torch.tensor(True), "it holds") is True
+    with pytest.raises(lesson.ClaimFailed, match=r"the text says 'ratio close to 1', which does "
+                       r"not hold on model .*, device cpu: measured 0.3312"):
+        lesson.expect(0.3312 > 0.9, "ratio close to 1", 0.33124)
+    monkeypatch.setenv("CONVLENS_STRICT", "0")
+    assert lesson.expect(False, "ratio close to 1", 0.33) is False
+    with pytest.raises(TypeError, match="condition must be a bool"):
+        lesson.expect(0.33, "ratio close to 1")
+    with pytest.raises(ValueError, match="claim must be the non-empty sentence"):
+        lesson.expect(True, " ")

@@ -1,12 +1,24 @@
-"""What a lesson calls first and for every figure.
+"""What a lesson calls: :func:`setup` first, :func:`show` for every figure, and
+:func:`record` / :func:`expect` for every number and claim its prose states.
 
-The build sets ``CONVLENS_MODEL``, ``CONVLENS_DEVICE`` and ``CONVLENS_SEED``
+The build sets ``CONVLENS_MODEL``, ``CONVLENS_WEIGHTS``, ``CONVLENS_LABELS``,
+``CONVLENS_LAYERS``, ``CONVLENS_DEVICE`` and ``CONVLENS_SEED``
 (``CONVLENS_FIGURE_DIR``, when set, also receives each figure as a PNG file);
 run by hand in Jupyter, a lesson gets the defaults (the embedded
 EfficientNet-Lite0, CUDA when available, seed 0). :func:`show` renders every
 figure the same way (fixed size and dpi, white background, no PNG metadata) so
 two builds on one machine give byte-identical pictures, and it states under the
 figure which model and device made it.
+
+Values and claims in prose (read by ``coursebuild.prose`` after the lesson ran):
+
+- ``record(name, value, fmt=None)`` in a code cell makes ``{{ name }}`` in any
+  markdown cell of the same lesson show the formatted value, in the executed
+  notebook and on the page.
+- ``expect(condition, claim, value=None)`` states the condition of a sentence.
+  In strict mode (:func:`strict`) a false condition raises :class:`ClaimFailed`,
+  which fails the build at that cell; otherwise the cell shows a warning box
+  saying that the statement does not hold for this model, with ``value``.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import html
 import io
 import os
 import random
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +35,15 @@ import torch
 
 from . import images, models
 
-__all__ = ["LessonContext", "setup", "show", "DPI"]
+__all__ = ["LessonContext", "setup", "show", "DPI", "record", "expect", "strict", "ClaimFailed",
+           "RECORD_MIME", "EXPECT_MIME"]
 
 DPI = 100
+# The output types coursebuild reads after execution and strips from the notebook
+# (the same strings are in coursebuild/prose.py; a test checks they agree).
+RECORD_MIME = "application/vnd.convlens.record+json"
+EXPECT_MIME = "application/vnd.convlens.expect+json"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _figure_count = 0
 _current: LessonContext | None = None
 
@@ -41,15 +60,28 @@ class LessonContext:
     device: torch.device
     seed: int
     generator: torch.Generator = field(repr=False, default=None)
+    stages: tuple[str, ...] = ()  # the stages lesson 08 walks through, in forward order
 
     def image(self, name_or_path: str, size: tuple[int, int] | None = None) -> torch.Tensor:
         """A photo as a one-image batch on the lesson's device."""
         return images.prepare(images.load(name_or_path), self.preprocess, size).to(self.device)
 
-    def class_index(self, label: str) -> int:
-        if label not in self.labels:
-            raise ValueError(f"{label!r} is not an ImageNet class name")
-        return self.labels.index(label)
+    def class_index(self, label: str, x: torch.Tensor | None = None) -> int:
+        """The index of class ``label``. When the model's labels lack it (another model,
+        your own labels file), pass the photo ``x``: its top class is used instead, and
+        one line says so. Without ``x`` a missing label is a ``ValueError``."""
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a class name (str), got {type(label).__name__}")
+        if label in self.labels:
+            return self.labels.index(label)
+        if x is None:
+            raise ValueError(f"{label!r} is not a class name of model {self.name!r} "
+                             "(pass the photo x to fall back to its top class)")
+        with torch.no_grad():
+            top = int(self.model(x.to(self.device)[:1]).argmax(dim=1)[0])
+        print(f"{label!r} is not a class of this model; using its top class "
+              f"{self.labels[top]!r} for this photo")
+        return top
 
     @torch.no_grad()
     def top_classes(self, x: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
@@ -87,13 +119,43 @@ def _fix_matplotlib() -> None:
     })
 
 
+def _load_from_environment():
+    """The model named by the build's environment (CONVLENS_MODEL, CONVLENS_WEIGHTS,
+    CONVLENS_LABELS, CONVLENS_LAYERS)."""
+    if hasattr(models, "load_from_environment"):
+        return models.load_from_environment()
+    # --- FALLBACK until convlens.models.load_from_environment lands (branch models8):
+    # --- delete from here to the END FALLBACK line at merge.
+    loaded = models.load(os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
+                         weights=os.environ.get("CONVLENS_WEIGHTS") or None)
+    if os.environ.get("CONVLENS_LABELS"):
+        with open(os.environ["CONVLENS_LABELS"], encoding="utf-8") as handle:
+            loaded = loaded._replace(labels=[line.strip() for line in handle if line.strip()])
+    for pair in filter(None, os.environ.get("CONVLENS_LAYERS", "").split(",")):
+        role, _, name = pair.partition("=")
+        loaded.layers[role.strip()] = name.strip()
+    return loaded
+    # --- END FALLBACK
+
+
 def setup(model: str | None = None, device: str | None = None, seed: int | None = None,
           weights: str | None = None) -> LessonContext:
-    """Seed everything, fix plotting defaults, and load the lesson's model on its device."""
+    """Seed everything, fix plotting defaults, and load the lesson's model on its device.
+
+    Arguments override the environment the build sets (``CONVLENS_MODEL``,
+    ``CONVLENS_WEIGHTS``, ``CONVLENS_DEVICE``, ``CONVLENS_SEED``; labels and layer
+    overrides come from ``CONVLENS_LABELS`` and ``CONVLENS_LAYERS`` only).
+
+    Side effects, on purpose and process-wide (a lesson is one kernel): seeds Python's,
+    NumPy's and torch's global generators; ``torch.use_deterministic_algorithms(True,
+    warn_only=True)``; ``torch.backends.cudnn.benchmark = False``; sets
+    ``os.environ["CUBLAS_WORKSPACE_CONFIG"]`` when unset (cuBLAS reads it at its first
+    use); resets matplotlib's rcParams to the course's; restarts figure numbering and
+    forgets values recorded with :func:`record`.
+    """
     global _figure_count, _current
     _figure_count = 0
-    model = model or os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL)
-    weights = weights or os.environ.get("CONVLENS_WEIGHTS") or None
+    _recorded.clear()
     device_ = _pick_device(device or os.environ.get("CONVLENS_DEVICE", "auto"))
     seed = int(seed if seed is not None else os.environ.get("CONVLENS_SEED", 0))
 
@@ -106,11 +168,152 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
     torch.backends.cudnn.benchmark = False
     _fix_matplotlib()
 
-    loaded = models.load(model, weights=weights)
+    if model is not None or weights is not None:  # explicit arguments: a hand-run notebook
+        loaded = models.load(model or os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
+                             weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None)
+    else:
+        loaded = _load_from_environment()
     generator = torch.Generator(device=device_).manual_seed(seed)
     _current = LessonContext(loaded.name, loaded.model.to(device_), loaded.preprocess,
-                             loaded.labels, loaded.layers, device_, seed, generator)
+                             loaded.labels, loaded.layers, device_, seed, generator,
+                             tuple(getattr(loaded, "stages", ())))
     return _current
+
+
+# ---------------------------------------------------------------------------------------
+# Values and claims in prose
+
+_recorded: dict[str, str] = {}
+
+
+class ClaimFailed(AssertionError):
+    """A statement of the lesson's text does not hold (raised in strict mode only)."""
+
+
+def strict() -> bool:
+    """Whether a failed :func:`expect` fails the lesson (else it becomes a note on the page).
+
+    Strict is the configuration the lesson text was written for: the default model
+    (``efficientnet_lite0`` with its embedded weights, labels and layer roles: none of
+    ``CONVLENS_WEIGHTS``, ``CONVLENS_LABELS``, ``CONVLENS_LAYERS`` set) on the CPU. Any
+    other model, weights, labels, layers or device (CUDA) is lenient. ``CONVLENS_STRICT=1``
+    or ``=0`` overrides the rule (e.g. to check the text on a GPU build).
+    """
+    override = os.environ.get("CONVLENS_STRICT", "").strip()
+    if override in ("0", "1"):
+        return override == "1"
+    if override:
+        raise ValueError(f"CONVLENS_STRICT must be 0 or 1, got {override!r}")
+    model, device = _model_and_device()
+    overridden = any(os.environ.get(f"CONVLENS_{v}") for v in ("WEIGHTS", "LABELS", "LAYERS"))
+    return model == models.DEFAULT_MODEL and not overridden and device.split(":")[0] == "cpu"
+
+
+def _model_and_device() -> tuple[str, str]:
+    if _current is not None:
+        return _current.name, str(_current.device)
+    return (os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
+            str(_pick_device(os.environ.get("CONVLENS_DEVICE", "auto"))))
+
+
+def _format(value, fmt: str | None) -> str:
+    if fmt is None:
+        return str(value)
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a format string such as '.1%' or '{{:.1%}}', "
+                        f"got {type(fmt).__name__}")
+    value = _scalar(value)
+    try:
+        return fmt.format(value) if "{" in fmt else format(value, fmt)
+    except (ValueError, TypeError, IndexError, KeyError) as error:
+        raise ValueError(f"fmt {fmt!r} cannot format {value!r}: {error}") from None
+
+
+def _emit(bundle: dict) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to display on
+        return
+    if get_ipython() is not None:
+        display(bundle, raw=True)
+
+
+def record(name: str, value, fmt: str | None = None):
+    """Make ``{{ name }}`` in this lesson's markdown show ``value``; return ``value``.
+
+    ``fmt`` is a format spec: ``".1%"`` (as in ``format(value, ".1%")``) or a template
+    with braces, ``"{:.1%}"`` or ``"{:.2f} ms"`` (as in ``fmt.format(value)``); ``None``
+    gives ``str(value)``. One-element tensors and arrays are formatted as their number.
+    The text is inserted into the markdown as it is (it may contain markdown). Recording a
+    name again is allowed only with the same text; the build fails otherwise. By hand in
+    Jupyter the cell shows ``name = text``; the build removes that output.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"record: name must be an identifier (letters, digits, _), got {name!r}")
+    text = _format(value, fmt)
+    _recorded[name] = text
+    _emit({RECORD_MIME: {"name": name, "text": text}, "text/plain": f"{name} = {text}"})
+    return value
+
+
+def _as_bool(condition) -> bool:
+    if isinstance(condition, bool | np.bool_):
+        return bool(condition)
+    if isinstance(condition, torch.Tensor) and condition.dtype == torch.bool \
+            and condition.numel() == 1:
+        return bool(condition.item())
+    raise TypeError("expect: condition must be a bool (or a one-element bool tensor), got "
+                    f"{type(condition).__name__}: compare the value with a bound")
+
+
+def _scalar(value):
+    """A one-element tensor or array as its Python number; anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.ndarray | np.generic) and value.size == 1:
+        return value.item()
+    return value
+
+
+def _describe(value) -> str:
+    value = _scalar(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def expect(condition, claim: str, value=None) -> bool:
+    """State the condition under which a sentence of the lesson's text holds.
+
+    ``claim`` is the sentence (or its gist) as the reader sees it; ``value`` is what was
+    measured (shown when the claim fails; a float is shown with 4 significant digits).
+    Returns whether the condition holds. When it does not: in strict mode (:func:`strict`)
+    raise :class:`ClaimFailed` naming the claim and the value, which fails the lesson at
+    this cell; otherwise show a warning box in this cell's output saying that the
+    statement does not hold for this model, and the build lists it in its summary.
+    """
+    if not isinstance(claim, str) or not claim.strip():
+        raise ValueError("expect: claim must be the non-empty sentence being checked")
+    holds = _as_bool(condition)
+    model, device = _model_and_device()
+    measured = None if value is None else _describe(value)
+    is_strict = strict()
+    payload = {"claim": claim, "holds": holds, "value": measured, "strict": is_strict,
+               "model": model, "device": device}
+    if holds:
+        _emit({EXPECT_MIME: payload, "text/plain": f"holds: {claim}"})
+        return True
+    where = f"model {model}, device {device}"
+    if is_strict:
+        raise ClaimFailed(f"the text says {claim!r}, which does not hold on {where}"
+                          + (f": measured {measured}" if measured is not None else ""))
+    note = (f"The text says: {claim}. This does not hold for this model ({where})"
+            + (f": measured {measured}." if measured is not None else "."))
+    box = ('<div class="admonition warning convlens-claim"><p class="admonition-title">'
+           f'Not on this model</p><p>{html.escape(note)}</p></div>')
+    _emit({EXPECT_MIME: payload, "text/html": box, "text/plain": note})
+    return False
 
 
 def render_png(fig) -> bytes:

@@ -5,8 +5,10 @@ nbclient, and lays out the MkDocs source tree. MkDocs (``mkdocs build``) never e
 anything: it only renders the notebooks this package leaves in ``build/docs/lessons/``.
 
 Modules: ``keys`` (what a lesson's output depends on), ``execute`` (run one lesson, write
-its cache entry atomically), ``assemble`` (lay out ``build/docs/``), ``pipeline`` (the build
-and its command line), ``mkdocs_hooks`` (the version in the site's footer).
+its cache entry atomically), ``prose`` (fill ``{{ name }}`` from ``record``, collect the
+``expect`` notes), ``catalog`` (titles and summaries of the lessons: nav and home page),
+``assemble`` (lay out ``build/docs/``), ``pipeline`` (plan, run, report, and the command
+line), ``mkdocs_hooks`` (the generated Lessons nav, the version in the site's footer).
 """
 
 from coursebuild.pipeline import BuildFailed, build, main

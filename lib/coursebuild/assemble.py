@@ -2,7 +2,8 @@
 
 It holds a copy of ``site_assets/``, the vendored MathJax bundle, one executed notebook and
 its ``.py`` source per lesson under ``lessons/``, ``build-info.json`` and the ``build.md``
-page. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
+page. The line ``<!-- lessons -->`` of ``index.md`` becomes the list of lessons
+(:mod:`coursebuild.catalog`); the nav is made from ``build-info.json`` by the MkDocs hook. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
 every other file is removed, so a renamed or deleted lesson leaves nothing behind.
 
 MathJax (offline): the ``django-static-mathjax`` wheel from PyPI ships MathJax 3 as the
@@ -17,6 +18,8 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+
+from coursebuild import catalog
 
 MATHJAX_FILE = "tex-svg-full.js"
 MATHJAX_TARGET = f"javascripts/vendor/mathjax/{MATHJAX_FILE}"
@@ -48,6 +51,17 @@ def build_page(info: dict) -> str:
         for r in info["lessons"] if r.get("key") and r["cache"] in ("hit", "miss")
     ]
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    notes = [(r["slug"], n) for r in info["lessons"] for n in r.get("notes", [])]
+    noted = [
+        f"| [{slug}](lessons/{slug}.ipynb) | {n['cell']} | {n['claim']} | "
+        f"{'' if n.get('value') is None else n['value']} |" for slug, n in notes
+    ]
+    if noted:
+        noted = ["", "## Statements that do not hold for this model", "",
+                 "The lesson text was checked on the default model; on this one these "
+                 "statements do not hold (each page says so in place).", "",
+                 "| Lesson | cell | statement | measured |", "|---|---:|---|---|", *noted]
+    checks = sum(r.get("checks", 0) for r in info["lessons"])
     return "\n".join([
         "# Build",
         "",
@@ -56,13 +70,18 @@ def build_page(info: dict) -> str:
         "output depends on (lesson source, library source, model weights, device, seed and "
         "library versions). Machine-readable details: [build-info.json](build-info.json).",
         "",
-        f"- **Model:** `{info['model']}` (weights `{info['weights'][:16]}`)",
+        f"- **Model:** `{info['model']}` (weights `{info['weights'][:16]}`"
+        + (f", labels `{info['labels'][:16]}`" if info.get("labels") else "")
+        + (f", layers `{info['layers']}`" if info.get("layers") else "") + ")",
         f"- **Device:** `{info['device']}`, **seed:** `{info['seed']}`",
         f"- **Versions:** {versions}",
+        f"- **Checks:** {checks} statement(s) of the text checked against the outputs; "
+        f"{len(notes)} do not hold for this model",
         "",
         "| Lesson | executed in (s) | cells | cache key |",
         "|---|---:|---:|---|",
         *rows,
+        *noted,
         "",
     ])
 
@@ -95,6 +114,12 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]
         wanted[f"{LESSONS}/{slug}.py"] = source
     wanted["build-info.json"] = (json.dumps(info, indent=1) + "\n").encode()
     wanted["build.md"] = build_page(info).encode()
+    if isinstance(wanted.get("index.md"), Path):  # the lessons that have a page, as the nav
+        present = [r for r in info["lessons"] if r["slug"] in notebooks
+                   or (f"{LESSONS}/{r['slug']}.ipynb" in keep
+                       and (out / LESSONS / f"{r['slug']}.ipynb").is_file())]
+        home = wanted["index.md"].read_text(encoding="utf-8")
+        wanted["index.md"] = catalog.fill_home(home, present).encode()
 
     for rel, content in wanted.items():
         write_if_changed(out / rel, content if isinstance(content, bytes) else content.read_bytes())

@@ -1,7 +1,8 @@
 """Execute one lesson with nbclient and store the result as a cache entry.
 
-A cache entry is ``<cache>/<slug>/<key>/`` holding ``<slug>.ipynb`` (executed, with outputs)
-and ``manifest.json``. It is written into ``<cache>/<slug>/.tmp-*`` and renamed into place,
+A cache entry is ``<cache>/<slug>/<key>/`` holding ``<slug>.ipynb`` (executed, with outputs,
+its ``{{ name }}`` placeholders filled: see :mod:`coursebuild.prose`) and ``manifest.json``
+(with the recorded values, the number of checks and the notes). It is written into ``<cache>/<slug>/.tmp-*`` and renamed into place,
 so an interrupted or failed run never leaves a partial entry under a key.
 
 The kernel is ipykernel's native ``python3`` spec only (user kernelspecs are not searched),
@@ -24,6 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from coursebuild import prose
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MANIFEST = "manifest.json"
@@ -164,12 +167,17 @@ def execute(lesson: Path, key: str, inputs: dict, cache_root: Path, *, env: dict
         start = time.perf_counter()
         run_notebook(lesson, nb, cwd=tmp / "work", env=env, timeout=timeout)
         seconds = round(time.perf_counter() - start, 2)
+        try:
+            checked = prose.finish(lesson, nb)  # fill {{ name }}, collect notes, strip
+        except prose.ProseError as exc:
+            raise LessonError(str(exc)) from None
         nbformat.write(nb, tmp / f"{slug}.ipynb")
         manifest = {
             "slug": slug, "key": key, "inputs": inputs, "seconds": seconds,
             "device": inputs.get("device"), "cells": len(nb.cells),
             "code_cells": sum(c.cell_type == "code" for c in nb.cells),
             "python": sys.executable, "large_text_outputs": large_text_outputs(nb),
+            **checked,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         shutil.rmtree(tmp / "work")

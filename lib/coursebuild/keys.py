@@ -1,14 +1,17 @@
 """What a lesson's executed notebook depends on, and the cache key made from it.
 
 The key is a sha256 over a JSON document of every input of the output: the lesson source,
-the ``coursebuild`` source tree and the files of ``convlens`` the lesson can run (relative
-paths and bytes; see :mod:`coursebuild.depends`), the model name
-and the identity of its weights file, the device, the seed, and the versions of Python and
-the libraries. Modification times are never read: a fresh clone must hit the same entries.
+the whole ``convlens`` and ``coursebuild`` source trees (relative paths and bytes: any
+library edit re-runs every lesson, so the key cannot miss an import), the model spec, the
+source of a model given as ``file.py:function`` or ``package.module:function``, the hashes
+of the weights and labels files, the layer overrides, ``CONVLENS_STRICT``, the device, the
+seed, and the versions of Python and the libraries. Modification times are never read: a
+fresh clone must hit the same entries.
 """
 
 from __future__ import annotations
 
+import ast
 import glob
 import hashlib
 import importlib.metadata
@@ -18,9 +21,8 @@ import os
 import platform
 import re
 import sys
+from importlib.machinery import PathFinder
 from pathlib import Path
-
-from coursebuild import depends
 
 LESSON_NAME = re.compile(r"^(\d\d)-([a-z0-9]+(?:-[a-z0-9]+)*)\.py$")
 VERSIONED = ("torch", "torchvision", "timm", "numpy", "matplotlib", "convlens")
@@ -63,17 +65,85 @@ def source_trees() -> dict[str, Path]:
     return {"convlens": package_dir("convlens"), "coursebuild": Path(__file__).parent}
 
 
-def weights_identity(model: str, convlens_digest: str, memo: Path | None = None) -> str:
-    """Hash of the weights file of ``model`` (or of ``CONVLENS_WEIGHTS``, which the lesson
-    kernel inherits), from ``convlens.models.weights_identity``.
+def default_model() -> str:
+    """``convlens.models.DEFAULT_MODEL``, read from the source without importing torch."""
+    path = package_dir("convlens") / "models.py"
+    for node in ast.parse(path.read_bytes()).body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "DEFAULT_MODEL" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise RuntimeError(f"{path} defines no DEFAULT_MODEL = '...'")
 
-    Importing the library costs seconds (torch, torchvision), so the answer is remembered in
-    ``memo`` with the file's path, size and mtime and the ``convlens`` source digest: it is
-    reused only while all of these are unchanged, as git's index does. The key itself holds
-    the content hash, so a fresh clone with new mtimes still hits the same cache entries.
-    """
-    chosen = os.environ.get("CONVLENS_WEIGHTS") or None
-    context = json.dumps([model, chosen, convlens_digest, os.environ.get("TORCH_HOME"),
+
+def file_digest(path: Path, memo: Path | None = None) -> str:
+    """sha256 of a file's bytes, remembered in ``memo`` by path, size and mtime (as git's
+    index does: weights files are large; the key holds the content hash only)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    known = _read_json(memo) if memo else {}
+    seen = known.get(str(path))
+    if seen and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
+        return seen[2]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    _remember(memo, known, str(path), [stat.st_size, stat.st_mtime_ns, digest.hexdigest()])
+    return digest.hexdigest()
+
+
+def _remember(memo: Path | None, known: dict, key: str, value) -> None:
+    if not memo:
+        return
+    known[key] = value
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(known, indent=1))
+    tmp.replace(memo)
+
+
+def model_source(spec: str) -> tuple[str, Path | None]:
+    """``(kind, file)`` of a model spec: ``registry`` (a name), ``torchvision`` or ``timm``
+    (``prefix:name``), ``file`` (``path/to/file.py:function``) or ``module``
+    (``package.module:function``, its source file found without importing it)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"--model must be a model spec, got {spec!r}")
+    if ":" not in spec:
+        return "registry", None
+    where, _, function = spec.rpartition(":")
+    if not where or not function.isidentifier():
+        raise ValueError(f"--model {spec!r}: expected PREFIX:NAME, FILE.py:FUNCTION or "
+                         "package.module:FUNCTION")
+    if where in ("torchvision", "timm"):
+        return where, None
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise ValueError(f"--model {spec!r}: no file {where!r}")
+        return "file", path.resolve()
+    parts = where.split(".")
+    found = importlib.util.find_spec(parts[0])  # top level: found, not imported
+    for depth in range(2, len(parts) + 1):  # submodules: searched without importing parents
+        found = found and found.submodule_search_locations and PathFinder.find_spec(
+            ".".join(parts[:depth]), list(found.submodule_search_locations))
+    if not found or not found.origin or not Path(found.origin).is_file():
+        raise ValueError(f"--model {spec!r}: module {where!r} not found on sys.path")
+    return "module", Path(found.origin)
+
+
+def weights_identity(model: str, weights: str | None, convlens_digest: str,
+                     memo: Path | None = None) -> str:
+    """Hash of the weights the lessons will load: ``weights`` when given (hashed here,
+    without torch), else the registry model's own file from
+    ``convlens.models.weights_identity`` (importing the library costs seconds, so the
+    answer is remembered in ``memo`` with the file's path, size and mtime and the
+    ``convlens`` source digest). A model from a file or module brings its own weights
+    (its source is in the key): ``"from-source"``."""
+    if weights:
+        return file_digest(Path(weights), memo)
+    if model_source(model)[0] in ("file", "module"):
+        return "from-source"
+    context = json.dumps([model, convlens_digest, os.environ.get("TORCH_HOME"),
                           os.environ.get("XDG_CACHE_HOME")])
     known = _read_json(memo) if memo else {}
     if context in known:
@@ -89,15 +159,13 @@ def weights_identity(model: str, convlens_digest: str, memo: Path | None = None)
         from convlens.models import weights_path
     except ImportError as exc:
         raise RuntimeError(f"convlens.models.weights_identity is unavailable: {exc}") from exc
-    path = Path(chosen) if chosen else weights_path(model)
-    identity = identity_of(model, chosen)
-    if memo and path.is_file() and identity != "missing":
+    try:
+        path, identity = weights_path(model), identity_of(model, None)
+    except (ValueError, TypeError, LookupError) as exc:
+        raise ValueError(f"--model {model!r}: {exc}") from None
+    if path.is_file() and identity != "missing":
         stat = path.stat()
-        known[context] = [str(path), stat.st_size, stat.st_mtime_ns, identity]
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1))
-        tmp.replace(memo)
+        _remember(memo, known, context, [str(path), stat.st_size, stat.st_mtime_ns, identity])
     return identity
 
 
@@ -108,16 +176,25 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``. Without an NVIDIA
-    device node (Linux) CUDA cannot be available, and torch is not imported (seconds)."""
-    if device != "auto":
-        return device
+def cuda_available() -> bool:
+    """Whether torch sees a GPU. Without an NVIDIA device node (Linux) CUDA cannot be
+    available, and torch is not imported (seconds)."""
     if sys.platform == "linux" and not (glob.glob("/dev/nvidia*") or os.path.exists("/dev/dxg")):
-        return "cpu"
+        return False
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one
+    is a ``ValueError`` (once, before any lesson starts)."""
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise ValueError("--device cuda, but torch sees no CUDA device on this machine "
+                         "(torch.cuda.is_available() is False): use --device cpu or auto")
+    return device
 
 
 def versions() -> dict[str, str]:
@@ -130,13 +207,20 @@ def versions() -> dict[str, str]:
     return found
 
 
-def common_inputs(model: str, device: str, seed: int, memo: Path | None = None) -> dict:
-    """The part of the key shared by every lesson of one build."""
+def common_inputs(model: str, device: str, seed: int, memo: Path | None = None, *,
+                  weights: str | None = None, labels: str | None = None,
+                  layers: str = "") -> dict:
+    """The part of the key shared by every lesson of one build (all of it but the lesson)."""
     trees = {name: tree_digest(path) for name, path in sorted(source_trees().items())}
+    _, source = model_source(model)
     return {
         "trees": trees,
         "model": model,
-        "weights": weights_identity(model, trees.get("convlens", ""), memo),
+        "model_source": file_digest(source) if source else None,
+        "weights": weights_identity(model, weights, trees.get("convlens", ""), memo),
+        "labels": file_digest(Path(labels)) if labels else None,
+        "layers": layers,
+        "strict": os.environ.get("CONVLENS_STRICT", ""),
         "device": device,
         "seed": seed,
         "versions": versions(),
@@ -144,13 +228,9 @@ def common_inputs(model: str, device: str, seed: int, memo: Path | None = None) 
 
 
 def lesson_inputs(lesson: Path, common: dict) -> dict:
-    """The key inputs of one lesson: its source, and of the ``convlens`` tree only the files
-    it can run (see :mod:`coursebuild.depends`); the rest is ``common``."""
+    """The key inputs of one lesson: its name and source, and ``common``."""
     source = Path(lesson).read_bytes()
-    trees = dict(common["trees"])
-    trees["convlens"] = depends.lesson_library_digest(source, source_trees()["convlens"])
-    return {**common, "lesson": Path(lesson).name,
-            "source": hashlib.sha256(source).hexdigest(), "trees": trees}
+    return {**common, "lesson": Path(lesson).name, "source": hashlib.sha256(source).hexdigest()}
 
 
 def cache_key(inputs: dict) -> str:

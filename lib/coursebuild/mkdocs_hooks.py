@@ -1,7 +1,29 @@
-"""MkDocs hook (see ``hooks:`` in mkdocs.yml): put the installed convlens version in the
-footer, so the site says which library computed its figures."""
+"""MkDocs hooks (see ``hooks:`` in mkdocs.yml).
+
+- The footer names the installed convlens version, so the site says which library computed
+  its figures.
+- The nav's ``Lessons`` section is made from ``build-info.json`` in ``docs_dir`` (written by
+  ``python -m coursebuild``): one entry per lesson, ``N. Title`` from the lesson's first
+  heading, in course order. mkdocs.yml holds only a placeholder for it, so adding a lesson
+  file is the only edit a new lesson needs.
+"""
 
 import importlib.metadata
+import json
+from pathlib import Path
+
+SECTION = "Lessons"
+
+
+def lesson_nav(docs_dir) -> list[dict]:
+    path = Path(docs_dir) / "build-info.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"{path} is missing or unreadable ({error}): run "
+                           "`python -m coursebuild` before mkdocs") from None
+    return [{f"{r['number']}. {r['title']}": f"lessons/{r['slug']}.ipynb"}
+            for r in info["lessons"] if (Path(docs_dir) / "lessons" / f"{r['slug']}.ipynb").is_file()]
 
 
 def on_config(config):
@@ -10,4 +32,11 @@ def on_config(config):
     except importlib.metadata.PackageNotFoundError:
         version = "unknown version"
     config["copyright"] = f"convlens {version}"
+    nav = config["nav"] or []
+    for item in nav:
+        if isinstance(item, dict) and SECTION in item:
+            item[SECTION] = lesson_nav(config["docs_dir"])
+            break
+    else:
+        raise RuntimeError(f"mkdocs.yml's nav has no '{SECTION}' entry for the lessons")
     return config

@@ -1,12 +1,18 @@
-"""The pipeline and its command line: key every lesson, execute the misses, assemble.
+"""The pipeline and its command line: plan (key every lesson), run the misses, report.
 
-    python -m coursebuild [--model NAME] [--device auto|cpu|cuda] [--seed N] [--force]
-                          [--only SLUG ...] [--timeout SECONDS] [--jobs N]
+    python -m coursebuild [--model SPEC] [--weights FILE] [--labels FILE]
+                          [--layer ROLE=NAME ...] [--device auto|cpu|cuda] [--seed N]
+                          [--force] [--only SLUG ...] [--timeout SECONDS] [--jobs N]
                           [--lessons-dir lessons] [--out build/docs] [--cache .cache/lessons]
                           [--assets site_assets]
 
-Exit status: 0 when every selected lesson ran or hit the cache, 1 when one failed (its
-message names the lesson file and the cell), 2 for bad arguments.
+The model settings reach each lesson's kernel as ``CONVLENS_MODEL``, ``CONVLENS_WEIGHTS``,
+``CONVLENS_LABELS`` (absolute paths) and ``CONVLENS_LAYERS`` (``role=name,role=name``),
+read by ``convlens.lesson.setup()``; ``CONVLENS_STRICT`` is passed on as it is.
+
+Exit status: 0 when every selected lesson ran or hit the cache (statements that do not hold
+on a non-default model are listed as notes, not failures), 1 when one failed (its message
+names the lesson file and the cell), 2 for bad arguments (checked before any lesson starts).
 """
 
 from __future__ import annotations
@@ -16,13 +22,11 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursebuild import assemble as assembly
-from coursebuild import execute, keys
-
-DEFAULT_MODEL = "efficientnet_lite0"
+from coursebuild import catalog, execute, keys
 
 
 class BuildFailed(Exception):
@@ -46,10 +50,61 @@ def default_jobs(device: str) -> int:
     return 1 if device == "cuda" or cpus < 4 else min(4, cpus // 2)
 
 
-def kernel_env(model: str, device: str, seed: int, jobs: int) -> dict:
-    env = dict(os.environ, CONVLENS_MODEL=model, CONVLENS_DEVICE=device,
-               CONVLENS_SEED=str(seed), PYTHONHASHSEED="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    env.pop("MPLBACKEND", None)  # ipykernel then selects the inline backend, as in Jupyter
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the lessons run on: ``--model``, ``--weights``, ``--labels``, ``--layer``."""
+
+    model: str
+    weights: str | None = None  # absolute path
+    labels: str | None = None  # absolute path
+    layers: str = ""  # "role=name,role=name", as CONVLENS_LAYERS
+
+    @classmethod
+    def of(cls, model: str | None = None, weights=None, labels=None,
+           layers: list[str] | str | None = None) -> ModelSettings:
+        """Validated settings (``ValueError`` naming the option); paths made absolute,
+        since the kernels run in a scratch folder; a ``file.py:function`` spec too."""
+        model = model or keys.default_model()
+        kind, source = keys.model_source(model)
+        if kind == "file":
+            model = f"{source}:{model.rpartition(':')[2]}"
+        found = []
+        for option, path in (("--weights", weights), ("--labels", labels)):
+            if path and not Path(path).is_file():
+                raise ValueError(f"{option}: no file {str(path)!r}")
+            found.append(str(Path(path).resolve()) if path else None)
+        return cls(model, found[0], found[1], parse_layers(layers))
+
+    def env(self) -> dict[str, str]:
+        values = {"CONVLENS_MODEL": self.model, "CONVLENS_WEIGHTS": self.weights,
+                  "CONVLENS_LABELS": self.labels, "CONVLENS_LAYERS": self.layers}
+        return {k: v for k, v in values.items() if v}
+
+
+def parse_layers(layers: list[str] | str | None) -> str:
+    """``["last_conv=features.28", ...]`` (or one comma-separated string) ->
+    ``"last_conv=features.28,..."``; a malformed or repeated role is a ``ValueError``."""
+    if isinstance(layers, str):
+        layers = layers.split(",")
+    pairs: dict[str, str] = {}
+    for item in layers or ():
+        if not item.strip():
+            continue
+        role, equals, name = (part.strip() for part in item.partition("="))
+        if not equals or not role.isidentifier() or not name or "," in name:
+            raise ValueError(f"--layer {item!r}: expected ROLE=NAME, e.g. last_conv=features.28")
+        if role in pairs:
+            raise ValueError(f"--layer: role {role!r} given twice")
+        pairs[role] = name
+    return ",".join(f"{role}={name}" for role, name in pairs.items())
+
+
+def kernel_env(settings: ModelSettings, device: str, seed: int, jobs: int) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS",
+                        "CONVLENS_LAYERS", "MPLBACKEND")}  # inline backend, as in Jupyter
+    env.update(settings.env(), CONVLENS_DEVICE=device, CONVLENS_SEED=str(seed),
+               PYTHONHASHSEED="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
     if jobs > 1:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     return env
@@ -70,18 +125,33 @@ def select(lessons: list[Path], only: list[str] | None) -> set[str]:
     return picked
 
 
-def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", assets="site_assets",
-          model=DEFAULT_MODEL, device="auto", seed=0, force=False, only=None, timeout=900,
-          jobs=None, log=print) -> list[Result]:
-    lessons_dir, out, cache = Path(lessons_dir), Path(out), Path(cache)
+@dataclass
+class Plan:
+    """What one build will do: every lesson keyed, and the ones to execute."""
+
+    settings: ModelSettings
+    device: str
+    seed: int
+    common: dict
+    env: dict
+    jobs: int
+    results: list[Result]
+    todo: list[tuple[Result, dict]] = field(default_factory=list)
+    catalog: list[dict] = field(default_factory=list)
+
+
+def plan(lessons_dir: Path, cache: Path, settings: ModelSettings, device: str, seed: int,
+         force: bool, only, jobs: int | None) -> Plan:
+    """Check the arguments, key every lesson, look each key up in the cache."""
     lessons = keys.find_lessons(lessons_dir)
     picked = select(lessons, only)
     device = keys.resolve_device(device)
     jobs = jobs or default_jobs(device)
-    common = keys.common_inputs(model, device, seed, memo=cache / "weights-identity.json")
-    env = kernel_env(model, device, seed, jobs)
-
-    results, todo = [], []
+    common = keys.common_inputs(settings.model, device, seed, cache / "file-digests.json",
+                                weights=settings.weights, labels=settings.labels,
+                                layers=settings.layers)
+    p = Plan(settings, device, seed, common, kernel_env(settings, device, seed, jobs), jobs, [],
+             catalog=[catalog.describe(lesson) for lesson in lessons])
     for lesson in lessons:
         r = Result(lesson.stem, lesson)
         inputs = keys.lesson_inputs(lesson, common)
@@ -92,78 +162,141 @@ def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", as
         elif r.slug not in picked:
             r.cache = "skipped"
         else:
-            todo.append((r, inputs))
-        results.append(r)
+            p.todo.append((r, inputs))
+        p.results.append(r)
+    return p
 
-    def run(item):
+
+def run(p: Plan, cache: Path, timeout: int, log) -> None:
+    """Execute the planned misses, ``p.jobs`` kernels at a time; failures are recorded."""
+    def one(item):
         r, inputs = item
         log(f"running {r.lesson} ...", flush=True)
         start = time.perf_counter()
         try:
-            r.entry = execute.execute(r.lesson, r.key, inputs, cache, env=env, timeout=timeout)
+            r.entry = execute.execute(r.lesson, r.key, inputs, cache, env=p.env, timeout=timeout)
             r.cache = "miss"
         except execute.LessonError as exc:
             r.cache, r.error = "failed", str(exc)
         r.seconds = time.perf_counter() - start
 
     execute.STOP.clear()
-    if jobs > 1 and len(todo) > 1:
-        pool = ThreadPoolExecutor(jobs)  # each lesson runs in its own kernel process
+    if p.jobs > 1 and len(p.todo) > 1:
+        pool = ThreadPoolExecutor(p.jobs)  # each lesson runs in its own kernel process
         try:
-            list(pool.map(run, todo))
+            list(pool.map(one, p.todo))
         except KeyboardInterrupt:
             execute.STOP.set()  # the other running lessons stop their kernels too
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     else:
-        for item in todo:
-            run(item)
+        for item in p.todo:
+            one(item)
 
-    info = {
-        "model": model, "device": device, "seed": seed, "weights": common["weights"],
-        "versions": common["versions"], "trees": common["trees"],
-        "lessons": [{
-            "slug": r.slug, "cache": r.cache, "key": r.key, "seconds": round(r.seconds, 2),
-            "executed_seconds": r.entry.manifest["seconds"] if r.entry else None,
-            "cells": r.entry.manifest["cells"] if r.entry else None,
-        } for r in results],
+
+def build_info(p: Plan) -> dict:
+    """``build-info.json``: the settings, and per lesson its cache status, title, summary,
+    values recorded, checks and notes (statements that do not hold for this model)."""
+    described = {entry["slug"]: entry for entry in p.catalog}
+    lessons = []
+    for r in p.results:
+        manifest = r.entry.manifest if r.entry else {}
+        about = described[r.slug]
+        lessons.append({
+            "slug": r.slug, "number": about["number"], "title": about["title"],
+            "summary": about["summary"], "cache": r.cache, "key": r.key,
+            "seconds": round(r.seconds, 2), "executed_seconds": manifest.get("seconds"),
+            "cells": manifest.get("cells"), "records": len(manifest.get("records", {})),
+            "checks": manifest.get("checks", 0), "notes": manifest.get("notes", []),
+        })
+    return {
+        "model": p.settings.model, "weights": p.common["weights"],
+        "labels": p.common["labels"], "layers": p.settings.layers,
+        "device": p.device, "seed": p.seed, "versions": p.common["versions"],
+        "trees": p.common["trees"], "lessons": lessons,
     }
-    notebooks = {r.slug: (r.lesson, r.entry.notebook) for r in results if r.entry}
-    keep = {f"{assembly.LESSONS}/{r.slug}.{ext}"
-            for r in results if r.cache == "skipped" for ext in ("ipynb", "py")}
-    assembly.assemble(out, assets, notebooks, info, keep)
 
-    for r in results:
+
+def report(p: Plan, out: Path, assets: Path, cache: Path, log) -> None:
+    """Assemble the docs, prune the cache, print the summary; raise if a lesson failed."""
+    notebooks = {r.slug: (r.lesson, r.entry.notebook) for r in p.results if r.entry}
+    keep = {f"{assembly.LESSONS}/{r.slug}.{ext}"
+            for r in p.results if r.cache == "skipped" for ext in ("ipynb", "py")}
+    info = build_info(p)
+    assembly.assemble(out, assets, notebooks, info, keep)
+    for r in p.results:
         if r.entry:
             execute.prune(cache, r.slug, r.key)
-    log(summary(results), flush=True)
-    for r in results:
+    log(summary(p.results), flush=True)
+    for r, about in zip(p.results, p.catalog):
+        for problem in about["problems"]:
+            log(f"warning: {r.lesson}: {problem}", flush=True)
         for cell, size in (r.entry.manifest.get("large_text_outputs", []) if r.entry else []):
             log(f"warning: {r.lesson}: cell {cell} outputs {size / 1000:.0f} kB of text "
                 "(end the cell with ';' if it returns data)", flush=True)
-    failed = [r for r in results if r.cache == "failed"]
+    notes = notes_summary(info)
+    if notes:
+        log(notes, flush=True)
+    failed = [r for r in p.results if r.cache == "failed"]
     if failed:
         raise BuildFailed("\n\n".join(r.error for r in failed))
-    return results
+
+
+def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", assets="site_assets",
+          model=None, weights=None, labels=None, layers=None, device="auto", seed=0,
+          force=False, only=None, timeout=900, jobs=None, log=print) -> list[Result]:
+    """Plan, run, report (see the module's docstring); ``model=None`` is the default model."""
+    lessons_dir, out, cache = Path(lessons_dir), Path(out), Path(cache)
+    settings = ModelSettings.of(model, weights, labels, layers)
+    p = plan(lessons_dir, cache, settings, device, seed, force, only, jobs)
+    run(p, cache, timeout, log)
+    report(p, out, Path(assets), cache, log)
+    return p.results
 
 
 def summary(results: list[Result]) -> str:
     width = max([len(r.slug) for r in results] + [6])
-    lines = [f"{'lesson':<{width}}  {'cache':<7}  {'seconds':>8}"]
+    lines = [f"{'lesson':<{width}}  {'cache':<7}  {'seconds':>8}  {'values':>6}  {'checks':>6}"]
     for r in results:
+        manifest = r.entry.manifest if r.entry else {}
         note = ""
         if r.cache == "hit":
-            note = f"  (executed in {r.entry.manifest['seconds']:.1f} s)"
-        lines.append(f"{r.slug:<{width}}  {r.cache:<7}  {r.seconds:>8.2f}{note}")
+            note = f"  (executed in {manifest['seconds']:.1f} s)"
+        lines.append(f"{r.slug:<{width}}  {r.cache:<7}  {r.seconds:>8.2f}  "
+                     f"{len(manifest.get('records', {})):>6}  {manifest.get('checks', 0):>6}"
+                     f"{note}")
+    return "\n".join(lines)
+
+
+def notes_summary(info: dict) -> str:
+    """The build's last lines: every statement that does not hold for this model."""
+    notes = [(lesson["slug"], note) for lesson in info["lessons"] for note in lesson["notes"]]
+    if not notes:
+        return ""
+    lines = [f"notes: {len(notes)} statement(s) of the text do not hold for model "
+             f"{info['model']} on {info['device']} (each page says so in place):"]
+    for slug, note in notes:
+        value = f" (measured {note['value']})" if note.get("value") is not None else ""
+        lines.append(f"  {slug}, cell {note['cell']}: {note['claim']}{value}")
     return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m coursebuild", description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=os.environ.get("CONVLENS_MODEL", DEFAULT_MODEL),
-                   help="registry model of the lessons (default: $CONVLENS_MODEL or "
-                   f"{DEFAULT_MODEL})")
+    env = os.environ.get
+    p.add_argument("--model", metavar="SPEC", default=env("CONVLENS_MODEL") or None,
+                   help="the lessons' model: a registry name (efficientnet_lite0, alexnet, "
+                   "vgg16, ...), torchvision:BUILDER, timm:NAME, path/to/file.py:FUNCTION or "
+                   "package.module:FUNCTION (default: $CONVLENS_MODEL, else convlens's "
+                   "default model)")
+    p.add_argument("--weights", metavar="FILE", default=env("CONVLENS_WEIGHTS") or None,
+                   help="a state dict for the model (default: $CONVLENS_WEIGHTS, else its own)")
+    p.add_argument("--labels", metavar="FILE", default=env("CONVLENS_LABELS") or None,
+                   help="class names, one per line (default: $CONVLENS_LABELS, else ImageNet)")
+    p.add_argument("--layer", metavar="ROLE=NAME", action="append", default=None,
+                   help="override a layer role, e.g. last_conv=features.28 (repeatable; "
+                   "default: $CONVLENS_LAYERS)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="re-execute even on a cache hit")
@@ -177,6 +310,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache", default=".cache/lessons")
     p.add_argument("--assets", default="site_assets")
     args = p.parse_args(argv)
+    if args.layer is None:
+        args.layer = env("CONVLENS_LAYERS") or None
     if args.jobs is not None and args.jobs < 1:
         p.error("--jobs must be at least 1")
     return args
@@ -187,8 +322,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         build(lessons_dir=args.lessons_dir, out=args.out, cache=args.cache, assets=args.assets,
-              model=args.model, device=args.device, seed=args.seed, force=args.force,
-              only=args.only, timeout=args.timeout, jobs=args.jobs)
+              model=args.model, weights=args.weights, labels=args.labels, layers=args.layer,
+              device=args.device, seed=args.seed, force=args.force, only=args.only,
+              timeout=args.timeout, jobs=args.jobs)
     except BuildFailed as exc:
         print(f"\ncoursebuild: FAILED\n{exc}", file=sys.stderr)
         return 1
