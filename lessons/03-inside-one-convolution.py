@@ -104,6 +104,18 @@ lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on
                  "response of each colour kernel, and their sum (red > 0, blue < 0, one scale per row).")
 
 # %% [markdown]
+# To look at other filters (the strongest ones by weight norm), or at any channel of two deeper
+# layers, pick them here:
+
+# %%
+from convlens import explore
+
+x_explore = ctx.image("chelsea")
+explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
+                          [ctx.layers["middle"], ctx.layers["last_conv"]],
+                          first_conv=ctx.layers["first_conv"], filters=8)
+
+# %% [markdown]
 # The decomposition shows *how* a filter builds its response. The rows are chosen from the
 # weights: in the colour-opponent filter (top) two colour maps have opposite signs over the
 # same regions and partly cancel, so the sum keeps what differs between the colours; in the

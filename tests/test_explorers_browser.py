@@ -177,7 +177,10 @@ def test_gradcam_matches_the_library_for_photo_class_and_layer(page, tiny):
     k = next(k for k in range(1, len(classes)) if cams[k].max() > 0)  # a map that is not all 0
     r.locator('select[data-control="photo"]').select_option("1")
     r.locator('select[data-control="class"]').select_option(str(k))
+    assert r.get_attribute("data-layer") == "5"  # it starts at the deepest layer
     r.locator('input[data-control="layer"]').focus()
+    page.keyboard.press("Home")
+    assert r.get_attribute("data-layer") == "2"
     page.keyboard.press("ArrowRight")  # the second layer: "5"
     assert r.get_attribute("data-layer") == "5" and r.get_attribute("data-cls") == str(classes[k])
     expected = (cams[k] / cams[k].max()).numpy().ravel()

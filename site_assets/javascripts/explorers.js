@@ -333,7 +333,8 @@
 
   /* Grad-CAM: photo x class x layer. */
   KINDS.gradcam = function (root, data, ui) {
-    var table = bytes(data.luts[data.cmap]), state = { photo: 0, cls: 0, layer: 0 };
+    var table = bytes(data.luts[data.cmap]);
+    var state = { photo: 0, cls: 0, layer: data.photos[0].layers.length - 1 };  // the deepest
     return Promise.all(data.photos.map(function (photo) {
       return Promise.all([loadImage(photo.image.src)].concat(photo.maps.map(unpack)));
     })).then(function (loaded) {
@@ -487,7 +488,8 @@
   /* Channels: a feature map of a layer, or the kernel maps of a first-layer filter. */
   KINDS.channels = function (root, data, ui) {
     var viridis = bytes(data.luts.viridis), rdbu = bytes(data.luts.RdBu_r);
-    var state = { mode: 0, layer: 0, ch: 0, filter: 0 };
+    // start on the first convolution's filters when there are any (the lesson's figure)
+    var state = { mode: data.conv ? data.layers.length : 0, layer: 0, ch: 0, filter: 0 };
     var entries = data.layers.map(function (l) { return l.maps; });
     if (data.conv) entries.push(data.conv.maps, data.conv.weights);
     return Promise.all(entries.map(unpack)).then(function (stacks) {
@@ -498,7 +500,7 @@
       ui.stage.appendChild(stage);
       var modes = data.layers.map(function (l, k) { return [k, "feature maps of " + l.name]; });
       if (data.conv) modes.push([modes.length, "kernel maps of a " + data.conv.name + " filter"]);
-      modeBox.replaceChildren(control("Show", select("mode", modes, 0, function (k) {
+      modeBox.replaceChildren(control("Show", select("mode", modes, state.mode, function (k) {
         state.mode = k; rebuild(); draw(); })));
 
       function isConv() { return data.conv && state.mode === data.layers.length; }
