@@ -139,6 +139,7 @@ def test_receptive_field_data(model, x):
         rows, cols = {16: (0, 8, 15), 8: (0, 4, 7)}[layer["map"][0]], \
             {24: (0, 12, 23), 12: (0, 6, 11)}[layer["map"][1]]  # first, middle, last
         assert [tuple(m["unit"]) for m in layer["measured"]] == [(i, j) for i in rows for j in cols]
+        assert (layer["map"][0] // 2, layer["map"][1] // 2) in [tuple(m["unit"]) for m in layer["measured"]]
         activation = convlens.feature_maps(model, layer["name"], x)[0]
         for probe in layer["measured"]:
             i, j = probe["unit"]

@@ -139,6 +139,9 @@ def test_receptive_field_box_and_footprint_match_the_library(page, tiny):
     model, x, *_ = tiny
     fields = convlens.receptive_field(model, (32, 48))
     r = root(page, "receptive-field")
+    # it starts on the centre unit of a middle layer, one whose footprint was measured
+    assert r.get_attribute("data-layer") == "4" and r.get_attribute("data-unit") == "4,6"
+    assert view(page, "receptive-field", "mask") is not None
     for index, name in enumerate(["0", "2", "4", "5"]):
         r.locator("select").select_option(str(index))
         canvas = r.locator("canvas")

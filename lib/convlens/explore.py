@@ -283,7 +283,7 @@ def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
     """Hover a unit of a layer: its theoretical box (:func:`receptive_field`) on the photo.
 
     For a ``probes x probes`` grid of units per layer (first, middle and last rows and
-    columns for 3) it also ships the measured footprint, the pixels with a nonzero gradient
+    columns for 3; the middle one is ``h // 2``, the unit the page starts on) it also ships the measured footprint, the pixels with a nonzero gradient
     (:func:`empirical_receptive_field` on this photo, for the unit's most active channel).
     ``margin`` pixels of padding are drawn around the photo (default: an eighth of its side)
     so that boxes reaching into the padding stay visible.
@@ -303,8 +303,10 @@ def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
     for name in names:
         activation = only_call(records, name)[0]
         _, h, w = activation.shape
-        rows = sorted({int(v) for v in np.rint(np.linspace(0, h - 1, probes))})
-        cols = sorted({int(v) for v in np.rint(np.linspace(0, w - 1, probes))})
+        # evenly spaced, rounded half up: with 3 probes the middle one is unit h // 2, the
+        # unit the page shows first
+        rows = sorted({int(v) for v in np.floor(np.linspace(0, h - 1, probes) + 0.5)})
+        cols = sorted({int(v) for v in np.floor(np.linspace(0, w - 1, probes) + 0.5)})
         measured = []
         for i in rows:
             for j in cols:

@@ -193,7 +193,7 @@
   /* Receptive fields: pick a layer, point at a unit. */
   KINDS["receptive-field"] = function (root, data, ui) {
     var layers = data.layers, m = data.margin, H = data.image.height, W = data.image.width;
-    var state = { layer: Math.min(1, layers.length - 1), i: 0, j: 0 };
+    var state = { layer: Math.floor(layers.length / 2), i: 0, j: 0 };
     var masks = {};
     return Promise.all([loadImage(data.image.src)].concat(layers.map(function (layer, li) {
       return Promise.all(layer.measured.map(function (probe) {
@@ -389,7 +389,8 @@
 
   /* Occlusion: window x stride x class. */
   KINDS.occlusion = function (root, data, ui) {
-    var table = bytes(data.luts[data.cmap]), state = { w: 0, s: 0, cls: 0 };
+    var table = bytes(data.luts[data.cmap]);
+    var state = { w: Math.floor(data.windows.length / 2), s: 0, cls: 0 };  // a middle window
     var flat = [];
     data.maps.forEach(function (row) { row.forEach(function (e) { flat.push(e); }); });
     return Promise.all([loadImage(data.image.src)].concat(flat.map(unpack))).then(function (loaded) {
@@ -401,7 +402,7 @@
       }
       var c = canvas(W, H, "occlusion map");
       ui.controls.appendChild(sliderControl("Window", slider("window", data.windows.map(function (w) {
-        return w + " px"; }), 0, function (k) { state.w = k; draw(); })));
+        return w + " px"; }), state.w, function (k) { state.w = k; draw(); })));
       ui.controls.appendChild(sliderControl("Stride", slider("stride", data.strides.map(function (s) {
         return s + " px"; }), 0, function (k) { state.s = k; draw(); })));
       ui.controls.appendChild(control("Class", select("class", data.classes.map(function (cl, k) {
@@ -495,8 +496,9 @@
     return Promise.all(entries.map(unpack)).then(function (stacks) {
       var modeBox = el("div"), pickBox = el("div"), stage = el("div", { className: "convlens-explorer-panels" });
       ui.controls.appendChild(modeBox); ui.controls.appendChild(pickBox);
-      ui.stage.appendChild(el("img", { src: data.image.src, alt: "the photo", width: String(data.image.width),
-        height: String(data.image.height), className: "convlens-explorer-photo" }));
+      var photo = el("figure", {}, [el("img", { src: data.image.src, alt: "the photo",
+        width: String(data.image.width), height: String(data.image.height),
+        className: "convlens-explorer-photo" }), el("figcaption", { text: "input" })]);
       ui.stage.appendChild(stage);
       var modes = data.layers.map(function (l, k) { return [k, "feature maps of " + l.name]; });
       if (data.conv) modes.push([modes.length, "kernel maps of a " + data.conv.name + " filter"]);
@@ -553,7 +555,7 @@
             shown.push(Float32Array.from(q, function (x) { return m.lo + x * (m.hi - m.lo) / 255; }));
             figures.push(panel(norm, w, h, rdbu, names[k]));
           }
-          stage.replaceChildren.apply(stage, figures);
+          stage.replaceChildren.apply(stage, [photo].concat(figures));
           var f = conv.filters[state.filter];
           root.convlensView = { values: shown, width: w, height: h, filter: f };
           root.dataset.layer = conv.name; root.dataset.filter = String(f); delete root.dataset.channel;
@@ -565,7 +567,7 @@
           var hh = map.shape[0], ww = map.shape[1], n2 = new Float32Array(v.length);
           for (var i = 0; i < v.length; i++) n2[i] = map.q[i] / 255;
           var name = data.layers[state.layer].name;
-          stage.replaceChildren(panel(n2, ww, hh, viridis, name + ", channel " + state.ch));
+          stage.replaceChildren(photo, panel(n2, ww, hh, viridis, name + ", channel " + state.ch));
           root.convlensView = { values: v, width: ww, height: hh, channel: state.ch, layer: name };
           root.dataset.layer = name; root.dataset.channel = String(state.ch); delete root.dataset.filter;
           ui.readout.textContent = name + " channel " + state.ch + " of " + stack.shape[0] + ": a " + hh +
