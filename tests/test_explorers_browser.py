@@ -248,6 +248,13 @@ def test_smoothgrad_matches_the_library_for_noise_and_samples(page, tiny):
         expected = explore.saliency_display(attribution).ravel()
         shown = np.array(view(page, "smoothgrad"))
         assert np.abs(shown - expected).max() <= STEP
+    # the lesson's 4x4-block view of the last map: block means of the same picture
+    assert view(page, "smoothgrad", "blocks") is None
+    r.locator('input[data-control="blocks"]').check()
+    blocks = torch.nn.functional.avg_pool2d(torch.as_tensor(expected).view(1, 1, 32, 48), 4)
+    shown = np.array(view(page, "smoothgrad", "blocks"))
+    assert np.abs(shown - blocks.numpy().ravel()).max() <= STEP
+    assert "4×4 blocks" in r.locator(".convlens-explorer-readout").inner_text()
 
 
 def test_channels_match_feature_maps_and_kernel_maps(page, tiny):

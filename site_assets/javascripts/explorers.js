@@ -463,22 +463,42 @@
         function (k) { state.noise = k; draw(); })));
       ui.controls.appendChild(sliderControl("Samples", slider("samples", data.samples.map(String),
         state.n, function (k) { state.n = k; draw(); })));
+      // the lesson's second view: magnitudes averaged over 4x4 blocks (display only)
+      var blocks = el("input", { type: "checkbox", "data-control": "blocks" });
+      blocks.addEventListener("change", function () { draw(); });
+      ui.controls.appendChild(control("4\u00d74 blocks", blocks));
       ui.stage.appendChild(photo); ui.stage.appendChild(c);
+
+      function blockMeans(v, size) {
+        var h = Math.floor(H / size), w = Math.floor(W / size), out = new Float32Array(h * w), top = 0;
+        for (var y = 0; y < h * size; y++) {
+          for (var x = 0; x < w * size; x++) out[Math.floor(y / size) * w + Math.floor(x / size)] += v[y * W + x];
+        }
+        for (var i = 0; i < out.length; i++) { out[i] /= size * size; top = Math.max(top, out[i]); }
+        var up = new Float32Array(H * W);  // nearest, back to the photo's size; divided by the max
+        for (y = 0; y < H; y++) {
+          for (x = 0; x < W; x++) {
+            var b = Math.min(Math.floor(y / size), h - 1) * w + Math.min(Math.floor(x / size), w - 1);
+            up[y * W + x] = top > 0 ? out[b] / top : 0;
+          }
+        }
+        return { shown: up, means: out, width: w, height: h };
+      }
 
       function draw() {
         var row = data.maps[state.noise], b = row.length === 1 ? 0 : state.n, k = 0;
         for (; k < index.length; k++) if (index[k][0] === state.noise && index[k][1] === b) break;
-        var map = loaded[1 + k], v = values(map);
-        paint(c.getContext("2d"), v, W, H, table, null, 1);
+        var map = loaded[1 + k], v = values(map), coarse = blocks.checked ? blockMeans(v, 4) : null;
+        paint(c.getContext("2d"), coarse ? coarse.shown : v, W, H, table, null, 1);
         var level = data.noise[state.noise], n = data.samples[state.n];
         root.convlensView = { values: v, width: W, height: H, noise: level,
-          samples: row.length === 1 ? 1 : n };
+          samples: row.length === 1 ? 1 : n, blocks: coarse ? coarse.means : null };
         root.dataset.noise = String(level); root.dataset.samples = String(row.length === 1 ? 1 : n);
         ui.readout.textContent = (level === 0 ? "Plain gradient (noise 0: the number of samples " +
           "does not matter)" : "SmoothGrad with noise " + level + " (\u03c3 = " + (100 * level).toFixed(0) +
           "% of the input range) and N = " + n + " samples (" + n + " forward and backward passes)") +
           " for \u2018" + data.label + "\u2019: max |g| over colours, clipped at the " + data.percentile +
-          "th percentile.";
+          "th percentile" + (coarse ? ", then averaged over 4\u00d74 blocks (display only)." : ".");
         c.setAttribute("aria-label", ui.readout.textContent);
       }
       draw();
