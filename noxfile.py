@@ -12,6 +12,7 @@
     nox -s lesson -- 08-grad-cam    execute one lesson
     nox -s lint                     ruff
     nox -s bench                    benchmarks: tables of ratios against naive baselines
+    nox -s bench -- occlusion       one benchmark (options after its name)
 
 The environment lives in ``.nox/convlens``. It is created once and updated only
 when ``pyproject.toml`` changes, so torch (several GB) is installed once and
@@ -116,7 +117,74 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks that print tables of ratios against naive baselines."""
+    """Benchmarks that print tables of ratios against naive baselines.
+
+    ``nox -s bench`` runs every script; ``nox -s bench -- occlusion --quick`` runs
+    ``benchmarks/bench_occlusion.py`` alone with the options that follow its name.
+    """
     _environment(session)
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        _python(session, str(script), *session.posargs)
+    _python(session, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]")  # Captum
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    args = list(session.posargs)
+    if args and not args[0].startswith("-"):
+        name = args.pop(0)
+        scripts = [s for s in scripts if s.stem in (name, f"bench_{name}")]
+        if not scripts:
+            session.error(f"no benchmarks/bench_{name}.py")
+    for script in scripts:
+        _python(session, str(script), *args)
+
+
+@nox.session
+def models(session: nox.Session) -> None:
+    """Build the whole course on every registry model; print model | lessons passed | seconds.
+
+    Real weights are used where their file is in the torch hub cache; otherwise the
+    model gets stand-in weights (a random initialisation saved under torchvision's own
+    file name in a temporary TORCH_HOME, read by the real loading path), and the table
+    says so. Output goes to .nox/models/<name>/, never to build/docs.
+    """
+    import re
+    import tempfile
+    import time
+
+    _environment(session)
+    names = session.posargs or ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18",
+                                "resnet50"]
+    work = ROOT / ".nox" / "models"
+    stand_ins = Path(tempfile.mkdtemp(prefix="convlens-stand-ins-"))
+    rows, failed = [], []
+    probe = ("import sys; from convlens import models; p = models.weights_path(sys.argv[1]); "
+             "print('real' if p.is_file() else 'stand-in')")
+    plant = "import sys; from convlens import models; models.save_stand_in_weights(sys.argv[1])"
+    for name in names:
+        env = {"PYTHONHASHSEED": "0"}
+        kind = session.run(str(BIN / "python"), "-c", probe, name, external=True, silent=True,
+                           env=env).strip().splitlines()[-1]
+        if kind == "stand-in":
+            env["TORCH_HOME"] = str(stand_ins)
+            session.log(f"{name}: no pretrained file in the torch hub cache; stand-in weights "
+                        f"(random initialisation) in {stand_ins}")
+            _python(session, "-c", plant, name, env=env)
+        start = time.perf_counter()
+        output = session.run(
+            str(BIN / "python"), "-m", "coursebuild", "--model", name,
+            "--out", str(work / name / "docs"), "--cache", str(work / name / "cache"),
+            external=True, silent=True, success_codes=[0, 1], env=env) or ""
+        seconds = time.perf_counter() - start
+        statuses = re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|skipped)\b", output,
+                              flags=re.MULTILINE)
+        passed = sum(status in ("hit", "miss") for _, status in statuses)
+        bad = [slug for slug, status in statuses if status == "failed"]
+        if bad or not statuses:
+            failed.append(name)
+            print(output[-4000:])
+        rows.append((name, kind, f"{passed}/{len(statuses)}", f"{seconds:.0f}",
+                     ", ".join(bad)))
+    shutil.rmtree(stand_ins, ignore_errors=True)
+    header = ("model", "weights", "lessons passed", "seconds", "failed")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print(" | ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+    if failed:
+        session.error(f"the course does not build on: {', '.join(failed)}")

@@ -53,6 +53,7 @@ from torch import nn
 
 import convlens
 from convlens import lesson, plot
+from convlens.hooks import record_outputs
 
 ctx = lesson.setup()
 model = ctx.model
@@ -85,29 +86,71 @@ lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, each resca
 
 # %% [markdown]
 # Each patch is stretched to the full colour range on its own, so what you see is the *shape*
-# of the pattern: colour-opponent blobs (a green centre against magenta), oriented light/dark
-# edges, and a few nearly flat filters. On EfficientNet-Lite0 the first kernels are only
-# $3\times3$ at stride 2, so the "edges" are tiny; AlexNet's famous $11\times11$ Gabor-like
-# filters come from a much larger first kernel.
+# of the pattern: patches of one hue, light/dark edges, spots, and some nearly flat filters.
+# Here the first kernels are {{ first_kernel }} at stride {{ first_stride }}; AlexNet's famous
+# $11\times11$ Gabor-like filters come from a much larger first kernel (Krizhevsky et al. 2012),
+# and at $3\times3$ an "edge" is only three pixels long.
 #
 # ## Each channel of a filter as a heat map
 #
 # A colour patch mixes three kernels into one picture. Drawing the red, green and blue kernels
 # separately, on a diverging colour map centred on zero, shows the sign of every weight: red is
-# positive (this pixel *raises* the response), blue is negative. We pick the six filters with
-# the largest weight norm, which are the most structured.
+# positive (this pixel *raises* the response), blue is negative.
+#
+# Which filters to draw? "The ones with the largest weights" sounds natural, but in a network
+# with batch normalisation the scale of a convolution's weights means nothing on its own: the
+# BatchNorm that reads the convolution multiplies channel $o$ by $\gamma_o/\sigma_o$ (see the
+# trap at the end), and that factor can be far from 1 and negative. So we first **fold** that
+# BatchNorm into the filters, $w'_o = w_o\,\gamma_o/\sigma_o$: the folded filter is what the
+# next layer actually sees (up to a constant), sign included. We find the BatchNorm by running
+# the photo and checking which module's output equals a BatchNorm applied to the
+# convolution's output; on a network without one there is nothing to fold.
 
 # %%
-strongest = w1.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
-fig = plot.kernel_heatmaps(w1, strongest, channel_names=["R", "G", "B"],
-                           title="per-channel kernels (red > 0, blue < 0)")
-lesson.show(fig, f"The R, G and B kernels of six filters of {ctx.layers['first_conv']} "
-                 f"(filters {strongest}), one symmetric colour scale per filter.")
+first_name = ctx.layers["first_conv"]
+lesson.record("first_kernel", "×".join(map(str, first.kernel_size)))
+lesson.record("first_stride", first.stride[0])
+y1 = convlens.feature_maps(model, x, first_name)  # the raw convolution output
+with torch.no_grad(), record_outputs(model) as calls:
+    model(x)
+called = [n for n, _ in calls]
+bn_after = None  # (name, module): the BatchNorm that reads first_conv's output
+for n in called[called.index(first_name) + 1:]:
+    m = modules[n]
+    if isinstance(m, nn.BatchNorm2d):
+        if m.num_features == w1.shape[0]:
+            with torch.no_grad():
+                if torch.allclose(m(y1), convlens.feature_maps(model, x, n), atol=1e-5, rtol=1e-4):
+                    bn_after = (n, m)
+        break
+if bn_after is None:
+    bn_scale = torch.ones(w1.shape[0], device=w1.device)
+    print(f"no BatchNorm reads the output of {first_name}: nothing to fold, the raw weights are "
+          "what the next layer sees")
+else:
+    bn_name, bn = bn_after
+    bn_scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    print(f"{bn_name} ({type(bn).__name__}) reads {first_name}'s output; its scale γ/σ per "
+          f"channel: |γ/σ| from {bn_scale.abs().min():.2f} to {bn_scale.abs().max():.2f}, "
+          f"{int((bn_scale < 0).sum())} negative")
+w1_folded = w1 * bn_scale[:, None, None, None]
+raw_rank = w1.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
+strongest = w1_folded.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
+print("six largest by raw weight norm:   ", raw_rank)
+print("six largest after folding the BN: ", strongest)
+fig = plot.kernel_heatmaps(w1_folded, strongest, channel_names=["R", "G", "B"],
+                           title="folded per-channel kernels (red > 0, blue < 0)")
+lesson.show(fig, f"The R, G and B kernels (columns) of the six filters of {first_name} with the "
+                 f"largest folded norm (rows: filters {strongest}), "
+                 + ("BatchNorm folded in, " if bn_after else "nothing to fold, ")
+                 + "one symmetric colour scale per filter.")
 
 # %% [markdown]
-# When the three rows of one filter look alike, the filter is colour-blind: it responds to
-# luminance edges. When one channel has the opposite sign of the others, the filter is a
-# colour-opponent detector ("more green than red here").
+# Each row is one filter, each column one colour channel. When the three kernels of a row look
+# alike, the filter is colour-blind: it responds to brightness patterns. When one column has
+# the opposite sign of the others, the filter is colour-opponent ("more green than red
+# here"). Compare the two printed lists: ranking by the raw weights would have picked other
+# filters.
 #
 # ## Deeper layers: thousands of 2-D kernels
 #
@@ -130,6 +173,10 @@ convs = [(n, m) for n, m in model.named_modules()
          if isinstance(m, nn.Conv2d) and n != ctx.layers["first_conv"]]
 full = [(n, m) for n, m in convs
         if m.groups == 1 and max(m.kernel_size) > 1 and m.in_channels > 1]
+depthwise = next(((n, m) for n, m in convs
+                  if m.groups == m.in_channels > 1 and max(m.kernel_size) > 1), None)
+pointwise = next(((n, m) for n, m in convs if m.groups == 1 and m.kernel_size == (1, 1)
+                  and m.in_channels * m.out_channels >= 2000), None)
 
 if full:  # AlexNet, VGG, ResNet: a real k×k kernel over many input channels
     name, conv = full[0]
@@ -144,14 +191,12 @@ if full:  # AlexNet, VGG, ResNet: a real k×k kernel over many input channels
     ax.set_xticks([])
     ax.set_yticks([])
     caption = f"Collated {w.shape[2]}×{w.shape[3]} kernels of {name}, each rescaled on its own."
-else:  # depthwise-separable network: show the two factors
-    dw_name, dw = next((n, m) for n, m in convs
-                       if m.groups == m.in_channels > 1 and max(m.kernel_size) > 1)
-    pw_name, pw = next((n, m) for n, m in convs
-                       if m.groups == 1 and m.kernel_size == (1, 1)
-                       and m.in_channels * m.out_channels >= 2000)
+    lesson.record("deeper_figure", f"This network has full convolutions: the figure tiles the "
+                                   f"kernels of `{name}`, the first of them.")
+elif depthwise and pointwise:  # depthwise-separable network: show the two factors
+    (dw_name, dw), (pw_name, pw) = depthwise, pointwise
     wd = dw.weight.detach()  # [C, 1, k, k]: one kernel per channel
-    per_row = 8
+    per_row = 8 if wd.shape[0] % 8 == 0 else 1
     tiles = plot.collated_kernels(wd[:, 0].reshape(-1, per_row, *wd.shape[2:]), gap=1)
     wp = pw.weight.detach()[:, :, 0, 0]  # [C_out, C_in]: one number per (filter, channel)
     limit = float(wp.abs().max())
@@ -170,25 +215,34 @@ else:  # depthwise-separable network: show the two factors
         ax.set_yticks([])
     caption = (f"Deeper kernels: the depthwise kernels of {dw_name} (each rescaled on its own) "
                f"and the 1×1 channel-mixing matrix of {pw_name} (one shared signed scale).")
-lesson.show(fig, caption)
+    lesson.record("deeper_figure", "This network has no full $k\\times k$ convolution over many "
+                                   "channels, so the figure shows the two factors: the depthwise "
+                                   f"kernels of `{dw_name}` (left) and the channel-mixing matrix "
+                                   f"of `{pw_name}` (right).")
+else:
+    fig = None
+    lesson.record("deeper_figure", "This network has neither full nor depthwise-separable "
+                                   "convolutions after its first layer: no figure here.")
+if fig is not None:
+    lesson.show(fig, caption)
 
 # %% [markdown]
-# In a collated grid, look for structure across a *row* (a filter that uses only a few of its
-# inputs) or down a *column* (an input channel that many filters ignore), not for recognisable
-# shapes. A $1\times1$ kernel is a single number, so per-kernel rescaling would turn every one
-# of them into the same flat grey: for pointwise layers the honest picture is the weight matrix
-# on one signed scale, as above. The depthwise $k\times k$ kernels, on the other hand, still
-# look like small spatial filters (centre-surround, oriented derivatives), because each one
-# sees a single channel.
+# {{ deeper_figure }} In a grid of kernels or a weight matrix, row $o$ is filter $o$ and
+# column $c$ its input channel: look for structure across a *row* (a filter that uses only a
+# few of its inputs) or down a *column* (an input channel that many filters ignore), not for
+# recognisable shapes. A $1\times1$ kernel is a single number, so per-kernel rescaling would
+# turn every one of them into the same flat grey: for pointwise layers the honest picture is
+# the weight matrix on one signed scale. A depthwise kernel sees a single channel, so it can
+# still be read as a small spatial filter on that channel.
 #
 # ## Feature maps of a photo
 #
-# Now the activations. `convlens.feature_maps(model, layer, x)` runs the model once and returns
+# Now the activations. `convlens.feature_maps(model, x, layer)` runs the model once and returns
 # the output of `layer` as a detached copy, taken before any in-place operation downstream
 # can overwrite it. The first convolution gives a map per filter at half resolution (stride 2).
 
 # %%
-maps1 = convlens.feature_maps(model, ctx.layers["first_conv"], x)[0]
+maps1 = convlens.feature_maps(model, x, ctx.layers["first_conv"])[0]
 print(ctx.layers["first_conv"], "output:", tuple(maps1.shape),
       f"range [{maps1.min():.2f}, {maps1.max():.2f}]")
 fig = plot.feature_map_grid(maps1, channels=strongest + [c for c in range(maps1.shape[0])
@@ -198,16 +252,18 @@ lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat pho
                  "are the filters of Figure 2. Each map has its own colour scale (yellow = high).")
 
 # %% [markdown]
-# Each map is the photo filtered by one filter: edge filters light up along the cat's stripes,
-# whiskers and eye rims at one orientation; colour-opponent filters separate the green iris and
-# the pink nose from the fur. Note the printed range: the raw convolution output is signed
-# (we hooked the convolution itself, before its batch norm and activation).
+# Each map is the photo filtered by one filter: edge-like filters light up along the cat's
+# whiskers and eye rims; colour-opponent filters set the eyes and the nose apart from the
+# fur. Note the printed range: the raw convolution output is signed
+# (we hooked the convolution itself, before any batch norm or activation that follows it).
 #
 # Deeper, the maps get coarser and more abstract. To see that a deep channel stands for a
 # *kind of thing*, wherever it is, we switch to a photo with two objects: the cat next to a
-# cup of coffee, resized whole to $224\times448$ so that nothing is cropped away. At the last
-# convolutional layer each map is a coarse grid, and most of the active channels fire on one
-# object and stay silent on the other.
+# cup of coffee, resized whole to $224\times448$ so that nothing is cropped away, the cat on
+# the left half, the cup on the right. In the last spatial feature map (the layer role
+# `last_spatial`, here `{{ deep_name }}`, the last map before global pooling) each map is a
+# coarse grid. Of its 12 most active channels, {{ one_sided }} put at least 80% of their
+# activation on one half of the photo: they fire on one object and hardly on the other.
 
 # %%
 x2 = ctx.image("cat_and_coffee", size=(224, 448))
@@ -230,11 +286,28 @@ def map_rows(rows, ncols, titles, row_labels=None, cell=(2.3, 1.35)):
     return fig
 
 
-deep = ctx.layers["last_conv"]
-maps_deep = convlens.feature_maps(model, deep, x2)[0]
+deep = ctx.layers["last_spatial"]
+maps_deep = convlens.feature_maps(model, x2, deep)[0]
 energy = maps_deep.flatten(1).abs().mean(dim=1)
 top_deep = energy.argsort(descending=True)[:12].tolist()  # the 12 most active channels
 print(deep, "output:", tuple(maps_deep.shape))
+
+
+def left_share(maps):
+    """Per channel, the share of its |activation| on the left half (the cat's side)."""
+    mass = maps.abs()
+    half = maps.shape[-1] // 2
+    return mass[..., :half].sum(dim=(-2, -1)) / mass.sum(dim=(-2, -1)).clamp(min=1e-12)
+
+
+sides = left_share(maps_deep[top_deep])
+one_sided = int(((sides >= 0.8) | (sides <= 0.2)).sum())
+print("share on the cat's half, per channel:", " ".join(f"{v:.2f}" for v in sides.tolist()))
+lesson.record("deep_name", deep)
+lesson.record("one_sided", one_sided)
+lesson.expect(one_sided > len(top_deep) / 2,
+              "most of the 12 most active channels of the last spatial map fire on one half",
+              one_sided)
 fig = map_rows([[maps_deep[c] for c in top_deep[i:i + 4]] for i in (0, 4, 8)], 4,
                [[f"ch {c}" for c in top_deep[i:i + 4]] for i in (0, 4, 8)])
 fig.suptitle(f"{deep}: the 12 most active of {maps_deep.shape[0]} channels")
@@ -250,21 +323,35 @@ lesson.show(fig, f"Feature maps of {deep} ({maps_deep.shape[1]}×{maps_deep.shap
 # about *which* feature fired), but it shows at a glance where a layer is busy.
 
 # %%
-roles = ("first_conv", "middle", "last_conv")
-means = [convlens.feature_maps(model, ctx.layers[r], x2)[0].mean(dim=0) for r in roles]
+roles = ("first_conv", "middle", "last_spatial")
+means = [convlens.feature_maps(model, x2, ctx.layers[r])[0].mean(dim=0) for r in roles]
 fig = plot.image_row(
     [ctx.to_display(x2)] + [m.cpu() for m in means],
     ["input"] + [f"mean of {ctx.layers[r]}  {tuple(m.shape)}" for r, m in zip(roles, means)],
     cmap="gray", cell=2.4)
 lesson.show(fig, "The two-object photo and the channel mean of three layers "
                  f"({', '.join(ctx.layers[r] for r in roles)}); white = high.")
+middle_maps = convlens.feature_maps(model, x2, ctx.layers["middle"])[0]
+lesson.record("middle_min", float(middle_maps.min()), ".1f")
+lesson.record("middle_max", float(middle_maps.max()), ".1f")
+lesson.expect(bool(middle_maps.min() < 0), "the middle layer's channels are signed",
+              float(middle_maps.min()))
+last_mean = means[2]
+inner = last_mean[1:-1, 1:-1].mean() if min(last_mean.shape) > 2 else last_mean.mean()
+border = (last_mean.sum() - last_mean[1:-1, 1:-1].sum()) / (last_mean.numel()
+                                                             - last_mean[1:-1, 1:-1].numel())
+print(f"mean of {ctx.layers['last_spatial']}: inside {inner:.3f}, outer ring {border:.3f}")
+lesson.record("inner_mean", float(inner), ".2f")
+lesson.record("border_mean", float(border), ".2f")
+_ = lesson.expect(bool(inner > border), "the last spatial map's mean is higher inside than on "
+                  "its border", float(inner - border))
 
 # %% [markdown]
 # The first layer's mean is still a filtered copy of the photo. The middle layer's mean is a
-# patchwork: its channels are signed (this block ends without an activation) and cancel. The
-# last convolutional layer's mean, after its ReLU6, is high over the two objects and low over
-# the table and the corners: late features are about objects, and the plain mean is
-# already a crude "where is something" map. Which object is brighter says little: the mean mixes
+# patchwork: its channels are signed (here from {{ middle_min }} to {{ middle_max }}) and
+# cancel. The mean of the last spatial feature map is higher inside the picture
+# ({{ inner_mean }} on average) than on its outer ring of cells ({{ border_mean }}): late
+# features are about objects, and the plain mean is already a crude "where is something" map. Which object is brighter says little: the mean mixes
 # cat channels and cup channels, which is why class-specific maps such as
 # [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
 #
@@ -292,28 +379,51 @@ for row, (tag, weight) in enumerate([("trained", w1), ("random init", w1_random)
 lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}: trained (top) and random "
                  "initialisation (bottom), per-filter and shared colour scales.")
 
+
+def spread(weight):
+    norms = weight.flatten(1).norm(dim=1)
+    return float(norms.max() / norms.median().clamp(min=1e-12))
+
+
+lesson.record("trained_spread", spread(w1), ".1f")
+lesson.record("random_spread", spread(w1_random), ".1f")
+_ = lesson.expect(spread(w1) > spread(w1_random), "trained filter strengths differ more than random "
+                  "ones", spread(w1) - spread(w1_random))
+
 # %% [markdown]
-# Random filters are independent noise in every weight, all of about the same strength.
-# Trained ones have structure (a single hue over the whole patch, centre-surround spots,
-# two-tone edges), and on a shared scale most of them are faint while a few dominate. The feature maps tell the same story. A random first layer still passes the photo
-# through (any local weighted sum of an image looks like the image), so first-layer maps alone
-# can't tell you whether a network learned anything. At the last layer the difference is stark:
-# the trained channels pick out the cat or the cup; the random ones are scattered noise, or
-# silent (clipped to zero by the activation), with no relation to the objects.
+# Random filters are independent noise in every weight, all of about the same strength (the
+# largest filter norm is {{ random_spread }} times the median). Trained ones have structure (a
+# single hue over the whole patch, spots, two-tone edges), and their strengths differ
+# more: the largest is {{ trained_spread }} times the median, so on a shared scale many look
+# faint. (With a BatchNorm after the layer, these raw strengths are themselves rescaled; see
+# the trap below.) The feature maps tell the same story. A random first layer still passes the
+# photo through (any local weighted sum of an image looks like the image), so first-layer maps
+# alone can't tell you whether a network learned anything. At the last spatial map the
+# difference shows: the four trained channels put on average {{ trained_side }} of their
+# activation on one object's half, the same channels of the random network
+# {{ random_side }}.
 
 # %%
-rows, titles, labels = [], [], []
-for role_ in ("first_conv", "last_conv"):
+rows, titles, labels, side_share = [], [], [], {}
+for role_ in ("first_conv", "last_spatial"):
     for tag, net in [("trained", model), ("random init", random_model)]:
-        maps = convlens.feature_maps(net, ctx.layers[role_], x2)[0]
+        maps = convlens.feature_maps(net, x2, ctx.layers[role_])[0]
         chosen = list(range(4)) if role_ == "first_conv" else top_deep[:4]
         rows.append([maps[c] for c in chosen])
         titles.append([f"ch {c}" for c in chosen])
         labels.append(f"{tag}\n{ctx.layers[role_]}")
+        if role_ == "last_spatial":
+            side = left_share(maps[chosen])
+            side_share[tag] = float(torch.maximum(side, 1 - side).mean())
 fig = map_rows(rows, 4, titles, labels)
 lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
                  f"initialised network, at {ctx.layers['first_conv']} (rows 1–2) and "
-                 f"{ctx.layers['last_conv']} (rows 3–4, the channels of Figure 5).")
+                 f"{ctx.layers['last_spatial']} (rows 3–4, the channels drawn above).")
+lesson.record("trained_side", side_share["trained"], ".0%")
+lesson.record("random_side", side_share["random init"], ".0%")
+_ = lesson.expect(side_share["trained"] > side_share["random init"] + 0.1,
+                  "the trained last-layer channels are more one-sided than the random ones",
+                  side_share["trained"] - side_share["random init"])
 
 # %% [markdown]
 # ## Traps
@@ -322,9 +432,10 @@ lesson.show(fig, f"Feature maps of the two-object photo for the trained and the 
 # <p>Every pretrained network expects its own input scaling. torchvision's ImageNet models
 # want <code>(pixel − mean)/std</code> with the ImageNet statistics; TensorFlow's
 # EfficientNet-Lite wants <code>(pixel − 0.5)/0.5</code>. Feed the wrong one and the first layer
-# sees a shifted, rescaled image: the feature maps change and so does the prediction. Always
-# build inputs with the model's own preprocessing (here <code>ctx.image</code>, which uses
-# <code>ctx.preprocess</code>).</p></div>
+# sees a shifted, rescaled image, and every feature map changes. Always build inputs with the
+# model's own preprocessing (here <code>ctx.image</code>, which uses
+# <code>ctx.preprocess</code>). What makes this a trap is that the prediction need not tell
+# you: see below.</p></div>
 
 # %%
 pixels = ctx.preprocess.denormalize(x[0])  # back to [0, 1] pixels
@@ -337,10 +448,38 @@ inputs = {
         ((pixels - torch.tensor(wrong_mean, device=x.device)[:, None, None])
          / torch.tensor(wrong_std, device=x.device)[:, None, None])[None],
     "raw pixels in [0, 1]": pixels[None],
+    "pixels in [0, 255] (forgot to divide)": ctx.preprocess.normalize(pixels * 255)[None],
 }
-for tag, inp in inputs.items():
+right_top3 = [label for label, _ in ctx.top_classes(x, k=3)]
+maps_right = convlens.feature_maps(model, x, first_name)
+outcome = {}
+for key, (tag, inp) in zip(["own", "wrong", "raw", "unscaled"], inputs.items()):
     label, p = ctx.top_classes(inp, k=1)[0]
-    print(f"{tag:45s} -> {label} ({p:.1%})")
+    change = (convlens.feature_maps(model, inp, first_name) - maps_right).norm() / maps_right.norm()
+    outcome[key] = (label, p)
+    print(f"{tag:45s} -> {label} ({p:.1%}); {first_name} maps change by {change:.0%}")
+    lesson.record(f"{key}_label", label)
+    lesson.record(f"{key}_p", p, ".1%")
+    if key in ("wrong", "raw"):
+        lesson.record(f"{key}_change", float(change), ".0%")
+print("top 3 with the right preprocessing:", right_top3)
+lesson.expect(outcome["wrong"][0] in right_top3 and outcome["raw"][0] in right_top3,
+              "with the wrong mean/std or raw [0, 1] pixels the top class stays among the "
+              "top three of the right input", f"{outcome['wrong'][0]}, {outcome['raw'][0]}")
+_ = lesson.expect(outcome["unscaled"][0] not in right_top3,
+                  "with pixels in [0, 255] the top class leaves the right input's top three",
+                  outcome["unscaled"][0])
+
+# %% [markdown]
+# On this photo the damage hides in the maps. With the other convention's mean and std the
+# first layer's maps change by {{ wrong_change }} and with raw $[0, 1]$ pixels by
+# {{ raw_change }}, yet the network still answers with one of the three classes it ranked
+# first on the right input: {{ wrong_label }} ({{ wrong_p }}) and {{ raw_label }}
+# ({{ raw_p }}), against {{ own_label }} ({{ own_p }}). A big, obvious mistake, pixels in
+# $[0, 255]$ (forgetting to divide by 255), gives {{ unscaled_label }} ({{ unscaled_p }}). So
+# a plausible top-1 is no evidence that the preprocessing is right: a cat photo is easy, and
+# a mild mis-scaling shows up as shifted probabilities and very different feature maps, exactly
+# the quantities this course reads. Compare the preprocessing itself, never only the label.
 
 # %% [markdown]
 # <div class="admonition warning"><p class="admonition-title">Trap: what the raw conv output
@@ -353,18 +492,11 @@ for tag, inp in inputs.items():
 # $w'_o = w_o\,\gamma_o/\sigma_o$, $b'_o = \beta_o - \mu_o\gamma_o/\sigma_o$.</p></div>
 
 # %%
-after = None
-seen_first = False
-for n, m in model.named_modules():
-    if n == ctx.layers["first_conv"]:
-        seen_first = True
-    elif seen_first and isinstance(m, nn.BatchNorm2d) and m.num_features == w1.shape[0]:
-        after = (n, m)
-        break
-if after is None:
-    print("no BatchNorm after the first conv in this model: its raw output is what the ReLU sees")
+if bn_after is None:  # found above, before Figure 2
+    print(f"no BatchNorm reads the output of {first_name}: its raw output is what the next "
+          "layer sees")
 else:
-    bn_name, bn = after
+    bn_name, bn = bn_after
     scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().cpu()
     norms = w1.flatten(1).norm(dim=1).cpu()
     fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
@@ -387,7 +519,7 @@ else:
 # magnitude</p>
 # <p>The usual filter picture (and <code>feature_map_grid</code>) stretches each filter or map to
 # its own full range. A dead filter with weights near zero then looks as vivid as the strongest
-# one. Draw a second version on one shared scale (Figure 7, right column) before concluding that
+# one. Draw a second version on one shared scale (the trained-versus-random figure, right column) before concluding that
 # a filter "detects" anything, and read the printed ranges of the maps.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
@@ -401,8 +533,8 @@ else:
 probe = copy.deepcopy(model).train()  # a copy: never do this to the model you study
 bns = [m for m in probe.modules() if isinstance(m, nn.BatchNorm2d)]
 before = bns[0].running_mean.clone() if bns else None
-maps_mid = convlens.feature_maps(model, ctx.layers["middle"], x)[0]
-train_maps = convlens.feature_maps(probe, ctx.layers["middle"], x)[0]
+maps_mid = convlens.feature_maps(model, x, ctx.layers["middle"])[0]
+train_maps = convlens.feature_maps(probe, x, ctx.layers["middle"])[0]
 print("max |train-mode map - eval-mode map| at", ctx.layers["middle"], ":",
       f"{(train_maps - maps_mid).abs().max():.3f}",
       f"(eval-mode maps span {maps_mid.min():.2f} .. {maps_mid.max():.2f})")

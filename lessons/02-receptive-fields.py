@@ -54,8 +54,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 import convlens
-from convlens import lesson
-from convlens._hooks import capture
+from convlens import lesson, plot
+from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
@@ -128,42 +128,25 @@ def rf_rows(net, names=None, input_size=(224, 224)):
 HEADERS = ["layer", "type", "k", "s", "RF size r", "jump j", "offset p", "map"]
 
 
-def show_table(headers, rows):
-    """A plain table: rendered as Markdown in a notebook, aligned text in a terminal."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-            lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-            display(Markdown("\n".join(lines)))
-            return
-    except ImportError:
-        pass
-    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        print("  ".join(str(v).rjust(width) for v, width in zip(row, widths)))
-
-
 alexnet = torchvision.models.alexnet(weights=None).eval()
 tables = {"AlexNet": rf_rows(alexnet), "VGG16": rf_rows(vgg16)}
 print("AlexNet (architecture):")
-show_table(HEADERS, tables["AlexNet"])
+_ = plot.table(HEADERS, tables["AlexNet"])
 
 # %%
 print("VGG16 (architecture):")
-show_table(HEADERS, tables["VGG16"])
+_ = plot.table(HEADERS, tables["VGG16"])
 
 # %%
 course_names = [n for n, m in model.named_modules()
                 if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) and (
                     getattr(m, "stride", 1) not in (1, (1, 1)) or n == ctx.layers["first_conv"])]
-course_names += [ctx.layers[r] for r in ("middle", "last_conv") if ctx.layers[r] not in course_names]
+course_names += [ctx.layers[r] for r in ("middle", "last_spatial") if ctx.layers[r] not in course_names]
 call_order = list(convlens.receptive_field(model))  # names in the order their outputs are computed
 course_names.sort(key=call_order.index)
 tables[ctx.name] = rf_rows(model, course_names)
 print(f"{ctx.name} (pretrained course model): layers that change the jump, and the lesson's roles")
-show_table(HEADERS, tables[ctx.name])
+_ = plot.table(HEADERS, tables[ctx.name])
 
 # %% [markdown]
 # Two things stand out. The jump is the product of the strides, so it only changes at strided
@@ -203,7 +186,7 @@ lesson.show(fig, "Theoretical receptive field size and jump after each convoluti
 fields = convlens.receptive_field(model, tuple(x.shape[-2:]))
 fig, ax = plt.subplots(figsize=(5.6, 5.6))
 ax.imshow(ctx.to_display(x))
-colours = {"first_conv": "yellow", "middle": "cyan", "last_conv": "magenta"}
+colours = {"first_conv": "yellow", "middle": "cyan", "last_spatial": "magenta"}
 for role, colour in colours.items():
     name = ctx.layers[role]
     f = fields[name]
@@ -224,7 +207,7 @@ ax.set_ylim(294, -70)
 ax.legend(loc="lower center", fontsize=7, bbox_to_anchor=(0.5, -0.3), ncol=1)
 ax.set_title("theoretical receptive fields on the input", fontsize=10)
 lesson.show(fig, f"Receptive-field boxes of the centre unit of {ctx.layers['first_conv']}, "
-                 f"{ctx.layers['middle']} and {ctx.layers['last_conv']}, and of the corner unit "
+                 f"{ctx.layers['middle']} and {ctx.layers['last_spatial']}, and of the corner unit "
                  f"(0, 0) of {ctx.layers['middle']} (dashed), on the 224×224 input.")
 
 # %% [markdown]
@@ -285,11 +268,11 @@ print(f"  analytic box (top, left, bottom, right): {fields[layer].box(i, j)}")
 
 # %%
 with torch.no_grad():
-    base = convlens.feature_maps(model, layer, x)
+    base = convlens.feature_maps(model, x, layer)
     pixel = (120, 80)
     poked = x.clone()
     poked[0, :, pixel[0], pixel[1]] += 2.0
-    changed = (convlens.feature_maps(model, layer, poked) - base).abs().amax(dim=1)[0] > 0
+    changed = (convlens.feature_maps(model, poked, layer) - base).abs().amax(dim=1)[0] > 0
 reached = torch.nonzero(changed).tolist()
 print(f"pixel {pixel} changes {len(reached)} units of {layer} "
       f"(map {tuple(changed.shape)}), e.g. {reached[:4]} ...")
@@ -380,7 +363,7 @@ def effective_field(net, layer, images):
 
 
 fig, axes = plt.subplots(2, 2, figsize=(9, 6.6), gridspec_kw={"height_ratios": [2.4, 1]})
-for col, role in enumerate(("middle", "last_conv")):
+for col, role in enumerate(("middle", "last_spatial")):
     name = ctx.layers[role]
     erf, (ci, cj) = effective_field(model, name, photos)
     f = fields[name]
@@ -410,7 +393,7 @@ for col, role in enumerate(("middle", "last_conv")):
     print(f"{name}: theoretical field {f.size[0]} px; 90% of the gradient mass lies within a "
           f"{2 * half + 1}×{2 * half + 1} square around the centre")
 lesson.show(fig, f"Effective receptive field of the centre unit of {ctx.layers['middle']} and "
-                 f"{ctx.layers['last_conv']} (|gradient| averaged over 4 photos), with the "
+                 f"{ctx.layers['last_spatial']} (|gradient| averaged over 4 photos), with the "
                  "theoretical box (square-root colour scale); bottom: column profile, summed over rows.")
 
 # %% [markdown]
@@ -487,7 +470,7 @@ for size in (224, 225):
 # 3. Compute the effective field of the same layer with the randomly initialised network
 #    (`convlens.models.architecture(ctx.name)`). Is it smaller than the trained one, as Luo et
 #    al. report?
-# 4. Crop the input box of the most active unit of `ctx.layers["last_conv"]` for several
+# 4. Crop the input box of the most active unit of `ctx.layers["last_spatial"]` for several
 #    photos, clipped to the image, and lay the crops side by side: what do they share?
 # 5. Build a VGG-style chain that reaches a 224-pixel field with as few layers as possible,
 #    first with strides, then with dilation only. How do the jumps differ?

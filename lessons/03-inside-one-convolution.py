@@ -40,6 +40,8 @@
 # convolution of a model for a `convlens.KernelMapConv2d` that can keep them.
 
 # %%
+import copy
+
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -49,6 +51,7 @@ from torch import nn
 
 import convlens
 from convlens import lesson
+from convlens.hooks import record_outputs
 
 ctx = lesson.setup()
 model = ctx.model
@@ -69,39 +72,76 @@ first = modules[ctx.layers["first_conv"]]
 with torch.no_grad():
     maps = convlens.kernel_maps(first, x)  # [1, C_out, 3, H, W]
     y = first(x)  # the layer's own output
-bias = first.bias if first.bias is not None else torch.zeros(first.out_channels, device=x.device)
+# the maps exclude the bias: it is added once, after the sum (detached: a picture, not a graph)
+bias = (first.bias.detach() if first.bias is not None
+        else torch.zeros(first.out_channels, device=x.device))
 rebuilt = maps.sum(dim=2) + bias[None, :, None, None]
-print(f"{ctx.layers['first_conv']}: kernel maps {tuple(maps.shape)}; "
+print(f"{ctx.layers['first_conv']}: kernel maps {tuple(maps.shape)}; bias: "
+      f"{'yes' if first.bias is not None else 'none'}; "
       f"max |sum of maps + bias - conv(x)| = {(rebuilt - y).abs().max():.2e}")
 
-# three telling filters among the stronger half: the most colour-opponent (its colour kernels
-# point in opposite directions), the most colour-blind (alike kernels), and the strongest
+# how much the colour maps of each filter cancel: |sum| / sum of |maps|, averaged over pixels
+# (1: the maps have the same sign everywhere and add up; near 0: they cancel)
+response = maps[0]  # [C_out, C_in, H, W]
+parts = response.abs().sum(dim=1).mean(dim=(1, 2))
+agreement = response.sum(dim=1).abs().mean(dim=(1, 2)) / parts.clamp(min=1e-12)
+active = parts >= parts.median()  # among the filters with the stronger response
+cancelling = int(agreement.masked_fill(~active, float("inf")).argmin())
+adding = int(agreement.masked_fill(~active, float("-inf")).argmax())
+# the filter whose colour *kernels* are most opposed (lowest cosine between two of them)
 kernels = first.weight.detach().flatten(2)  # [C_out, C_in, k*k]
 unit = kernels / kernels.norm(dim=2, keepdim=True).clamp(min=1e-12)
-similarity = torch.einsum("oak,obk->oab", unit, unit).sum(dim=(1, 2))  # high: channels agree
-strength = kernels.flatten(1).norm(dim=1)
-strong = strength >= strength.median()
-opponent = int(similarity.masked_fill(~strong, float("inf")).argmin())
-alike = int(similarity.masked_fill(~strong, float("-inf")).argmax())
-strongest = next(int(o) for o in strength.argsort(descending=True) if int(o) not in (opponent, alike))
-filters = [opponent, alike, strongest]
-fig, axes = plt.subplots(len(filters), 4, figsize=(8.4, 2.2 * len(filters)))
+cosine = torch.einsum("oak,obk->oab", unit, unit)  # [C_out, C_in, C_in]
+pair_cosine, pair = cosine.flatten(1).masked_fill(~active[:, None], float("inf")).min(dim=1)
+opponent = int(pair_cosine.argmin())
+a, b = divmod(int(pair[opponent]), first.in_channels)
+same_sign = float((response[opponent, a] * response[opponent, b] > 0).float().mean())
+names = "RGB" if first.in_channels == 3 else [str(c) for c in range(first.in_channels)]
+print(f"filter {cancelling}: maps cancel most, |sum| / sum|maps| = {agreement[cancelling]:.2f}")
+print(f"filter {adding}: maps add up most, |sum| / sum|maps| = {agreement[adding]:.2f}")
+print(f"filter {opponent}: most opposed kernels, {names[a]} and {names[b]} (cosine "
+      f"{pair_cosine[opponent]:.2f}); yet their maps have the same sign on {same_sign:.0%} of "
+      f"the pixels, |sum| / sum|maps| = {agreement[opponent]:.2f}")
+print(f"input range [{x.min():.2f}, {x.max():.2f}]; {float((x < 0).float().mean()):.0%} of "
+      "the input values are negative")
+lesson.record("cancel_filter", cancelling)
+lesson.record("cancel_ratio", agreement[cancelling], ".2f")
+lesson.record("add_filter", adding)
+lesson.record("add_ratio", agreement[adding], ".2f")
+lesson.record("opp_filter", opponent)
+lesson.record("opp_pair", f"{names[a]} and {names[b]}")
+lesson.record("opp_cosine", pair_cosine[opponent], ".2f")
+lesson.record("opp_same_sign", same_sign, ".0%")
+lesson.record("negative_inputs", float((x < 0).float().mean()), ".0%")
+lesson.expect(bool(agreement[cancelling] < 0.5), "in the top row the colour maps cancel: "
+              "|sum| is under half the summed |maps|", agreement[cancelling])
+lesson.expect(bool(agreement[adding] > 0.8), "in the middle row the colour maps add up",
+              agreement[adding])
+lesson.expect(opponent not in (cancelling, adding) and same_sign > 0.5,
+              "the filter with the most opposed kernels (bottom row) has maps of the same sign "
+              "over most of the photo", same_sign)
+lesson.expect(bool((x < 0).any()), "the normalised input is signed", float(x.min()))
+
+filters = [cancelling, adding, opponent]
+tags = ["maps cancel", "maps add up", "opposed kernels"]
+fig, axes = plt.subplots(len(filters), first.in_channels + 1,
+                         figsize=(2.1 * (first.in_channels + 1), 2.2 * len(filters)), squeeze=False)
 for row, o in enumerate(filters):
-    panels = [maps[0, o, c] for c in range(3)] + [rebuilt[0, o]]
-    names = [f"{c} kernel map" for c in "RGB"[:first.in_channels]] + ["sum = feature map"]
+    panels = [maps[0, o, c] for c in range(first.in_channels)] + [rebuilt[0, o]]
+    titles = [f"{c} kernel map" for c in names] + ["sum + bias = feature map"]
     limit = float(max(p.abs().max() for p in panels))  # one signed scale per filter
-    for col, (panel, name) in enumerate(zip(panels, names)):
+    for col, (panel, title) in enumerate(zip(panels, titles)):
         ax = axes[row][col]
         ax.imshow(panel.cpu(), cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_xticks([])
         ax.set_yticks([])
         if row == 0:
-            ax.set_title(name, fontsize=9)
+            ax.set_title(title, fontsize=9)
         if col == 0:
-            ax.set_ylabel(f"filter {o}\n({['opponent', 'colour-blind', 'strongest'][row]})",
-                          fontsize=9)
+            ax.set_ylabel(f"filter {o}\n({tags[row]})", fontsize=9)
 lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on the cat photo: the "
-                 "response of each colour kernel, and their sum (red > 0, blue < 0, one scale per row).")
+                 "response of each colour kernel, and their sum plus the bias (red > 0, blue < 0, "
+                 "one scale per row).")
 
 # %% [markdown]
 # To look at other filters (the strongest ones by weight norm), or at any channel of two deeper
@@ -112,15 +152,25 @@ from convlens import explore
 
 x_explore = ctx.image("chelsea")
 explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
-                          [ctx.layers["middle"], ctx.layers["last_conv"]],
+                          [ctx.layers["middle"], ctx.layers["last_spatial"]],
                           first_conv=ctx.layers["first_conv"], filters=8)
 
 # %% [markdown]
-# The decomposition shows *how* a filter builds its response. The rows are chosen from the
-# weights: in the colour-opponent filter (top) two colour maps have opposite signs over the
-# same regions and partly cancel, so the sum keeps what differs between the colours; in the
-# colour-blind filter (middle) the maps look alike and add up, a brightness detector. A faint
-# map is a channel the filter hardly uses.
+# The decomposition shows *how* a filter builds its response. The rows are chosen by
+# computation. In the top row (filter {{ cancel_filter }}, the filter whose maps cancel most)
+# the colour maps have opposite signs over the same regions: the magnitude of their sum is
+# only {{ cancel_ratio }} of the summed magnitudes, so the feature map keeps what differs
+# between the colours. In the middle row (filter {{ add_filter }}) the maps have the same sign
+# and add up (ratio {{ add_ratio }}). A faint map is a channel the filter hardly uses.
+#
+# The bottom row is the filter whose *kernels* look most colour-opponent: its {{ opp_pair }}
+# kernels point in nearly opposite directions (cosine {{ opp_cosine }}). Yet its {{ opp_pair }}
+# maps have the same sign on {{ opp_same_sign }} of the pixels. The reason is the input: the
+# model's preprocessing makes every colour channel signed ({{ negative_inputs }} of the input
+# values here are negative: those darker than the preprocessing's mean), and a map is kernel times input. A
+# negative kernel on a negative (dark) region gives a positive response, so opposite kernels
+# cancel only where both channels have the same sign. Opposite weights are not opposite
+# responses: to see cancellation, look at the maps.
 #
 # ## The construction: a grouped convolution and one permutation
 #
@@ -241,59 +291,166 @@ for name, net, inp in [(ctx.name + " (pretrained)", model, x), ("AlexNet (archit
         difference = (converted(inp) - net(inp)).abs().max()
     print(f"{name:28s}: {kinds:2d} of {count_convs(net):2d} convs replaced; "
           f"max |logits difference| = {difference:.2e}")
+    lesson.expect(kinds == count_convs(net) and bool(difference == 0),
+                  f"every convolution of {name} is replaced and the logits agree to the last bit",
+                  float(difference))
 
 # %% [markdown]
-# To look at the kernel maps of one layer inside the converted model, switch that layer on:
-# `keep_maps=True` stores the maps of its last input in `last_kernel_maps`, and `map_channels`
-# keeps only a few filters. Below, a layer deeper in the course model: the first convolution
-# with many input channels and `groups == 1`. On EfficientNet that is a $1\times1$ pointwise
-# convolution, where each kernel map is simply the input channel times one weight,
-# $w_{o,c}\,x_c$: the decomposition tells which input channels a filter draws on, and with
-# which sign.
+# `KernelMapConv2d` runs the ordinary convolution and, only when asked, computes the maps on
+# the side; that is why the logits agree to the last bit. To look at one layer's maps inside
+# the converted model, switch it on: `keep_maps=True` stores the maps of its last input in
+# `last_kernel_maps`, and `map_channels` keeps only a few filters.
+#
+# ## The forum's case: a deeper $k\times k$ convolution over many channels
+#
+# The question was about a pretrained network's deeper layers, where a $3\times3$ filter reads
+# dozens or hundreds of channels and the sum hides what each of them contributes. We take the
+# first such convolution of the course model (`groups == 1`, a spatial kernel, more than three
+# input channels), capture its input on the photo, and open it up with `convlens.kernel_maps`.
+# {{ deep_case }}
 
 # %%
-converted = convlens.convert_convs(model)
-target_name = next(n for n, m in converted.named_modules()
-                   if isinstance(m, convlens.KernelMapConv2d) and m.groups == 1 and m.in_channels > 3)
-target = converted.get_submodule(target_name)
-with torch.no_grad():
-    target.keep_maps, target.map_channels = True, None
-    converted(x)
-    kept = target.last_kernel_maps  # [1, C_out, C_in, H, W]
-    target.keep_maps = False
-o = int(kept[0].sum(dim=1).abs().mean(dim=(1, 2)).argmax())  # the filter with the strongest output
-share = kept[0, o].abs().mean(dim=(1, 2))
-order = share.argsort(descending=True)
-print(f"{target_name}: {tuple(target.weight.shape)}, kernel maps {tuple(kept.shape)}")
-print(f"filter {o}: the 6 input channels with the largest mean |kernel map| hold "
-      f"{share[order[:6]].sum() / share.sum():.0%} of the total")
+with torch.no_grad(), record_outputs(model) as calls:
+    model(x)
+called = [n for n, _ in calls]
+convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+full = next(((n, m) for n, m in convs
+             if m.groups == 1 and max(m.kernel_size) > 1 and m.in_channels > 3), None)
+if full is not None:
+    deep_name, deep_conv = full
+    spatial_name, spatial = deep_name, deep_conv
+    lesson.record("deep_case", f"Here that is `{deep_name}`, a "
+                  f"{deep_conv.kernel_size[0]}×{deep_conv.kernel_size[1]} convolution over "
+                  f"{deep_conv.in_channels} channels.")
+else:  # a depthwise-separable network: the pair depthwise k×k -> pointwise 1×1 plays that role
+    spatial_name, spatial = next((n, m) for n, m in convs
+                                 if m.groups == m.in_channels > 3 and max(m.kernel_size) > 1)
+    deep_name, deep_conv = next(
+        (n, m) for n, m in convs[[n for n, _ in convs].index(spatial_name) + 1:]
+        if m.groups == 1 and m.in_channels == spatial.out_channels)
+    lesson.record("deep_case", "This network has none: after its stem, every spatial "
+                  "convolution is depthwise (one kernel per channel). Its version of a "
+                  f"{spatial.kernel_size[0]}×{spatial.kernel_size[1]} convolution over many "
+                  f"channels is the depthwise-separable pair `{spatial_name}` (one "
+                  f"{spatial.kernel_size[0]}×{spatial.kernel_size[1]} kernel $d_c$ per channel, "
+                  "then a per-channel batch norm and activation $\\phi_c$) followed by "
+                  f"`{deep_name}` (a 1×1 convolution that mixes the {deep_conv.in_channels} "
+                  "channels). Filter $o$ of the pair still sums one term per input channel, "
+                  "$m_{o,c} = p_{o,c}\\,\\phi_c(d_c \\star x_c)$, and each term depends on "
+                  "channel $c$ alone, through its own spatial kernel: the kernel maps of "
+                  f"`{deep_name}` are exactly these terms.")
+target_out = convlens.feature_maps(model, x, deep_name)  # the layer's output, as recorded
+deep_input = None  # the output of the module that feeds the layer, checked by recomputing
+for _, out in reversed(calls[:called.index(deep_name)]):
+    if (isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] == deep_conv.in_channels
+            and out.shape[0] == x.shape[0]):
+        with torch.no_grad():
+            again = deep_conv(out)
+        if again.shape == target_out.shape and torch.allclose(again, target_out, atol=1e-4,
+                                                              rtol=1e-4):
+            deep_input = out.detach().clone()
+            break
+_ = lesson.expect(deep_input is not None, "the input of the layer is found among the recorded outputs")
 
-fig = plt.figure(figsize=(10, 4.2))
-grid = fig.add_gridspec(2, 8, height_ratios=[1.1, 1])
-ax = fig.add_subplot(grid[0, :])
-ax.bar(range(len(share)), share[order].cpu(), color="tab:blue")
-ax.set(xlabel="input channel (sorted)", ylabel="mean |kernel map|",
-       title=f"{target_name}, filter {o}: contribution of each input channel")
-ax.set_xticks(range(len(share)), [str(int(c)) for c in order], fontsize=6)
-panels = [kept[0, o, int(c)] for c in order[:6]] + [kept[0, o].sum(dim=0)]
-limit = float(max(p.abs().max() for p in panels[:6]))  # one scale for the six maps
-for col, panel in enumerate(panels):
-    ax = fig.add_subplot(grid[1, col])
-    scale = limit if col < 6 else float(panel.abs().max())
-    ax.imshow(panel.cpu(), cmap="RdBu_r", vmin=-scale, vmax=scale)
-    ax.set_title(f"in {int(order[col])}" if col < 6 else "sum (own scale)", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-lesson.show(fig, f"Kernel maps of filter {o} of {target_name} on the cat photo: the share of each "
-                 "input channel, the six largest maps, and the sum over all of them.")
+# %%
+if deep_input is None:
+    print(f"the input of {deep_name} was not found among the recorded outputs: no figure")
+else:
+    o = int(target_out[0].abs().mean(dim=(1, 2)).argmax())  # the filter with the strongest output
+    with torch.no_grad():
+        deep_maps = convlens.kernel_maps(deep_conv, deep_input, out_channels=[o])[0, 0]  # [C_in, h, w]
+    deep_bias = deep_conv.bias.detach()[o] if deep_conv.bias is not None else 0.0
+    rebuilt_error = float((deep_maps.sum(dim=0) + deep_bias - target_out[0, o]).abs().max())
+    # the same maps from the converted model, switched on for this one filter
+    converted = convlens.convert_convs(model)
+    switched = converted.get_submodule(deep_name)
+    with torch.no_grad():
+        switched.keep_maps, switched.map_channels = True, [o]
+        converted(x)
+        kept = switched.last_kernel_maps  # [1, 1, C_in, h, w]
+        switched.keep_maps = False
+    keep_gap = float((kept[0, 0] - deep_maps).abs().max())
+    lesson.expect(keep_gap == 0, "KernelMapConv2d(keep_maps) gives the same maps", keep_gap)
+    share = deep_maps.abs().mean(dim=(1, 2))
+    order = share.argsort(descending=True)
+    top = 8
+    print(f"{deep_name}: weight {tuple(deep_conv.weight.shape)}, kernel maps of filter {o}: "
+          f"{tuple(deep_maps.shape)}; max |sum of maps + bias - layer output| = "
+          f"{rebuilt_error:.2e}; max |kernel_maps - KernelMapConv2d(keep_maps)| = "
+          f"{keep_gap:.2e}")
+    top_share = float(share[order[:top]].sum() / share.sum())
+    print(f"filter {o}: the {top} input channels with the largest mean |kernel map| hold "
+          f"{top_share:.0%} of the total, of {deep_conv.in_channels} channels")
+    lesson.record("deep_filter", o)
+    lesson.record("deep_layer", deep_name)
+    lesson.record("deep_top_share", top_share, ".0%")
+    lesson.record("deep_channels", deep_conv.in_channels)
+    lesson.expect(rebuilt_error < 1e-3 * float(target_out.abs().max()),
+                  "the sum of the maps plus the bias is the layer's output", rebuilt_error)
+    lesson.expect(top_share > 0.5, "a handful of input channels carry most of the filter's "
+                  "response", top_share)
+
+    if full is not None:
+        kernel_of = [deep_conv.weight.detach()[o, int(c)] for c in order[:top]]
+        kernel_label = "w_{o,c}"
+    else:
+        kernel_of = [spatial.weight.detach()[int(c), 0] * deep_conv.weight.detach()[o, int(c)].sum()
+                     for c in order[:top]]
+        kernel_label = "p_{o,c} d_c"  # the depthwise kernel, signed by the mixing weight
+    fig = plt.figure(figsize=(11, 6.4))
+    grid = fig.add_gridspec(3, top + 1, height_ratios=[1.0, 0.9, 0.9], hspace=0.5)
+    ax = fig.add_subplot(grid[0, :])
+    ax.bar(range(len(share)), share[order].cpu(), color="tab:blue")
+    ax.set(xlabel="input channel c (sorted)", ylabel="mean |kernel map|",
+           title=f"{deep_name}, filter {o}: contribution of each of its "
+                 f"{deep_conv.in_channels} input channels")
+    if len(share) <= 64:
+        ax.set_xticks(range(len(share)), [str(int(c)) for c in order], fontsize=5)
+    else:
+        ax.set_xticks([])
+    limit = float(max(p.abs().max() for p in kernel_of))
+    map_limit = float(deep_maps[order[:top]].abs().max())  # one scale for the maps
+    for col in range(top + 1):
+        if col < top:
+            ax = fig.add_subplot(grid[1, col])
+            ax.imshow(kernel_of[col].cpu(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_title(f"c = {int(order[col])}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(f"${kernel_label}$", fontsize=8)
+        ax = fig.add_subplot(grid[2, col])
+        panel = deep_maps[int(order[col])] if col < top else deep_maps.sum(dim=0) + deep_bias
+        scale = map_limit if col < top else float(panel.abs().max())
+        ax.imshow(panel.cpu(), cmap="RdBu_r", vmin=-scale, vmax=scale)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if col == 0:
+            ax.set_ylabel("$m_{o,c}$", fontsize=8)
+        if col == top:
+            ax.set_title("sum + bias\n(own scale)", fontsize=8)
+    lesson.show(fig, f"Kernel maps of filter {o} of {deep_name} on the cat photo: the share of each "
+                     f"input channel, the {top} largest maps (one signed scale) under the "
+                     + ("kernel that made each" if full is not None else
+                        "depthwise kernel of each channel times its mixing weight")
+                     + " (one signed scale), and the sum over all of them plus the bias.")
+
+# %% [markdown]
+# Filter {{ deep_filter }} of `{{ deep_layer }}` reads {{ deep_channels }} channels, but its
+# eight largest kernel maps hold {{ deep_top_share }} of its total response (mean $|m_{o,c}|$):
+# the decomposition tells which input channels a filter draws on, where in the photo, and with
+# which sign, none of which the summed feature map shows. Each map comes from one kernel
+# applied to one channel, so the kernel above a map is the local pattern that channel was
+# matched against. The same maps come out of `convert_convs` with `keep_maps` switched on for
+# that one layer and filter (the printed difference is zero).
 
 # %% [markdown]
 # ## The memory cost
 #
 # The kernel maps of one layer are $C_\text{in}$ times bigger than its output: one map per
 # (filter, input channel) pair. For VGG16 at $224\times224$ in float32, the second convolution
-# alone produces $64\times64$ maps of $224\times224$, 784 MiB per image, against 12 MiB for its
-# output; the whole network, several GiB. The table and chart below compute it layer by layer.
+# alone produces $64\times64$ maps of $224\times224$, {{ vgg_second_maps }} per image, against
+# {{ vgg_second_output }} for its output; the whole network, {{ vgg_total }}. The table and chart below compute it layer by layer.
 
 # %%
 rows, names, sizes, outputs = [], [], [], []
@@ -313,6 +470,9 @@ for index, layer in enumerate(vgg16.features):
 print("\n".join(rows))
 print(f"all VGG16 convs: kernel maps {sum(sizes) / 2**30:.1f} GiB per image, "
       f"ordinary outputs {sum(outputs) / 2**20:.0f} MiB")
+lesson.record("vgg_second_maps", sizes[1] / 2**20, "{:.0f} MiB")
+lesson.record("vgg_second_output", outputs[1] / 2**20, "{:.0f} MiB")
+lesson.record("vgg_total", sum(sizes) / 2**30, "{:.1f} GiB")
 
 fig, ax = plt.subplots(figsize=(10, 3.4))
 positions = range(len(names))
@@ -354,8 +514,8 @@ print(f"features.2, filters 5 and 17:    {tuple(two.shape)} = {two.numel() * 4 /
 # place (`weight.copy_(...)`) while autograd is recording raises an error, because there would
 # be no meaningful gradient for "overwrite this parameter". The copy is not part of the model's
 # computation, so it goes under `torch.no_grad()`. That does **not** freeze anything: the new
-# parameter still has `requires_grad=True`, and gradients flow through the converted layer as
-# through the original one.
+# parameter still has `requires_grad=True`; whether the network built from it trains like the
+# original is a separate question, answered by training it below.
 
 # %%
 fresh = nn.Conv2d(3, 8, 3)
@@ -367,18 +527,108 @@ with torch.no_grad():
     fresh.weight.copy_(torch.zeros_like(fresh.weight))
 print("copy_ under no_grad    -> ok; requires_grad is still", fresh.weight.requires_grad)
 
-# one gradient through the converted pretrained model, w.r.t. its first conv's weight
-converted_first = converted.get_submodule(ctx.layers["first_conv"])
-target_class = ctx.class_index(ctx.top_classes(x, k=1)[0][0])
-(g_converted,) = torch.autograd.grad(converted(x)[0, target_class], converted_first.weight)
-(g_original,) = torch.autograd.grad(model(x)[0, target_class], first.weight)
-print(f"{type(converted_first).__name__}.weight: requires_grad={converted_first.weight.requires_grad}, "
-      f"gradient norm {g_converted.norm():.4f}; max |difference to the original's gradient| = "
-      f"{(g_converted - g_original).abs().max():.2e}")
+# %% [markdown]
+# Does a network built this way still train like the original? For `convert_convs` the answer
+# is yes by construction: `KernelMapConv2d` *is* the ordinary convolution, with the maps
+# computed on the side. The forum's network is different: there the forward pass *is* the
+# grouped convolution, followed by the permute and the sum, and the trainable parameter is the
+# grouped weight $W^\text{grouped}$ (and a bias added after the sum). Below, that layer as a
+# module, a small network with biases built twice (plain convolutions, and the same weights
+# in grouped layers), and both trained side by side with the same optimiser on the same
+# batches. The gradient of the loss with respect to $W^\text{grouped}$ is the permuted
+# gradient with respect to $w$, and SGD updates each number on its own, so the two networks
+# should stay the same function step after step, up to float rounding.
+
+# %%
+class GroupedPermuteSum(nn.Module):
+    """The forum's layer: grouped conv (groups = C_in) -> view/permute -> sum over c -> + bias."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.c_in, self.c_out = conv.in_channels, conv.out_channels
+        self.grouped = nn.Conv2d(self.c_in, self.c_in * self.c_out, conv.kernel_size,
+                                 stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                                 groups=self.c_in, bias=False)
+        with torch.no_grad():  # copying pretrained weights is not part of the computation
+            self.grouped.weight.copy_(conv.weight.permute(1, 0, 2, 3).reshape(
+                self.c_in * self.c_out, 1, *conv.kernel_size))
+        self.bias = nn.Parameter(conv.bias.detach().clone()) if conv.bias is not None else None
+
+    def forward(self, x):
+        m = self.grouped(x)  # [N, C_in * C_out, H, W], order [c, o]
+        n, _, h, w = m.shape
+        maps = m.view(n, self.c_in, self.c_out, h, w).permute(0, 2, 1, 3, 4)  # [N, C_out, C_in, ...]
+        y = maps.sum(dim=2)
+        return y if self.bias is None else y + self.bias[:, None, None]  # the bias once
+
+    def plain_weight(self):
+        """The grouped weight read back as an ordinary [C_out, C_in, k, k] weight."""
+        k = self.grouped.kernel_size
+        return self.grouped.weight.view(self.c_in, self.c_out, *k).permute(1, 0, 2, 3)
+
+
+torch.manual_seed(ctx.seed)
+plain = nn.Sequential(
+    nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+    nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+    nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+grouped_net = nn.Sequential(*[GroupedPermuteSum(m) if isinstance(m, nn.Conv2d) else copy.deepcopy(m)
+                              for m in plain])
+optimisers = [torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+              for net in (plain, grouped_net)]
+initial = [m.weight.detach().clone() for m in plain if isinstance(m, nn.Conv2d)]
+batches = torch.Generator().manual_seed(ctx.seed)
+# a toy task: 10 classes, each a colour, plus noise; 64 images in 4 batches, each seen 3 times
+targets = torch.randint(0, 10, (64,), generator=batches)
+class_colours = torch.randn(10, 3, 1, 1, generator=batches)
+data = class_colours[targets] + 0.5 * torch.randn(64, 3, 32, 32, generator=batches)
+losses = {"plain": [], "grouped": []}
+for step in range(12):
+    images, labels = data[16 * (step % 4):16 * (step % 4 + 1)], targets[16 * (step % 4):16 * (step % 4 + 1)]
+    for tag, net, optimiser in zip(losses, (plain, grouped_net), optimisers):
+        loss = F.cross_entropy(net(images), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses[tag].append(loss.item())
+loss_gap = max(abs(a - b) for a, b in zip(losses["plain"], losses["grouped"]))
+weight_gap = max(float((g.plain_weight() - p.weight).detach().abs().max())
+                 for p, g in zip(plain, grouped_net) if isinstance(p, nn.Conv2d))
+bias_gap = max(float((g.bias - p.bias).detach().abs().max())
+               for p, g in zip(plain, grouped_net) if isinstance(p, nn.Conv2d))
+moved = max(float((p.weight - w0).detach().abs().max()) for p, w0 in zip(
+    [m for m in plain if isinstance(m, nn.Conv2d)], initial))
+print("step  loss (plain convs)  loss (grouped + permute + sum)")
+for step, (a, b) in enumerate(zip(losses["plain"], losses["grouped"])):
+    print(f"{step:4d}  {a:18.6f}  {b:18.6f}")
+print(f"max |loss difference| over the steps: {loss_gap:.2e}")
+print(f"after training: max |weight difference| {weight_gap:.2e}, max |bias difference| "
+      f"{bias_gap:.2e}; requires_grad of the grouped weight: "
+      f"{grouped_net[0].grouped.weight.requires_grad}")
+lesson.record("train_steps", len(losses["plain"]))
+lesson.record("loss_gap", loss_gap, ".1e")
+lesson.record("weight_gap", max(weight_gap, bias_gap), ".1e")
+lesson.record("loss_first", losses["plain"][0], ".3f")
+lesson.record("loss_last", losses["plain"][-1], ".3f")
+lesson.expect(loss_gap < 1e-4 and max(weight_gap, bias_gap) < 1e-4,
+              "the grouped network trains like the plain one, up to float rounding",
+              max(loss_gap, weight_gap, bias_gap))
+print(f"the largest change of a conv weight during training: {moved:.2e}")
+lesson.record("weight_moved", moved, ".1e")
+lesson.expect(losses["plain"][-1] < losses["plain"][0], "the loss went down",
+              losses["plain"][-1] - losses["plain"][0])
+_ = lesson.expect(moved > 100 * max(weight_gap, bias_gap), "training moved the weights far more "
+                  "than the two networks differ", moved)
 
 # %% [markdown]
-# The converted model is the same function of the same parameters, so it trains exactly like
-# the original: plug it into an optimizer as usual.
+# Over {{ train_steps }} steps on a toy task (ten classes, each a colour plus noise) the loss
+# went from {{ loss_first }} to {{ loss_last }} in both networks; the largest difference between their losses is {{ loss_gap }}, and after training
+# their weights and biases differ by at most {{ weight_gap }}, while training changed single
+# weights by up to {{ weight_moved }}. The difference is float rounding (the grouped layer sums
+# the same products in a different order). The grouped network is trainable, and trains like
+# the original. It is not free: every step materialises all $C_\text{in}\times C_\text{out}$
+# maps, the memory cost priced above.
 #
 # ## Traps
 #
@@ -389,7 +639,7 @@ print(f"{type(converted_first).__name__}.weight: requires_grad={converted_first.
 # is easy to miss in a picture and obvious in <code>(a - b).abs().max()</code>.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: memory</p>
-# <p>All kernel maps of a layer are $C_\text{in}$ times its output; of a whole VGG16, over 6 GiB
+# <p>All kernel maps of a layer are $C_\text{in}$ times its output; of a whole VGG16, {{ vgg_total }}
 # per image. Select filters, chunk, and never keep every layer's maps while
 # training.</p></div>
 #

@@ -54,7 +54,8 @@ import torch
 
 import convlens
 from convlens import lesson, plot
-from convlens._hooks import capture
+from convlens.hooks import capture
+from convlens.input_optimization import Transforms
 
 ctx = lesson.setup()
 model = ctx.model
@@ -148,19 +149,23 @@ lesson.show(fig, f"Coefficient of each pixel in the mean of channel {channel} of
 #
 # `convlens.maximize_activation` runs the ascent (Adam steps on the parameters). With
 # `parameterization="pixel"` the parameters *are* the pixels, nothing bounds them, and
-# `return_history=True` returns the objective and the pixel range at every step.
+# the result's `history` holds the objective and the pixel range at every step.
 
 # %%
-settings = dict(steps=128, image_size=(size, size), normalize=ctx.preprocess.normalize,
-                seed=ctx.seed)
+def seeded():
+    """A fresh generator for each run: every run starts from the same noise."""
+    return torch.Generator().manual_seed(ctx.seed)
+
+
+settings = dict(steps=128, image_size=(size, size), normalize=ctx.preprocess.normalize)
 runs = {}
 for kind in ("pixel", "sigmoid"):
     runs[kind] = convlens.maximize_activation(model, first_name, channel, parameterization=kind,
-                                              return_history=True, **settings)
+                                              generator=seeded(), **settings)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
 for kind, style in (("pixel", "-"), ("sigmoid", "--")):
-    history = runs[kind][1]
+    history = runs[kind].history
     axes[0].plot(history["objective"], style, label=kind)
     axes[1].plot(history["pixel_max"], style, label=f"{kind}: max")
     axes[1].plot(history["pixel_min"], style, label=f"{kind}: min")
@@ -172,7 +177,7 @@ axes[1].legend(fontsize=8, ncol=2)
 lesson.show(fig, f"Gradient ascent on the mean of channel {channel} of {first_name}: with raw "
                  "pixels (solid) the objective and the pixel range grow without limit; with a "
                  "sigmoid (dashed) the image stays in [0, 1] (grey band) and the objective levels off.")
-for kind, (_, history) in runs.items():
+for kind, history in ((kind, run.history) for kind, run in runs.items()):
     print(f"{kind:8s} after {len(history['objective'])} steps: objective "
           f"{history['objective'][-1]:8.2f}, pixels in [{history['pixel_min'][-1]:.2f}, "
           f"{history['pixel_max'][-1]:.2f}]")
@@ -198,19 +203,20 @@ for kind, (_, history) in runs.items():
 
 # %%
 short = convlens.maximize_activation(model, first_name, channel, parameterization="pixel",
-                                     **{**settings, "steps": 16})
-penalised, penalised_history = convlens.maximize_activation(
-    model, first_name, channel, parameterization="pixel", l2=150.0, return_history=True, **settings)
+                                     generator=seeded(), **{**settings, "steps": 16}).image
+penalised_run = convlens.maximize_activation(
+    model, first_name, channel, parameterization="pixel", l2=150.0, generator=seeded(), **settings)
+penalised, penalised_history = penalised_run.image, penalised_run.history
 clamped = (grad_a > 0).float()  # the exact maximiser over [0, 1]^n of a linear objective
-pictures = {"pixel, 16 steps\n(rescaled)": short, "pixel, 128 steps\n(rescaled)": runs["pixel"][0],
-            "sigmoid, 128 steps": runs["sigmoid"][0], "clamp to [0, 1]\n(exact optimum)": clamped,
+pictures = {"pixel, 16 steps\n(rescaled)": short, "pixel, 128 steps\n(rescaled)": runs["pixel"].image,
+            "sigmoid, 128 steps": runs["sigmoid"].image, "clamp to [0, 1]\n(exact optimum)": clamped,
             "L2 penalty λ=150\n(128 steps)": penalised.clamp(0, 1)}
 fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures.values()], list(pictures), cell=1.95)
 lesson.show(fig, f"The maximiser of the mean of channel {channel} of {first_name} under different "
                  "bounds (64×64 images): all show the same tiled sign pattern.")
 agree = lambda a, b: float(((a - 0.5).sign() == (b - 0.5).sign()).float().mean())  # noqa: E731
 print(f"sign agreement with the exact optimum: pixel@16 {agree(short, clamped):.1%}, "
-      f"pixel@128 {agree(runs['pixel'][0], clamped):.1%}, sigmoid {agree(runs['sigmoid'][0], clamped):.1%}")
+      f"pixel@128 {agree(runs['pixel'].image, clamped):.1%}, sigmoid {agree(runs['sigmoid'].image, clamped):.1%}")
 print(f"L2 penalty: pixels settle in [{penalised_history['pixel_min'][-1]:.2f}, "
       f"{penalised_history['pixel_max'][-1]:.2f}], objective {penalised_history['objective'][-1]:.2f}")
 
@@ -229,7 +235,7 @@ print(f"L2 penalty: pixels settle in [{penalised_history['pixel_min'][-1]:.2f}, 
 # pixels should be bright depends on the other pixels, and the best bounded image is a
 # structured picture.
 #
-# One practical catch first. The lesson's `last_conv` layer is, on this model, the output of
+# One practical catch first. The lesson's `last_spatial` layer is, on this model, the output of
 # the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
 # starting image has zero gradient and never moves; one that reaches 6 everywhere has nothing
 # left to gain, and its picture stops improving there. Twelve steps on the four channels most
@@ -240,18 +246,18 @@ photo = ctx.image("chelsea")
 
 
 def most_active(layer, k=4):
-    maps = convlens.feature_maps(model, layer, photo)[0]
+    maps = convlens.feature_maps(model, photo, layer)[0]
     return maps.flatten(1).mean(dim=1).argsort(descending=True)[:k].tolist()
 
 
 deep_settings = dict(steps=48, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
-                     jitter=4, seed=ctx.seed)
+                     transforms=Transforms(jitter=4))
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    for c in most_active(ctx.layers["last_conv"]):
-        _, history = convlens.maximize_activation(model, ctx.layers["last_conv"], c,
-                                                  return_history=True, **{**deep_settings, "steps": 12})
-        print(f"{ctx.layers['last_conv']} channel {c}: objective at steps 1, 6, 12 = "
+    for c in most_active(ctx.layers["last_spatial"]):
+        history = convlens.maximize_activation(model, ctx.layers["last_spatial"], c, generator=seeded(),
+                                               **{**deep_settings, "steps": 12}).history
+        print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 6, 12 = "
               f"{history['objective'][0]:.3f}, {history['objective'][5]:.3f}, "
               f"{history['objective'][11]:.3f}")
 if caught:
@@ -274,10 +280,11 @@ for layer_name, channels in deep.items():
     for kind in ("sigmoid", "fft"):
         images, names = [], []
         for c in channels:
-            picture, history = convlens.maximize_activation(
-                model, layer_name, c, parameterization=kind, return_history=True, **deep_settings)
-            images.append(picture)
-            names.append(f"ch {c}: {history['objective'][-1]:.2f}")
+            run = convlens.maximize_activation(model, layer_name, c, parameterization=kind,
+                                               decorrelate=kind == "fft", generator=seeded(),
+                                               **deep_settings)
+            images.append(run.image)
+            names.append(f"ch {c}: {run.history['objective'][-1]:.2f}")
         rows.append(images)
         titles.append(names)
         labels.append(f"{layer_name}\n{kind}")
@@ -325,13 +332,15 @@ lesson.show(fig, f"Images that maximise four channels of {ctx.layers['middle']} 
 # %%
 channel_mid = deep[ctx.layers["middle"]][0]
 variants = {"none": {}, "L2, λ = 3000": {"l2": 3000.0}, "TV, λ = 1000": {"tv": 1000.0},
-            "jitter 8 px": {"jitter": 8},
-            "L2 1000 + TV 300\n+ jitter 8": {"l2": 1000.0, "tv": 300.0, "jitter": 8}}
+            "jitter 8 px": {"transforms": Transforms(jitter=8)},
+            "L2 1000 + TV 300\n+ jitter 8": {"l2": 1000.0, "tv": 300.0,
+                                             "transforms": Transforms(jitter=8)}}
 pictures = []
 for extra in variants.values():
-    settings_here = {**deep_settings, "steps": 40, "lr": 0.1, "jitter": 0, **extra}
+    settings_here = {**deep_settings, "steps": 40, "lr": 0.1, "transforms": None, **extra}
     pictures.append(convlens.maximize_activation(model, ctx.layers["middle"], channel_mid,
-                                                 parameterization="sigmoid", **settings_here))
+                                                 parameterization="sigmoid", generator=seeded(),
+                                                 **settings_here).image)
 fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], list(variants), cell=1.95)
 lesson.show(fig, f"Channel {channel_mid} of {ctx.layers['middle']} with different regularisers "
                  "(sigmoid parameterisation, 40 steps).")

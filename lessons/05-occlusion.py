@@ -200,8 +200,7 @@ from convlens import explore
 
 x_explore = ctx.image("chelsea")
 explore.occlusion_explorer(ctx.model, x_explore, ctx.to_display(x_explore), ctx.labels,
-                           windows=(16, 32, 64), strides=(16, 32), top=3,
-                           batch_size=64 if ctx.device.type == "cuda" else 4)
+                           windows=(16, 32, 64), strides=(16, 32), top=3)
 
 # %% [markdown]
 # ## The cost: one forward pass per position

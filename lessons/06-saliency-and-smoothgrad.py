@@ -49,7 +49,6 @@
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from convlens import lesson, plot
@@ -103,15 +102,9 @@ print("parameters with a .grad after all this:",
 #   showing it.
 
 # %%
-def saliency_picture(attribution, percentile=99.0):
-    """max |g| over colour channels, scaled so the given percentile maps to 1 (for display)."""
-    m = plot.heatmap(attribution)  # [H, W] in [0, 1]
-    return np.clip(m / max(np.percentile(m, percentile), 1e-12), 0, 1)
-
-
 image = ctx.to_display(x)
 fig = plot.image_row(
-    [image, plot.signed_to_rgb(g), plot.heatmap(g), saliency_picture(g)],
+    [image, plot.signed_to_rgb(g), plot.heatmap(g), plot.heatmap(g, percentile=99)],
     ["input", "signed gradient (grey = 0)", "max |g| over RGB", "max |g|, clipped at 99th pct"],
     cmap="gray", cell=2.2,
 )
@@ -241,10 +234,11 @@ def rows_figure(maps, titles):
 
 # %%
 noise_levels = [0.05, 0.1, 0.2, 0.3]
-maps = [saliency_picture(g)]
+maps = [plot.heatmap(g, percentile=99)]
 for level in noise_levels:
-    maps.append(saliency_picture(
-        smoothgrad(model, x, target, samples=16, noise=level, generator=ctx.generator)))
+    maps.append(plot.heatmap(
+        smoothgrad(model, x, target, samples=16, noise=level, generator=ctx.generator),
+        percentile=99))
 fig = rows_figure(maps, ["gradient (noise 0)"] + [f"noise {v}" for v in noise_levels])
 lesson.show(fig, f"SmoothGrad of {top[0][0]!r} with 16 samples at noise levels 0.05 to 0.3 "
                  "(σ as a fraction of the input range); max |g| over RGB, clipped at the 99th "
@@ -268,22 +262,18 @@ sample_counts = [1, 5, 20, 50]
 maps, seconds = [], []
 for n in sample_counts:
     start = time.perf_counter()
-    maps.append(saliency_picture(
-        smoothgrad(model, x, target, samples=n, noise=0.15, generator=ctx.generator)))
+    maps.append(plot.heatmap(
+        smoothgrad(model, x, target, samples=n, noise=0.15, generator=ctx.generator),
+        percentile=99))
     seconds.append(time.perf_counter() - start)
 fig = rows_figure(maps, [f"N = {n}" for n in sample_counts])
 lesson.show(fig, f"SmoothGrad of {top[0][0]!r} at noise 0.15 with 1, 5, 20 and 50 samples; "
                  "bottom row averaged over 4×4 blocks.")
 
-
-def correlation(a, b):
-    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
-
-
 print(" N   seconds   corr. with N=50 (pixels)   (4x4 blocks)")
 for n, s, m in zip(sample_counts, seconds, maps):
-    print(f"{n:2d}   {s:7.2f}   {correlation(m, maps[-1]):24.2f}   "
-          f"{correlation(coarse(m), coarse(maps[-1])):12.2f}" + ("   (itself)" if n == 50 else ""))
+    print(f"{n:2d}   {s:7.2f}   {plot.correlation(m, maps[-1]):24.2f}   "
+          f"{plot.correlation(coarse(m), coarse(maps[-1])):12.2f}" + ("   (itself)" if n == 50 else ""))
 
 # %% [markdown]
 # Both knobs at once, for the most probable class; the noise is seeded, so each map is the one

@@ -16,9 +16,9 @@
 #
 # **Summary.** Changing how gradients pass through ReLUs, and what these sharper pictures do and do not show.
 #
-# **The question.** "Papers show crisp, almost photographic pictures labelled *deconvnet* or
-# *guided backprop* next to the grainy input gradient. What do these methods compute that the
-# gradient does not, and how do I implement them in PyTorch without getting it subtly wrong?"
+# **The question.** "Papers show pictures labelled *deconvnet* or *guided backprop* that look
+# much sharper than the grainy input gradient. What do these methods compute that the gradient
+# does not, and how do I implement them in PyTorch without getting it subtly wrong?"
 #
 # All three methods start from the same place: pick a class score $f_c$ and send a signal
 # backwards from it to the pixels, through the very same convolutions, poolings and
@@ -30,11 +30,11 @@
 # for both: the unit was active *and* the signal arriving from above is positive.
 #
 # That one change has large consequences. Dropping every negative signal at every ReLU means
-# that contributions can no longer cancel on the way down; on the plain VGG-style networks of
-# the papers this gives crisp, almost photographic maps. The price is that they are no longer
-# the derivative of anything: they stop answering "how would the score change", and, as we
-# will measure, they depend far less on which class you asked about. With $s$ the ReLU's
-# forward input and $g$ the gradient arriving at its output, the three backward rules are
+# that contributions can no longer cancel on the way down, so the maps are less noisy than the
+# gradient. The price is that they are no longer the derivative of anything: they stop
+# answering "how would the score change", and, as we will measure, one of them does not depend
+# on the photo at all on this course's model, and both barely depend on the class. With $s$ the
+# ReLU's forward input and $g$ the gradient arriving at its output, the three backward rules are
 #
 # $$ \underbrace{\mathbf 1\{s>0\}\,g}_{\text{gradient}} \qquad
 #    \underbrace{\mathbf 1\{g>0\}\,g}_{\text{deconvnet}} \qquad
@@ -47,6 +47,14 @@
 # Theoretical Explanation for Perplexing Behaviors of Backpropagation-based Visualizations*
 # ([arXiv:1805.07039](https://arxiv.org/abs/1805.07039)), and Adebayo et al. 2018, *Sanity
 # Checks for Saliency Maps* ([arXiv:1810.03292](https://arxiv.org/abs/1810.03292)).
+#
+# Both rules are defined for *rectifiers* only. `convlens.guided.rectifier_support(model)` says
+# beforehand which case a model is: `"modules"` (every rectifier is an `nn.ReLU`/`nn.ReLU6`
+# module), `"functional"` (some are `F.relu`/`F.relu6` calls, which the library reaches too),
+# `"unsupported"` (another activation runs, such as SiLU, Hardswish or GELU: both methods
+# refuse with an error naming it and its module, rather than returning a plain gradient under
+# the method's name) or `"none"`. For the model this page was built with, **{{ name }}**, the
+# answer is **{{ support }}** (printed below the first cell{{ skip_note }}).
 
 # %%
 import copy
@@ -59,17 +67,58 @@ from torch import nn
 
 import convlens
 from convlens import lesson, plot
+from convlens.guided import rectifier_support, unsupported_activations
+from convlens.hooks import count_hooks
 
 ctx = lesson.setup()
 model = ctx.model
 print("model:", ctx.name, "| device:", ctx.device)
+lesson.record("name", ctx.name)
+
+support = rectifier_support(model)
+rules_apply = support in ("modules", "functional")
+print("rectifier_support:", support)
+if not rules_apply:
+    print("deconvnet and guided backprop refuse this model; its other activations "
+          "(module, type):", unsupported_activations(model)[:6])
+    print("The sections on the course model below are skipped; the tiny networks still run.")
+lesson.record("support", support)
+lesson.record("skip_note", "" if rules_apply else "; the sections that run both methods on "
+              "this model are skipped, since they refuse it")
+lesson.expect(rules_apply, "deconvnet and guided backprop apply to this model", support)
+
+
+def skip(*names):
+    """Record the placeholders of a section that cannot run on this model."""
+    for name in names:
+        lesson.record(name, "n/a (skipped on this model)")
+
+
+CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
+
+
+def best_of(candidates, photo, exclude=()):
+    """The most probable class of ``photo`` among ``candidates`` that the model has; if it
+    has none, ``ctx.class_index`` falls back to the photo's top class (and says so)."""
+    with torch.no_grad():
+        logits = model(photo)[0]
+    present = [ctx.labels.index(c) for c in candidates if c in ctx.labels]
+    present = [c for c in present if c not in exclude]
+    if present:
+        return max(present, key=lambda c: logits[c].item())
+    chosen = ctx.class_index(candidates[0], photo)
+    if chosen in exclude:  # the fallback is already taken: the next most probable class
+        chosen = next(c for c in logits.argsort(descending=True).tolist() if c not in exclude)
+        print(f"... already used; taking {ctx.labels[chosen]!r} instead")
+    return chosen
+
 
 x = ctx.image("chelsea")  # the cat photo, normalized, [1, 3, 224, 224]
-top = ctx.top_classes(x, k=3)
-for label, p in top:
+for label, p in ctx.top_classes(x, k=3):
     print(f"  {p:6.1%}  {label}")
-target = ctx.class_index(top[0][0])
-print("explaining class", target, repr(top[0][0]))
+target = best_of(CAT_CLASSES, x)  # the most probable cat class, as in lessons 05 and 08
+print("explaining class", target, repr(ctx.labels[target]))
+cat_label = lesson.record("cat_label", ctx.labels[target])
 
 # %% [markdown]
 # ## The three rules on six numbers
@@ -133,75 +182,120 @@ lesson.show(fig, "One ReLU, six units: what each backward rule passes to the lay
 # %% [markdown]
 # ## Pictures on the cat photo
 #
-# Same network, same photo, same class, three rules. The signed view maps 0 to grey (all three
-# colour channels scaled together); the magnitude view is $\max_{\text{colour}}|\cdot|$ per
-# pixel, each map divided by its own maximum.
+# Same network, same photo, same class ({{ cat_label }}, the photo's most probable cat class),
+# three rules. The signed view maps 0 to grey (all three colour channels scaled together); the
+# magnitude view is $\max_{\text{colour}}|\cdot|$ per pixel, each map divided by its own
+# maximum.
 
 # %%
-maps = {
-    "gradient": convlens.gradient(model, x, target),
-    "deconvnet": convlens.deconvnet(model, x, target),
-    "guided backprop": convlens.guided_backprop(model, x, target),
-}
-
-
 LEVELS = 16  # display maps are rounded to 16 levels: invisible, and the PNGs stay small
 
 
-def magnitude(attribution, percentile=99.5):
-    """max |a| over colour channels, scaled so a high percentile maps to 1 (display only)."""
-    m = plot.heatmap(attribution)
-    m = np.clip(m / max(np.percentile(m, percentile), 1e-12), 0, 1)
+def magnitude(attribution):
+    """max |a| over colour channels, clipped at the 99.5th percentile, in 16 levels."""
+    m = plot.heatmap(attribution, percentile=99.5)
     return np.round(m * (LEVELS - 1)) / (LEVELS - 1)
 
 
-def signed(attribution, percentile=99.5):
-    """Signed RGB view (grey = 0), clipped at a high percentile of |a| (display only)."""
-    q = max(float(attribution.abs().quantile(percentile / 100)), 1e-12)
-    rgb = plot.signed_to_rgb(attribution.clamp(-q, q))
-    return np.round(rgb * (LEVELS // 2)) / (LEVELS // 2)  # 9 levels per colour channel
+def signed(attribution):
+    """Signed RGB view (grey = 0), clipped at the 99.5th percentile of |a|, 9 levels."""
+    rgb = plot.signed_to_rgb(attribution, percentile=99.5)
+    return np.round(rgb * (LEVELS // 2)) / (LEVELS // 2)
 
 
-image = ctx.to_display(x)
-fig, axes = plt.subplots(2, 4, figsize=(7.6, 3.8))
-axes[0, 0].imshow(image)
-axes[0, 0].set_title("input", fontsize=9)
-axes[1, 0].imshow(image.mean(axis=2), cmap="gray")
-axes[1, 0].set_title("input (grey)", fontsize=9)
-for col, (name, a) in enumerate(maps.items(), start=1):
-    axes[0, col].imshow(signed(a))
-    axes[0, col].set_title(f"{name}, signed", fontsize=9)
-    axes[1, col].imshow(magnitude(a), cmap="gray", vmin=0, vmax=1)
-    axes[1, col].set_title(f"{name}, |·|", fontsize=9)
-for ax in axes.flat:
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.tight_layout()
-lesson.show(fig, f"Gradient, deconvnet and guided backprop of the logit of {top[0][0]!r} on the "
-                 "cat photo: signed (grey = 0) and max |·| over RGB, both clipped at the 99.5th "
-                 "percentile of |·|.")
+if rules_apply:
+    maps = {
+        "gradient": convlens.gradient(model, x, target),
+        "deconvnet": convlens.deconvnet(model, x, target),
+        "guided backprop": convlens.guided_backprop(model, x, target),
+    }
+    image = ctx.to_display(x)
+    fig, axes = plt.subplots(2, 4, figsize=(7.6, 3.8))
+    axes[0, 0].imshow(image)
+    axes[0, 0].set_title("input", fontsize=9)
+    axes[1, 0].imshow(image.mean(axis=2), cmap="gray")
+    axes[1, 0].set_title("input (grey)", fontsize=9)
+    for col, (name, a) in enumerate(maps.items(), start=1):
+        axes[0, col].imshow(signed(a))
+        axes[0, col].set_title(f"{name}, signed", fontsize=9)
+        axes[1, col].imshow(magnitude(a), cmap="gray", vmin=0, vmax=1)
+        axes[1, col].set_title(f"{name}, |·|", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    lesson.show(fig, f"Gradient, deconvnet and guided backprop of the logit of "
+                     f"{ctx.labels[target]!r} on the cat photo: signed (grey = 0) and max |·| over "
+                     "RGB, both clipped at the 99.5th percentile of |·|.")
 
-print("            max |value|   share of positive entries")
-for name, a in maps.items():
-    print(f"{name:16s} {a.abs().max().item():9.3g}   {(a > 0).float().mean().item():10.1%}")
+    print("            max |value|   share of positive entries")
+    for name, a in maps.items():
+        print(f"{name:16s} {a.abs().max().item():9.3g}   {(a > 0).float().mean().item():10.1%}")
+    ratio = (maps["deconvnet"].abs().max() / maps["gradient"].abs().max()).item()
+    lesson.record("deconv_ratio", ratio, ".0f")
+    lesson.expect(ratio > 10, "the deconvnet's raw values are far larger than the gradient's",
+                  ratio)
+else:
+    skip("deconv_ratio")
 
 # %% [markdown]
 # The gradient is the familiar speckle of [the saliency lesson](06-saliency-and-smoothgrad.ipynb).
-# The deconvnet has no forward gate at all, so nothing ties it to *this* photo: on this network
-# its picture is a regular grid printed by the stride-2 convolutions, and its raw values are
-# more than a hundred times larger than the gradient's, because negative contributions never
-# cancel on the way down. Guided backprop is the cleanest of the three: the background goes
-# quiet and the eyes and the nose stand out, with sharp outlines. (On EfficientNet-Lite0 a fine
-# checkerboard from the strided, depthwise convolutions remains; the published pictures come
-# from VGG-like networks and look more like an edge-enhanced photo.) A picture that looks this
-# much like the photo should make us suspicious, as the next sections show.
+# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's, because
+# negative contributions never cancel on the way down. Its picture is a regular pattern
+# with no cat in it; guided backprop, which also gates by the forward pass, does follow the
+# photo. Is the deconvnet's pattern about this photo at all? Give it a completely different
+# photo, the coffee cup, with the same class:
+
+# %%
+if rules_apply:
+    other = ctx.image("coffee")
+    deconv_other = convlens.deconvnet(model, other, target)
+    photo_corr = plot.correlation(maps["deconvnet"].cpu(), deconv_other.cpu())
+    guided_photo_corr = plot.correlation(maps["guided backprop"].cpu(),
+                                         convlens.guided_backprop(model, other, target).cpu())
+    max_pools = [n for n, m in model.named_modules() if isinstance(m, (nn.MaxPool2d, nn.MaxPool1d))]
+    print(f"deconvnet, cat photo vs coffee photo, correlation:       {photo_corr:.4f}")
+    print(f"guided backprop, cat photo vs coffee photo, correlation: {guided_photo_corr:.4f}")
+    print(f"max-pooling layers in {ctx.name}: {len(max_pools)} {max_pools}")
+    lesson.record("deconv_photo_corr", photo_corr, ".4f")
+    lesson.record("guided_photo_corr", guided_photo_corr, ".2f")
+    lesson.record("n_maxpool", len(max_pools))
+    lesson.expect(not max_pools, "this model has no max-pooling layer", len(max_pools))
+    lesson.expect(photo_corr > 0.999, "the deconvnet map is the same for two different photos",
+                  photo_corr)
+    lesson.expect(guided_photo_corr < 0.5, "guided backprop's maps of two photos differ",
+                  guided_photo_corr)
+else:
+    skip("deconv_photo_corr", "guided_photo_corr", "n_maxpool")
+
+# %% [markdown]
+# The deconvnet maps of the cat and of the coffee cup correlate at {{ deconv_photo_corr }}:
+# the same picture, whatever the input (guided backprop's two maps: {{ guided_photo_corr }}).
+# The reason is in the rule. The deconvnet's ReLU rule reads only the signal from above, never
+# the forward input $s$. Every other layer of this network is, going backwards, a linear map
+# fixed by the weights: convolutions (depthwise or not), BatchNorm in eval mode (a fixed scale
+# per channel), the residual additions, global average pooling and the classifier. This model
+# has {{ n_maxpool }} max-pooling layers. So the deconvnet's backward pass, started from the
+# logit of one class, is a fixed chain of linear maps and positive parts that never looks at the
+# photo: it draws the imprint of the weights, here the grid left by the strided convolutions.
+#
+# In Zeiler & Fergus's network the photo did get in, through **max-pooling switches**. Each
+# max-pooling layer records, in the forward pass, which position of each pooling window held
+# the maximum (the "switch"); the deconvnet's unpooling puts the signal back at exactly those
+# positions and zero elsewhere. The switches are the deconvnet's only memory of the input
+# (besides its starting point: Zeiler & Fergus projected one activation of one feature map of
+# this image, not a class logit), and they are what make their pictures look like parts of the
+# photo. PyTorch's backward of `nn.MaxPool2d` does the same routing, so on a network with
+# max-pooling (AlexNet, VGG, ResNet's stem) `convlens.deconvnet` uses switches without further
+# work, and its maps change with the photo. Guided backprop keeps a memory of the input at
+# every rectifier (the gate $\mathbf 1\{s>0\}$), which is why it follows the cat here.
 
 # %% [markdown]
 # ## Implementing the rules with hooks, correctly
 #
 # `convlens.deconvnet` and `convlens.guided_backprop` are the plain gradient computed while
-# every rectifier module back-propagates by the other rule (`convlens._hooks.relu_backward_rule`).
-# The library's approach, in four sentences:
+# every rectifier back-propagates by the other rule (`convlens.hooks.relu_backward_rule`).
+# The library's approach, in five sentences:
 #
 # 1. The new rule is a small `torch.autograd.Function` whose forward is the rectifier and whose
 #    backward is the rule; for guided backprop it saves the forward gate $\mathbf 1\{s>0\}$.
@@ -211,11 +305,16 @@ for name, a in maps.items():
 # 3. A **forward hook** then returns that output instead of the module's own, so the rest of the
 #    network is wired to the new backward rule. Each call pushes and pops its own output, so a
 #    module called several times in one forward pass gets the rule on *every* call.
-# 4. All hooks are removed in a `finally` block: after the call (or an exception) the model is
+# 4. Functional calls (`F.relu(h)`, `h.relu()`, `F.relu6(h)`) have no module to hook: a
+#    `torch.overrides.TorchFunctionMode`, active during the forward pass, replaces each such call
+#    by the same function. Any other activation (module or call) raises a `ValueError`.
+# 5. All hooks are removed in a `finally` block: after the call (or an exception) the model is
 #    exactly as it was, with no attribute set on any module.
 #
-# Here is the same idea in a dozen lines of your own, for guided backprop, checked against the
-# library. `upper` is the rectifier's ceiling: $+\infty$ for ReLU, 6 for ReLU6 (see below).
+# Here is the module part of the idea in a dozen lines of your own, for guided backprop,
+# checked against the library. `upper` is the rectifier's ceiling: $+\infty$ for ReLU, 6 for
+# ReLU6 (see below). It sees modules only; the functional-ReLU trap below shows what that
+# costs.
 
 # %%
 class GuidedRectifier(torch.autograd.Function):
@@ -249,15 +348,19 @@ def my_guided_backprop(model, x, target):
             h.remove()
 
 
-mine = my_guided_backprop(model, x, target)
-print("my version == convlens.guided_backprop:",
-      torch.allclose(mine, maps["guided backprop"], rtol=1e-4, atol=1e-6))
+if rules_apply:
+    mine = my_guided_backprop(model, x, target)
+    same = torch.allclose(mine, maps["guided backprop"], rtol=1e-4, atol=1e-5)
+    print(f"my version == convlens.guided_backprop on {ctx.name}:", same)
+    lesson.expect(same or support == "functional",
+                  "the dozen lines agree with the library on this model", same)
 
 # %% [markdown]
 # ### ReLU6: where is the gate?
 #
 # EfficientNet-Lite0, the course's default model, has no `nn.ReLU` at all: its rectifiers are
-# ReLU6, $\min(\max(0, s), 6)$, which is flat on *both* sides. Its true derivative is
+# ReLU6, $\min(\max(0, s), 6)$, which is flat on *both* sides (the model this page was built
+# with, {{ name }}, has {{ rectifier_types }}). Its true derivative is
 # $\mathbf 1\{0<s<6\}$, so the forward gate of the gradient and of guided backprop becomes
 # $\mathbf 1\{0<s<6\}$; the deconvnet, which ignores $s$, is unchanged. A unit saturated at 6
 # passes nothing back under guided backprop, just as under the gradient. We check it on the tiny
@@ -275,8 +378,13 @@ r6 = [f(tiny6, s6.view(1, 1, 1, -1), 0).flatten()
       for f in (convlens.gradient, convlens.deconvnet, convlens.guided_backprop)]
 for i in range(4):
     print(f"{s6[i]:5.1f} {g6[i]:5.1f}  | " + "  ".join(f"{r[i]:8.1f}" for r in r6))
+assert torch.equal(r6[2], ((s6 > 0) & (s6 < 6)) * (g6 > 0) * g6)  # guided: 1{0<s<6} 1{g>0} g
+assert torch.equal(r6[1], (g6 > 0) * g6)  # deconvnet: only the sign of g matters
 rectifiers = [type(m).__name__ for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
 print(f"{ctx.name}: {len(rectifiers)} rectifier modules, types {sorted(set(rectifiers))}")
+types = ", ".join(f"{rectifiers.count(t)} {t}" for t in sorted(set(rectifiers)))
+rectifier_types = lesson.record("rectifier_types",
+                                f"{types} modules" if types else "no rectifier module")
 
 # %% [markdown]
 # ## Traps
@@ -306,11 +414,14 @@ print(f"{ctx.name}: {len(rectifiers)} rectifier modules, types {sorted(set(recti
 # <code>register_full_backward_hook</code> is correct but fails on in-place modules. An
 # <code>autograd.Function</code> put in place by forward hooks avoids both.</p></div>
 #
-# <div class="admonition warning"><p class="admonition-title">Trap: functional F.relu</p>
+# <div class="admonition warning"><p class="admonition-title">Trap: functional F.relu, and other activations</p>
 # <p>A model that writes <code>F.relu(x)</code> (or <code>x.relu()</code>) in its
 # <code>forward</code> has no module to hook: a hook-based implementation silently computes
-# the plain gradient there. <code>convlens</code> watches for functional rectifiers during the
-# forward pass and raises a <code>ValueError</code> instead (below).</p></div>
+# the plain gradient at those rectifiers and calls the result "guided". <code>convlens</code>
+# intercepts functional <code>relu</code>/<code>relu6</code> calls during the forward pass and
+# applies the rule there too. A SiLU, Hardswish or GELU is no rectifier: the rules say nothing
+# about it, so <code>convlens</code> raises a <code>ValueError</code> naming the activation and
+# the module (both below).</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: hooks left behind</p>
 # <p>A hook that is not removed keeps changing every later backward pass: your next "plain
@@ -366,7 +477,8 @@ print("convlens (state per call): ", convlens.guided_backprop(twice, v, 0).flatt
 # The two disagree. Units 1 and 3 were off in the first call, so nothing may flow back to
 # them; the naive version gated the first call's gradient with the *second* call's input (all
 # positive) and let it through. Next, the in-place trap with the full backward hook, and the
-# functional-ReLU trap.
+# functional-ReLU trap: the same small network written twice, once with an `nn.ReLU` module
+# and once with an `F.relu` call in the same place.
 
 # %%
 inplace_net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(),
@@ -382,92 +494,134 @@ print("convlens on the in-place net works:",
       tuple(convlens.guided_backprop(inplace_net, torch.randn(1, 3, 8, 8), 0).shape))
 
 
-class FunctionalReLU(nn.Module):
-    """One nn.ReLU module, and one F.relu call that no module hook can see."""
+class TwoReLUs(nn.Module):
+    """Two convolutions and two rectifiers; the first is a module or an F.relu call."""
 
-    def __init__(self):
+    def __init__(self, functional):
         super().__init__()
+        self.functional = functional
         self.conv1, self.conv2 = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)
-        self.relu = nn.ReLU()
+        self.relu1, self.relu2 = nn.ReLU(), nn.ReLU()
         self.head = nn.Linear(4, 2)
 
     def forward(self, x):
-        h = F.relu(self.conv1(x))  # functional: invisible to module hooks
-        h = self.relu(self.conv2(h))
+        h = self.conv1(x)
+        h = F.relu(h) if self.functional else self.relu1(h)  # F.relu: invisible to module hooks
+        h = self.relu2(self.conv2(h))
         return self.head(h.mean(dim=(2, 3)))
 
 
-functional_net = FunctionalReLU().eval()
+with_module = TwoReLUs(functional=False).eval()
+functional_net = copy.deepcopy(with_module)
+functional_net.functional = True
+probe = torch.randn(1, 3, 8, 8, generator=ctx.generator, device=ctx.device).cpu()
+reference = convlens.guided_backprop(with_module, probe, 0)  # every rectifier a module
+print("rectifier_support:", rectifier_support(with_module, (8, 8)), "|",
+      rectifier_support(functional_net, (8, 8)))
+hooks_only = my_guided_backprop(functional_net, probe, 0)
+library = convlens.guided_backprop(functional_net, probe, 0)
+print("F.relu net, my hook-only version: largest difference from the module net's",
+      f"{(hooks_only - reference).abs().max().item():.3g}")
+print("F.relu net, convlens.guided_backprop: largest difference",
+      f"{(library - reference).abs().max().item():.3g}")
+assert torch.allclose(library, reference) and not torch.allclose(hooks_only, reference)
+
+silu_net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+print("rectifier_support:", rectifier_support(silu_net, (8, 8)),
+      "| unsupported_activations:", unsupported_activations(silu_net, (8, 8)))
 try:
-    convlens.guided_backprop(functional_net, torch.randn(1, 3, 8, 8), 0)
+    convlens.guided_backprop(silu_net, probe, 0)
 except ValueError as error:
     print("ValueError:", error)
 
 # %% [markdown]
 # Finally, hooks left behind. We count the forward hooks, forward pre-hooks and backward hooks
-# on every module before and after the calls above, including the one that raised.
+# on every module (`convlens.hooks.count_hooks`) after the calls above, including the ones
+# that raised.
 
 # %%
-def count_hooks(net):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               for m in net.modules())
-
-
-convlens.guided_backprop(model, x, target)
-convlens.deconvnet(model, x, target)
-print(f"hooks on {ctx.name} after guided backprop and deconvnet:", count_hooks(model))
-print("hooks on the F.relu net after the ValueError:", count_hooks(functional_net))
-print("hooks on the twice-called net:", count_hooks(twice),
-      "| attribute 'kept' left on its ReLU:", hasattr(twice.relu, "kept"))
+if rules_apply:
+    convlens.guided_backprop(model, x, target)
+    convlens.deconvnet(model, x, target)
+else:
+    try:
+        convlens.guided_backprop(model, x, target)
+    except ValueError as error:
+        print("ValueError on this model:", str(error)[:200])
+left = {ctx.name: count_hooks(model), "the F.relu net": count_hooks(functional_net),
+        "the SiLU net (after the ValueError)": count_hooks(silu_net),
+        "the twice-called net": count_hooks(twice)}
+for where, n in left.items():
+    print(f"hooks left on {where}: {n}")
+print("attribute 'kept' left on the twice-called net's ReLU:", hasattr(twice.relu, "kept"))
+assert sum(left.values()) == 0 and not hasattr(twice.relu, "kept")
 
 # %% [markdown]
 # ## Does the picture depend on the class?
 #
 # A class explanation should change when the class changes. The two-object image below has a
-# cat on the left and an espresso on the right; we ask each method for **"tabby"** and for
-# **"espresso"**. (The image is resized to 224×448 so that the centre crop keeps both objects.)
+# cat on the left and a cup of espresso on the right; it is resized whole to 224×448 pixels
+# (no crop), so both objects are in the input. We ask each method for the most probable cat
+# class of the image, **{{ pair_cat }}**, and for **{{ pair_cup }}** (the most probable of
+# the coffee classes).
 
 # %%
+COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 pair = ctx.image("cat_and_coffee", size=(224, 448))
 for label, p in ctx.top_classes(pair, k=5):
     print(f"  {p:6.1%}  {label}")
-classes = ["tabby", "espresso"]
+cat = best_of(CAT_CLASSES, pair)
+cup = best_of(COFFEE_CLASSES, pair, exclude=(cat,))
+classes = [cat, cup]
+names = {c: ctx.labels[c] for c in classes}
+print(f"explaining {names[cat]!r} (class {cat}) and {names[cup]!r} (class {cup})")
+lesson.record("pair_cat", repr(names[cat]))
+lesson.record("pair_cup", repr(names[cup]))
 methods = {"gradient": convlens.gradient, "deconvnet": convlens.deconvnet,
            "guided backprop": convlens.guided_backprop}
-results = {(m, c): f(model, pair, ctx.class_index(c)) for m, f in methods.items() for c in classes}
 
+if rules_apply:
+    results = {(m, c): f(model, pair, c) for m, f in methods.items() for c in classes}
+    fig, axes = plt.subplots(2, 3, figsize=(9.6, 4.0))
+    for col, name in enumerate(methods):
+        for row, c in enumerate(classes):
+            ax = axes[row, col]
+            ax.imshow(magnitude(results[name, c]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}: {names[c]!r}", fontsize=9)
+    fig.tight_layout()
+    lesson.show(fig, f"Gradient, deconvnet and guided backprop on the cat + coffee image for the "
+                     f"classes {names[cat]!r} (top) and {names[cup]!r} (bottom); max |·| over RGB.")
 
-def correlation(a, b):
-    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
-
-
-fig, axes = plt.subplots(2, 3, figsize=(9.6, 4.0))
-for col, name in enumerate(methods):
-    for row, c in enumerate(classes):
-        ax = axes[row, col]
-        ax.imshow(magnitude(results[name, c]), cmap="gray", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"{name}: {c!r}", fontsize=9)
-fig.tight_layout()
-lesson.show(fig, "Gradient, deconvnet and guided backprop on the cat + coffee image for the "
-                 "classes 'tabby' (top) and 'espresso' (bottom); max |·| over RGB.")
-
-print("correlation of the 'tabby' and 'espresso' maps:")
-print("                   signed values   magnitude maps")
-for name in methods:
-    a, b = results[name, "tabby"], results[name, "espresso"]
-    print(f"{name:16s}  {correlation(a.cpu(), b.cpu()):13.2f}   "
-          f"{correlation(plot.heatmap(a), plot.heatmap(b)):14.2f}")
+    print(f"correlation of the {names[cat]!r} and {names[cup]!r} maps:")
+    print("                   signed values   magnitude maps")
+    corr = {}
+    for name in methods:
+        a, b = results[name, cat], results[name, cup]
+        corr[name] = plot.correlation(a.cpu(), b.cpu())
+        print(f"{name:16s}  {corr[name]:13.2f}   "
+              f"{plot.correlation(plot.heatmap(a), plot.heatmap(b)):14.2f}")
+    lesson.record("grad_class_corr", corr["gradient"], ".2f")
+    lesson.record("deconv_class_corr", corr["deconvnet"], ".2f")
+    lesson.record("guided_class_corr", corr["guided backprop"], ".2f")
+    lesson.expect(abs(corr["gradient"]) < 0.3,
+                  "the signed gradients of the two classes are nearly uncorrelated",
+                  corr["gradient"])
+    lesson.expect(corr["deconvnet"] > 0.99, "the deconvnet gives the same picture for both classes",
+                  corr["deconvnet"])
+    lesson.expect(corr["guided backprop"] > 0.7,
+                  "guided backprop's two class maps are still strongly correlated",
+                  corr["guided backprop"])
+else:
+    skip("grad_class_corr", "deconv_class_corr", "guided_class_corr")
 
 # %% [markdown]
-# Look at the numbers first. The signed gradients for "tabby" and "espresso" are
-# uncorrelated: each class score is sensitive to its own pattern of pixels (even if their
-# magnitude maps, which discard the sign, share the strong edges of the cup). The deconvnet
-# gives the *same* picture for both classes (correlation 1.00). Guided backprop shifts the
-# emphasis a little (the rings of the cup are brighter for "espresso"), but its two maps are
-# still correlated at about 0.9: both draw the cat's face and the cup, whichever class we ask
-# about.
+# Look at the numbers first. The signed gradients for the two classes are nearly uncorrelated
+# (correlation {{ grad_class_corr }}): each class score is sensitive to its own pattern of
+# pixels. The deconvnet gives the *same* picture for both classes (correlation
+# {{ deconv_class_corr }}): on this model it depends on neither the photo nor the class. Guided backprop's two maps are correlated at {{ guided_class_corr }}: both
+# draw the cat's face and the cup, whichever class we ask about.
 #
 # This is the central finding of Nie et al. 2018: dropping the negative signals at every
 # rectifier (and, for guided backprop, gating by the forward pass) makes these methods perform
@@ -478,40 +632,54 @@ for name in methods:
 # the final classification layer by random weights and recompute.
 
 # %%
-randomized = copy.deepcopy(model)
-last_linear = [m for m in randomized.modules() if isinstance(m, nn.Linear)][-1]
-with torch.no_grad():
-    w = torch.randn(last_linear.weight.shape, generator=ctx.generator, device=ctx.device)
-    last_linear.weight.copy_(w * last_linear.weight.std())
-    if last_linear.bias is not None:
-        last_linear.bias.zero_()
+if rules_apply:
+    randomized = copy.deepcopy(model)
+    last_linear = [m for m in randomized.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        w = torch.randn(last_linear.weight.shape, generator=ctx.generator, device=ctx.device)
+        last_linear.weight.copy_(w * last_linear.weight.std())
+        if last_linear.bias is not None:
+            last_linear.bias.zero_()
 
-after = {name: f(randomized, x, target) for name, f in methods.items() if name != "deconvnet"}
-fig, axes = plt.subplots(1, 4, figsize=(8.8, 2.6))
-panels = [("gradient", "trained", maps["gradient"]), ("gradient", "random head", after["gradient"]),
-          ("guided backprop", "trained", maps["guided backprop"]),
-          ("guided backprop", "random head", after["guided backprop"])]
-for ax, (name, state, a) in zip(axes, panels):
-    ax.imshow(magnitude(a), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(f"{name}\n{state}", fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.tight_layout()
-lesson.show(fig, f"Sanity check (Adebayo et al. 2018): maps of class {target} on the cat photo "
-                 "with the trained model and with its last linear layer re-initialised at random.")
+    after = {name: f(randomized, x, target) for name, f in methods.items() if name != "deconvnet"}
+    fig, axes = plt.subplots(1, 4, figsize=(8.8, 2.6))
+    panels = [("gradient", "trained", maps["gradient"]),
+              ("gradient", "random head", after["gradient"]),
+              ("guided backprop", "trained", maps["guided backprop"]),
+              ("guided backprop", "random head", after["guided backprop"])]
+    for ax, (name, state, a) in zip(axes, panels):
+        ax.imshow(magnitude(a), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{name}\n{state}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    lesson.show(fig, f"Sanity check (Adebayo et al. 2018): maps of {ctx.labels[target]!r} on the "
+                     "cat photo with the trained model and with its last linear layer "
+                     "re-initialised at random.")
 
-for name in after:
-    print(f"{name:16s} correlation trained vs random head (magnitude): "
-          f"{correlation(plot.heatmap(maps[name]), plot.heatmap(after[name])):.2f}")
+    sanity = {name: plot.correlation(plot.heatmap(maps[name]), plot.heatmap(after[name]))
+              for name in after}
+    for name, r in sanity.items():
+        print(f"{name:16s} correlation trained vs random head (magnitude): {r:.2f}")
+    lesson.record("sanity_guided", sanity["guided backprop"], ".2f")
+    lesson.record("sanity_grad", sanity["gradient"], ".2f")
+    lesson.expect(sanity["guided backprop"] > 0.9,
+                  "guided backprop draws the same picture with a random classifier",
+                  sanity["guided backprop"])
+    lesson.expect(sanity["gradient"] < sanity["guided backprop"] - 0.2,
+                  "the gradient changes much more than guided backprop", sanity["gradient"])
+else:
+    skip("sanity_guided", "sanity_grad")
 
 # %% [markdown]
 # With a random classifier, one that has never learned what a cat is, guided backprop draws
-# the same picture as with the trained one (correlation of the magnitude maps ≈ 1.00), while
-# the gradient changes a lot. Guided backprop fails this sanity check: its picture is made by
-# the lower layers and the input, not by what the top of the network learned. So read guided
-# backprop and deconvnet pictures as what they are: a sharp view of the input structures that
-# the convolutional layers respond to, largely independent of the class and of the classifier,
-# not an answer to "why this class?".
+# the same picture as with the trained one (correlation of the magnitude maps
+# {{ sanity_guided }}), while the gradient changes much more ({{ sanity_grad }}). Guided
+# backprop fails this sanity check: its picture is made by the lower layers and the input, not
+# by what the top of the network learned. So read guided backprop and deconvnet pictures as
+# what they are: a view of the input structures that the convolutional layers respond to
+# (for the deconvnet without max-pooling, not even that: an imprint of the weights), largely
+# independent of the class and of the classifier, not an answer to "why this class?".
 #
 # For a class-discriminative map, use a method that depends on the class by construction, such
 # as [Grad-CAM](08-grad-cam.ipynb) (whose "guided" variant multiplies guided backprop by the
@@ -526,12 +694,15 @@ for name in after:
 # 2. Apply `my_guided_backprop` to a model with `nn.ReLU(inplace=True)` modules and to the
 #    `TwiceReLU` network above. Then rewrite it to store the input on the module in a forward
 #    hook instead of using the pre-hook and a stack, and find the case where it breaks.
-# 3. Repeat the "tabby" vs "espresso" comparison on your own two-object photo, and add a class
+# 3. Repeat the cat vs coffee comparison on your own two-object photo, and add a class
 #    that is in neither object (e.g. `"goldfish"`). How correlated is its guided backprop map
 #    with the other two?
-# 4. Make the sanity check cascading, as Adebayo et al. do: re-initialise the layers one at a
-#    time from the top (the classifier, then `ctx.layers["last_conv"]`, then earlier blocks) and
+# 4. Run `convlens.deconvnet` on two different photos with a network that has max-pooling
+#    (`torchvision.models.alexnet(weights=None)` is enough to see the effect of the switches):
+#    how correlated are the two maps now?
+# 5. Make the sanity check cascading, as Adebayo et al. do: re-initialise the layers one at a
+#    time from the top (the classifier, then `ctx.layers["last_spatial"]`, then earlier blocks) and
 #    plot the correlation with the trained map after each step, for the gradient and for guided
 #    backprop.
-# 5. Write the deconvnet as your own `autograd.Function` (its backward ignores $s$) and check
+# 6. Write the deconvnet as your own `autograd.Function` (its backward ignores $s$) and check
 #    that it equals `convlens.deconvnet` on the cat photo.

@@ -17,15 +17,16 @@
 # **Summary.** Class-specific heat maps from the last convolutional layer, and their combination with guided backprop.
 #
 # **The question.** "The photo holds a cat *and* a cup of coffee. When the network says
-# *tabby*, which part of the picture is it using, and does that region change when I ask
-# about *espresso* instead?"
+# {{ cat_name }}, which part of the picture is it using, and does that region change when I ask
+# about {{ cup_name }} instead?" (The two classes are computed below: the most probable cat
+# class and the most probable coffee class of this picture.)
 #
 # The input-gradient maps of the [saliency lesson](06-saliency-and-smoothgrad.ipynb) answer
 # at the resolution of pixels, and [guided back-propagation](07-deconvnet-and-guided-backprop.ipynb)
 # sharpens them, but neither is reliably *class-discriminative*: the pictures for two classes
 # often look alike. Grad-CAM (Selvaraju et al. 2017) looks somewhere else. The last
-# convolutional layers of a classifier hold maps $A^k$ that are still spatial (7×7 for a
-# 224-pixel input here) but already semantic: channel $k$ fires where some part of some
+# convolutional layers of a classifier hold maps $A^k$ that are still spatial
+# ({{ square_size }} for a 224-pixel input on {{ name }}) but already semantic: channel $k$ fires where some part of some
 # object is. The class score is computed from those maps by the rest of the network, so the
 # gradient $\partial y^c / \partial A^k$ says how much the score of class $c$ cares about
 # channel $k$. Averaging that gradient over the positions gives one weight per channel;
@@ -46,16 +47,41 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
+from torch import nn
 
 import convlens
 from convlens import lesson, plot
-from convlens._hooks import capture
+from convlens.hooks import capture
 
 ctx = lesson.setup()
 model = ctx.model
-print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", ctx.layers["last_conv"])
+layer = ctx.layers["last_spatial"]
+print("model:", ctx.name, "| device:", ctx.device, "| Grad-CAM layer:", layer)
+lesson.record("name", ctx.name)
+lesson.record("layer", f"`{layer}`")
+square = convlens.gradcam(model, ctx.image("chelsea"), 0, layer, upsample=False).shape[-2:]
+lesson.record("square_size", f"{square[0]}×{square[1]}")
+
+CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
+COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
+
+
+def best_of(candidates, photo, exclude=()):
+    """The most probable class of ``photo`` among ``candidates`` that the model has; if it
+    has none, ``ctx.class_index`` falls back to the photo's top class (and says so)."""
+    with torch.no_grad():
+        logits = model(photo)[0]
+    present = [ctx.labels.index(c) for c in candidates if c in ctx.labels]
+    present = [c for c in present if c not in exclude]
+    if present:
+        return max(present, key=lambda c: logits[c].item())
+    chosen = ctx.class_index(candidates[0], photo)
+    if chosen in exclude:  # the fallback is already taken: the next most probable class
+        chosen = next(c for c in logits.argsort(descending=True).tolist() if c not in exclude)
+        print(f"... already used; taking {ctx.labels[chosen]!r} instead")
+    return chosen
+
 
 # The two-object photo, resized whole (no centre crop, which would cut off both objects).
 x = ctx.image("cat_and_coffee", size=(224, 448))
@@ -63,12 +89,11 @@ print("top classes of the composite:")
 for label, p in ctx.top_classes(x, k=5):
     print(f"  {p:6.1%}  {label}")
 
-with torch.no_grad():
-    logits = model(x)[0]
-cat_labels = ["tabby", "tiger cat", "Egyptian cat"]
-cat = max((ctx.class_index(label) for label in cat_labels), key=lambda c: logits[c].item())
-coffee = ctx.class_index("espresso")
+cat = best_of(CAT_CLASSES, x)  # the most probable cat class, as in lessons 05 and 07
+coffee = best_of(COFFEE_CLASSES, x, exclude=(cat,))
 print(f"explaining {ctx.labels[cat]!r} (class {cat}) and {ctx.labels[coffee]!r} (class {coffee})")
+lesson.record("cat_name", f"*{ctx.labels[cat]}*")
+cup_name = lesson.record("cup_name", f"*{ctx.labels[coffee]}*")
 
 # %% [markdown]
 # ## Two classes, two maps
@@ -78,7 +103,6 @@ print(f"explaining {ctx.labels[cat]!r} (class {cat}) and {ctx.labels[coffee]!r} 
 # batch holds the same photo twice, and example $n$ is explained for `target[n]`.
 
 # %%
-layer = ctx.layers["last_conv"]
 pair = x.repeat(2, 1, 1, 1)
 cams = convlens.gradcam(model, pair, torch.tensor([cat, coffee]), layer)  # [2, 1, 224, 448]
 print("map shape:", tuple(cams.shape))
@@ -93,7 +117,7 @@ lesson.record("cat_share", shares[0], ".0%")
 lesson.record("cup_share", 1 - shares[1], ".0%")
 lesson.expect(shares[0] > 0.5 and shares[1] < 0.5,
               "the two maps land on different objects of the same input",
-              f"cat map {shares[0]:.0%} on the cat's half, espresso map {shares[1]:.0%}")
+              f"cat map {shares[0]:.0%} on the cat's half, coffee map {shares[1]:.0%}")
 
 photo = ctx.to_display(x)
 fig, axes = plt.subplots(1, 3, figsize=(10, 2.2))
@@ -108,7 +132,7 @@ lesson.show(fig, f"Grad-CAM at {layer} for two classes of the same input; each m
 
 # %% [markdown]
 # The two maps land on different objects of the same input ({{ cat_share }} of the cat map
-# on the cat's half, {{ cup_share }} of the espresso map on the cup's half): the weights $\alpha^c$ differ by
+# on the cat's half, {{ cup_share }} of the {{ cup_name }} map on the cup's half): the weights $\alpha^c$ differ by
 # class, so the same feature maps are mixed differently. That is what "class-discriminative"
 # means, and it is what the gradient maps of the previous lessons do poorly.
 #
@@ -126,65 +150,202 @@ with capture(model, layer) as recorded:
 A = recorded[layer][0]                                 # [1, K, h, w], part of the graph
 (dA,) = torch.autograd.grad(score, A)                  # ∂y^c / ∂A
 alpha = dA.mean(dim=(2, 3), keepdim=True)              # one weight per channel
-by_hand = torch.relu((alpha * A).sum(dim=1, keepdim=True))
+before_relu = (alpha * A).sum(dim=1, keepdim=True)     # the raw map, signed
+by_hand = torch.relu(before_relu)
 
 library = convlens.gradcam(model, x, cat, layer, upsample=False)
+difference = (by_hand - library).abs().max().item()
 print("layer-resolution map:", tuple(by_hand.shape),
-      "| largest difference from convlens.gradcam:", (by_hand - library).abs().max().item())
+      "| largest difference from convlens.gradcam:", difference)
+same_map = lesson.expect(difference <= 1e-5 * library.abs().max().item(),
+                         "the six lines give convlens.gradcam's map", difference)
+
+# %% [markdown]
+# ## At the last layer, Grad-CAM is CAM
+#
+# Grad-CAM was introduced as a generalisation of the **class activation map** (CAM) of Zhou et
+# al. 2016 ([arXiv:1512.04150](https://arxiv.org/abs/1512.04150)), which needs a specific
+# head: global average pooling of the last feature maps, then one linear layer. That is
+# exactly the head of EfficientNet-Lite0 (and of ResNet) after the layer we chose. Write the
+# head out: with $h \times w$ positions, classifier weights $w^c_k$ and bias $b_c$,
+#
+# $$ y^c = b_c + \sum_k w^c_k \,\frac{1}{hw}\sum_{i,j} A^k_{ij}
+#    \quad\Longrightarrow\quad \frac{\partial y^c}{\partial A^k_{ij}} = \frac{w^c_k}{hw}
+#    \quad\Longrightarrow\quad \alpha^c_k = \frac{w^c_k}{hw}. $$
+#
+# The gradient is the same at every position, so averaging it changes nothing, and the
+# Grad-CAM weights are the classifier's weights divided by the number of positions. The map
+# before the ReLU, $M^c_{ij} = \sum_k \alpha^c_k A^k_{ij} = \frac{1}{hw}\sum_k w^c_k A^k_{ij}$,
+# is Zhou et al.'s CAM up to the constant $1/hw$, and summing it over the positions gives back
+# the logit without its bias:
+#
+# $$ \sum_{i,j} M^c_{ij} = \sum_k w^c_k\,\frac{1}{hw}\sum_{i,j}A^k_{ij} = y^c - b_c. $$
+#
+# So at this layer the raw map is an exact decomposition of the logit over the $h \times w$
+# positions: each cell says how many logit units that part of the picture contributes. We
+# check both identities on the maps just computed (on a model whose head is not global
+# average pooling and one linear layer, such as AlexNet or VGG with their three linear
+# layers, they fail, and the page says so).
+
+# %%
+head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]  # the classifier
+bias = head.bias[cat].item() if head.bias is not None else 0.0
+h, w = A.shape[-2:]
+logit = score.item()
+total = before_relu.sum().item()
+print(f"logit y^c = {logit:.4f}, bias b_c = {bias:.4f}, y^c - b_c = {logit - bias:.4f}")
+print(f"sum of the raw map before the ReLU ({h}×{w} cells) = {total:.4f}")
+tolerance = 1e-4 * (abs(logit) + abs(bias) + 1)
+lesson.record("logit", logit, ".3f")
+lesson.record("bias", bias, ".3f")
+lesson.record("raw_sum", total, ".3f")
+lesson.record("logit_minus_bias", logit - bias, ".3f")
+lesson.expect(abs(total - (logit - bias)) < tolerance,
+              "the raw map sums to the logit minus the bias", total - (logit - bias))
+if head.in_features == A.shape[1]:
+    cam_weights = head.weight[cat].detach() / (h * w)
+    gap = (alpha.flatten() - cam_weights).abs().max().item()
+    print("largest |alpha_k - w_k / (hw)|:", gap)
+    same_weights = gap <= 1e-5 * cam_weights.abs().max().item()
+else:
+    print(f"the classifier takes {head.in_features} inputs, the layer has {A.shape[1]} channels")
+    same_weights = False
+cam_is_gradcam = lesson.expect(
+    same_weights, "the Grad-CAM weights are the classifier's weights divided by hw",
+    head.in_features)
+
+# %% [markdown]
+# The logit of {{ cat_name }} is {{ logit }} and its bias {{ bias }}, so the logit minus the
+# bias is {{ logit_minus_bias }}; the raw map sums to {{ raw_sum }}. Two consequences. Grad-CAM at this layer is no
+# approximation: the gradient's only role is to read the classifier's weights. And the ReLU
+# that Grad-CAM applies throws away the cells that count *against* the class, so the displayed
+# map no longer sums to anything; keep the raw map when you want to account for the score.
 
 # %% [markdown]
 # ## Raw values, and the map before upsampling
 #
-# The map is computed at the layer's resolution, here 16 times coarser than the input along
-# each side. Upsampling only interpolates; it adds no detail. The values are raw logit units
+# The map is computed at the layer's resolution, here {{ coarser }} times coarser than the
+# input along each side. Upsampling only interpolates; it adds no detail. The values are raw logit units
 # (a sum of activations times gradients), so maps of different classes of the same image can be
 # compared directly. We normalise only for display, and the colour bars below show raw values.
 
 # %%
 coarse = convlens.gradcam(model, pair, torch.tensor([cat, coffee]), layer, upsample=False)
+lesson.record("coarser", x.shape[-2] / coarse.shape[-2], ".0f")
 top_value = coarse.max().item()
-fig, axes = plt.subplots(1, 3, figsize=(10, 2.3), gridspec_kw={"width_ratios": [1, 1, 1]})
+fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.4), layout="constrained",
+                         gridspec_kw={"width_ratios": [1, 1, 2]})
 for ax, cam, c in zip(axes[:2], coarse, [cat, coffee]):
     im = ax.imshow(cam[0].detach().cpu(), cmap="magma", vmin=0, vmax=top_value)
     ax.set_title(f"{ctx.labels[c]!r}, raw, {cam.shape[1]}×{cam.shape[2]}", fontsize=9)
+axes[2].imshow(cams[0, 0].detach().cpu(), cmap="magma", vmin=0, vmax=top_value)
+axes[2].set_title(f"{ctx.labels[cat]!r}, bilinear to {x.shape[-2]}×{x.shape[-1]}", fontsize=9)
+for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
-fig.colorbar(im, ax=axes[:2], fraction=0.025, label="raw Grad-CAM")
-axes[2].imshow(cams[0, 0].detach().cpu(), cmap="magma", vmin=0, vmax=top_value)
-axes[2].set_title(f"{ctx.labels[cat]!r}, bilinear to 224×448", fontsize=9)
-axes[2].set_xticks([])
-axes[2].set_yticks([])
+fig.colorbar(im, ax=axes, location="right", shrink=0.9, label="raw Grad-CAM (logit units)")
 lesson.show(fig, f"The maps at {layer}'s own resolution with raw values on one shared scale "
-                 "(left, middle), and the cat map upsampled to the input (right).")
+                 "(left, middle), and the cat map upsampled to the input (right, same scale).")
 
 # %% [markdown]
+# ## Many classes, several photos
+#
+# One pair of classes is a thin test. Here are the five most probable classes of the
+# composite, each with its own Grad-CAM map, and the share of each map on the cat's half
+# (each map divided by its own maximum for display; the raw maximum is in the title).
+
+# %%
+top5 = [ctx.labels.index(label) for label, _ in ctx.top_classes(x, k=5)]
+cams5 = convlens.gradcam(model, x.repeat(len(top5), 1, 1, 1), torch.tensor(top5), layer)
+fig, axes = plt.subplots(2, 3, figsize=(10, 3.6))
+axes[0, 0].imshow(photo)
+axes[0, 0].set_title("input", fontsize=9)
+axes[0, 0].set_axis_off()
+left_share = {}
+for ax, c, cam in zip(axes.flat[1:], top5, cams5):
+    left_share[c] = (cam[..., : x.shape[-1] // 2].sum() / cam.sum().clamp_min(1e-12)).item()
+    plot.overlay(ax, photo, (cam[0] / cam.max().clamp_min(1e-12)).cpu(), alpha=0.5,
+                 title=f"{ctx.labels[c]!r}: max {cam.max().item():.2g}, "
+                       f"{left_share[c]:.0%} left")
+lesson.show(fig, f"Grad-CAM at {layer} for the five most probable classes of the composite; "
+                 "each map divided by its own maximum, its raw maximum and its share on the "
+                 "left (cat) half in the title.")
+
+cat_like = [c for c in top5 if ctx.labels[c] in CAT_CLASSES]
+cup_like = [c for c in top5 if ctx.labels[c] in COFFEE_CLASSES]
+for c in top5:
+    kind = "cat" if c in cat_like else "coffee" if c in cup_like else "other"
+    print(f"{ctx.labels[c]:>14} ({kind:6s}): {left_share[c]:5.1%} of the map on the cat's half")
+lesson.record("n_cat_like", len(cat_like))
+lesson.record("n_cup_like", len(cup_like))
+lesson.expect(len(cat_like) > 0 and len(cup_like) > 0,
+              "the top five classes include cat classes and coffee classes",
+              f"{len(cat_like)} cat, {len(cup_like)} coffee")
+sorted_halves = lesson.expect(
+    all(left_share[c] > 0.5 for c in cat_like) and all(left_share[c] < 0.5 for c in cup_like),
+    "every cat class of the top five lands on the cat's half, every coffee class on the cup's half",
+    {ctx.labels[c]: round(v, 2) for c, v in left_share.items()})
+
+# %% [markdown]
+# The top five hold {{ n_cat_like }} cat classes and {{ n_cup_like }} coffee classes: every cat
+# class puts most of its map on the cat's half, every coffee class on the cup's half.
+#
+# Other photos, each with its two most probable classes (the correlation of the two maps of
+# each photo is printed below the figure):
+
+# %%
+others = ["astronaut", "rocket", "chelsea", "coffee"]
+pair_corr = {}
+fig, axes = plt.subplots(2, len(others), figsize=(2.5 * len(others), 5.0))
+for col, name in enumerate(others):
+    image_x = ctx.image(name)
+    shown = ctx.to_display(image_x)
+    two = [ctx.labels.index(label) for label, _ in ctx.top_classes(image_x, k=2)]
+    maps2 = convlens.gradcam(model, image_x.repeat(2, 1, 1, 1), torch.tensor(two), layer)
+    for row, (c, cam) in enumerate(zip(two, maps2)):
+        plot.overlay(axes[row, col], shown, (cam[0] / cam.max().clamp_min(1e-12)).cpu(),
+                     alpha=0.5, title=f"{name}: {ctx.labels[c]!r}")
+    if maps2[0].max() > 0 and maps2[1].max() > 0:
+        pair_corr[name] = plot.correlation(maps2[0].cpu(), maps2[1].cpu())
+        print(f"{name:>10}: {ctx.labels[two[0]]!r} vs {ctx.labels[two[1]]!r}, correlation of the "
+              f"maps {pair_corr[name]:.2f}")
+lesson.show(fig, f"Grad-CAM at {layer} on four photos, for each photo's most probable class "
+                 "(top row) and second most probable class (bottom row); each map divided by "
+                 "its own maximum.")
+lesson.record("pair_corrs", ", ".join(f"{k} {v:.2f}" for k, v in pair_corr.items()) or "none")
+alike = sum(v > 0.7 for v in pair_corr.values())
+lesson.record("n_alike", alike)
+similar_pairs = lesson.expect(alike >= 3, "on most photos the two classes' maps are nearly the same",
+                              pair_corr)
+
+# %% [markdown]
+# On {{ n_alike }} photos out of four the two maps correlate above 0.7 ({{ pair_corrs }}): the
+# two most probable classes of a photo usually name the same object (read the titles), and
+# Grad-CAM then points at that object for both. It answers
+# "where is the evidence for this class", not "what tells these two classes apart"; for that,
+# explain the difference of the two logits.
+#
 # ## Which layer?
 #
 # Grad-CAM works at any layer with a spatial output, but what it shows changes with depth.
 # Early layers have fine maps whose channels respond to edges and textures everywhere; their
 # gradients are weakly tied to the class, so the map is fine-grained and barely
 # class-specific. The last convolutional block is coarse but semantic. Selvaraju et al. use
-# the last convolutional layer for that reason. We compute the cat map at four depths (the
-# stages of each registry model, listed below; another model falls back to two roles).
+# the last convolutional layer for that reason. We compute the cat map at each stage of the
+# model (`ctx.stages`: the last layer at each resolution, early to late, ending with the
+# Grad-CAM layer), here {{ stages }}.
 
 # %%
-STAGES = {
-    "efficientnet_lite0": ["blocks.2", "blocks.4", "blocks.5", "bn2"],
-    "alexnet": ["features.4", "features.7", "features.9", "features.11"],
-    "vgg16": ["features.15", "features.22", "features.25", "features.29"],
-    "vgg19": ["features.17", "features.26", "features.31", "features.35"],
-    "resnet18": ["layer1", "layer2", "layer3", "layer4"],
-    "resnet50": ["layer1", "layer2", "layer3", "layer4"],
-}
-depths = STAGES.get(ctx.name, [ctx.layers["middle"], ctx.layers["last_conv"]])
-fig, axes = plt.subplots(1, len(depths), figsize=(10, 1.9))
-for ax, name in zip(axes, depths):
+depths = list(ctx.stages) or [ctx.layers["middle"], layer]
+lesson.record("stages", ", ".join(f"`{d}`" for d in depths))
+fig, axes = plt.subplots(1, len(depths), figsize=(2.6 * len(depths), 1.9), squeeze=False)
+for ax, name in zip(axes[0], depths):
     size = tuple(convlens.gradcam(model, x, cat, name, upsample=False).shape[-2:])
     cam = convlens.gradcam(model, x, cat, name)[0, 0]
     plot.overlay(ax, photo, (cam / cam.max().clamp_min(1e-12)).cpu(), alpha=0.55,
                  title=f"{name} ({size[0]}×{size[1]})")
-lesson.show(fig, f"Grad-CAM for {ctx.labels[cat]!r} at four depths of {ctx.name}; each map "
-                 "divided by its own maximum.")
+lesson.show(fig, f"Grad-CAM for {ctx.labels[cat]!r} at {len(depths)} depths of {ctx.name}; "
+                 "each map divided by its own maximum.")
 
 # %% [markdown]
 # Any of the five most probable classes of each photo, at each of these depths:
@@ -195,7 +356,7 @@ from convlens import explore
 x_explore = {name: ctx.image(name, size=(224, 448) if name == "cat_and_coffee" else None)
              for name in ("cat_and_coffee", "chelsea", "coffee")}
 depths_explore = list(ctx.stages) or explore.stage_layers(
-    ctx.model, x_explore["chelsea"], ctx.layers["middle"], ctx.layers["last_conv"])
+    ctx.model, x_explore["chelsea"], ctx.layers["middle"], ctx.layers["last_spatial"])
 explore.gradcam_explorer(ctx.model, {name: (xi, ctx.to_display(xi)) for name, xi in x_explore.items()},
                          depths_explore, ctx.labels, top=5)
 
@@ -208,30 +369,62 @@ explore.gradcam_explorer(ctx.model, {name: (xi, ctx.to_display(xi)) for name, xi
 # gradient-like tensor of the input's shape.
 
 # %%
-guided = convlens.guided_gradcam(model, pair, torch.tensor([cat, coffee]), layer)
-fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
-for ax, g, c in zip(axes, guided, [cat, coffee]):
-    magnitude = plot.heatmap(g)  # max |value| over colour channels, divided by its maximum
-    ax.imshow(magnitude, cmap="gray_r", vmin=0, vmax=np.percentile(magnitude, 99.5))
-    ax.set_title(f"Guided Grad-CAM, {ctx.labels[c]!r}", fontsize=9)
-    ax.set_axis_off()
-lesson.show(fig, f"Guided Grad-CAM at {layer} for both classes: max |value| over colour "
-                 "channels, dark = large, saturated at the 99.5th percentile.")
+support = convlens.guided.rectifier_support(model)
+if support in ("modules", "functional"):
+    guided = convlens.guided_gradcam(model, pair, torch.tensor([cat, coffee]), layer)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
+    for ax, g, c in zip(axes, guided, [cat, coffee]):
+        magnitude = plot.heatmap(g, percentile=99.5)  # max |value| over RGB, clipped at 99.5th pct
+        ax.imshow(magnitude, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"Guided Grad-CAM, {ctx.labels[c]!r}", fontsize=9)
+        ax.set_axis_off()
+    lesson.show(fig, f"Guided Grad-CAM at {layer} for both classes: max |value| over colour "
+                     "channels, dark = large, saturated at the 99.5th percentile.")
+else:
+    print(f"Guided Grad-CAM skipped: guided backprop refuses {ctx.name} (rectifier_support: "
+          f"{support!r}, see lesson 07).")
 
 # %% [markdown]
 # ## Traps
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: normalising hides an absent class</p>
 # <p>Every map divided by its own maximum looks confident. Ask for a class that is not in the
-# picture and the normalised map still glows somewhere. The raw maximum tells the truth: compare
-# it with the present classes' below.</p></div>
+# picture and the normalised map still glows somewhere. The raw maximum tells the truth:
+# below, the same three maps are drawn both ways.</p></div>
 
 # %%
-absent = ctx.class_index("goldfish")
-raw = convlens.gradcam(model, x.repeat(3, 1, 1, 1), torch.tensor([cat, coffee, absent]), layer,
-                       upsample=False)
-for c, cam in zip([cat, coffee, absent], raw):
-    print(f"{ctx.labels[c]:>12}: raw maximum {cam.max().item():8.4f}")
+absent = best_of(("goldfish",), x, exclude=(cat, coffee))
+three = [cat, coffee, absent]
+raw = convlens.gradcam(model, x.repeat(3, 1, 1, 1), torch.tensor(three), layer)
+shared = raw.max().item()
+fig, axes = plt.subplots(2, 3, figsize=(10.5, 3.6), layout="constrained")
+for col, (c, cam) in enumerate(zip(three, raw)):
+    plot.overlay(axes[0, col], photo, (cam[0] / cam.max().clamp_min(1e-12)).cpu(), alpha=0.5,
+                 title=f"{ctx.labels[c]!r}, divided by its own max")
+    axes[1, col].imshow(photo)
+    im = axes[1, col].imshow(cam[0].cpu(), cmap="jet", alpha=0.5, vmin=0, vmax=shared)
+    axes[1, col].set_title(f"{ctx.labels[c]!r}, raw, shared scale", fontsize=9)
+    axes[1, col].set_xticks([])
+    axes[1, col].set_yticks([])
+fig.colorbar(im, ax=axes[1, :], location="right", shrink=0.9, label="raw Grad-CAM")
+lesson.show(fig, f"Grad-CAM at {layer} for a cat class, a coffee class and an absent class: "
+                 "each divided by its own maximum (top) and raw on one shared scale (bottom).")
+
+maxima = {c: cam.max().item() for c, cam in zip(three, raw)}
+for c in three:
+    print(f"{ctx.labels[c]:>12}: raw maximum {maxima[c]:8.4f}")
+smaller = min(maxima[cat], maxima[coffee])  # 0 where a map is empty (all evidence negative)
+absent_ratio = maxima[absent] / smaller if smaller > 0 else float("inf")
+lesson.record("absent_name", repr(ctx.labels[absent]))
+lesson.record("absent_ratio", absent_ratio, ".0%")
+absent_dark = lesson.expect(
+    absent_ratio < 0.5, "the absent class's raw maximum is far below the present classes'",
+    absent_ratio)
+
+# %% [markdown]
+# Divided by its own maximum, the map of {{ absent_name }} glows as brightly as the others
+# (top row). On the shared raw scale (bottom row) it is nearly dark: its raw maximum is
+# {{ absent_ratio }} of the smaller of the two present classes' maxima.
 
 # %% [markdown]
 # <div class="admonition warning"><p class="admonition-title">Trap: an in-place ReLU right after the layer</p>
@@ -242,8 +435,9 @@ for c, cam in zip([cat, coffee, absent], raw):
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: the wrong layer</p>
 # <p>After global pooling there is no space left: a 1×1 map upsampled is a constant. Choose the
-# last layer that still has a spatial output (for this model <code>bn2</code>, which includes
-# its ReLU6; for VGG, the last ReLU of <code>features</code>; for ResNet, <code>layer4</code>).
+# last layer that still has a spatial output (for EfficientNet-Lite0 <code>bn2</code>, which
+# includes its ReLU6; for VGG, the last ReLU of <code>features</code>; for ResNet,
+# <code>layer4</code>; on this page {{ layer }}, the model's <code>last_spatial</code> role).
 # Taking a conv's output before its activation also works but mixes in negative evidence
 # that the activation would have removed.</p></div>
 #
@@ -269,6 +463,7 @@ for c, cam in zip([cat, coffee, absent], raw):
 # 3. Make your own two-object image (`convlens.images.load("my.jpg")`) and find a pair of
 #    classes for which Grad-CAM fails to separate the objects. What do the raw maxima say?
 # 4. Remove the final ReLU from the six-line version. Where is the negative evidence for
-#    "espresso" on the composite?
+#    the coffee class on the composite? Check that the signed map still sums to the logit
+#    minus the bias.
 # 5. Run the lesson on another model (`nox -s site -- --model resnet18` where its weights are
 #    available) and compare the maps at `layer4` with EfficientNet's at `bn2`.

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures. Several engineers append here: keep fixture names explicit."""
+"""Shared pytest fixtures: torchvision architectures with seeded random weights, threads."""
 
 from __future__ import annotations
 

@@ -614,21 +614,21 @@ def test_model_settings_reach_the_kernel_and_the_key(project, tmp_path):
     labels.write_text("a\nb\n")
     project.write("03-env", ENV)
     project.build(only=["03"], model="resnet18", weights=str(weights), labels=str(labels),
-                  layers=["last_conv=layer4", "middle=layer2"])
+                  layers=["last_spatial=layer4", "middle=layer2"])
     printed = "".join(text(o) for o in outputs(project.out / "lessons/03-env.ipynb"))
     assert printed == (f"CONVLENS_MODEL resnet18\nCONVLENS_WEIGHTS {weights.resolve()}\n"
                        f"CONVLENS_LABELS {labels.resolve()}\n"
-                       "CONVLENS_LAYERS last_conv=layer4,middle=layer2\n")
+                       "CONVLENS_LAYERS last_spatial=layer4,middle=layer2\n")
     [entry] = project.entries("03-env")
     inputs = json.loads((entry / "manifest.json").read_text())["inputs"]
     assert inputs["labels"] == hashlib.sha256(b"a\nb\n").hexdigest()
-    assert inputs["layers"] == "last_conv=layer4,middle=layer2"
+    assert inputs["layers"] == "last_spatial=layer4,middle=layer2"
     assert inputs["weights"] == hashlib.sha256(b"w").hexdigest()
     key = entry.name
 
     def key_with(**changes):
         settings = {"model": "resnet18", "weights": str(weights), "labels": str(labels),
-                    "layers": ["last_conv=layer4", "middle=layer2"], **changes}
+                    "layers": ["last_spatial=layer4", "middle=layer2"], **changes}
         s = cb.ModelSettings.of(**settings)
         common = keys.common_inputs(s.model, "cpu", 0, weights=s.weights, labels=s.labels,
                                     layers=s.layers)

@@ -28,7 +28,7 @@ METHODS = {
     "gradcam": lambda m, x: convlens.gradcam(m, x, [1, 2], "layer3"),
     "guided_gradcam": lambda m, x: convlens.guided_gradcam(m, x, [1, 2], "layer3"),
     "occlusion": lambda m, x: convlens.occlusion(m, x, [1, 2], window=16, stride=16),
-    "feature_maps": lambda m, x: convlens.feature_maps(m, "layer2", x),
+    "feature_maps": lambda m, x: convlens.feature_maps(m, x, "layer2"),
     "kernel_maps": lambda m, x: convlens.kernel_maps(m.conv1, x, out_channels=[0, 5]),
 }
 

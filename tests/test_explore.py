@@ -140,7 +140,7 @@ def test_receptive_field_data(model, x):
             {24: (0, 12, 23), 12: (0, 6, 11)}[layer["map"][1]]  # first, middle, last
         assert [tuple(m["unit"]) for m in layer["measured"]] == [(i, j) for i in rows for j in cols]
         assert (layer["map"][0] // 2, layer["map"][1] // 2) in [tuple(m["unit"]) for m in layer["measured"]]
-        activation = convlens.feature_maps(model, layer["name"], x)[0]
+        activation = convlens.feature_maps(model, x, layer["name"])[0]
         for probe in layer["measured"]:
             i, j = probe["unit"]
             assert probe["channel"] == int(activation[:, i, j].argmax())
@@ -222,7 +222,7 @@ def test_saliency_display_clips_at_the_percentile():
 def test_channels_data(model, x):
     e = explore.channels_explorer(model, x, display(x), ["2", "5"], "0", filters=3)
     for layer in e.data["layers"]:
-        maps = convlens.feature_maps(model, layer["name"], x)[0].numpy()
+        maps = convlens.feature_maps(model, x, layer["name"])[0].numpy()
         decoded = explore.decode(layer["maps"])
         for c in range(maps.shape[0]):
             assert np.abs(decoded[c] - maps[c]).max() <= half_step(maps[c])

@@ -160,7 +160,7 @@ def test_receptive_field_box_and_footprint_match_the_library(page, tiny):
     assert r.get_attribute("data-unit") == "0,0"
     assert tuple(int(v) for v in r.get_attribute("data-box").split(",")) == fields["5"].box(0, 0)
     with torch.no_grad():
-        activation = convlens.feature_maps(model, "5", x)[0]
+        activation = convlens.feature_maps(model, x, "5")[0]
     channel = int(activation[:, 0, 0].argmax())
     expected = convlens.empirical_receptive_field(model, "5", (channel, 0, 0), x=x)
     mask = np.array(view(page, "receptive-field", "mask"), dtype=bool).reshape(32, 48)
@@ -265,7 +265,7 @@ def test_channels_match_feature_maps_and_kernel_maps(page, tiny):
     for _ in range(5):
         page.keyboard.press("ArrowRight")
     assert r.get_attribute("data-layer") == "5" and r.get_attribute("data-channel") == "5"
-    expected = convlens.feature_maps(model, "5", x)[0, 5]
+    expected = convlens.feature_maps(model, x, "5")[0, 5]
     span = float(expected.max() - expected.min())
     shown = np.array(view(page, "channels")).reshape(expected.shape)
     assert np.abs(shown - expected.numpy()).max() <= span * STEP / 2 + 1e-6

@@ -1,16 +1,17 @@
 """Deconvnet and guided backprop: hand-computed answers, in-place and shared ReLUs,
-ReLU6, functional ReLU detection, and torchvision models against a reference."""
+ReLU6, functional rectifiers, refused activations, and torchvision models against a reference."""
 
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convlens.guided import deconvnet, guided_backprop
+from convlens.guided import deconvnet, guided_backprop, rectifier_support, unsupported_activations
 from convlens.saliency import gradient
 
 # s = W1 x = [2, -1, 3] for x = [1, 2, 0, -1]; logit 0 weights g = [-1, 2, 0.5] at the ReLU.
@@ -132,31 +133,176 @@ def test_shared_relu_gets_rule_on_both_calls(method, function, inplace):
 class FunctionalReLUNet(nn.Module):
     def __init__(self, call):
         super().__init__()
-        self.fc1, self.fc2, self.relu = nn.Linear(4, 4), nn.Linear(4, 2), nn.ReLU()
+        torch.manual_seed(4)
+        self.fc1, self.relu = nn.Linear(4, 5), nn.ReLU()
+        self.mid, self.fc2 = nn.Linear(5, 5), nn.Linear(5, 2)
+        with torch.no_grad():
+            self.mid.weight.mul_(8.0)  # some pre-activations above 6: the ReLU6 gate shuts
         self.call = call
 
     def forward(self, x):
-        return self.fc2(self.call(self.relu(self.fc1(x.flatten(1)))))
+        return self.fc2(self.call(self.mid(self.relu(self.fc1(x.flatten(1))))))
 
 
-@pytest.mark.parametrize("call", [F.relu, torch.relu, lambda t: t.relu(), F.relu6,
-                                  lambda t: F.relu(t, inplace=True)])
-@pytest.mark.parametrize("method", [deconvnet, guided_backprop])
-def test_functional_relu_raises_clear_error(method, call):
+class GuidedClamp(torch.autograd.Function):
+    """Reference: clamp(s, 0, upper) forward; 1{0 < s < upper} 1{g > 0} g backward."""
+
+    @staticmethod
+    def forward(ctx, s, upper):
+        ctx.save_for_backward(s)
+        ctx.upper = upper
+        return s.clamp(min=0) if upper is None else s.clamp(0, upper)
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        gate = (s > 0) if ctx.upper is None else (s > 0) & (s < ctx.upper)
+        return g * gate.to(g.dtype) * (g > 0).to(g.dtype), None
+
+
+class DeconvClamp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s, upper):
+        return s.clamp(min=0) if upper is None else s.clamp(0, upper)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.clamp(min=0), None
+
+
+def _in_place_unused(t):
+    F.relu_(t)  # the return value is dropped: the caller relies on the side effect
+    return t
+
+
+FUNCTIONAL_CALLS = {
+    "F.relu": (F.relu, None), "torch.relu": (torch.relu, None),
+    "Tensor.relu": (lambda t: t.relu(), None), "F.relu inplace": (lambda t: F.relu(t, True), None),
+    "torch.relu_": (torch.relu_, None), "relu_ unused result": (_in_place_unused, None),
+    "F.relu6": (F.relu6, 6.0), "F.hardtanh(0, 6)": (lambda t: F.hardtanh(t, 0.0, 6.0), 6.0),
+    "F.threshold(0, 0)": (lambda t: F.threshold(t, 0.0, 0.0), None),
+}
+
+
+@pytest.mark.parametrize("call_name", list(FUNCTIONAL_CALLS))
+@pytest.mark.parametrize("method, function", [(guided_backprop, GuidedClamp),
+                                               (deconvnet, DeconvClamp)])
+def test_functional_rectifier_gets_the_rule(method, function, call_name):
+    call, upper = FUNCTIONAL_CALLS[call_name]
+    torch.manual_seed(6)
+    x, target = torch.randn(6, 4, 1, 1), torch.tensor([0, 1, 0, 1, 1, 0])
+    reference = FunctionalReLUNet(lambda t: function.apply(t, upper))
+    reference.relu = ReferenceReLU(GuidedReLUFunction if function is GuidedClamp
+                                   else DeconvReLUFunction)
+    expected = reference_gradient(reference, x, target)
     net = FunctionalReLUNet(call)
-    with pytest.raises(ValueError, match="functional"):
-        method(net, torch.randn(2, 4, 1, 1), 0)
-    F.relu(torch.randn(3))  # the detector is gone after the error
+    result = method(net, x, target)
+    torch.testing.assert_close(result, expected)
+    assert not torch.allclose(result, gradient(net, x, target))  # the rule did something
+    assert not net.fc1._forward_hooks and not net._forward_pre_hooks
+    with torch.no_grad():  # outside the block, the functional call is plain again
+        torch.testing.assert_close(net(x), reference(x))
+
+
+class NamedBlockNet(nn.Module):
+    """A functional activation inside a named submodule, as in a user's own block."""
+
+    class Block(nn.Module):
+        def __init__(self, activation):
+            super().__init__()
+            self.conv, self.activation = nn.Conv2d(3, 4, 3), activation
+
+        def forward(self, x):
+            return self.activation(self.conv(x))
+
+    def __init__(self, activation):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU())
+        self.block = NamedBlockNet.Block(activation)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.block(self.stem(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("activation, named", [
+    (F.silu, "functional silu"), (F.gelu, "functional gelu"), (F.hardswish, "functional hardswish"),
+    (lambda t: F.hardtanh(t, -1.0, 1.0), "hardtanh (not a rectifier"),
+    (lambda t: F.leaky_relu(t, 0.1), "functional leaky_relu"),
+])
+@pytest.mark.parametrize("method", [deconvnet, guided_backprop])
+def test_functional_other_activation_refused_naming_module(method, activation, named):
+    net = NamedBlockNet(activation).eval()
+    with pytest.raises(ValueError) as error:
+        method(net, torch.randn(1, 3, 8, 8), 0)
+    assert named in str(error.value) and "'block'" in str(error.value)
+    assert "plain gradient" in str(error.value)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
+    F.silu(torch.randn(3))  # no mode left behind
+
+
+@pytest.mark.parametrize("builder, activation, module", [
+    ("mobilenet_v3_small", "Hardswish", "features.0.2"),
+    ("efficientnet_b0", "SiLU", "features.0.2"),
+    ("convnext_tiny", "GELU", "features.1.0.block.4"),
+])
+def test_torchvision_other_activation_modules_refused(builder, activation, module):
+    import torchvision
+
+    model = getattr(torchvision.models, builder)(weights=None).eval()
+    assert type(model.get_submodule(module)).__name__ == activation
+    with pytest.raises(ValueError, match=rf"{activation} at '{re.escape(module)}'"):
+        guided_backprop(model, torch.randn(1, 3, 32, 32), 0)
+    assert rectifier_support(model, (32, 32)) == "unsupported"
+    assert (module, activation) in unsupported_activations(model, (32, 32))
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_rectifier_support_cases(attribution_resnet18):
+    assert rectifier_support(attribution_resnet18, (32, 32)) == "modules"
+    assert rectifier_support(nn.Sequential(nn.Conv2d(3, 2, 1), nn.Tanh())) == "none"
+    only_functional = nn.Sequential(nn.Conv2d(3, 2, 1))
+    only_functional.forward = lambda x: F.relu(only_functional[0](x))
+    assert rectifier_support(only_functional, (8, 8)) == "functional"
+    assert unsupported_activations(attribution_resnet18, (32, 32)) == []
+
+
+def _patched_relu_gradient(monkeypatch, model, x, target, function):
+    """Reference: every F.relu (nn.ReLU modules call it too) replaced by the rule."""
+    with monkeypatch.context() as patch:
+        patch.setattr(F, "relu", lambda t, inplace=False: function.apply(t))
+        return reference_gradient(model, x, torch.tensor(target))
+
+
+@pytest.mark.parametrize("builder", ["densenet121", "googlenet"])
+@pytest.mark.parametrize("method, function", [(guided_backprop, GuidedReLUFunction),
+                                               (deconvnet, DeconvReLUFunction)])
+def test_torchvision_functional_relu_models_match_reference(monkeypatch, builder, method,
+                                                             function):
+    import torchvision
+
+    torch.manual_seed(0)
+    extra = {"aux_logits": False, "init_weights": True} if builder == "googlenet" else {}
+    model = getattr(torchvision.models, builder)(weights=None, **extra).eval()
+    x, target = torch.randn(1, 3, 64, 64), [3]
+    assert rectifier_support(model, (64, 64)) == "functional"
+    expected = _patched_relu_gradient(monkeypatch, model, x, target, function)
+    result = method(model, x, target)
+    scale = expected.abs().max()  # googlenet's initialisation gives gradients near 1e-15
+    assert scale > 0
+    torch.testing.assert_close(result / scale, expected / scale, rtol=1e-4, atol=1e-5)
+    plain = gradient(model, x, target)
+    assert not torch.allclose(result / scale, plain / scale, rtol=1e-3, atol=1e-3)
 
 
 def test_model_without_relu_modules_raises():
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2), nn.Tanh())
-    with pytest.raises(ValueError, match="no nn.ReLU"):
+    with pytest.raises(ValueError, match="no nn.ReLU/nn.ReLU6 module or functional relu"):
         guided_backprop(net, torch.randn(1, 4, 1, 1), 0)
 
 
 def test_unknown_rule_name():
-    from convlens._hooks import relu_backward_rule
+    from convlens.hooks import relu_backward_rule
 
     with pytest.raises(ValueError, match="rule"):
         with relu_backward_rule(two_layer_net(), "plain-ish"):

@@ -114,14 +114,14 @@ def test_left_as_found_after_error_mid_way(method):
     assert_same(before, snapshot(model))
 
 
-def test_left_as_found_after_functional_relu_error():
-    class Functional(SmallCNN):
+def test_left_as_found_after_functional_activation_error():
+    class Functional(SmallCNN):  # functional relu now gets the rule; silu is refused
         def forward(self, x):
-            return super().forward(F.relu(x))
+            return super().forward(F.silu(x))
 
     model = Functional()
     before = snapshot(model)
-    with pytest.raises(ValueError, match="functional"):
+    with pytest.raises(ValueError, match="functional silu"):
         guided_backprop(model, torch.randn(1, 3, 8, 8), 0)
     assert_same(before, snapshot(model))
     assert torch.equal(F.relu(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
@@ -130,7 +130,7 @@ def test_left_as_found_after_functional_relu_error():
 def test_feature_maps_leaves_model_as_found():
     model = fresh_model(False)
     before = snapshot(model)
-    feature_maps(model, LAYER, torch.randn(1, 3, 8, 8))
+    feature_maps(model, torch.randn(1, 3, 8, 8), LAYER)
     assert_same(before, snapshot(model))
 
 
@@ -165,4 +165,4 @@ def test_float64_model_and_input(method):
     result = METHODS[method](model, x, [0, 3])
     assert result.dtype == torch.float64 and result.device == x.device
     assert torch.isfinite(result).all()
-    assert feature_maps(model, LAYER, x).dtype == torch.float64
+    assert feature_maps(model, x, LAYER).dtype == torch.float64

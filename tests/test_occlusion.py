@@ -1,12 +1,18 @@
-"""Occlusion on a linear model, where the score drop is the weighted sum of the window."""
+"""Occlusion on a linear model, where the score drop is the weighted sum of the window; the
+incremental and batched paths against the definition (one forward pass per window)."""
 
 from __future__ import annotations
 
+import importlib
+import warnings
+
 import pytest
 import torch
+import torch.nn.functional as F
+import torchvision
 from torch import nn
 
-from convlens.occlusion import occlusion
+from convlens.occlusion import default_batch_size, occlusion, occlusion_plan
 
 
 class WeightedSum(nn.Module):
@@ -88,3 +94,218 @@ def test_window_larger_than_one_side_only():
     model = WeightedSum(torch.randn(2, 1, 4, 8))
     with pytest.raises(ValueError, match="larger than the image"):
         occlusion(model, torch.randn(1, 1, 4, 8), 0, window=5, stride=1)
+
+
+# ---- the fast paths against the definition: one forward pass per window ------------------
+
+
+def naive_occlusion(model, x, window, stride, fill=0.0):
+    """D[n, k, i, j] = y_k(x_n) - y_k(x_n with window (i, j) set to fill), one pass each."""
+    n, _, height, width = x.shape
+    rows, cols = (height - window) // stride + 1, (width - window) // stride + 1
+    with torch.no_grad():
+        base = model(x)
+        out = torch.empty(n, base.shape[1], rows, cols, dtype=base.dtype)
+        for i in range(rows):
+            for j in range(cols):
+                occluded = x.clone()
+                occluded[:, :, i * stride:i * stride + window, j * stride:j * stride + window] = fill
+                out[:, :, i, j] = base - model(occluded)
+    return out
+
+
+def relative_error(ours, reference):
+    return float((ours - reference).abs().max() / reference.abs().max())
+
+
+class Tricky(nn.Module):
+    """Every local layer kind, at awkward geometry: odd strides, dilation, padding='same',
+    max pooling with padding (padded with -inf), average pooling, a residual add of two
+    branches whose changed regions differ, a scalar multiply, then global pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 6, 5, stride=2, padding=2)
+        self.norm = nn.BatchNorm2d(6)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.dilated = nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3)
+        self.same = nn.Conv2d(6, 6, (3, 5), padding="same")
+        self.short = nn.Conv2d(6, 6, 1, stride=1)
+        self.avg = nn.AvgPool2d(2, stride=1)
+        self.down = nn.Conv2d(6, 8, 3, stride=3)
+        self.head = nn.Linear(8, 4)
+        with torch.no_grad():
+            self.norm.running_mean.uniform_(-0.5, 0.5)
+            self.norm.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.norm(self.stem(x))))
+        x = torch.sigmoid(self.same(self.dilated(x))) * 2.0 + self.short(x)
+        x = self.down(self.avg(x).relu())
+        return self.head(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("size, window, stride", [((37, 41), 9, 4), ((30, 30), 7, 5)])
+def test_incremental_is_exact_on_every_layer_kind(size, window, stride):
+    torch.manual_seed(0)
+    model = Tricky().eval().double()
+    x = torch.randn(2, 2, *size, dtype=torch.float64)
+    assert occlusion_plan(model, x, window, stride).path == "incremental"
+    ours = occlusion(model, x, None, window, stride, fill=0.3, batch_size=7, method="incremental")
+    reference = naive_occlusion(model, x, window, stride, fill=0.3)
+    assert ours.shape == reference.shape
+    assert relative_error(ours, reference) < 1e-10  # float64: only rounding differs
+
+
+def _lite0():
+    from convlens.models import load
+
+    return load("efficientnet_lite0").model
+
+
+@pytest.mark.parametrize("name, builder, size, window, stride", [
+    ("alexnet", lambda: torchvision.models.alexnet(weights=None), 79, 24, 11),
+    ("resnet18", lambda: torchvision.models.resnet18(weights=None), 70, 20, 9),
+    ("efficientnet_lite0", _lite0, 67, 24, 13),
+])
+def test_torchvision_and_course_models_exact(name, builder, size, window, stride, single_thread):
+    torch.manual_seed(0)
+    model = builder().eval()
+    x = torch.randn(1, 3, size, size)
+    plan = occlusion_plan(model, x, window, stride)
+    assert plan.path == "incremental", plan
+    assert 0 < plan.recomputed_fraction < 1 and plan.local_layers > 0
+    reference = naive_occlusion(model, x, window, stride)
+    for method in ("incremental", "batched"):
+        ours = occlusion(model, x, None, window, stride, method=method)
+        assert relative_error(ours, reference) <= 1e-4, (name, method)
+
+
+def test_target_none_gives_every_class_from_the_same_passes(attribution_resnet18):
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 40, 40)
+    every = occlusion(attribution_resnet18, x, None, window=16, stride=12)
+    assert every.shape == (2, 1000, 3, 3)
+    some = occlusion(attribution_resnet18, x, [5, 999], window=16, stride=12)
+    torch.testing.assert_close(every[[0, 1], [5, 999]], some)
+
+
+def test_default_batch_size_by_device():
+    assert default_batch_size("cpu") == 16 and default_batch_size(torch.device("cuda")) == 128
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: torch.fx cannot trace it
+            x = -x
+        return self.conv(x).mean(dim=(2, 3))
+
+
+class SharedInPlace(nn.Module):
+    """An in-place ReLU overwrites a value that the residual add also reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        a = self.conv(x)
+        return (F.relu(a, inplace=True) + a).mean(dim=(2, 3))
+
+
+class GlobalFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x.flip(-1)).mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize("model, words", [
+    (WeightedSum(torch.randn(3, 1, 9, 9)), "no local layer"),
+    (Untraceable(), "torch.fx cannot trace"),
+    (SharedInPlace(), "in-place"),
+    (GlobalFirst(), "no local layer"),
+])
+def test_falls_back_to_batched_and_says_why(model, words):
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 9, 9)
+    plan = occlusion_plan(model, x, 3, 2)
+    assert plan.path == "batched" and words in plan.reason
+    assert plan.recomputed_fraction == 1.0
+    torch.testing.assert_close(occlusion(model, x, None, 3, 2),
+                               naive_occlusion(model, x, 3, 2), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="method='incremental' is not possible"):
+        occlusion(model, x, 0, 3, 2, method="incremental")
+
+
+def test_unknown_method_and_bad_fill_are_named():
+    model = WeightedSum(torch.randn(2, 1, 5, 5))
+    with pytest.raises(ValueError, match="method"):
+        occlusion(model, torch.randn(1, 1, 5, 5), 0, window=2, method="fast")
+    with pytest.raises(TypeError, match="fill"):
+        occlusion(model, torch.randn(1, 1, 5, 5), 0, window=2, fill="mean")
+
+
+def test_a_wrong_geometry_is_caught_by_the_self_check(monkeypatch):
+    """If the traced geometry were wrong, the check against whole copies falls back."""
+    module = importlib.import_module("convlens.occlusion")  # the package exports the function
+
+    real = module._sliding
+
+    def shifted(m, in_size):
+        found = real(m, in_size)
+        if found is not None:
+            found[0][0].before += 1  # one row off
+        return found
+
+    monkeypatch.setattr(module, "_sliding", shifted)
+    torch.manual_seed(4)
+    model = Tricky().eval()
+    x = torch.randn(1, 2, 30, 30)
+    with pytest.warns(UserWarning, match="self-check"):
+        plan = occlusion_plan(model, x, 7, 5)
+    assert plan.path == "batched" and "self-check" in plan.reason
+
+
+def test_batch_norms_are_folded_into_a_private_convolution(attribution_resnet18):
+    """ResNet-18: 20 convolution + batch-norm pairs (stem, 16 in blocks, 3 downsamples)."""
+    module = importlib.import_module("convlens.occlusion")
+    x = torch.randn(1, 3, 32, 32)
+    before = attribution_resnet18.conv1.weight.clone()
+    with torch.no_grad():
+        runner = module._Incremental(module._working_copy(attribution_resnet18), x, 16, 8, 0.0)
+        assert runner.check() is None
+    assert runner.folded == 20
+    assert type(runner.modules["bn1"]) is nn.Identity and "bn1" in dict(
+        attribution_resnet18.named_modules())
+    assert torch.equal(attribution_resnet18.conv1.weight, before)
+
+
+class ScaledByItsMean(nn.Module):
+    """conv(x) * mean(conv(x)): one number per example (numel 1 for one image), yet it
+    changes with the occlusion."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return (y * y.mean(dim=(1, 2, 3), keepdim=True)).mean(dim=(2, 3))
+
+
+def test_a_scalar_that_depends_on_the_input_is_not_a_constant():
+    torch.manual_seed(5)
+    model = ScaledByItsMean()
+    x = torch.randn(1, 1, 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the self-check must not be what saves it
+        assert occlusion_plan(model, x, 3, 2).path == "incremental"
+    torch.testing.assert_close(occlusion(model, x, None, 3, 2),
+                               naive_occlusion(model, x, 3, 2), rtol=1e-4, atol=1e-6)

@@ -20,7 +20,12 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from convlens.receptive_field import RF, empirical_receptive_field, receptive_field
+from convlens.receptive_field import (
+    RF,
+    ReceptiveFieldError,
+    empirical_receptive_field,
+    receptive_field,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -96,7 +101,11 @@ def test_alexnet_matches_published_fields(alexnet):
     assert rf["features.12"].padding == (64 + 2, 64 + 2)
     # avgpool is AdaptiveAvgPool2d(6) on a 6x6 map at 224 px: an identity.
     assert rf["avgpool"] == rf["features.12"]
-    assert "classifier" not in rf and "classifier.1" not in rf  # Linear: not spatial
+    # flatten of a 6x6 map: its elements are still local units, left out (not a map)
+    assert "classifier.0" not in rf
+    # a fully connected unit sees the whole image: global, no local window
+    assert rf["classifier.1"] == RF.whole_input((224, 224)) and rf["classifier"].is_global
+    assert not rf["classifier.1"].has_window and "global" in repr(rf["classifier.1"])
 
 
 def test_vgg16_matches_published_fields(vgg16):
@@ -272,10 +281,18 @@ class _SqueezeExcite(nn.Module):
         return y * torch.sigmoid(y.mean((2, 3), keepdim=True))
 
 
-def test_global_gate_makes_every_unit_see_the_whole_map():
-    rf = receptive_field(_SqueezeExcite(), (10, 12))[""]
-    assert rf.is_global
-    assert rf.box(0, 0) == rf.box(5, 7) == (-1, -1, 11, 13)  # whole image + padding
+def test_global_gate_keeps_the_local_window_and_marks_global():
+    torch.manual_seed(0)
+    model = _SqueezeExcite().eval()
+    rf = receptive_field(model, (10, 12))
+    # the gate's pooled 1x1 map: no local window; the gated map: the conv's window + global
+    assert rf[""] == RF((3, 3), (1, 1), (1, 1), (10, 12), is_global=True)
+    assert rf[""].has_window and "global context" in repr(rf[""])
+    assert rf["conv"] == RF((3, 3), (1, 1), (1, 1), (10, 12))
+    # the gradient probe agrees: through the gate, one unit depends on every pixel
+    mask = empirical_receptive_field(model, "", (0, 4, 5), (10, 12))
+    assert mask.all()
+    assert not empirical_receptive_field(model, "conv", (0, 4, 5), (10, 12)).all()
 
 
 def test_adaptive_pooling_identity_regular_and_irregular():
@@ -283,8 +300,10 @@ def test_adaptive_pooling_identity_regular_and_irregular():
         model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(out))
         assert receptive_field(model, (8, 8))["1"] == expected
     model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(3))
-    irregular = receptive_field(model, (8, 8))["1"]
+    irregular = receptive_field(model, (8, 8))["1"]  # a superset: the whole input
     assert irregular.is_global and irregular.box(0, 0, clip=True) == (0, 0, 8, 8)
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.AdaptiveAvgPool2d(1))
+    assert receptive_field(model, (8, 8))["1"] == RF.whole_input((8, 8))
 
 
 def test_box_is_half_open_and_clips():
@@ -303,8 +322,12 @@ class _Flip(nn.Module):
 
 def test_unanalysable_modules_raise_clearly():
     upsampling = nn.Sequential(nn.Conv2d(3, 3, 3), nn.Upsample(scale_factor=2))
-    with pytest.raises(ValueError, match=r"'1' \(Upsample\).*interpolate"):
+    with pytest.raises(ReceptiveFieldError, match=r"'1' \(Upsample\).*interpolate") as error:
         receptive_field(upsampling, (16, 16))
+    assert error.value.layer == "1" and error.value.module_type == "Upsample"
+    assert "interpolate" in error.value.reason
+    assert error.value.fields == {"0": RF((3, 3), (1, 1), (0, 0), (16, 16))}  # before it
+    assert isinstance(error.value, ValueError)
     with pytest.raises(ValueError, match="flip"):
         receptive_field(nn.Sequential(nn.Conv2d(3, 3, 3), _Flip()), (16, 16))
 
@@ -321,7 +344,9 @@ def test_fc_layers_are_left_out_and_functional_code_is_followed():
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     rf = receptive_field(Functional(), (12, 12))
-    assert set(rf) == {"conv"}
+    assert set(rf) == {"conv", "fc", ""}
+    assert rf["conv"] == RF((3, 3), (1, 1), (0, 0), (12, 12))
+    assert rf["fc"] == rf[""] == RF.whole_input((12, 12))  # after global pooling
 
 
 def test_model_left_as_found(resnet18):
@@ -342,3 +367,124 @@ def test_empirical_errors(resnet18):
         empirical_receptive_field(resnet18, "layer1.0.relu", (0, 1, 1), (64, 64))
     with pytest.raises(ValueError, match="unknown layer"):
         empirical_receptive_field(resnet18, "nope", (0, 1, 1), (64, 64))
+    with pytest.raises(TypeError, match="generator"):
+        empirical_receptive_field(resnet18, "layer1", (0, 1, 1), (64, 64), generator=3)
+
+
+# --- global layers, norms, channels-last ----------------------------------------------
+
+
+class _ChannelsLast(nn.Module):
+    """conv -> NHWC -> LayerNorm over channels -> Linear -> NCHW -> conv (a ConvNeXt block)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.norm = nn.LayerNorm(4)
+        self.pointwise = nn.Linear(4, 4)
+        self.conv2 = nn.Conv2d(4, 2, 3, stride=2)
+
+    def forward(self, x):
+        x = self.conv1(x).permute(0, 2, 3, 1)
+        x = self.pointwise(self.norm(x))
+        return self.conv2(x.permute(0, 3, 1, 2))
+
+
+def test_channels_last_layernorm_and_linear_are_pointwise():
+    torch.manual_seed(0)
+    model = _ChannelsLast().eval()
+    rf = receptive_field(model, (13, 13))
+    assert rf["norm"] == rf["pointwise"] == rf["conv1"] == RF((3, 3), (1, 1), (0, 0), (13, 13))
+    assert rf[""] == RF((5, 5), (2, 2), (0, 0), (13, 13))  # 3 + 2*1, jump 2
+    for unit in [(0, 0, 0), (1, 2, 3)]:  # no rectifier: the whole box has a nonzero gradient
+        mask = empirical_receptive_field(model, "", unit, (13, 13))
+        assert torch.equal(mask, _box_mask(rf[""], *unit[1:])), unit
+
+
+class _ConvOnChannelsLast(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x.permute(0, 2, 3, 1))  # convolves over (width, channels)
+
+
+def test_convolution_on_a_channels_last_map_is_refused_naming_the_module():
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), _ConvOnChannelsLast())
+    with pytest.raises(ReceptiveFieldError, match=r"'1.conv' \(Conv2d\).*channels-last") as error:
+        receptive_field(model, (8, 8))
+    assert set(error.value.fields) == {"0"}
+
+
+def test_groupnorm_is_global_context_and_the_gradient_agrees():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.Conv2d(4, 4, 3, padding=1)).eval()
+    rf = receptive_field(model, (12, 12))
+    assert rf["0"] == RF((3, 3), (1, 1), (1, 1), (12, 12))
+    assert rf["1"] == RF((3, 3), (1, 1), (1, 1), (12, 12), is_global=True)
+    assert rf["2"] == RF((5, 5), (1, 1), (2, 2), (12, 12), is_global=True)
+    # its mean and variance run over every position: one unit's gradient reaches every pixel
+    assert empirical_receptive_field(model, "1", (0, 5, 5), (12, 12)).all()
+    assert not empirical_receptive_field(model, "0", (0, 5, 5), (12, 12)).all()
+
+
+def test_global_pools_are_global():
+    class MeanPool(nn.Module):
+        def forward(self, x):
+            return x.mean((2, 3), keepdim=True)
+
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool, self.fc = nn.Conv2d(3, 4, 3), MeanPool(), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.conv(x)), 1))
+
+    rf = receptive_field(Functional(), (9, 9))
+    assert rf["pool"] == rf["fc"] == rf[""] == RF.whole_input((9, 9))
+    assert repr(rf["pool"]) == "RF(global: every unit sees the whole 9x9 input)"
+    # an average pool whose window is the whole map is a global pool too
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(7))
+    assert receptive_field(model, (9, 9))["1"] == RF.whole_input((9, 9))
+
+
+def test_convnext_is_analysed_through_its_permutes():
+    torch.manual_seed(0)
+    model = torchvision.models.convnext_tiny(weights=None).eval()
+    rf = receptive_field(model)
+    # stem 4x4/4; per stage: blocks x (7-1) x jump, downsampling 2x2/2 adds one jump:
+    # 4 + 3*6*4 = 76, +4 = 80, + 3*6*8 = 224, +8 = 232, + 9*6*16 = 1096, +16 = 1112, + 3*6*32
+    assert rf["features.0"].size == (4, 4) and rf["features.0"].stride == (4, 4)
+    assert rf["features.1"].size == (76, 76)
+    assert rf["features"] == RF((1688, 1688), (32, 32), (828, 828), (224, 224))
+    assert rf["features.1.0.block.3"].size == rf["features.1.0.block.0"].size  # Linear: pointwise
+    assert rf["avgpool"] == rf["classifier"] == RF.whole_input((224, 224))
+
+
+def test_course_model_global_pool_is_global():
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    rf = receptive_field(model, (224, 224))
+    assert rf["bn2"].size == (851, 851) and not rf["bn2"].is_global
+    assert rf["global_pool"] == rf["classifier"] == RF.whole_input((224, 224))
+
+
+@pytest.mark.parametrize(
+    "builder",
+    ["alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v3_small", "densenet121",
+     "convnext_tiny", "efficientnet_b0"],
+)
+def test_torchvision_zoo_is_analysed_and_its_heads_are_global(builder):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, builder)(weights=None).eval()
+    rf = receptive_field(model)
+    modules = dict(model.named_modules())
+    local = [f for f in rf.values() if f.has_window]  # call order: the last map is 7x7
+    assert local and local[-1].stride == (32, 32)
+    assert rf[""] == RF.whole_input((224, 224))  # the logits see the whole image
+    pools = [n for n, m in modules.items() if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1))]
+    assert all(rf[n] == RF.whole_input((224, 224)) for n in pools if n in rf)
+    if builder in ("mobilenet_v3_small", "efficientnet_b0"):  # squeeze-excitation gates
+        gated = [rf[n] for n, m in modules.items() if type(m).__name__ == "SqueezeExcitation"]
+        assert gated and all(f.is_global and f.has_window for f in gated)

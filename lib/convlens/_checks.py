@@ -98,6 +98,21 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
     raise TypeError(f"layer must be an nn.Module or its qualified name, got {type(layer).__name__}")
 
 
+def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """The device and floating dtype to build inputs for ``model`` with.
+
+    Taken from the model's first parameter. A model without parameters gives
+    ``(cpu, float32)``; a first parameter that is not floating point gives its device
+    and ``float32``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    param = next(model.parameters(), None)
+    if param is None:
+        return torch.device("cpu"), torch.float32
+    return param.device, param.dtype if param.is_floating_point() else torch.float32
+
+
 def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")

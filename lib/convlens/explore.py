@@ -43,9 +43,9 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, check_positive_int, check_target, resolve_layer
-from ._hooks import capture
-from .features import feature_maps, only_call
+from .features import feature_maps
 from .gradcam import gradcam
+from .hooks import capture, only_call, record_outputs
 from .kernel_maps import kernel_maps
 from .occlusion import occlusion
 from .receptive_field import empirical_receptive_field, receptive_field
@@ -215,8 +215,6 @@ class Explorer:
 
 def _call_order(model: nn.Module, x: torch.Tensor) -> list[str]:
     """Modules called exactly once with a 4-D output, in the order they return."""
-    from ._hooks import record_outputs
-
     with torch.no_grad(), record_outputs(model) as calls:
         model(x)
     counts: dict[str, int] = {}
@@ -302,6 +300,9 @@ def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
     entries = []
     for name in names:
         activation = only_call(records, name)[0]
+        if activation.ndim != 3:
+            raise ValueError(f"layer {name!r} outputs shape {tuple(activation.shape)}: it has "
+                             "no receptive field map (choose a layer with a spatial output)")
         _, h, w = activation.shape
         # evenly spaced, rounded half up: with 3 probes the middle one is unit h // 2, the
         # unit the page shows first
@@ -372,42 +373,13 @@ def gradcam_explorer(model: nn.Module, photos: Mapping, layers, labels=None, top
         "for that choice.", title="Grad-CAM by class and layer")
 
 
-class _Recorder(nn.Module):
-    """Wraps a model and keeps every logit tensor it returns (for all classes at once)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.inner = model
-        self.outputs: list[torch.Tensor] = []
-
-    def forward(self, x):
-        out = self.inner(x)
-        self.outputs.append(out.detach())
-        return out
-
-
-def _occlusion_all_classes(model, x, classes, window, stride, fill, batch_size) -> torch.Tensor:
-    """:func:`occlusion` for several classes of one image from the same occluded passes:
-    the logits of every pass are recorded and the score drop is read for each class.
-    Checked against the library's own result for the first class."""
-    recorder = _Recorder(model)
-    reference = occlusion(recorder, x, classes[0], window=window, stride=stride, fill=fill,
-                          batch_size=batch_size)[0]
-    base, passes = recorder.outputs[0], torch.cat(recorder.outputs[1:])
-    index = torch.as_tensor(classes, device=base.device)
-    drops = (base[:, index] - passes[:, index]).T.reshape(len(classes), *reference.shape)
-    if not torch.allclose(drops[0], reference, rtol=1e-4, atol=1e-4):
-        raise RuntimeError("recorded occlusion passes disagree with convlens.occlusion")
-    drops[0] = reference
-    return drops
-
-
 def occlusion_explorer(model: nn.Module, x: torch.Tensor, image, labels=None,
                        windows: Sequence[int] = (16, 32, 64), strides: Sequence[int] = (16, 32),
-                       top: int = 3, fill: float = 0.0, batch_size: int = 64) -> Explorer:
+                       top: int = 3, fill: float = 0.0, batch_size: int | None = None) -> Explorer:
     """Occlusion maps (:func:`occlusion`) for every window x stride, for the ``top`` classes.
 
-    All classes come from the same occluded passes. On the page every map shares one
+    All classes come from the same occluded passes (``occlusion(..., target=None)``);
+    ``batch_size`` None is the device's default. On the page every map shares one
     symmetric colour scale (``RdBu_r``, red = hiding the window lowers the logit) and each
     cell is centred on its window, as in the lesson's figures.
     """
@@ -422,7 +394,7 @@ def occlusion_explorer(model: nn.Module, x: torch.Tensor, image, labels=None,
     for window in windows:
         row = []
         for stride in strides:
-            drops = _occlusion_all_classes(model, x, indices, window, stride, fill, batch_size)
+            drops = occlusion(model, x, None, window, stride, fill, batch_size)[0, indices]
             limit = max(limit, float(drops.abs().max()))
             row.append(_pack_stack(drops))
         maps.append(row)
@@ -502,7 +474,7 @@ def channels_explorer(model: nn.Module, x: torch.Tensor, image, layers, first_co
     names = _names(model, layers)
     entries = []
     for name in names:
-        maps = feature_maps(model, name, x)[0]
+        maps = feature_maps(model, x, name)[0]
         if maps.ndim != 3:
             raise ValueError(f"layer {name!r} outputs {tuple(maps.shape)}, not feature maps")
         entries.append({"name": name, "maps": _pack_stack(maps)})

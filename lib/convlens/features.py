@@ -13,29 +13,20 @@ import torch
 from torch import nn
 
 from ._checks import check_batch, resolve_layer
-from ._hooks import capture
+from .hooks import capture, only_call
 
 
-def only_call(records: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
-    """The output of ``name`` from a ``capture`` record, which must hold exactly one call."""
-    calls = records[name]
-    if len(calls) == 0:
-        raise ValueError(f"layer {name!r} was not called during the forward pass")
-    if len(calls) > 1:
-        raise ValueError(
-            f"layer {name!r} was called {len(calls)} times in one forward pass (a shared "
-            "module, e.g. ResNet's relu), so its output is ambiguous; choose a layer "
-            "called once, e.g. the block that contains it"
-        )
-    return calls[0]
-
-
-def feature_maps(model: nn.Module, layer: nn.Module | str, x: torch.Tensor) -> torch.Tensor:
+def feature_maps(model: nn.Module, x: torch.Tensor, layer: nn.Module | str) -> torch.Tensor:
     """The output of ``layer`` (a module or its qualified name) for the batch ``x``.
 
     Returned as a detached copy, taken before any in-place operation downstream
     (the ReLU after a convolution does not change it).
     """
+    if isinstance(x, (str, nn.Module)) and isinstance(layer, torch.Tensor):
+        raise TypeError(
+            "feature_maps takes (model, x, layer): the batch comes before the layer, "
+            "like every convlens function"
+        )
     x = check_batch(x)
     name, _ = resolve_layer(model, layer)
     with torch.no_grad(), capture(model, name) as records:

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_batch, check_target, resolve_layer, select_scores
-from ._hooks import capture
-from .features import only_call
 from .guided import guided_backprop
+from .hooks import capture, only_call
 
 
 def gradcam(

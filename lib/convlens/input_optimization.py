@@ -5,54 +5,124 @@ Gradient ascent on the input (Erhan, Bengio, Courville & Vincent 2009,
 Zisserman 2014, arXiv:1312.6034; Olah, Mordvintsev & Schubert 2017, "Feature
 visualization", Distill, doi:10.23915/distill.00007)::
 
-    image* = argmax_image  mean_{n,i,j} a_channel(image)[n, i, j]
+    image* = argmax_image  mean_{n,i,j} a_channel(T(image))[n, i, j]
                            - l2 * mean((image - 0.5)^2) - tv * TV(image)
 
-with ``TV(image) = mean|image[:, i+1, j] - image[:, i, j]| + mean|image[:, i, j+1] - image[:, i, j]|``.
+with ``TV(image) = mean|image[:, i+1, j] - image[:, i, j]| + mean|image[:, i, j+1] - image[:, i, j]|``
+and ``T`` a random transformation drawn afresh at each step (identity by default).
 
 The image is not optimised directly but through a *parameterisation*:
 
 - ``"pixel"``: the raw pixels, unbounded. For a first-layer channel the
   objective is *linear* in the pixels (a convolution, then a mean), so its
   gradient never shrinks and nothing stops the pixels: they grow for ever and
-  the objective with them. The function returns the whole history so a lesson can
-  plot this divergence; the returned image is min-max rescaled for display.
+  the objective with them. The history records this divergence; the returned
+  image is min-max rescaled for display.
 - ``"sigmoid"``: ``image = sigmoid(v)``, always inside [0, 1].
-- ``"fft"``: ``image = sigmoid(C . irfft2(s / f))``: the free parameters ``s``
-  live in Fourier space, scaled by ``1/f`` (``f`` the spatial frequency), so
-  low frequencies move first and high-frequency noise is damped; ``C``
-  decorrelates colour with the square root of ImageNet's colour covariance
-  (the matrix used by Lucid, Olah et al. 2017).
+- ``"fft"``: ``image = sigmoid(irfft2(s / f))``: the free parameters ``s`` live
+  in Fourier space, scaled by ``1/f`` (``f`` the spatial frequency), so every
+  frequency band starts with the same share of the step while natural images
+  have a 1/f amplitude spectrum; low frequencies move first and high-frequency
+  noise is damped (Olah et al. 2017, section "Preconditioning and
+  parameterization").
 
-Each step rolls the image by a random offset of up to ``jitter`` pixels, a cheap
-transformation robustness that keeps the result from exploiting one exact pixel
-grid. Steps are Adam updates computed by hand from ``torch.autograd.grad`` with
-respect to the image parameters only; the model's parameters get no gradient
-and the model is left as found (its mode restored, its flags untouched).
+``decorrelate=True`` puts a colour transform in front of the sigmoid
+(``image = sigmoid(M v)``, with "pixel" ``image = 0.5 + M (v - 0.5)``): the
+parameters are the three decorrelated colour components of natural images, and
+``M`` maps them back to RGB. ``M = U diag(sqrt(lambda / lambda_max))`` from the
+eigendecomposition ``Sigma = U diag(lambda) U^T`` of the RGB pixel covariance of
+the course's bundled photos, computed with numpy on first use (Olah et al. 2017
+use ImageNet's covariance the same way). One step then moves luminance more than
+colour, as natural images vary.
+
+*Transformation robustness* (Olah et al. 2017, "Transformation robustness";
+Mordvintsev, Olah & Tyka 2015, "Inceptionism"): a :class:`Transforms` rolls the
+image by a random shift, zooms it by a random factor and rotates it by a small
+random angle before each forward pass, so the result cannot exploit one exact
+pixel grid; patterns that survive are the ones the channel responds to wherever
+they are.
+
+Steps are Adam updates (``torch.optim.Adam``, Kingma & Ba 2015) on the image
+parameters only; their gradient comes from ``torch.autograd.grad``, so the
+model's parameters get no gradient, and the model is left as found (its mode
+restored, its flags untouched).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, resolve_layer
-from ._hooks import capture, eval_mode, stop_after
-from .features import only_call
+from ._checks import check_positive_int, model_device_dtype, resolve_layer
+from .hooks import capture, eval_mode, only_call, stop_after
 
-__all__ = ["maximize_activation", "PARAMETERIZATIONS"]
+__all__ = ["PARAMETERIZATIONS", "Transforms", "Visualization", "maximize_activation"]
 
 PARAMETERIZATIONS = ("sigmoid", "pixel", "fft")
 
-# Square root of ImageNet's RGB covariance (columns: decorrelated components), as
-# published with Lucid (Olah et al. 2017); normalised so its largest column has norm 1.
-_COLOR_SQRT_COVARIANCE = torch.tensor(
-    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float64
-)
-_COLOR_SQRT_COVARIANCE = _COLOR_SQRT_COVARIANCE / _COLOR_SQRT_COVARIANCE.norm(dim=0).max()
+# The photos whose pixel covariance defines the decorrelated colour space.
+_COLOUR_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+
+
+@dataclass(frozen=True)
+class Visualization:
+    """Result of :func:`maximize_activation`.
+
+    ``image``: ``[3, H, W]`` in [0, 1] on the model's device. ``history``: per-step
+    float64 tensors ``"objective"`` (the mean activation before the step's update,
+    without penalties), ``"pixel_min"`` and ``"pixel_max"`` (range of the image in
+    pixel space before rescaling; for ``"pixel"`` it diverges).
+    """
+
+    image: torch.Tensor
+    history: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Transforms:
+    """Random transformations applied to the image before every forward pass.
+
+    ``jitter``: roll by a random integer shift in ``[-jitter, jitter]`` pixels per
+    axis (wrapping around). ``scale``: zoom by a factor uniform in ``(low, high)``
+    (above 1 enlarges). ``degrees``: rotate by an angle uniform in
+    ``[-degrees, degrees]``. Zoom and rotation resample bilinearly with reflected
+    borders (``F.affine_grid`` / ``F.grid_sample``). The defaults are the identity.
+    """
+
+    jitter: int = 0
+    scale: tuple[float, float] = (1.0, 1.0)
+    degrees: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
+            raise ValueError(f"Transforms.jitter must be an int >= 0, got {self.jitter!r}")
+        if (
+            not isinstance(self.scale, (tuple, list))
+            or len(self.scale) != 2
+            or not all(isinstance(v, (int, float)) for v in self.scale)
+            or not 0 < self.scale[0] <= self.scale[1]
+        ):
+            raise ValueError(
+                f"Transforms.scale must be a pair (low, high) with 0 < low <= high, got {self.scale!r}"
+            )
+        if not isinstance(self.degrees, (int, float)) or not 0 <= self.degrees < 180:
+            raise ValueError(f"Transforms.degrees must be a number in [0, 180), got {self.degrees!r}")
+
+    @property
+    def resamples(self) -> bool:
+        """True when zoom or rotation is on (the image is resampled, not only rolled)."""
+        return tuple(self.scale) != (1.0, 1.0) or self.degrees != 0
+
+
+# --- parameterisations -------------------------------------------------------------------
 
 
 def _frequency_scale(height: int, width: int) -> torch.Tensor:
@@ -63,111 +133,115 @@ def _frequency_scale(height: int, width: int) -> torch.Tensor:
     return 1.0 / frequency.clamp(min=1.0 / max(height, width))
 
 
+@functools.lru_cache(maxsize=1)
+def colour_decorrelation() -> np.ndarray:
+    """``M = U diag(sqrt(lambda / lambda_max))``, ``[3, 3]``: decorrelated colour -> RGB.
+
+    ``Sigma = U diag(lambda) U^T`` is the covariance of the RGB values (in [0, 1])
+    of every pixel of the bundled photos. ``M M^T = Sigma / lambda_max``: white
+    noise in the decorrelated space has the photos' colour correlations in RGB.
+    """
+    from .images import load
+
+    pixels = np.concatenate(
+        [np.asarray(load(name), dtype=np.float64).reshape(-1, 3) / 255.0 for name in _COLOUR_PHOTOS]
+    )
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    return eigenvectors * np.sqrt(eigenvalues / eigenvalues[0])
+
+
+class _Parameterization:
+    """Free parameters and the map that turns them into an image ``[1, 3, H, W]``."""
+
+    def __init__(self, kind, size, decorrelate, generator, device, dtype):
+        height, width = size
+        self.kind, self.size = kind, size
+        self.colour = None
+        if decorrelate:
+            self.colour = torch.as_tensor(colour_decorrelation()).to(device=device, dtype=dtype)
+        if kind == "fft":
+            self.scale = _frequency_scale(height, width).to(device=device, dtype=dtype)
+            init = 0.01 * torch.randn((1, 3, height, width // 2 + 1, 2), generator=generator, dtype=torch.float64)
+        else:
+            init = torch.rand((1, 3, height, width), generator=generator, dtype=torch.float64)
+            # start near grey with a small random texture
+            init = 0.1 * (init - 0.5) if kind == "sigmoid" else 0.5 + 0.1 * (init - 0.5)
+        self.params = init.to(device=device, dtype=dtype).requires_grad_(True)
+
+    def _mix(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self.colour is None else torch.einsum("cd,ndhw->nchw", self.colour, v)
+
+    def image(self) -> torch.Tensor:
+        if self.kind == "pixel":
+            return self.params if self.colour is None else 0.5 + self._mix(self.params - 0.5)
+        if self.kind == "sigmoid":
+            return torch.sigmoid(self._mix(self.params))
+        spectrum = torch.view_as_complex(self.params.contiguous()) * self.scale
+        return torch.sigmoid(self._mix(torch.fft.irfft2(spectrum, s=self.size, norm="ortho")))
+
+
+# --- transformation robustness -----------------------------------------------------------
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def random_transform(image: torch.Tensor, transforms: Transforms | None, generator: torch.Generator) -> torch.Tensor:
+    """Apply one random draw of ``transforms`` to ``image [N, C, H, W]``.
+
+    Returns ``image`` itself (the same tensor, nothing drawn) when ``transforms``
+    is ``None`` or the identity.
+    """
+    if transforms is None:
+        return image
+    if transforms.jitter:
+        dy, dx = (int(v) for v in torch.randint(-transforms.jitter, transforms.jitter + 1, (2,), generator=generator))
+        image = torch.roll(image, shifts=(dy, dx), dims=(-2, -1))
+    if not transforms.resamples:
+        return image
+    zoom = _uniform(generator, *transforms.scale)
+    angle = math.radians(_uniform(generator, -transforms.degrees, transforms.degrees))
+    height, width = image.shape[-2:]
+    cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+    # output -> input sampling positions in [-1, 1] coordinates; the H/W factors make the
+    # rotation a rotation in pixels on a non-square image
+    theta = torch.tensor(
+        [[cos, -sin * height / width, 0.0], [sin * width / height, cos, 0.0]],
+        device=image.device,
+        dtype=image.dtype,
+    )
+    grid = F.affine_grid(theta.expand(image.shape[0], 2, 3), list(image.shape), align_corners=False)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+# --- the ascent ---------------------------------------------------------------------------
+
+
 def _total_variation(image: torch.Tensor) -> torch.Tensor:
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (
         image[..., :, 1:] - image[..., :, :-1]
     ).abs().mean()
 
 
-class _Parameterization:
-    """Turns free parameters into an image ``[1, 3, H, W]``."""
-
-    def __init__(self, kind, size, generator, device, dtype):
-        height, width = size
-        self.kind, self.size = kind, size
-        if kind == "fft":
-            shape = (1, 3, height, width // 2 + 1, 2)
-            self.scale = _frequency_scale(height, width).to(device=device, dtype=dtype)
-            self.color = _COLOR_SQRT_COVARIANCE.to(device=device, dtype=dtype)
-            init = 0.01 * torch.randn(shape, generator=generator, dtype=torch.float64)
-        else:
-            init = torch.rand((1, 3, height, width), generator=generator, dtype=torch.float64)
-            if kind == "sigmoid":  # start near grey with small random texture
-                init = 0.1 * (init - 0.5)
-            else:
-                init = 0.5 + 0.1 * (init - 0.5)
-        self.params = init.to(device=device, dtype=dtype).requires_grad_(True)
-
-    def image(self) -> torch.Tensor:
-        if self.kind == "pixel":
-            return self.params
-        if self.kind == "sigmoid":
-            return torch.sigmoid(self.params)
-        spectrum = torch.view_as_complex(self.params.contiguous()) * self.scale
-        decorrelated = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
-        colored = torch.einsum("cd,ndhw->nchw", self.color, decorrelated)
-        return torch.sigmoid(colored)
-
-
-def _normalizer(normalize, mean, std, device, dtype):
-    if normalize is not None:
-        if mean is not None or std is not None:
-            raise ValueError("give either normalize or mean/std, not both")
-        if not callable(normalize):
-            raise TypeError(f"normalize must be callable, got {type(normalize).__name__}")
-        return normalize
-    if mean is None and std is None:
+def _normalizer(normalize, device, dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    if normalize is None:
         return lambda image: image
-    if mean is None or std is None:
-        raise ValueError("mean and std go together")
-    mean_t = torch.as_tensor(mean, device=device, dtype=dtype).reshape(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, device=device, dtype=dtype).reshape(1, -1, 1, 1)
-    if (std_t <= 0).any():
-        raise ValueError(f"std must be positive, got {std}")
-    return lambda image: (image - mean_t) / std_t
+    if callable(normalize):
+        return normalize
+    if isinstance(normalize, (tuple, list)) and len(normalize) == 2:
+        mean, std = (torch.as_tensor(v, device=device, dtype=dtype).reshape(1, -1, 1, 1) for v in normalize)
+        if (std <= 0).any():
+            raise ValueError(f"normalize's std must be positive, got {normalize[1]}")
+        return lambda image: (image - mean) / std
+    raise TypeError(
+        f"normalize must be a callable or a (mean, std) pair, got {type(normalize).__name__}"
+    )
 
 
-def maximize_activation(
-    model: nn.Module,
-    layer: nn.Module | str,
-    channel: int,
-    steps: int = 128,
-    lr: float = 0.05,
-    image_size: tuple[int, int] = (224, 224),
-    parameterization: str = "sigmoid",
-    l2: float = 0.0,
-    tv: float = 0.0,
-    jitter: int = 0,
-    seed: int = 0,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    generator: torch.Generator | None = None,
-    return_history: bool = False,
-):
-    """Optimise an image so that channel ``channel`` of ``layer`` has a large mean activation.
-
-    Returns an image ``[3, H, W]`` in [0, 1] for display (on the model's device).
-    With ``parameterization="pixel"`` the raw pixels are unbounded, so the
-    returned image is min-max rescaled to [0, 1]; the other two are bounded by
-    construction and returned as they are.
-
-    The image is in [0, 1] display space; ``mean``/``std`` (the model's
-    normalisation) or a ``normalize`` callable turn it into the model's input.
-    Without either, it is fed as it is. ``jitter`` rolls it by a random shift of
-    up to that many pixels each step. ``l2`` and ``tv`` weight the penalties of
-    the module docstring. Deterministic for a given ``seed`` (or ``generator``, a
-    CPU ``torch.Generator`` used for the start and the shifts).
-
-    With ``return_history=True`` returns ``(image, history)`` where ``history``
-    holds per-step tensors ``"objective"`` (the mean activation before the step's
-    update, without penalties), ``"pixel_min"`` and ``"pixel_max"`` (range of the
-    image parameters in pixel space): enough to plot the divergence of
-    ``"pixel"``.
-
-    After the first step only the network up to ``layer`` runs (the forward pass
-    stops there); a layer called several times per pass (ResNet's shared ``relu``)
-    is ambiguous and raises ``ValueError``. The model is run in eval mode (its flags restored after), gradients are taken
-    with ``torch.autograd.grad`` with respect to the image parameters only.
-    A channel that is exactly zero for the starting image (a ReLU/ReLU6 that is
-    off everywhere, common after the last activation of a trained network) has
-    a zero gradient: the function warns (``RuntimeWarning``), and the remedy is a
-    layer before the activation or another seed.
-
-    Raises ``ValueError`` for an unknown layer, a channel out of range or an
-    unknown parameterisation.
-    """
-    name, _ = resolve_layer(model, layer)
+def _check_arguments(channel, steps, lr, parameterization, l2, tv, transforms, generator, image_size):
     check_positive_int(steps, "steps")
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
@@ -177,83 +251,132 @@ def maximize_activation(
         raise TypeError(f"channel must be an int, got {type(channel).__name__}")
     if channel < 0:
         raise ValueError(f"channel must be >= 0, got {channel}")
-    if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
-        raise ValueError(f"jitter must be an int >= 0, got {jitter!r}")
+    for value, name in ((lr, "lr"), (l2, "l2"), (tv, "tv")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if lr <= 0 or l2 < 0 or tv < 0:
         raise ValueError(f"lr must be > 0 and l2, tv >= 0, got lr={lr}, l2={l2}, tv={tv}")
+    if transforms is not None and not isinstance(transforms, Transforms):
+        raise TypeError(f"transforms must be a Transforms or None, got {type(transforms).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU generator, got one on {generator.device}")
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
     check_positive_int(height, "image_size[0]")
     check_positive_int(width, "image_size[1]")
+    return height, width
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    if generator is None:
-        generator = torch.Generator().manual_seed(seed)
-    to_model_input = _normalizer(normalize, mean, std, device, dtype)
-    image_param = _Parameterization(parameterization, (height, width), generator, device, dtype)
 
-    # Adam (Kingma & Ba 2015), written out so no .grad attribute is ever used.
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    first = torch.zeros_like(image_param.params)
-    second = torch.zeros_like(image_param.params)
-    objectives, pixel_min, pixel_max = [], [], []
+def _layer_output(model, name, x, whole_pass: bool) -> torch.Tensor:
+    """The layer's output; ``whole_pass`` checks the layer runs exactly once, else the
+    forward pass stops at the layer."""
+    if whole_pass:
+        with capture(model, name) as records:
+            model(x)
+        return only_call(records, name)
+    with capture(model, name) as records, stop_after(model, name):
+        model(x)
+    return records[name][0]
+
+
+def _ascend(model, name, channel, param, to_input, steps, lr, l2, tv, transforms, generator):
+    """Adam ascent on ``param.params``; returns the per-step history rows."""
+    optimizer = torch.optim.Adam([param.params], lr=lr)
+    rows = []
+    for step in range(steps):
+        image = param.image()
+        activation = _layer_output(
+            model, name, to_input(random_transform(image, transforms, generator)), step == 0
+        )
+        if activation.ndim < 2 or not 0 <= channel < activation.shape[1]:
+            raise ValueError(
+                f"channel {channel} is out of range for layer {name!r} with output shape "
+                f"{tuple(activation.shape)}"
+            )
+        objective = activation[:, channel].mean()
+        loss = -objective
+        if l2:
+            loss = loss + l2 * ((image - 0.5) ** 2).mean()
+        if tv:
+            loss = loss + tv * _total_variation(image)
+        (gradient,) = torch.autograd.grad(loss, param.params)
+        if step == 0 and not gradient.any():
+            warnings.warn(
+                f"channel {channel} of layer {name!r} is zero everywhere for the starting "
+                "image (a rectifier that is off), so its gradient is zero and the image "
+                "may never change; choose the layer before the activation, or another generator",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        param.params.grad = gradient  # the image's own tensor; the model's .grad stays None
+        optimizer.step()
+        image = image.detach()
+        rows.append((float(objective.detach()), float(image.min()), float(image.max())))
+    param.params.grad = None
+    return rows
+
+
+def _history(rows) -> dict[str, torch.Tensor]:
+    columns = torch.tensor(rows, dtype=torch.float64).reshape(-1, 3).T
+    return dict(zip(("objective", "pixel_min", "pixel_max"), columns.clone()))
+
+
+def maximize_activation(
+    model: nn.Module,
+    layer: nn.Module | str,
+    channel: int,
+    *,
+    steps: int = 128,
+    lr: float = 0.05,
+    image_size: int | tuple[int, int] = (224, 224),
+    parameterization: str = "sigmoid",
+    decorrelate: bool = False,
+    transforms: Transforms | None = None,
+    l2: float = 0.0,
+    tv: float = 0.0,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | tuple[Sequence[float], Sequence[float]] | None = None,
+    generator: torch.Generator | None = None,
+) -> Visualization:
+    """Optimise an image so that channel ``channel`` of ``layer`` has a large mean activation.
+
+    Returns a :class:`Visualization`: ``image [3, H, W]`` in [0, 1] (on the model's
+    device) and the per-step ``history``. With ``parameterization="pixel"`` the
+    raw pixels are unbounded, so the image is min-max rescaled to [0, 1]; the
+    other two are bounded by construction and returned as they are.
+
+    The image lives in [0, 1] display space; ``normalize`` (a callable, or the
+    model's ``(mean, std)``) turns it into the model's input, otherwise it is fed
+    as it is. ``decorrelate`` optimises decorrelated colour components (see the
+    module docstring); ``transforms`` applies a random :class:`Transforms` before
+    each forward pass; ``l2`` and ``tv`` weight the penalties of the module
+    docstring. All randomness (the start, the transformations) comes from
+    ``generator``, a CPU ``torch.Generator`` (a fresh one seeded with 0 if
+    ``None``): a given generator state gives the same image.
+
+    After the first step only the network up to ``layer`` runs (the forward pass
+    stops there); a layer called several times per pass (ResNet's shared
+    ``relu``) is ambiguous and raises ``ValueError``. The model runs in eval mode
+    (its flags restored after). A channel that is exactly zero for the starting
+    image (a ReLU/ReLU6 that is off everywhere) has a zero gradient: the function
+    warns (``RuntimeWarning``); use the layer before the activation.
+
+    Raises ``ValueError`` for an unknown layer, a channel out of range, an unknown
+    parameterisation or a bad number, ``TypeError`` for an argument of the wrong type.
+    """
+    name, _ = resolve_layer(model, layer)
+    size = _check_arguments(channel, steps, lr, parameterization, l2, tv, transforms, generator, image_size)
+    device, dtype = model_device_dtype(model)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    to_input = _normalizer(normalize, device, dtype)
+    image_param = _Parameterization(parameterization, size, decorrelate, generator, device, dtype)
 
     with eval_mode(model):
-        for step in range(1, steps + 1):
-            image = image_param.image()
-            shifted = image
-            if jitter:
-                dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
-                shifted = torch.roll(image, shifts=(dy, dx), dims=(-2, -1))
-            if step == 1:  # a whole pass: check that the layer runs exactly once
-                with capture(model, name) as records:
-                    model(to_model_input(shifted))
-                activation = only_call(records, name)
-            else:  # then only the network up to the layer
-                with capture(model, name) as records, stop_after(model, name):
-                    model(to_model_input(shifted))
-                activation = records[name][0]
-            if activation.ndim < 2 or not 0 <= channel < activation.shape[1]:
-                raise ValueError(
-                    f"channel {channel} is out of range for layer {name!r} with output shape "
-                    f"{tuple(activation.shape)}"
-                )
-            objective = activation[:, channel].mean()
-            loss = -objective
-            if l2:
-                loss = loss + l2 * ((image - 0.5) ** 2).mean()
-            if tv:
-                loss = loss + tv * _total_variation(image)
-            (gradient,) = torch.autograd.grad(loss, image_param.params)
-            if step == 1 and not gradient.any():
-                warnings.warn(
-                    f"channel {channel} of layer {name!r} is zero everywhere for the starting "
-                    "image (a rectifier that is off), so its gradient is zero and the image "
-                    "may never change; choose the layer before the activation, or another seed",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            with torch.no_grad():
-                first.mul_(beta1).add_(gradient, alpha=1 - beta1)
-                second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-                step_size = lr / (1 - beta1**step)
-                denominator = (second / (1 - beta2**step)).sqrt_().add_(eps)
-                image_param.params.addcdiv_(first, denominator, value=-step_size)
-            objectives.append(float(objective.detach()))
-            pixel_min.append(float(image.detach().min()))
-            pixel_max.append(float(image.detach().max()))
+        rows = _ascend(model, name, channel, image_param, to_input, steps, lr, l2, tv, transforms, generator)
 
     with torch.no_grad():
-        result = image_param.image()[0].detach()
+        image = image_param.image()[0].detach()
         if parameterization == "pixel":
-            low, high = result.min(), result.max()
-            result = (result - low) / (high - low).clamp(min=torch.finfo(result.dtype).tiny)
-    if not return_history:
-        return result
-    history = {
-        "objective": torch.tensor(objectives, dtype=torch.float64),
-        "pixel_min": torch.tensor(pixel_min, dtype=torch.float64),
-        "pixel_max": torch.tensor(pixel_max, dtype=torch.float64),
-    }
-    return result, history
+            low, high = image.min(), image.max()
+            image = (image - low) / (high - low).clamp(min=torch.finfo(image.dtype).tiny)
+    return Visualization(image=image, history=_history(rows))

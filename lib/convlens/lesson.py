@@ -119,25 +119,6 @@ def _fix_matplotlib() -> None:
     })
 
 
-def _load_from_environment():
-    """The model named by the build's environment (CONVLENS_MODEL, CONVLENS_WEIGHTS,
-    CONVLENS_LABELS, CONVLENS_LAYERS)."""
-    if hasattr(models, "load_from_environment"):
-        return models.load_from_environment()
-    # --- FALLBACK until convlens.models.load_from_environment lands (branch models8):
-    # --- delete from here to the END FALLBACK line at merge.
-    loaded = models.load(os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
-                         weights=os.environ.get("CONVLENS_WEIGHTS") or None)
-    if os.environ.get("CONVLENS_LABELS"):
-        with open(os.environ["CONVLENS_LABELS"], encoding="utf-8") as handle:
-            loaded = loaded._replace(labels=[line.strip() for line in handle if line.strip()])
-    for pair in filter(None, os.environ.get("CONVLENS_LAYERS", "").split(",")):
-        role, _, name = pair.partition("=")
-        loaded.layers[role.strip()] = name.strip()
-    return loaded
-    # --- END FALLBACK
-
-
 def setup(model: str | None = None, device: str | None = None, seed: int | None = None,
           weights: str | None = None) -> LessonContext:
     """Seed everything, fix plotting defaults, and load the lesson's model on its device.
@@ -172,11 +153,11 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
         loaded = models.load(model or os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
                              weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None)
     else:
-        loaded = _load_from_environment()
+        loaded = models.load_from_environment()
     generator = torch.Generator(device=device_).manual_seed(seed)
     _current = LessonContext(loaded.name, loaded.model.to(device_), loaded.preprocess,
                              loaded.labels, loaded.layers, device_, seed, generator,
-                             tuple(getattr(loaded, "stages", ())))
+                             tuple(loaded.stages))
     return _current
 
 

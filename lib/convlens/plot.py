@@ -4,19 +4,23 @@ Everything here is presentation. The techniques return raw tensors; the choices
 made for display (per-filter rescaling, reducing a 3-channel gradient to one
 heat map, a diverging colour map centred on zero) live here, in one place, and
 are named in each function's docstring.
+
+``import convlens`` does not import ``matplotlib.pyplot`` (which picks a backend and may
+start a GUI toolkit): the functions that make a figure import it when called.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 __all__ = [
     "grid_figure", "filters_rgb", "kernel_heatmaps", "collated_kernels", "feature_map_grid",
-    "heatmap", "signed_to_rgb", "overlay", "image_row",
+    "rgb_filter_mosaic", "heatmap", "signed_to_rgb", "correlation", "overlay", "image_row",
+    "table",
 ]
 
 
@@ -26,8 +30,23 @@ def _numpy(t) -> np.ndarray:
     return np.asarray(t, dtype=np.float32)
 
 
+def _check_percentile(percentile) -> float | None:
+    if percentile is None:
+        return None
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)):
+        raise TypeError(f"percentile must be a number or None, got {type(percentile).__name__}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    return float(percentile)
+
+
 def grid_figure(count: int, ncols: int, cell: float = 1.0, title: str | None = None):
-    """A figure of ``count`` axes in rows of ``ncols``, ticks off; unused cells hidden."""
+    """A figure of ``count`` axes in rows of ``ncols``, ticks off; unused cells hidden.
+
+    Returns ``(figure, list of the count axes)``.
+    """
+    import matplotlib.pyplot as plt
+
     ncols = max(1, min(ncols, count))
     nrows = math.ceil(count / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell, nrows * cell + (0.4 if title else 0)),
@@ -65,6 +84,8 @@ def kernel_heatmaps(weight: torch.Tensor, filters: list[int], title: str | None 
     Diverging colour map, symmetric around zero per row, so positive and
     negative weights read the same way in every kernel of a filter.
     """
+    import matplotlib.pyplot as plt
+
     w = _numpy(weight)
     c_in = w.shape[1]
     fig, axes = plt.subplots(len(filters), c_in, figsize=(c_in * 1.1, len(filters) * 1.1 + 0.4),
@@ -119,13 +140,20 @@ def feature_map_grid(maps: torch.Tensor, channels: list[int] | None = None, ncol
     return fig
 
 
-def heatmap(attribution: torch.Tensor, reduce: str = "abs_max") -> np.ndarray:
+def heatmap(attribution: torch.Tensor, reduce: str = "abs_max",
+            percentile: float | None = None) -> np.ndarray:
     """Reduce a gradient-like ``[3, H, W]`` (or ``[1, 3, H, W]``) to ``[H, W]`` in [0, 1].
 
     ``abs_max``: max over colour channels of |g| (Simonyan et al. 2013);
     ``abs_sum``: sum of |g| over channels; ``positive``: ReLU of the channel sum.
     Divided by the map's own maximum, so only relative values are shown.
+
+    With ``percentile`` (in (0, 100], e.g. 99), the map is instead divided by that
+    percentile of its values and clipped to [0, 1]: the few extreme pixels that would set
+    the scale alone saturate at 1 (Smilkov et al. 2017 clip at the 99th). The percentile
+    is numpy's (linear interpolation between the two nearest values).
     """
+    percentile = _check_percentile(percentile)
     a = _numpy(attribution)
     if a.ndim == 4:
         a = a[0]
@@ -139,16 +167,54 @@ def heatmap(attribution: torch.Tensor, reduce: str = "abs_max") -> np.ndarray:
         m = np.maximum(a.sum(axis=0), 0)
     else:
         raise ValueError(f"unknown reduce {reduce!r}: use 'abs_max', 'abs_sum' or 'positive'")
-    return m / max(float(m.max()), 1e-12)
+    m = m / max(float(m.max()), 1e-12)
+    if percentile is not None:
+        m = np.clip(m / max(float(np.percentile(m, percentile)), 1e-12), 0, 1)
+    return m
 
 
-def signed_to_rgb(attribution: torch.Tensor) -> np.ndarray:
-    """A signed ``[3, H, W]`` attribution as an RGB picture: 0.5 grey is zero."""
+def signed_to_rgb(attribution: torch.Tensor, percentile: float | None = None) -> np.ndarray:
+    """A signed ``[3, H, W]`` (or ``[1, 3, H, W]``) attribution as RGB ``[H, W, 3]``.
+
+    Each channel maps to ``0.5 + 0.5 * a / q``: 0.5 grey is zero, ``q`` is the largest
+    |value|. With ``percentile`` (in (0, 100]), ``q`` is that percentile of |values| over
+    all channels and pixels instead, and values beyond ``±q`` are clipped to 0 and 1.
+    """
+    percentile = _check_percentile(percentile)
     a = _numpy(attribution)
     if a.ndim == 4:
         a = a[0]
-    scale = max(float(np.abs(a).max()), 1e-12)
-    return np.clip(0.5 + 0.5 * a / scale, 0, 1).transpose(1, 2, 0)
+    if a.ndim != 3:
+        raise ValueError(f"signed_to_rgb needs an attribution [3, H, W], got shape {a.shape}")
+    magnitude = np.abs(a)
+    q = magnitude.max() if percentile is None else np.percentile(magnitude, percentile)
+    return np.clip(0.5 + 0.5 * a / max(float(q), 1e-12), 0, 1).transpose(1, 2, 0)
+
+
+def correlation(a, b) -> float:
+    """Pearson's correlation of two maps (tensors or arrays), over all their elements.
+
+        r = sum (a_i - mean a)(b_i - mean b) / sqrt(sum (a_i - mean a)^2 * sum (b_i - mean b)^2)
+
+    Both are flattened (so ``[3, H, W]`` attributions compare every channel of every
+    pixel) and must have the same number of elements. Computed in float64; 1 means
+    equal up to a positive scale and shift, 0 no linear relation. A constant map has
+    no correlation: ``ValueError``.
+    """
+    x = _numpy(a).astype(np.float64).ravel()
+    y = _numpy(b).astype(np.float64).ravel()
+    if x.size != y.size:
+        raise ValueError(
+            f"correlation needs maps of the same size, got {_numpy(a).shape} and {_numpy(b).shape}"
+        )
+    if x.size < 2:
+        raise ValueError("correlation needs at least 2 elements")
+    x = x - x.mean()
+    y = y - y.mean()
+    spread = math.sqrt(float(x @ x) * float(y @ y))
+    if spread == 0:
+        raise ValueError("correlation is undefined for a constant map (zero variance)")
+    return float(np.clip(float(x @ y) / spread, -1.0, 1.0))
 
 
 def overlay(ax, image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet",
@@ -171,6 +237,8 @@ def overlay(ax, image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: s
 def image_row(pictures: list, titles: list[str], cmap: str | None = None, cell: float = 2.6,
               title: str | None = None):
     """Pictures side by side with titles: arrays ``[H, W]`` or ``[H, W, 3]``."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(pictures), figsize=(cell * len(pictures), cell + 0.5),
                              squeeze=False)
     for ax, picture, text in zip(axes[0], pictures, titles):
@@ -182,8 +250,6 @@ def image_row(pictures: list, titles: list[str], cmap: str | None = None, cell: 
         fig.suptitle(title)
     return fig
 
-
-# --- helpers added for lesson 01 (filters and feature maps) ---------------------------------
 
 def rgb_filter_mosaic(weight: torch.Tensor, ncols: int = 8, gap: int = 1,
                       per_filter: bool = True) -> np.ndarray:
@@ -214,4 +280,45 @@ def rgb_filter_mosaic(weight: torch.Tensor, ncols: int = 8, gap: int = 1,
     return mosaic
 
 
-__all__ += ["rgb_filter_mosaic"]
+def _markdown_cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: Sequence, rows: Sequence[Sequence], display: bool = True) -> str:
+    """A table as Markdown: a header row, a ``|---|`` rule, one line per row.
+
+    Each value is written with ``str`` (a ``|`` inside a value is escaped). Returns the
+    Markdown text. When running under IPython (a notebook, the course build) and
+    ``display`` is true, it is also displayed, rendered as Markdown; in plain Python
+    nothing is shown, so print the returned text if you want it. In a notebook, assign the
+    result (``_ = plot.table(...)``) so the text is not displayed a second time.
+    """
+    headers = list(headers)
+    if not headers:
+        raise ValueError("table needs at least one header")
+    rows = [list(row) for row in rows]
+    for index, row in enumerate(rows):
+        if len(row) != len(headers):
+            raise ValueError(
+                f"rows[{index}] has {len(row)} values but there are {len(headers)} headers"
+            )
+    lines = ["| " + " | ".join(_markdown_cell(h) for h in headers) + " |",
+             "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_markdown_cell(v) for v in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    if display:
+        _display_markdown(text)
+    return text
+
+
+def _display_markdown(text: str) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    from IPython.display import Markdown
+    from IPython.display import display as show
+
+    show(Markdown(text))

@@ -82,8 +82,8 @@ class ModelSettings:
 
 
 def parse_layers(layers: list[str] | str | None) -> str:
-    """``["last_conv=features.28", ...]`` (or one comma-separated string) ->
-    ``"last_conv=features.28,..."``; a malformed or repeated role is a ``ValueError``."""
+    """``["last_spatial=features.28", ...]`` (or one comma-separated string) ->
+    ``"last_spatial=features.28,..."``; a malformed or repeated role is a ``ValueError``."""
     if isinstance(layers, str):
         layers = layers.split(",")
     pairs: dict[str, str] = {}
@@ -92,7 +92,7 @@ def parse_layers(layers: list[str] | str | None) -> str:
             continue
         role, equals, name = (part.strip() for part in item.partition("="))
         if not equals or not role.isidentifier() or not name or "," in name:
-            raise ValueError(f"--layer {item!r}: expected ROLE=NAME, e.g. last_conv=features.28")
+            raise ValueError(f"--layer {item!r}: expected ROLE=NAME, e.g. last_spatial=features.28")
         if role in pairs:
             raise ValueError(f"--layer: role {role!r} given twice")
         pairs[role] = name
@@ -295,7 +295,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--labels", metavar="FILE", default=env("CONVLENS_LABELS") or None,
                    help="class names, one per line (default: $CONVLENS_LABELS, else ImageNet)")
     p.add_argument("--layer", metavar="ROLE=NAME", action="append", default=None,
-                   help="override a layer role, e.g. last_conv=features.28 (repeatable; "
+                   help="override a layer role, e.g. last_spatial=features.28 (repeatable; "
                    "default: $CONVLENS_LAYERS)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,403 @@
+"""The one place where convlens touches a model's hooks (public: lessons use it too).
+
+Every technique that needs a layer's output goes through :func:`capture` (and
+:func:`only_call` to read the one call of one layer). Every context manager here
+promises to leave the model exactly as it found it: every hook handle is removed in
+``finally`` (also when the forward pass raises), and no attribute is ever set on a
+module. :func:`count_hooks` checks that promise from outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ._checks import resolve_layer
+
+__all__ = [
+    "RELU_RULES", "capture", "count_hooks", "eval_mode", "only_call", "record_outputs",
+    "relu_backward_rule", "stop_after",
+]
+
+
+@contextmanager
+def capture(
+    model: nn.Module, layers: nn.Module | str | Sequence[nn.Module | str]
+) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Record the output of each layer on every call, while the block runs.
+
+    Yields a dict ``{qualified_name: [output of call 1, output of call 2, ...]}``;
+    a module called several times in one forward pass (torchvision ResNet's
+    ``relu``) appends once per call.
+
+    The recorded tensor is the module's real output, still attached to the
+    autograd graph, so ``torch.autograd.grad(score, recorded)`` gives the
+    gradient with respect to it. The hook hands the *rest of the network* a
+    clone instead: an in-place operation downstream (``ReLU(inplace=True)``)
+    then modifies the clone and never the recorded activation. Without this, the
+    stored map of a conv followed by an in-place ReLU silently becomes the
+    post-ReLU map, and autograd raises a version-counter error.
+    """
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    resolved = [resolve_layer(model, layer) for layer in layers]
+    records: dict[str, list[torch.Tensor]] = {name: [] for name, _ in resolved}
+    handles = []
+
+    def make_hook(name: str):
+        def hook(module, inputs, output):
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f"layer {name!r} returns {type(output).__name__}, not a tensor; "
+                    "choose a layer whose output is a feature map"
+                )
+            records[name].append(output)
+            return output.clone()
+
+        return hook
+
+    try:
+        for name, module in resolved:
+            handles.append(module.register_forward_hook(make_hook(name)))
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def only_call(records: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
+    """The output of ``name`` from a :func:`capture` record, which must hold exactly one call."""
+    calls = records[name]
+    if len(calls) == 0:
+        raise ValueError(f"layer {name!r} was not called during the forward pass")
+    if len(calls) > 1:
+        raise ValueError(
+            f"layer {name!r} was called {len(calls)} times in one forward pass (a shared "
+            "module, e.g. ResNet's relu), so its output is ambiguous; choose a layer "
+            "called once, e.g. the block that contains it"
+        )
+    return calls[0]
+
+
+# --- ReLU backward-rule swap (deconvnet, guided backprop) -------------------------------
+
+RELU_RULES = ("deconvnet", "guided")
+
+# Names under which a rectifier reaches PyTorch when called as a function
+# (F.relu, torch.relu_, x.relu(), F.relu6, F.hardtanh(x, 0, 6), F.threshold(x, 0, 0) ...).
+_FUNCTIONAL_RECTIFIER_NAMES = frozenset(
+    {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "threshold", "_threshold", "threshold_"}
+)
+
+# Activations that are not rectifiers: the ReLU rules do not define a backward for them,
+# so the methods refuse rather than pass a plain gradient under their name. Matched on
+# the lower-cased class name of a module (timm has its own Swish, GELU, HardSwish ...)
+# and on the name of a functional call.
+_OTHER_ACTIVATIONS = frozenset({
+    "silu", "silu_", "swish", "hardswish", "hardswish_", "hard_swish", "gelu", "gelutanh",
+    "quickgelu", "mish", "hardmish", "elu", "elu_", "selu", "selu_", "celu", "celu_",
+    "leakyrelu", "leaky_relu", "leaky_relu_", "prelu", "rrelu", "rrelu_", "softplus",
+})
+
+
+class _RectifierWithRule(torch.autograd.Function):
+    """Forward: ``clamp(s, 0, upper)``. Backward by ``rule``, with g the incoming gradient:
+
+    - ``"deconvnet"``: ``max(0, g)`` (the forward input is ignored),
+    - ``"guided"``: ``1{0 < s < upper} * max(0, g)`` (``upper`` is None for ReLU, 6 for ReLU6).
+    """
+
+    @staticmethod
+    def forward(ctx, s, rule, upper):
+        ctx.rule = rule
+        if rule == "guided":
+            open_gate = s > 0 if upper is None else (s > 0) & (s < upper)
+            ctx.save_for_backward(open_gate)
+        return s.clamp(min=0) if upper is None else s.clamp(0, upper)
+
+    @staticmethod
+    def backward(ctx, grad):
+        passed = grad.clamp(min=0)
+        if ctx.rule == "guided":
+            (open_gate,) = ctx.saved_tensors
+            passed = passed.masked_fill(~open_gate, 0)
+        return passed, None, None
+
+
+def _argument(args, kwargs, index: int, name: str, default):
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
+
+
+def _rectifier_call(name: str, args, kwargs):
+    """``(input, upper, inplace)`` of a functional rectifier call, or ``None`` when the
+    call is not a rectifier (``hardtanh`` with a lower bound other than 0, a nonzero
+    ``threshold``)."""
+    s = args[0] if args else kwargs.get("input", kwargs.get("self"))
+    inplace = name.endswith("_")
+    base = name.strip("_")
+    if base == "relu":
+        return s, None, inplace or bool(_argument(args, kwargs, 1, "inplace", False))
+    if base == "relu6":
+        return s, 6.0, inplace or bool(_argument(args, kwargs, 1, "inplace", False))
+    if base == "hardtanh":
+        low = float(_argument(args, kwargs, 1, "min_val", -1.0))
+        high = float(_argument(args, kwargs, 2, "max_val", 1.0))
+        if low != 0.0:
+            return None
+        return s, high, inplace or bool(_argument(args, kwargs, 3, "inplace", False))
+    threshold = float(_argument(args, kwargs, 1, "threshold", 0.0))
+    value = float(_argument(args, kwargs, 2, "value", 0.0))
+    if threshold != 0.0 or value != 0.0:
+        return None
+    return s, None, inplace or bool(_argument(args, kwargs, 3, "inplace", False))
+
+
+def _unsupported_message(rule: str, found: list[tuple[str, str]]) -> str:
+    where = "; ".join(f"{activation} at {name or '<model>'!r}" for name, activation in found[:4])
+    more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+    return (f"the {rule!r} backward rule is defined for ReLU and ReLU6 only, and this model "
+            f"uses another activation: {where}{more}. convlens refuses rather than return a "
+            "plain gradient under that name (use convlens.guided.rectifier_support(model) "
+            "to ask first)")
+
+
+class _FunctionalRectifierAlarm(TorchFunctionMode):
+    """Apply the rule to functional rectifier calls (``F.relu``, ``torch.relu_``,
+    ``x.relu()``, ``F.relu6``, ``F.hardtanh(x, 0, u)``, ``F.threshold(x, 0, 0)``) made
+    outside a hooked rectifier module, and raise (or, in report mode, record) on any
+    other activation (SiLU, Hardswish, GELU ...), naming the module that called it."""
+
+    def __init__(self, rule: str, hooked_depth: list[int], module_stack: list[str],
+                 counts: dict[str, int], report: list[tuple[str, str]] | None):
+        super().__init__()
+        self.rule, self.hooked_depth, self.module_stack = rule, hooked_depth, module_stack
+        self.counts, self.report = counts, report
+
+    def _refuse(self, activation: str) -> None:
+        where = self.module_stack[-1] if self.module_stack else ""
+        if self.report is None:
+            raise ValueError(_unsupported_message(self.rule, [(where, activation)]))
+        if (where, activation) not in self.report and not any(
+                name == where for name, _ in self.report):
+            self.report.append((where, activation))
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if self.hooked_depth[0] == 0:
+            if name in _FUNCTIONAL_RECTIFIER_NAMES:
+                call = _rectifier_call(name, args, kwargs)
+                if call is None:
+                    self._refuse(f"{name} (not a rectifier with these arguments)")
+                else:
+                    s, upper, inplace = call
+                    self.counts["functional"] += 1
+                    result = _RectifierWithRule.apply(s, self.rule, upper)
+                    if inplace:  # keep the caller's tensor identity: s now holds the result
+                        return s.copy_(result)
+                    return result
+            elif name in _OTHER_ACTIVATIONS:
+                self._refuse(f"functional {name}")
+        return func(*args, **kwargs)
+
+
+def _activation_modules(model: nn.Module) -> list[tuple[str, str]]:
+    """``(qualified name, class name)`` of every non-rectifier activation module."""
+    found = []
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        if kind.lower() in _OTHER_ACTIVATIONS and not isinstance(module, (nn.ReLU, nn.ReLU6)):
+            found.append((name, kind))
+    return found
+
+
+@contextmanager
+def relu_backward_rule(model: nn.Module, rule: str,
+                       _report: list[tuple[str, str]] | None = None) -> Iterator[dict]:
+    """While the block runs, every rectifier of ``model`` back-propagates by ``rule``
+    (``"deconvnet"`` or ``"guided"``, see :class:`_RectifierWithRule`), on every call.
+
+    Rectifiers are ``nn.ReLU``/``nn.ReLU6`` modules (and subclasses, e.g. timm's) and
+    functional calls (``F.relu``, ``torch.relu``, ``x.relu()``, their in-place forms,
+    ``F.relu6``, ``F.hardtanh(x, 0, u)``, ``F.threshold(x, 0, 0)``), as torchvision's
+    GoogLeNet, Inception-v3 and DenseNet make.
+
+    - Modules: a forward pre-hook computes the rectifier's output through the rule's
+      ``autograd.Function`` from the module's input *before* the module runs (an
+      in-place ReLU then overwrites its input, which the rule no longer needs); the
+      forward hook hands that output on instead of the module's own.
+    - Functional calls: a :class:`~torch.overrides.TorchFunctionMode` active during the
+      pass replaces each call by the rule's function (an in-place call copies the
+      result into its input, so the caller's tensor holds it as before).
+
+    Any other activation (an ``nn.SiLU``/``nn.Hardswish``/``nn.GELU``/... module, timm's
+    own classes, or a functional ``silu``/``hardswish``/``gelu``/... call) raises
+    ``ValueError`` naming the activation and the module's qualified name, before the
+    pass for modules, during it for functional calls; a pass in which no rectifier ran
+    raises too. Gating non-linearities (sigmoid, hard-sigmoid, tanh, softmax) and every
+    other layer back-propagate as usual, as in the papers' networks. A rectifier
+    written another way (``x.clamp(min=0)``, ``torch.maximum(x, 0)``) is not seen.
+
+    Yields ``{"modules": n, "functional": n}``, the count of rule applications. Hooks
+    are removed in ``finally``; nothing else is touched.
+    """
+    if rule not in RELU_RULES:
+        raise ValueError(f"rule must be one of {RELU_RULES}, got {rule!r}")
+    others = _activation_modules(model)
+    if others and _report is None:
+        raise ValueError(_unsupported_message(rule, others))
+    if _report is not None:
+        _report.extend(others)
+    rectifiers = [m for _, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    hooked_depth = [0]  # > 0 while a hooked rectifier module is running
+    module_stack: list[str] = []  # qualified names of the modules running now
+    counts = {"modules": 0, "functional": 0}
+    handles = []
+
+    def make_hooks(module: nn.Module):
+        upper = float(module.max_val) if isinstance(module, nn.ReLU6) else None
+        outputs: list[torch.Tensor] = []  # one per call in flight
+
+        def pre_hook(module, args):
+            outputs.append(_RectifierWithRule.apply(args[0], rule, upper))
+            counts["modules"] += 1
+            hooked_depth[0] += 1
+
+        def hook(module, args, output):
+            hooked_depth[0] -= 1
+            return outputs.pop()
+
+        return pre_hook, hook
+
+    def make_name_hooks(name: str):
+        def enter(module, args):
+            module_stack.append(name)
+
+        def leave(module, args, output):
+            module_stack.pop()
+
+        return enter, leave
+
+    try:
+        for name, module in model.named_modules():
+            enter, leave = make_name_hooks(name)
+            handles.append(module.register_forward_pre_hook(enter))
+            handles.append(module.register_forward_hook(leave))
+        for module in rectifiers:
+            pre_hook, hook = make_hooks(module)
+            handles.append(module.register_forward_pre_hook(pre_hook))
+            handles.append(module.register_forward_hook(hook))
+        with _FunctionalRectifierAlarm(rule, hooked_depth, module_stack, counts, _report):
+            yield counts
+        if _report is None and counts["modules"] + counts["functional"] == 0:
+            raise ValueError(
+                f"no nn.ReLU/nn.ReLU6 module or functional relu call ran in the model, so the "
+                f"{rule!r} backward rule had nothing to apply to")
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# --- Bookkeeping for shape/identity analyses (receptive fields) -------------------------
+
+
+@contextmanager
+def record_outputs(model: nn.Module) -> Iterator[list[tuple[str, object]]]:
+    """Record ``(qualified_name, output)`` of every call of every module, while the block runs.
+
+    Yields a list that fills in the order the calls *return* (children before the
+    container that holds them; the root module, name ``""``, last). Outputs are the
+    real objects, not clones, so an in-place operation downstream may still change
+    their values: this is meant for bookkeeping on identities and shapes (which
+    tensor came out of which module), not for reading activations, which is
+    :func:`capture`'s job. Hooks are removed in ``finally``.
+    """
+    calls: list[tuple[str, object]] = []
+    handles = []
+
+    def make_hook(name: str):
+        def hook(module, inputs, output):
+            calls.append((name, output))
+
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_hook(make_hook(name)))
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule in eval mode while the block runs; restore each flag after.
+
+    Batch norm then uses its running statistics (a pointwise affine map) and does
+    not update them, and dropout is off. Each module's own ``training`` flag is
+    restored in ``finally``, so a model that mixes modes comes back exactly as it was.
+    """
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+class _StopForward(Exception):
+    """Raised by :func:`stop_after`'s hook; never escapes the ``with`` block."""
+
+
+@contextmanager
+def stop_after(model: nn.Module, layer: nn.Module | str) -> Iterator[None]:
+    """End the forward pass as soon as ``layer`` has returned (its first call).
+
+    For techniques that need only a layer's activation: the rest of the network
+    is not computed. Combine with :func:`capture` entered *first* (its hook then
+    runs before this one)::
+
+        with capture(model, name) as records, stop_after(model, name):
+            model(x)          # stops right after `name`; the with block ends here
+
+    The statements after ``model(x)`` inside the block do not run. The hook is
+    removed in ``finally``.
+    """
+    _, module = resolve_layer(model, layer)
+
+    def hook(module, inputs, output):
+        raise _StopForward
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+
+
+def count_hooks(model: nn.Module) -> int:
+    """The number of hooks registered on ``model`` and all its submodules.
+
+    Counts forward hooks, forward pre-hooks, backward hooks and backward pre-hooks of
+    every module (``model.modules()``; a module shared by two parents is counted once).
+    Global hooks (``torch.nn.modules.module.register_module_forward_hook``) belong to no
+    model and are not counted. Use it to check that a technique left a model as found:
+    the count is the same before and after the call.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return sum(
+        len(module._forward_hooks) + len(module._forward_pre_hooks)
+        + len(module._backward_hooks) + len(module._backward_pre_hooks)
+        for module in model.modules()
+    )
