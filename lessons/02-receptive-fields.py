@@ -211,6 +211,19 @@ lesson.show(fig, f"Receptive-field boxes of the centre unit of {ctx.layers['firs
                  f"(0, 0) of {ctx.layers['middle']} (dashed), on the 224×224 input.")
 
 # %% [markdown]
+# The same boxes for any unit: choose a layer and point at a unit (tap it, or move it with the
+# arrow keys); at the dotted units the measured gradient footprint of the next section is
+# drawn too.
+
+# %%
+from convlens import explore
+
+x_explore = ctx.image("chelsea")
+explore.receptive_field_explorer(
+    ctx.model, x_explore, ctx.to_display(x_explore),
+    explore.strided_layers(ctx.model, x_explore, include=ctx.layers.values()), margin=70)
+
+# %% [markdown]
 # ## The autograd check: a gradient probe
 #
 # The recurrence is bookkeeping; autograd can answer the same question empirically. Pick one

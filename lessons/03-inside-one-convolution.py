@@ -144,6 +144,18 @@ lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on
                  "one scale per row).")
 
 # %% [markdown]
+# To look at other filters (the strongest ones by weight norm), or at any channel of two deeper
+# layers, pick them here:
+
+# %%
+from convlens import explore
+
+x_explore = ctx.image("chelsea")
+explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
+                          [ctx.layers["middle"], ctx.layers["last_spatial"]],
+                          first_conv=ctx.layers["first_conv"], filters=8)
+
+# %% [markdown]
 # The decomposition shows *how* a filter builds its response. The rows are chosen by
 # computation. In the top row (filter {{ cancel_filter }}, the filter whose maps cancel most)
 # the colour maps have opposite signs over the same regions: the magnitude of their sum is

@@ -192,6 +192,17 @@ lesson.show(fig, f"Occlusion maps for {top[0][0]!r}, 32-pixel window at strides 
                  "fill 0 (mean colour).")
 
 # %% [markdown]
+# Window, stride and class together, for the most probable classes (every class is read from
+# the same occluded forward passes):
+
+# %%
+from convlens import explore
+
+x_explore = ctx.image("chelsea")
+explore.occlusion_explorer(ctx.model, x_explore, ctx.to_display(x_explore), ctx.labels,
+                           windows=(16, 32, 64), strides=(16, 32), top=3)
+
+# %% [markdown]
 # ## The cost: one forward pass per position
 #
 # The classic setting of the literature (a 32×32 mask moved by 2 pixels over a 224×224 image)

@@ -276,6 +276,19 @@ for n, s, m in zip(sample_counts, seconds, maps):
           f"{plot.correlation(coarse(m), coarse(maps[-1])):12.2f}" + ("   (itself)" if n == 50 else ""))
 
 # %% [markdown]
+# Both knobs at once, for the most probable class; the noise is seeded, so each map is the one
+# `smoothgrad` returns for that setting:
+
+# %%
+from convlens import explore
+
+x_explore = ctx.image("chelsea")
+label_explore = ctx.top_classes(x_explore, k=1)[0][0]
+explore.smoothgrad_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
+                            ctx.class_index(label_explore), noise=(0.05, 0.1, 0.2, 0.3),
+                            samples=(1, 5, 20), label=label_explore, seed=ctx.seed)
+
+# %% [markdown]
 # Read the maps with the right question in mind: SmoothGrad says which pixels the score is
 # sensitive to *on average over a small neighbourhood of this photo*. It is a sharper picture of
 # the same quantity, not a new kind of explanation; it does not tell you that the network

@@ -348,6 +348,19 @@ lesson.show(fig, f"Grad-CAM for {ctx.labels[cat]!r} at {len(depths)} depths of {
                  "each map divided by its own maximum.")
 
 # %% [markdown]
+# Any of the five most probable classes of each photo, at each of these depths:
+
+# %%
+from convlens import explore
+
+x_explore = {name: ctx.image(name, size=(224, 448) if name == "cat_and_coffee" else None)
+             for name in ("cat_and_coffee", "chelsea", "coffee")}
+depths_explore = list(ctx.stages) or explore.stage_layers(
+    ctx.model, x_explore["chelsea"], ctx.layers["middle"], ctx.layers["last_spatial"])
+explore.gradcam_explorer(ctx.model, {name: (xi, ctx.to_display(xi)) for name, xi in x_explore.items()},
+                         depths_explore, ctx.labels, top=5)
+
+# %% [markdown]
 # ## Guided Grad-CAM
 #
 # Grad-CAM is coarse; guided back-propagation is sharp but barely class-specific. Their
