@@ -85,6 +85,27 @@ def test_figures_are_byte_identical_and_carry_no_metadata(tmp_path, monkeypatch)
         f"figure-{lesson._figure_count - 1:02d}.png", f"figure-{lesson._figure_count:02d}.png"]
 
 
+def test_large_photographic_figures_are_shown_as_jpeg_and_line_art_as_png():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from convlens import images
+
+    lesson._fix_matplotlib()
+    line_art = lesson.render_png(_figure())
+    assert lesson.encode_figure(line_art) == (line_art, "png")  # small: kept as it is
+
+    photo_pixels = np.asarray(images.load("chelsea"))  # a photograph: PNG compresses it badly
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.imshow(photo_pixels)
+    photo = lesson.render_png(fig)
+    plt.close(fig)
+    assert len(photo) > lesson.PHOTO_PNG_BYTES
+    data, kind = lesson.encode_figure(photo)
+    assert kind == "jpeg" and data.startswith(b"\xff\xd8") and 2 * len(data) < len(photo)
+    assert lesson.encode_figure(photo) == (data, kind)  # deterministic
+
+
 def test_context_helpers(monkeypatch):
     monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
     ctx = lesson.setup()

@@ -305,11 +305,33 @@ def render_png(fig) -> bytes:
     return buffer.getvalue()
 
 
+# A figure whose PNG exceeds this is mostly photograph (overlays, heat maps on photos): it is
+# shown as a JPEG when that is under half the size, so a lesson page stays under its 3 MB
+# budget. Quality 90 without chroma subsampling keeps axis labels and titles sharp.
+PHOTO_PNG_BYTES = 120_000
+JPEG_QUALITY = 90
+
+
+def encode_figure(png: bytes) -> tuple[bytes, str]:
+    """``(data, format)`` to display: the PNG, or a JPEG of it when the PNG is large and the
+    JPEG under half its size. Deterministic for the same PNG and Pillow version."""
+    if len(png) <= PHOTO_PNG_BYTES:
+        return png, "png"
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(
+        buffer, format="jpeg", quality=JPEG_QUALITY, subsampling=0)
+    jpeg = buffer.getvalue()
+    return (jpeg, "jpeg") if 2 * len(jpeg) < len(png) else (png, "png")
+
+
 def show(fig, caption: str) -> None:
     """Display ``fig`` with a numbered caption naming the model and device; close it.
 
     Returns nothing, so a cell ending in ``show(...)`` prints nothing more; set
-    ``CONVLENS_FIGURE_DIR`` to also get each figure as a file.
+    ``CONVLENS_FIGURE_DIR`` to also get each figure as a PNG file. A large, mostly
+    photographic figure is displayed as a JPEG (:func:`encode_figure`).
     """
     import matplotlib.pyplot as plt
 
@@ -317,6 +339,7 @@ def show(fig, caption: str) -> None:
     _figure_count += 1
     png = render_png(fig)
     plt.close(fig)
+    data, kind = encode_figure(png)
     folder = os.environ.get("CONVLENS_FIGURE_DIR")
     if folder:  # optional copy of every figure as a file, for review
         os.makedirs(folder, exist_ok=True)
@@ -334,7 +357,7 @@ def show(fig, caption: str) -> None:
         from IPython.display import HTML, Image, display
 
         if get_ipython() is not None:
-            display(Image(data=png, format="png"))
+            display(Image(data=data, format=kind))
             display(HTML(text))
     except ImportError:  # plain Python: nothing to display on
         pass
