@@ -192,6 +192,9 @@ def check_instant_navigation(browser, base: str, site: Path, problems: list[str]
         return
     href = target.parent.relative_to(site).as_posix() + "/"
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []  # scripts the swapped-in page runs (Material re-runs inline ones)
+    page.on("pageerror", lambda e: errors.append(f"exception: {e}"))
+    page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
     try:
         page.goto(base, wait_until="networkidle")
         page.evaluate("window.__same_document = true")
@@ -200,6 +203,8 @@ def check_instant_navigation(browser, base: str, site: Path, problems: list[str]
         page.wait_for_selector("article mjx-container", state="attached", timeout=15000)
         if not page.evaluate("window.__same_document === true"):
             problems.append("navigation.instant is off: the page was reloaded")
+        page.wait_for_timeout(300)  # let the swapped-in page's scripts finish
+        problems += [f"instant navigation to {href}: {e}" for e in errors]
     except Exception as exc:
         problems.append(f"instant navigation to {href}: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0]}")

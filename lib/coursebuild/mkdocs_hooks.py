@@ -6,11 +6,17 @@
   ``python -m coursebuild``): one entry per lesson, ``N. Title`` from the lesson's first
   heading, in course order. mkdocs.yml holds only a placeholder for it, so adding a lesson
   file is the only edit a new lesson needs.
+- nbconvert's MathJax 2 configuration script is removed from lesson pages: the site runs
+  MathJax 3 (``javascripts/mathjax.js``), and Material's instant navigation re-runs inline
+  scripts, where that one fails on ``MathJax.Hub`` ("Cannot read properties of undefined").
 """
 
 import importlib.metadata
 import json
+import re
 from pathlib import Path
+
+MATHJAX2_CONFIG = re.compile(r'<script type="text/x-mathjax-config">.*?</script>\s*', re.S)
 
 SECTION = "Lessons"
 
@@ -40,3 +46,7 @@ def on_config(config):
     else:
         raise RuntimeError(f"mkdocs.yml's nav has no '{SECTION}' entry for the lessons")
     return config
+
+
+def on_post_page(output, page, config):
+    return MATHJAX2_CONFIG.sub("", output)
