@@ -56,6 +56,7 @@ from torch import nn
 import convlens
 from convlens import lesson, plot
 from convlens.hooks import capture
+from convlens.receptive_field import ReceptiveFieldError
 
 ctx = lesson.setup()
 model = ctx.model
@@ -95,7 +96,11 @@ print("convlens.receptive_field          :", convlens.receptive_field(vgg16)["fe
 # operation applied to the input, so it also handles functional code and branches (see the
 # traps). It returns `{layer name: RF}` with `RF.size`, `RF.stride` (the jump) and
 # `RF.padding` (the offset) as `(height, width)` pairs, and `RF.box(i, j)` gives the input
-# rectangle of unit `(i, j)`.
+# rectangle of unit `(i, j)`. A unit after a global pooling has no window at all:
+# `RF.is_global` is true and the field is the whole input. An operation it cannot describe
+# (an upsampling, say) raises `ReceptiveFieldError`, which still carries the fields of every
+# layer before it in `error.fields`: the helper `traced_fields` below shows those and says
+# where the analysis stopped, so the rest of this lesson builds on any network.
 #
 # ## A table per model
 #
@@ -104,14 +109,28 @@ print("convlens.receptive_field          :", convlens.receptive_field(vgg16)["fe
 # All kernels here are square, so one axis is shown.
 
 # %%
-def rf_rows(net, names=None, input_size=(224, 224)):
+def traced_fields(net, input_size=(224, 224), label="this network"):
+    """convlens.receptive_field, or the fields before the first layer it cannot analyse."""
+    try:
+        return convlens.receptive_field(net, input_size)
+    except ReceptiveFieldError as error:
+        print(f"note: the analysis of {label} stops at {error.layer!r} ({error.module_type}): "
+              f"{error.reason}. Shown: the {len(error.fields)} layers before it.")
+        return error.fields
+
+
+map_sizes = {}  # (network label, layer) -> (height, width) of the layer's output
+
+
+def rf_rows(net, label, names=None, input_size=(224, 224), fields=None):
     """Rows (layer, type, kernel, stride, RF size, jump, offset, map size) of a network."""
-    fields = convlens.receptive_field(net, input_size)
+    fields = fields if fields is not None else traced_fields(net, input_size, label)
     modules = dict(net.named_modules())
     if names is None:
         names = [n for n in fields if isinstance(modules[n], (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
                  and (not isinstance(modules[n], nn.Conv2d) or max(modules[n].kernel_size) > 1
                       or modules[n].stride != (1, 1))]
+    names = [n for n in names if n in fields]
     device = next(net.parameters()).device
     with torch.no_grad(), capture(net, names) as records:
         net(torch.zeros(1, 3, *input_size, device=device))
@@ -121,7 +140,13 @@ def rf_rows(net, names=None, input_size=(224, 224)):
         k, s = (getattr(m, a, "–") for a in ("kernel_size", "stride"))
         k, s = (v[0] if isinstance(v, tuple) else v for v in (k, s))
         h, w = records[n][-1].shape[-2:]
-        rows.append([n, type(m).__name__, k, s, f.size[0], f.stride[0], f.padding[0], f"{h}×{w}"])
+        map_sizes[label, n] = (h, w)
+        if not f.has_window:  # after a global pooling: the whole image, no box
+            size, jump, offset = "whole image", "–", "–"
+        else:  # a global signal on top of a local window (SE gate, GroupNorm) is marked +g
+            size = f"{f.size[0]} +g" if f.is_global else f.size[0]
+            jump, offset = f.stride[0], f.padding[0]
+        rows.append([n, type(m).__name__, k, s, size, jump, offset, f"{h}×{w}"])
     return rows
 
 
@@ -129,7 +154,8 @@ HEADERS = ["layer", "type", "k", "s", "RF size r", "jump j", "offset p", "map"]
 
 
 alexnet = torchvision.models.alexnet(weights=None).eval()
-tables = {"AlexNet": rf_rows(alexnet), "VGG16": rf_rows(vgg16)}
+tables = {"AlexNet": rf_rows(alexnet, "AlexNet"),
+          "VGG16": rf_rows(vgg16, "VGG16")}
 print("AlexNet (architecture):")
 _ = plot.table(HEADERS, tables["AlexNet"])
 
@@ -142,25 +168,56 @@ course_names = [n for n, m in model.named_modules()
                 if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) and (
                     getattr(m, "stride", 1) not in (1, (1, 1)) or n == ctx.layers["first_conv"])]
 course_names += [ctx.layers[r] for r in ("middle", "last_spatial") if ctx.layers[r] not in course_names]
-call_order = list(convlens.receptive_field(model))  # names in the order their outputs are computed
-course_names.sort(key=call_order.index)
-tables[ctx.name] = rf_rows(model, course_names)
+fields = traced_fields(model, tuple(x.shape[-2:]), ctx.name)  # in the order outputs are computed
+call_order = list(fields)
+course_names = sorted((n for n in course_names if n in fields), key=call_order.index)
 print(f"{ctx.name} (pretrained course model): layers that change the jump, and the lesson's roles")
+tables[ctx.name] = rf_rows(model, ctx.name, course_names, tuple(x.shape[-2:]), fields)
 _ = plot.table(HEADERS, tables[ctx.name])
+if any(f.is_global for f in fields.values() if f.has_window):
+    print("+g: the map also depends on every pixel through a global signal (a squeeze-excitation "
+          "gate or a normalisation over all positions); r is the window of its convolutions.")
+
+# the numbers the text below quotes
+vgg_rows = {row[0]: row for row in tables["VGG16"]}
+vgg_block5 = [n for n in vgg_rows if vgg_rows[n][1] == "Conv2d" and vgg_rows[n][5] == 16]
+lesson.record("vgg_block5_growth", vgg_rows[vgg_block5[1]][4] - vgg_rows[vgg_block5[0]][4])
+lesson.record("growth_after_five", (3 - 1) * 2**5)
+lesson.record("vgg_last_rf", tables["VGG16"][-1][4])
+last_name = ctx.layers["last_spatial"]
+last_field = fields.get(last_name)
+last_rf = last_field.size[0] if last_field is not None and last_field.has_window else None
+
+
+def known(value, fmt=""):
+    """A value as text for the prose, or "n/a" where the analysis gave none."""
+    return "n/a" if value is None or value != value else format(value, fmt)
+
+
+lesson.record("last_name", last_name)
+lesson.record("last_rf", known(last_rf))
+lesson.record("last_ratio", known(last_rf / x.shape[-1] if last_rf else None, ".1f"))
+_ = lesson.expect(last_rf is not None and last_rf > 2 * x.shape[-1],
+                  "the course model's last spatial layer has a theoretical field more than twice as "
+                  "wide as the image, so most of it lies in the padding", last_rf)
 
 # %% [markdown]
 # Two things stand out. The jump is the product of the strides, so it only changes at strided
 # layers, while the size grows at every layer by $(k-1)$ times the current jump: a $3\times3$
-# convolution adds 2 pixels at the input resolution but 32 pixels after five halvings. And
-# deep fields outgrow the image. VGG16's last pooling layer sees 212 pixels (almost the whole
-# $224\times224$ image); the course model's last layer has a theoretical field several times
-# larger than the image: most of it lies in the padding.
+# convolution adds $2 \times 1 = 2$ pixels at the input resolution, but after five halvings
+# (jump $2^5 = 32$) it adds $2 \times 32 =$ {{ growth_after_five }} pixels. VGG16's table
+# shows it at jump 16: each $3\times3$ convolution of its last block adds
+# {{ vgg_block5_growth }} pixels. And deep fields outgrow the image. VGG16's last pooling layer
+# sees {{ vgg_last_rf }} pixels (almost the whole $224\times224$ image); the course model's
+# last spatial layer, `{{ last_name }}`, has a theoretical field of {{ last_rf }} pixels,
+# {{ last_ratio }} times the width of the image: most of it lies in the padding.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 for name, net in [("AlexNet", alexnet), ("VGG16", vgg16), (ctx.name, model)]:
-    fields = convlens.receptive_field(net)
-    spatial = [f for n, f in fields.items() if isinstance(dict(net.named_modules())[n], nn.Conv2d)]
+    net_fields = fields if net is model else traced_fields(net, label=name)
+    spatial = [f for n, f in net_fields.items()
+               if isinstance(dict(net.named_modules())[n], nn.Conv2d) and f.has_window]
     axes[0].plot([f.size[0] for f in spatial], marker=".", label=name)
     axes[1].plot([f.stride[0] for f in spatial], marker=".", label=name)
 axes[0].axhline(224, color="0.5", linestyle="--", linewidth=1)
@@ -177,38 +234,65 @@ lesson.show(fig, "Theoretical receptive field size and jump after each convoluti
 # ## One unit's box on the photo
 #
 # `RF.box(i, j)` returns `(top, left, bottom, right)`, half-open like a slice, so
-# `image[..., top:bottom, left:right]` is exactly what the unit can see. Below: the centre
-# unit of three layers of the course model, and a corner unit of the middle layer, whose box
-# sticks out of the image (the part outside is padding, zeros the unit sees but the image
-# doesn't have).
+# `image[..., top:bottom, left:right]` is exactly what the unit can see. Below, left: the
+# centre unit of the first convolution and of the middle layer, and a corner unit of the
+# middle layer, whose box sticks out of the image (the part outside is padding, zeros the unit
+# sees but the image doesn't have). Right, zoomed out: the centre unit of the last spatial
+# layer. Each panel is zoomed out just enough to hold its boxes; grey is outside the image.
 
 # %%
-fields = convlens.receptive_field(model, tuple(x.shape[-2:]))
-fig, ax = plt.subplots(figsize=(5.6, 5.6))
-ax.imshow(ctx.to_display(x))
-colours = {"first_conv": "yellow", "middle": "cyan", "last_spatial": "magenta"}
-for role, colour in colours.items():
+H, W = x.shape[-2:]
+photo_rgb = ctx.to_display(x)
+
+
+def centre_box(role):
+    """(name, unit, box) of the centre unit of a role's layer, or None without a local field."""
     name = ctx.layers[role]
-    f = fields[name]
-    h, w = tables[ctx.name][[row[0] for row in tables[ctx.name]].index(name)][-1].split("×")
-    i, j = int(h) // 2, int(w) // 2
-    top, left, bottom, right = f.box(i, j)
-    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
-                           edgecolor=colour, linewidth=2,
-                           label=f"{name} unit ({i}, {j}): {f.size[0]}×{f.size[1]} px"
-                                 + (" (beyond this view)" if f.size[0] > 360 else "")))
-    if role == "middle":
-        top, left, bottom, right = f.box(0, 0)
+    f = fields.get(name)
+    if f is None or not f.has_window:
+        print(f"note: no local receptive field for {role} = {name!r}: not drawn")
+        return None
+    h, w = map_sizes[ctx.name, name]
+    return name, (h // 2, w // 2), f.box(h // 2, w // 2)
+
+
+panels = [[("first_conv", "yellow", "-"), ("middle", "cyan", "-")], [("last_spatial", "magenta", "-")]]
+boxes = [[], []]  # per panel: (box, colour, style, label)
+for panel, roles in enumerate(panels):
+    for role, colour, style in roles:
+        found = centre_box(role)
+        if found is None:
+            continue
+        name, (i, j), box = found
+        f = fields[name]
+        boxes[panel].append((box, colour, style, f"{name} unit ({i}, {j}): {f.size[0]}×{f.size[1]} px"))
+        if role == "middle":
+            corner = f.box(0, 0)
+            boxes[panel].append((corner, colour, "--", f"{name} unit (0, 0): rows {corner[0]}..{corner[2] - 1}"))
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
+for ax, panel_boxes in zip(axes, boxes):
+    ax.set_facecolor("0.82")  # outside the image: the padding
+    ax.imshow(photo_rgb)
+    ax.add_patch(Rectangle((-0.5, -0.5), W, H, fill=False, edgecolor="white", linewidth=0.8))
+    # the view: the image and every box of this panel, plus a margin
+    tops, lefts, bottoms, rights = zip((0, 0, H, W), *(b[0] for b in panel_boxes))
+    margin = 0.04 * max(max(bottoms) - min(tops), max(rights) - min(lefts))
+    ax.set_xlim(min(lefts) - margin, max(rights) + margin)
+    ax.set_ylim(max(bottoms) + margin, min(tops) - margin)
+    for (top, left, bottom, right), colour, style, label in panel_boxes:
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
-                               edgecolor=colour, linewidth=2, linestyle="--",
-                               label=f"{name} unit (0, 0): box {top}..{bottom - 1}"))
-ax.set_xlim(-70, 294)
-ax.set_ylim(294, -70)
-ax.legend(loc="lower center", fontsize=7, bbox_to_anchor=(0.5, -0.3), ncol=1)
-ax.set_title("theoretical receptive fields on the input", fontsize=10)
+                               edgecolor=colour, linewidth=2, linestyle=style, label=label))
+    if panel_boxes:
+        ax.legend(loc="upper center", fontsize=7, bbox_to_anchor=(0.5, -0.12), ncol=1)
+    ax.set_xlabel("input column (0 .. 223 is the image)" if W == 224 else "input column", fontsize=8)
+    ax.tick_params(labelsize=7)
+axes[0].set_title("first convolution and middle layer", fontsize=10)
+axes[1].set_title("last spatial layer (zoomed out; grey: padding)", fontsize=10)
 lesson.show(fig, f"Receptive-field boxes of the centre unit of {ctx.layers['first_conv']}, "
                  f"{ctx.layers['middle']} and {ctx.layers['last_spatial']}, and of the corner unit "
-                 f"(0, 0) of {ctx.layers['middle']} (dashed), on the 224×224 input.")
+                 f"(0, 0) of {ctx.layers['middle']} (dashed), on the {H}×{W} input; grey is "
+                 "outside the image.")
 
 # %% [markdown]
 # The same boxes for any unit: choose a layer and point at a unit (tap it, or move it with the
@@ -252,7 +336,18 @@ print(f"unit (channel {c}, {i}, {j}) of {layer}: same mask both ways: "
       f"{torch.equal(mask, mask_by_hand)}")
 print(f"  pixels with nonzero gradient: {int(mask.sum())}, inside rows {int(rows_hit.min())}.."
       f"{int(rows_hit.max())}, cols {int(cols_hit.min())}..{int(cols_hit.max())}")
-print(f"  analytic box (top, left, bottom, right): {fields[layer].box(i, j)}")
+lesson.expect(torch.equal(mask, mask_by_hand), "the hand-written probe and "
+              "convlens.empirical_receptive_field give the same mask")
+box = fields[layer].box(i, j) if layer in fields and fields[layer].has_window else None
+if box is None:
+    print(f"  no analytic box for {layer} (not analysed, or global)")
+else:
+    print(f"  analytic box (top, left, bottom, right): {box}")
+    inside = torch.zeros_like(mask)
+    inside[max(box[0], 0):box[2], max(box[1], 0):box[3]] = True
+_ = lesson.expect(box is not None and not (mask & ~inside).any(),
+                  "the gradient region sits inside the analytic box",
+                  int((mask & ~inside).sum()) if box is not None else None)
 
 # %% [markdown]
 # The gradient region sits inside the analytic box, never outside it. It can be smaller: a
@@ -276,15 +371,18 @@ with torch.no_grad():
 reached = torch.nonzero(changed).tolist()
 print(f"pixel {pixel} changes {len(reached)} units of {layer} "
       f"(map {tuple(changed.shape)}), e.g. {reached[:4]} ...")
+_ = lesson.expect(len(reached) > 1, "one pixel's projective field is a block of units, not one unit",
+                  len(reached))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9.4, 4.6))
 axes[0].imshow(ctx.to_display(x))
 axes[0].imshow(np.ma.masked_where(~mask.cpu().numpy(), mask.cpu().numpy()), cmap="autumn",
                alpha=0.45, vmin=0, vmax=1)
-top, left, bottom, right = fields[layer].box(i, j)
-axes[0].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
-                            edgecolor="cyan", linewidth=2))
+if box is not None:
+    top, left, bottom, right = box
+    axes[0].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                                edgecolor="cyan", linewidth=2))
 axes[0].set_title(f"unit ({c}, {i}, {j}) of {layer}:\nnonzero gradient (yellow), analytic box (cyan)",
                   fontsize=9)
 axes[1].imshow(changed.cpu(), cmap="Greys", vmin=0, vmax=1.6)
@@ -319,6 +417,9 @@ with capture(alexnet, "classifier.1") as records:
 reach = (g[0] != 0).any(dim=0)
 print(f"AlexNet classifier.1 unit 84: {reach.float().mean():.1%} of the input pixels have a "
       "nonzero gradient")
+print("convlens.receptive_field(alexnet)['classifier.1']:", traced_fields(alexnet)["classifier.1"])
+lesson.expect(bool(reach.all()), "every pixel has a nonzero gradient for the fully connected unit",
+              float(reach.float().mean()))
 
 fig, ax = plt.subplots(figsize=(4, 4))
 ax.imshow(g[0].abs().sum(dim=0), cmap="magma")
@@ -363,47 +464,83 @@ def effective_field(net, layer, images):
 
 
 fig, axes = plt.subplots(2, 2, figsize=(9, 6.6), gridspec_kw={"height_ratios": [2.4, 1]})
+effective = {}  # role -> (theoretical size, side of the 90% square, edge/peak of the profile)
 for col, role in enumerate(("middle", "last_spatial")):
     name = ctx.layers[role]
     erf, (ci, cj) = effective_field(model, name, photos)
-    f = fields[name]
-    top, left, bottom, right = f.box(ci, cj)
+    f = fields.get(name)
     ax = axes[0][col]
     ax.imshow(erf.sqrt(), cmap="magma")  # square root: the faint tails stay visible
-    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
-                           edgecolor="cyan", linewidth=1.5))
-    ax.set_xlim(-0.5, 223.5)
-    ax.set_ylim(223.5, -0.5)
-    ax.set_title(f"{name}, unit ({ci}, {cj}): theoretical {f.size[0]}×{f.size[1]} px (cyan)",
-                 fontsize=9)
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
     ax.set_xticks([])
     ax.set_yticks([])
-    # column profile (summed over rows), and the share of gradient mass near the centre
-    profile = erf.sum(dim=0)
+    profile = erf.sum(dim=0)  # column profile (summed over rows)
     axes[1][col].plot(profile / profile.max(), color="black", linewidth=1)
-    axes[1][col].axvspan(max(left, 0), min(right, 224) - 1, color="cyan", alpha=0.2)
-    axes[1][col].set(xlim=(0, 223), ylim=(0, 1.05), xlabel="input column",
+    axes[1][col].set(xlim=(0, W - 1), ylim=(0, 1.05), xlabel="input column",
                      ylabel="relative |gradient|")
+    if f is None or not f.has_window:
+        ax.set_title(f"{name}, unit ({ci}, {cj}): no local field", fontsize=9)
+        print(f"{name}: no analytic field to compare with")
+        continue
+    top, left, bottom, right = f.box(ci, cj)
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
+                           edgecolor="cyan", linewidth=1.5))
+    inside_view = top >= 0 and left >= 0 and bottom <= H and right <= W
+    ax.set_title(f"{name}, unit ({ci}, {cj}): theoretical {f.size[0]}×{f.size[1]} px "
+                 + ("(cyan)" if inside_view else "(beyond the whole image)"), fontsize=9)
+    axes[1][col].axvspan(max(left, 0), min(right, W) - 1, color="cyan", alpha=0.2)
+    # the smallest square around the centre that holds 90% of the gradient mass
     total = erf.sum()
-    cy, cx = f.center(ci, cj)
-    for half in range(1, 112):
-        box = erf[max(int(cy) - half, 0):int(cy) + half + 1, max(int(cx) - half, 0):int(cx) + half + 1]
-        if box.sum() >= 0.9 * total:
+    cy, cx = (int(v) for v in f.center(ci, cj))
+    for half in range(1, max(H, W)):
+        square = erf[max(cy - half, 0):cy + half + 1, max(cx - half, 0):cx + half + 1]
+        if square.sum() >= 0.9 * total:
             break
+    # the profile near the edges of the box (its outer tenth on each side, inside the image)
+    rim = max(1, f.size[1] // 10)
+    edge_columns = [v for v in [*range(left, left + rim), *range(right - rim, right)] if 0 <= v < W]
+    edge = float(profile[edge_columns].max() / profile.max()) if edge_columns else float("nan")
+    # and the profile near the image's left and right edges (outer tenth), against its peak
+    rim_image = max(1, W // 10)
+    image_rim = float(torch.cat([profile[:rim_image], profile[-rim_image:]]).mean() / profile.max())
+    effective[role] = (f.size[0], 2 * half + 1, edge, image_rim)
     print(f"{name}: theoretical field {f.size[0]} px; 90% of the gradient mass lies within a "
-          f"{2 * half + 1}×{2 * half + 1} square around the centre")
+          f"{2 * half + 1}×{2 * half + 1} square around the centre; profile at the box's edges: "
+          f"{edge:.1%} of its peak" + (" (edges outside the image)" if not edge_columns else ""))
 lesson.show(fig, f"Effective receptive field of the centre unit of {ctx.layers['middle']} and "
                  f"{ctx.layers['last_spatial']} (|gradient| averaged over 4 photos), with the "
                  "theoretical box (square-root colour scale); bottom: column profile, summed over rows.")
 
+mid_rf, mid_side, mid_edge, _ = effective.get("middle", (None, None, float("nan"), None))
+lesson.record("mid_rf", known(mid_rf))
+lesson.record("mid_side", known(mid_side))
+lesson.record("mid_share", known(mid_side / mid_rf if mid_rf else None, ".0%"))
+lesson.record("mid_edge", known(mid_edge, ".1%"))
+lesson.expect(mid_rf is not None and mid_side < 0.7 * mid_rf,
+              "for the middle layer, 90% of the gradient mass sits in a square well under the "
+              "width of the theoretical field", mid_side / mid_rf if mid_rf else None)
+lesson.expect(mid_edge < 0.25, "the middle layer's profile falls to a small fraction of its peak "
+              "at the edges of the box", mid_edge)
+_, last_side, _, last_rim = effective.get("last_spatial", (None, None, None, float("nan")))
+lesson.record("last_side", known(last_side))
+lesson.record("last_rim", known(last_rim, ".0%"))
+_ = lesson.expect(last_rim < 0.75, "the last layer's effective field is uneven: weaker near the "
+                  "image's edges than at its peak", last_rim)
+_ = lesson.expect(last_side is not None and last_side >= W // 2,
+                  "the last layer's effective field spreads across most of the image", last_side)
+
 # %% [markdown]
 # For the middle layer, the bright blob fills only the centre of the cyan box: 90% of the
-# gradient mass sits in a square about half as wide as the theoretical field, and the profile
-# is bell-shaped, not flat like the box. For the last layer the theoretical field covers the
-# image several times over; its effective field does spread across most of the image, but
-# unevenly, strongest near the centre and on what the photos show. When someone says "this unit
-# has a receptive field of 851 pixels", read it as an upper bound on where its input can come
-# from, not as where it does come from.
+# gradient mass sits in a {{ mid_side }}-pixel square, {{ mid_share }} of the width of the
+# {{ mid_rf }}-pixel theoretical field, and the profile is bell-shaped, not flat like the box:
+# at the box's edges it is down to {{ mid_edge }} of its peak. For the last layer the
+# theoretical field covers the image several times over; its effective field does spread
+# across most of the image (the 90% square is {{ last_side }} pixels wide), but unevenly:
+# near the left and right edges of the image the column profile is at {{ last_rim }} of its
+# peak. When someone says "this unit has a
+# receptive field of {{ last_rf }} pixels", read it as an upper bound on where its input can
+# come from, not as where it does come from.
 #
 # ## Traps
 #
@@ -455,9 +592,12 @@ print("three 3×3 convs with dilation 1, 2, 4:",
 
 # %%
 first = ctx.layers["first_conv"]
+offsets = {}
 for size in (224, 225):
-    print(f"{first} at input {size}×{size}: offset p = "
-          f"{convlens.receptive_field(model, (size, size))[first].padding[0]}")
+    offsets[size] = traced_fields(model, (size, size), ctx.name)[first].padding[0]
+    print(f"{first} at input {size}×{size}: offset p = {offsets[size]}")
+_ = lesson.expect(offsets[224] != offsets[225], "the course model pads dynamically: its first "
+                  "convolution's offset changes with the input size", offsets)
 
 # %% [markdown]
 # ## Exercises

@@ -33,10 +33,11 @@
 # With $a_{c}(x)$ the mean activation of channel $c$ of a layer, and $x = g(\theta)$ an image
 # produced from free parameters $\theta$ (the parameterisation), the method solves
 #
-# $$ \theta^\star = \arg\max_\theta\; a_c\big(g(\theta)\big) \;-\; \lambda_2\,\lVert g(\theta) - \tfrac12\rVert^2
+# $$ \theta^\star = \arg\max_\theta\; a_c\big(g(\theta)\big) \;-\; \frac{\lambda_2}{n}\,\lVert g(\theta) - \tfrac12\rVert^2
 #    \;-\; \lambda_{TV}\,\mathrm{TV}\big(g(\theta)\big) $$
 #
-# by gradient ascent on $\theta$, with the network's weights frozen. The idea goes back to
+# by gradient ascent on $\theta$, with the network's weights frozen ($n$ is the number of
+# pixel values, pixels times colours: the penalty is a mean). The idea goes back to
 # Erhan et al. 2009, [Visualizing Higher-Layer Features of a Deep Network](https://www.researchgate.net/publication/265022827);
 # Simonyan et al. 2013 ([arXiv:1312.6034](https://arxiv.org/abs/1312.6034)) applied it to
 # class scores with an $L_2$ penalty; Mordvintsev et al. 2015
@@ -100,8 +101,11 @@ def first_layer_objective_gradient(pixels):
 g = torch.Generator().manual_seed(ctx.seed)
 grad_a, out_shape = first_layer_objective_gradient(torch.rand(1, 3, size, size, generator=g).to(ctx.device))
 grad_b, _ = first_layer_objective_gradient(torch.rand(1, 3, size, size, generator=g).to(ctx.device) * 5 - 2)
+gradient_change = float((grad_a - grad_b).abs().max() / grad_a.abs().max())
 print(f"channel {channel} of {first_name}: max |gradient(image A) - gradient(image B)| = "
       f"{(grad_a - grad_b).abs().max():.2e}  (the objective is linear)")
+_ = lesson.expect(gradient_change < 1e-4, "the gradient is the same at two different images",
+                  gradient_change)
 
 # the same coefficients by hand: which kernel taps touch pixel (py, px)?
 pad = convlens.receptive_field(model, (size, size))[first_name].padding  # incl. TF-style dynamic padding
@@ -120,9 +124,12 @@ def coefficient(colour, py, px):
     return total / (std[colour] * n_out)
 
 
+worst = 0.0
 for colour, py, px in [(0, 0, 0), (1, 10, 10), (1, 10, 11), (2, 31, 40)]:
-    print(f"  pixel ({'RGB'[colour]}, {py:2d}, {px:2d}): by hand {coefficient(colour, py, px):+.6f}, "
-          f"autograd {float(grad_a[colour, py, px]):+.6f}")
+    by_hand, by_autograd = coefficient(colour, py, px), float(grad_a[colour, py, px])
+    worst = max(worst, abs(by_hand - by_autograd) / float(grad_a.abs().max()))
+    print(f"  pixel ({'RGB'[colour]}, {py:2d}, {px:2d}): by hand {by_hand:+.6f}, autograd {by_autograd:+.6f}")
+_ = lesson.expect(worst < 1e-4, "the formula matches autograd pixel by pixel", worst)
 
 # %%
 crop = grad_a[:, :12, :12].cpu()
@@ -181,12 +188,24 @@ for kind, history in ((kind, run.history) for kind, run in runs.items()):
     print(f"{kind:8s} after {len(history['objective'])} steps: objective "
           f"{history['objective'][-1]:8.2f}, pixels in [{history['pixel_min'][-1]:.2f}, "
           f"{history['pixel_max'][-1]:.2f}]")
+steps, lr = settings["steps"], 0.05  # maximize_activation's default learning rate
+reach = float(max(runs["pixel"].history["pixel_max"][-1] - 0.5, 0.5 - runs["pixel"].history["pixel_min"][-1]))
+lesson.record("pixel_reach", reach, ".2f")
+lesson.record("predicted_reach", lr * steps, ".2f")
+_ = lesson.expect(abs(reach - lr * steps) < 0.15 * lr * steps,
+                  "the raw pixels move about lr per step, 0.5 ± lr·T after T steps", reach)
+sig = runs["sigmoid"].history["objective"]
+late_share = float((sig[-1] - sig[-33]) / (sig[-1] - sig[0]))
+lesson.record("late_share", late_share, ".0%")
+_ = lesson.expect(late_share < 0.1, "with a sigmoid the objective levels off", late_share)
 
 # %% [markdown]
 # The growth is linear, not explosive: Adam moves every parameter by about its learning rate
 # per step when the gradient is constant, so after $T$ steps the pixels are about $0.5 \pm
-# \text{lr}\cdot T$, and the objective, linear in them, follows. Run it ten times longer and
-# both are ten times larger. There is no maximum to converge to.
+# \text{lr}\cdot T$ (here the farthest pixel is {{ pixel_reach }} from 0.5, against
+# $\text{lr}\cdot T =$ {{ predicted_reach }}), and the objective, linear in them, follows. Ten
+# times more steps would make both ten times larger: there is no maximum to converge to. The
+# sigmoid run, by contrast, gains only {{ late_share }} of its total rise in its last 32 steps.
 #
 # ## What bounds it
 #
@@ -195,34 +214,60 @@ for kind, history in ((kind, run.history) for kind, run in runs.items()):
 # - a **bounded parameterisation**: $x = \mathrm{sigmoid}(\theta)$, always in $(0, 1)$;
 # - **clamping** to $[0,1]$; for a linear objective the exact answer is then known in closed
 #   form: $x_p = 1$ where $\alpha_p > 0$, else $0$;
-# - an **$L_2$ penalty** $\lambda\lVert x - \frac12\rVert^2$, which makes the objective concave
-#   with the finite maximiser $x_p = \frac12 + \alpha_p/(2\lambda)$ (per-pixel, in the
-#   penalty's units);
+# - an **$L_2$ penalty**. `maximize_activation` uses the *mean* over the $n$ pixel values
+#   (pixels times colours), $\frac{\lambda}{n}\sum_p (x_p - \frac12)^2$, which makes the
+#   objective concave with the finite maximiser $x_p = \frac12 + n\,\alpha_p/(2\lambda)$
+#   (set the derivative $\alpha_p - 2\lambda (x_p - \frac12)/n$ to zero);
 # - a **fixed step budget**: stop early. The raw-pixel image grows, but its *pattern* is fixed
 #   from the first steps on; what you display (rescaled to $[0, 1]$) stops changing.
 
 # %%
 short = convlens.maximize_activation(model, first_name, channel, parameterization="pixel",
                                      generator=seeded(), **{**settings, "steps": 16}).image
+lam = 150.0
 penalised_run = convlens.maximize_activation(
-    model, first_name, channel, parameterization="pixel", l2=150.0, generator=seeded(), **settings)
+    model, first_name, channel, parameterization="pixel", l2=lam, generator=seeded(), **settings)
 penalised, penalised_history = penalised_run.image, penalised_run.history
 clamped = (grad_a > 0).float()  # the exact maximiser over [0, 1]^n of a linear objective
 pictures = {"pixel, 16 steps\n(rescaled)": short, "pixel, 128 steps\n(rescaled)": runs["pixel"].image,
             "sigmoid, 128 steps": runs["sigmoid"].image, "clamp to [0, 1]\n(exact optimum)": clamped,
-            "L2 penalty λ=150\n(128 steps)": penalised.clamp(0, 1)}
-fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures.values()], list(pictures), cell=1.95)
+            f"L2 penalty λ={lam:g}\n(128 steps)": penalised.clamp(0, 1)}
+crop_px = 16  # show pixels as blocks: the pattern repeats every stride, too fine for a thumbnail
+fig, axes = plt.subplots(1, len(pictures), figsize=(10, 2.5))
+for ax, (title, picture) in zip(axes, pictures.items()):
+    ax.imshow(picture[:, :crop_px, :crop_px].permute(1, 2, 0).cpu(), interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
 lesson.show(fig, f"The maximiser of the mean of channel {channel} of {first_name} under different "
-                 "bounds (64×64 images): all show the same tiled sign pattern.")
+                 f"bounds: the top-left {crop_px}×{crop_px} pixels of each {size}×{size} image, "
+                 "one block per pixel. All show the same tiled sign pattern, with a different rim "
+                 "at the border.")
 agree = lambda a, b: float(((a - 0.5).sign() == (b - 0.5).sign()).float().mean())  # noqa: E731
-print(f"sign agreement with the exact optimum: pixel@16 {agree(short, clamped):.1%}, "
-      f"pixel@128 {agree(runs['pixel'].image, clamped):.1%}, sigmoid {agree(runs['sigmoid'].image, clamped):.1%}")
-print(f"L2 penalty: pixels settle in [{penalised_history['pixel_min'][-1]:.2f}, "
-      f"{penalised_history['pixel_max'][-1]:.2f}], objective {penalised_history['objective'][-1]:.2f}")
+agreements = {"pixel@16": agree(short, clamped), "pixel@128": agree(runs["pixel"].image, clamped),
+              "sigmoid": agree(runs["sigmoid"].image, clamped)}
+print("sign agreement with the exact optimum:",
+      ", ".join(f"{k} {v:.1%}" for k, v in agreements.items()))
+_ = lesson.expect(min(agreements.values()) > 0.95,
+                  "every bound gives the same sign pattern as the exact optimum", min(agreements.values()))
+# the L2 optimum in closed form, with n the number of pixel values the penalty averages over
+n_values = grad_a.numel()
+predicted = 0.5 + n_values * grad_a / (2 * lam)
+reached = (penalised_history["pixel_min"][-1], penalised_history["pixel_max"][-1])
+rescaled = (predicted - predicted.min()) / (predicted.max() - predicted.min())  # as the image is shown
+gap = max(abs(float(reached[0] - predicted.min())), abs(float(reached[1] - predicted.max())),
+          float((penalised - rescaled).abs().max()))
+print(f"L2 penalty: pixels settle in [{reached[0]:.3f}, {reached[1]:.3f}]; the formula "
+      f"1/2 + n α/(2λ) with n = {n_values} predicts [{float(predicted.min()):.3f}, "
+      f"{float(predicted.max()):.3f}]; largest gap (range, and pixel by pixel) {gap:.1e}")
+lesson.record("n_values", n_values)
+lesson.record("l2_gap", gap, ".0e")
+_ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form optimum", gap)
 
 # %% [markdown]
 # Every bound gives the same picture: the filter's sign pattern, tiled (the $L_2$ version in
-# shades of grey, since its pixels stop at $\frac12 + \alpha_p/(2\lambda)$ instead of at 0 or 1). That answers the
+# shades of grey, since its pixels stop at $\frac12 + n\,\alpha_p/(2\lambda)$ instead of at 0
+# or 1; with $n =$ {{ n_values }} the formula and the ascent agree to {{ l2_gap }}). That answers the
 # question. The divergence is real but harmless for *looking*: the direction is found at once
 # and more steps only scale it (this is why tutorials that stop after a fixed number of steps
 # never notice). It also shows the limit of the method at the first layer: the "optimal image"
@@ -239,7 +284,7 @@ print(f"L2 penalty: pixels settle in [{penalised_history['pixel_min'][-1]:.2f}, 
 # the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
 # starting image has zero gradient and never moves; one that reaches 6 everywhere has nothing
 # left to gain, and its picture stops improving there. Twelve steps on the four channels most
-# active on the cat photo show both (convlens warns about the dead starts):
+# active on the cat photo, each from the usual near-grey start:
 
 # %%
 photo = ctx.image("chelsea")
@@ -252,66 +297,126 @@ def most_active(layer, k=4):
 
 deep_settings = dict(steps=48, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
                      transforms=Transforms(jitter=4))
+stuck = {"dead": 0, "saturated": 0}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for c in most_active(ctx.layers["last_spatial"]):
         history = convlens.maximize_activation(model, ctx.layers["last_spatial"], c, generator=seeded(),
                                                **{**deep_settings, "steps": 12}).history
+        objective = history["objective"]
         print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 6, 12 = "
-              f"{history['objective'][0]:.3f}, {history['objective'][5]:.3f}, "
-              f"{history['objective'][11]:.3f}")
+              f"{objective[0]:.3f}, {objective[5]:.3f}, {objective[11]:.3f}")
+        stuck["dead"] += bool((objective == 0).all())
+        stuck["saturated"] += bool((objective[5:] > 5.99).all())
 if caught:
     print(f"{len(caught)} warning(s), e.g.: {caught[0].message}")
+print("channels that stay at 0 (dead start):", stuck["dead"], "| pinned at 6 (saturated):", stuck["saturated"])
+lesson.record("n_dead", stuck["dead"])
+_ = lesson.expect(stuck["dead"] > 0, "some of these channels are dead at the grey start", stuck)
 
 # %% [markdown]
-# So for the deep example we take the last *convolution* of the network (found generically:
-# the last `nn.Conv2d`), whose output comes before the batch norm and the clipping. Below,
-# four channels of the middle layer and of that convolution (the most active on the cat photo),
-# each optimised from grey noise with the sigmoid and with the Fourier ("fft")
-# parameterisation: 112×112 pixels, 48 steps, jitter of 4 pixels (small, to keep this page
-# fast to build on a CPU).
+# {{ n_dead }} of the four stay at exactly 0 for all twelve steps: the channels that fire most
+# on a cat photo are off for a grey image, and with a zero gradient the ascent cannot even
+# begin (convlens warns). So for the deep example we take the last *convolution* of the network (found generically:
+# the last `nn.Conv2d`), whose output comes before the batch norm and the clipping. First the
+# parameterisation alone: two channels (the most active on the cat photo), one of the middle
+# layer and one of that convolution, optimised from the same grey noise with the sigmoid of raw
+# pixels and with the Fourier ("fft") parameterisation in decorrelated colour, 112×112
+# pixels, {{ param_steps }} steps, jitter of 4 pixels.
 
 # %%
 last_conv_name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)][-1]
-deep = {ctx.layers["middle"]: most_active(ctx.layers["middle"]), last_conv_name: most_active(last_conv_name)}
+deep = {ctx.layers["middle"]: most_active(ctx.layers["middle"], 2), last_conv_name: most_active(last_conv_name, 2)}
 print("channels:", deep)
-rows, titles, labels = [], [], []
+param_steps = lesson.record("param_steps", 64)
+compare = {}  # (layer, parameterisation) -> Visualization
 for layer_name, channels in deep.items():
     for kind in ("sigmoid", "fft"):
-        images, names = [], []
-        for c in channels:
-            run = convlens.maximize_activation(model, layer_name, c, parameterization=kind,
-                                               decorrelate=kind == "fft", generator=seeded(),
-                                               **deep_settings)
-            images.append(run.image)
-            names.append(f"ch {c}: {run.history['objective'][-1]:.2f}")
-        rows.append(images)
-        titles.append(names)
-        labels.append(f"{layer_name}\n{kind}")
+        compare[layer_name, kind] = convlens.maximize_activation(
+            model, layer_name, channels[0], parameterization=kind, decorrelate=kind == "fft",
+            generator=seeded(), **{**deep_settings, "steps": param_steps})
 
-fig, axes = plt.subplots(len(rows), 4, figsize=(6.0, 1.6 * len(rows)))
-for r, (images, names) in enumerate(zip(rows, titles)):
-    for c, (picture, name) in enumerate(zip(images, names)):
-        ax = axes[r][c]
-        ax.imshow(picture.permute(1, 2, 0).cpu())
-        ax.set_title(name, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if c == 0:
-            ax.set_ylabel(labels[r], fontsize=8)
-lesson.show(fig, f"Images that maximise four channels of {ctx.layers['middle']} and of "
-                 f"{last_conv_name} (sigmoid and Fourier parameterisations; titles: "
-                 "channel and final mean activation).")
+fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.9))
+for ax, ((layer_name, kind), run) in zip(axes, compare.items()):
+    ax.imshow(run.image.permute(1, 2, 0).cpu())
+    ax.set_title(f"{layer_name} ch {deep[layer_name][0]}, {kind}\nobjective "
+                 f"{run.history['objective'][-1]:.1f}", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+lesson.show(fig, f"One channel of {ctx.layers['middle']} and one of {last_conv_name}: sigmoid of raw "
+                 f"pixels versus Fourier parameterisation with decorrelated colour ({param_steps} "
+                 "steps each); titles: channel, parameterisation and final mean activation.")
+gains = {name: float(compare[name, "fft"].history["objective"][-1]
+                     / compare[name, "sigmoid"].history["objective"][-1]) for name in deep}
+print("final objective, fft / sigmoid:", {k: round(v, 2) for k, v in gains.items()})
+lesson.record("fft_gain_low", min(gains.values()) - 1, ".0%")
+lesson.record("fft_gain_high", max(gains.values()) - 1, ".0%")
+_ = lesson.expect(all(g > 1 for g in gains.values()),
+                  "for the same number of steps the Fourier parameterisation reaches higher activations",
+                  min(gains.values()))
 
 # %% [markdown]
-# The middle-layer channels come out as textures: strokes, eyes-like blobs or stripes of a
-# particular colour and scale, repeated across the image because the objective averages over
-# every position. The last convolution's channels are less repetitive and
-# larger in scale (hints of fur, eye-like spots, curved contours); with only 48 steps on a small image they are still rough (the published
-# pictures use thousands of steps, larger images and stronger transformations). For the same
-# number of steps the Fourier parameterisation reaches higher activations and bolder, smoother
-# pictures than the sigmoid of raw pixels: its parameters are scaled so that coarse structure
-# moves first, and its colours are decorrelated the way natural images are.
+# For the same number of steps the Fourier parameterisation reaches higher activations (by
+# {{ fft_gain_low }} and {{ fft_gain_high }} here) and bolder, larger-scale structure, while the
+# sigmoid of raw pixels stays a fine, low-contrast speckle: the Fourier parameters are scaled
+# so that coarse structure moves first, and the colours are decorrelated the way natural
+# images are. Both still carry a pixel-level grain at this number of steps.
+#
+# ## The whole recipe: transformation robustness
+#
+# The pictures in Olah et al. 2017 add one more ingredient and many more steps: before every
+# forward pass the image is jittered, zoomed and rotated at random (`Transforms(jitter=8,
+# scale=(0.9, 1.1), degrees=10)` here), so only a pattern that works at every offset, scale
+# and small angle survives, and they run for many more steps at full resolution. Below: the
+# two most active channels of each of the two layers, Fourier parameterisation in decorrelated
+# colour, {{ recipe_steps }} steps at {{ recipe_size }}×{{ recipe_size }} pixels, as much as
+# this page can afford to build on a CPU.
+
+# %%
+recipe_steps = lesson.record("recipe_steps", 192)
+recipe_size = lesson.record("recipe_size", 128)
+robust = Transforms(jitter=8, scale=(0.9, 1.1), degrees=10)
+recipe = {}
+for layer_name, channels in deep.items():
+    for c in channels:
+        recipe[layer_name, c] = convlens.maximize_activation(
+            model, layer_name, c, parameterization="fft", decorrelate=True, transforms=robust,
+            steps=recipe_steps, lr=0.05, image_size=(recipe_size, recipe_size),
+            normalize=ctx.preprocess.normalize, generator=seeded())
+
+fig, axes = plt.subplots(1, 4, figsize=(10, 3.0))
+for ax, ((layer_name, c), run) in zip(axes, recipe.items()):
+    ax.imshow(run.image.permute(1, 2, 0).cpu())
+    ax.set_title(f"{layer_name} ch {c}\nobjective {run.history['objective'][-1]:.1f}", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+lesson.show(fig, f"Two channels of {ctx.layers['middle']} and two of {last_conv_name}: Fourier "
+                 "parameterisation, decorrelated colour, random jitter, zoom and rotation, "
+                 f"{recipe_steps} steps at {recipe_size}×{recipe_size}; titles: final mean activation.")
+recipe_gain = {name: float(recipe[name, deep[name][0]].history["objective"][-1]
+                           / compare[name, "fft"].history["objective"][-1]) for name in deep}
+print(f"final objective, whole recipe / fft at {param_steps} steps without zoom and rotation:",
+      {k: round(v, 2) for k, v in recipe_gain.items()})
+lesson.record("recipe_gain_low", min(recipe_gain.values()) - 1, ".0%")
+lesson.record("recipe_gain_high", max(recipe_gain.values()) - 1, ".0%")
+_ = lesson.expect(all(g > 1 for g in recipe_gain.values()),
+                  "the whole recipe reaches higher activations than the short fft runs, although "
+                  "each step sees a randomly moved, zoomed and rotated image", min(recipe_gain.values()))
+
+# %% [markdown]
+# Look at what these pictures show, and what they do not. The middle-layer channels come out as
+# textures: one motif (a lattice of colour blobs, a band of parallel strokes) repeated over the
+# whole image, because the objective averages over every position and the middle layer's
+# units see only a patch of it. The last convolution's channels are larger-scale compositions
+# of curved contours and blocky shapes that do not repeat. The activations rise with the
+# longer, transformed runs ({{ recipe_gain_low }} to {{ recipe_gain_high }} above the short
+# Fourier runs of the same channels); but the pictures are still far from the published ones: a high-frequency grain remains, the colours are
+# saturated, and nothing in them is a recognisable object. Olah et al. optimise GoogLeNet (Inception V1)
+# for many more steps, at full size, with more transformations; this page, built on a CPU, can
+# afford {{ recipe_steps }} steps at {{ recipe_size }} pixels. So read these images as the
+# scale and kind of pattern a channel prefers, not as a portrait of what it detects: for that,
+# compare with the photo patches that activate it most (exercise 4) and check that the
+# picture holds across seeds (exercise 3).
 #
 # ## Regularisers and their effect
 #
@@ -319,8 +424,9 @@ lesson.show(fig, f"Images that maximise four channels of {ctx.layers['middle']} 
 # network's equivalent of an adversarial example). Three cheap priors fix much of it:
 #
 # - an **$L_2$ penalty** pulls pixels towards grey, so only pixels that matter leave it;
-# - **total variation** $\mathrm{TV}(x) = \sum |x_{i+1,j}-x_{i,j}| + |x_{i,j+1}-x_{i,j}|$
-#   penalises differences between neighbours: flatter regions, fewer speckles;
+# - **total variation**, $\mathrm{TV}(x)$ = the mean of $|x_{i+1,j}-x_{i,j}|$ plus the mean of
+#   $|x_{i,j+1}-x_{i,j}|$, penalises differences between neighbours: flatter regions, fewer
+#   speckles;
 # - **jitter** shifts the image by a few random pixels every step, so a pattern has to work at
 #   every offset, not only on one exact pixel grid (Mordvintsev et al. 2015).
 #
@@ -335,23 +441,32 @@ variants = {"none": {}, "L2, λ = 3000": {"l2": 3000.0}, "TV, λ = 1000": {"tv":
             "jitter 8 px": {"transforms": Transforms(jitter=8)},
             "L2 1000 + TV 300\n+ jitter 8": {"l2": 1000.0, "tv": 300.0,
                                              "transforms": Transforms(jitter=8)}}
-pictures = []
-for extra in variants.values():
+pictures, reg_objectives = [], {}
+for label, extra in variants.items():
     settings_here = {**deep_settings, "steps": 40, "lr": 0.1, "transforms": None, **extra}
-    pictures.append(convlens.maximize_activation(model, ctx.layers["middle"], channel_mid,
-                                                 parameterization="sigmoid", generator=seeded(),
-                                                 **settings_here).image)
-fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], list(variants), cell=1.95)
+    run = convlens.maximize_activation(model, ctx.layers["middle"], channel_mid,
+                                       parameterization="sigmoid", generator=seeded(), **settings_here)
+    pictures.append(run.image)
+    reg_objectives[label] = float(run.history["objective"][-1])
+titles = [f"{label}\nobjective {value:.1f}" for label, value in reg_objectives.items()]
+fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], titles, cell=1.95)
 lesson.show(fig, f"Channel {channel_mid} of {ctx.layers['middle']} with different regularisers "
-                 "(sigmoid parameterisation, 40 steps).")
+                 "(sigmoid parameterisation, 40 steps); titles: the final mean activation.")
 print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
+none, combined = reg_objectives["none"], reg_objectives[list(variants)[-1]]
+lesson.record("reg_none", none, ".1f")
+lesson.record("reg_all", combined, ".1f")
+_ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k.startswith(("L2", "TV"))),
+                  "each penalty costs activation", reg_objectives)
 
 # %% [markdown]
 # Without regularisation the picture is saturated, high-contrast speckle. The $L_2$ penalty
 # pulls everything towards grey, so only the pixels that pay for themselves keep their colour;
-# total variation merges the speckle into smooth blobs of colour; jitter makes the pattern
-# coherent across positions (the strokes line up into longer diagonal stripes). In practice you
-# combine them and tune the weights by eye. Too strong and the picture becomes a grey, blurred
+# total variation merges the speckle into smooth blobs of colour. Each penalty costs
+# activation: the titles show {{ reg_none }} without regularisation and {{ reg_all }} with all
+# three combined; report it next to the picture. Jitter's contribution is not something to
+# judge from a 40-step picture: it acts over many steps, as in the long runs of the previous
+# figure. In practice you combine them and tune the weights by eye. Too strong and the picture becomes a grey, blurred
 # shadow of itself: the regulariser is a prior you impose, so part of what you see is you.
 #
 # ## Traps
