@@ -94,29 +94,10 @@ def skip(*names):
         lesson.record(name, "n/a (skipped on this model)")
 
 
-CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
-
-
-def best_of(candidates, photo, exclude=()):
-    """The most probable class of ``photo`` among ``candidates`` that the model has; if it
-    has none, ``ctx.class_index`` falls back to the photo's top class (and says so)."""
-    with torch.no_grad():
-        logits = model(photo)[0]
-    present = [ctx.labels.index(c) for c in candidates if c in ctx.labels]
-    present = [c for c in present if c not in exclude]
-    if present:
-        return max(present, key=lambda c: logits[c].item())
-    chosen = ctx.class_index(candidates[0], photo)
-    if chosen in exclude:  # the fallback is already taken: the next most probable class
-        chosen = next(c for c in logits.argsort(descending=True).tolist() if c not in exclude)
-        print(f"... already used; taking {ctx.labels[chosen]!r} instead")
-    return chosen
-
-
 x = ctx.image("chelsea")  # the cat photo, normalized, [1, 3, 224, 224]
 for label, p in ctx.top_classes(x, k=3):
     print(f"  {p:6.1%}  {label}")
-target = best_of(CAT_CLASSES, x)  # the most probable cat class, as in lessons 05 and 08
+target = ctx.most_probable(lesson.CAT_CLASSES, x)  # the most probable cat class, as in lessons 05 and 08
 print("explaining class", target, repr(ctx.labels[target]))
 cat_label = lesson.record("cat_label", ctx.labels[target])
 
@@ -566,12 +547,11 @@ assert sum(left.values()) == 0 and not hasattr(twice.relu, "kept")
 # the coffee classes).
 
 # %%
-COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 pair = ctx.image("cat_and_coffee", size=(224, 448))
 for label, p in ctx.top_classes(pair, k=5):
     print(f"  {p:6.1%}  {label}")
-cat = best_of(CAT_CLASSES, pair)
-cup = best_of(COFFEE_CLASSES, pair, exclude=(cat,))
+cat = ctx.most_probable(lesson.CAT_CLASSES, pair)
+cup = ctx.most_probable(lesson.COFFEE_CLASSES, pair, exclude=(cat,))
 classes = [cat, cup]
 names = {c: ctx.labels[c] for c in classes}
 print(f"explaining {names[cat]!r} (class {cat}) and {names[cup]!r} (class {cup})")

@@ -63,25 +63,6 @@ lesson.record("layer", f"`{layer}`")
 square = convlens.gradcam(model, ctx.image("chelsea"), 0, layer, upsample=False).shape[-2:]
 lesson.record("square_size", f"{square[0]}×{square[1]}")
 
-CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
-COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
-
-
-def best_of(candidates, photo, exclude=()):
-    """The most probable class of ``photo`` among ``candidates`` that the model has; if it
-    has none, ``ctx.class_index`` falls back to the photo's top class (and says so)."""
-    with torch.no_grad():
-        logits = model(photo)[0]
-    present = [ctx.labels.index(c) for c in candidates if c in ctx.labels]
-    present = [c for c in present if c not in exclude]
-    if present:
-        return max(present, key=lambda c: logits[c].item())
-    chosen = ctx.class_index(candidates[0], photo)
-    if chosen in exclude:  # the fallback is already taken: the next most probable class
-        chosen = next(c for c in logits.argsort(descending=True).tolist() if c not in exclude)
-        print(f"... already used; taking {ctx.labels[chosen]!r} instead")
-    return chosen
-
 
 # The two-object photo, resized whole (no centre crop, which would cut off both objects).
 x = ctx.image("cat_and_coffee", size=(224, 448))
@@ -89,8 +70,8 @@ print("top classes of the composite:")
 for label, p in ctx.top_classes(x, k=5):
     print(f"  {p:6.1%}  {label}")
 
-cat = best_of(CAT_CLASSES, x)  # the most probable cat class, as in lessons 05 and 07
-coffee = best_of(COFFEE_CLASSES, x, exclude=(cat,))
+cat = ctx.most_probable(lesson.CAT_CLASSES, x)  # the most probable cat class, as in lessons 05 and 07
+coffee = ctx.most_probable(lesson.COFFEE_CLASSES, x, exclude=(cat,))
 print(f"explaining {ctx.labels[cat]!r} (class {cat}) and {ctx.labels[coffee]!r} (class {coffee})")
 lesson.record("cat_name", f"*{ctx.labels[cat]}*")
 cup_name = lesson.record("cup_name", f"*{ctx.labels[coffee]}*")
@@ -271,8 +252,8 @@ lesson.show(fig, f"Grad-CAM at {layer} for the five most probable classes of the
                  "each map divided by its own maximum, its raw maximum and its share on the "
                  "left (cat) half in the title.")
 
-cat_like = [c for c in top5 if ctx.labels[c] in CAT_CLASSES]
-cup_like = [c for c in top5 if ctx.labels[c] in COFFEE_CLASSES]
+cat_like = [c for c in top5 if ctx.labels[c] in lesson.CAT_CLASSES]
+cup_like = [c for c in top5 if ctx.labels[c] in lesson.COFFEE_CLASSES]
 for c in top5:
     kind = "cat" if c in cat_like else "coffee" if c in cup_like else "other"
     print(f"{ctx.labels[c]:>14} ({kind:6s}): {left_share[c]:5.1%} of the map on the cat's half")
@@ -393,7 +374,7 @@ else:
 # below, the same three maps are drawn both ways.</p></div>
 
 # %%
-absent = best_of(("goldfish",), x, exclude=(cat, coffee))
+absent = ctx.most_probable(("goldfish",), x, exclude=(cat, coffee))
 three = [cat, coffee, absent]
 raw = convlens.gradcam(model, x.repeat(3, 1, 1, 1), torch.tensor(three), layer)
 shared = raw.max().item()

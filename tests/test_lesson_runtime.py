@@ -200,3 +200,19 @@ def test_expect_raises_in_strict_mode_and_returns_false_otherwise(monkeypatch):
         lesson.expect(0.33, "ratio close to 1")
     with pytest.raises(ValueError, match="claim must be the non-empty sentence"):
         lesson.expect(True, " ")
+
+
+def test_most_probable_picks_among_present_candidates_and_falls_back(capsys):
+    class Fixed(torch.nn.Module):  # logits that do not depend on the input
+        def forward(self, x):
+            return torch.tensor([[0.1, 3.0, 2.0, 5.0]]).expand(len(x), -1)
+
+    ctx = lesson.LessonContext("fixed", Fixed(), None, ["tabby", "tiger cat", "cup", "dog"],
+                               {}, torch.device("cpu"), 0)
+    x = torch.zeros(1, 3, 8, 8)
+    assert ctx.most_probable(lesson.CAT_CLASSES, x) == 1  # tiger cat beats tabby; dog is no cat
+    assert ctx.most_probable(lesson.CAT_CLASSES, x, exclude=(1,)) == 0
+    assert ctx.most_probable(("goldfish",), x) == 3  # absent: the photo's top class
+    assert "'goldfish' is not a class of this model" in capsys.readouterr().out
+    assert ctx.most_probable(("goldfish",), x, exclude=(3,)) == 1  # top taken: the next one
+    assert "already used; taking 'tiger cat' instead" in capsys.readouterr().out

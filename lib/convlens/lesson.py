@@ -35,7 +35,11 @@ import torch
 
 from . import images, models
 
-__all__ = ["LessonContext", "setup", "show", "DPI", "record", "expect", "strict", "ClaimFailed",
+# The classes the lessons explain on the photos of a cat and of a cup of coffee.
+CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
+COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
+
+__all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "LessonContext", "setup", "show", "DPI", "record", "expect", "strict", "ClaimFailed",
            "RECORD_MIME", "EXPECT_MIME"]
 
 DPI = 100
@@ -82,6 +86,23 @@ class LessonContext:
         print(f"{label!r} is not a class of this model; using its top class "
               f"{self.labels[top]!r} for this photo")
         return top
+
+    def most_probable(self, candidates, x: torch.Tensor, exclude=()) -> int:
+        """The most probable class of the photo ``x`` among the names ``candidates`` that
+        the model has, other than the indices in ``exclude``. If the model has none of them,
+        :meth:`class_index` falls back to the photo's top class (and says so); if that one
+        is excluded, the next most probable class is taken, and one line says so."""
+        with torch.no_grad():
+            logits = self.model(x.to(self.device)[:1])[0]
+        present = [self.labels.index(c) for c in candidates if c in self.labels]
+        present = [c for c in present if c not in exclude]
+        if present:
+            return max(present, key=lambda c: logits[c].item())
+        chosen = self.class_index(candidates[0], x)
+        if chosen in exclude:
+            chosen = next(c for c in logits.argsort(descending=True).tolist() if c not in exclude)
+            print(f"... already used; taking {self.labels[chosen]!r} instead")
+        return chosen
 
     @torch.no_grad()
     def top_classes(self, x: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
