@@ -415,7 +415,9 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 64, stride 
 # On the machine that built this page: naive {{ naive_ms }}, batched {{ batched_ms }},
 # incremental {{ incremental_ms }} per position, so batched took {{ batched_ratio }} and
 # incremental {{ incremental_ratio }} of the naive loop's time (timings on a shared machine
-# vary from run to run; the ratios are from one build, and the library's times include each
+# vary from run to run, and even from cell to cell of one build when other jobs start and
+# stop: compare methods in one process, interleaved, before you trust a ratio; the library's
+# times include each
 # call's fixed cost, copying the model and, for the incremental path, tracing and checking it,
 # spread over more positions the larger the map). All three agree to {{ agreement }}.
 
