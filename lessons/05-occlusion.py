@@ -16,8 +16,7 @@
 #
 # **Summary.** Hiding patches of the photo and watching the class score drop, the simplest explanation there is.
 #
-# **The question.** "The network says *tiger cat*. Which part of the picture is that answer
-# based on?"
+# **The question.** "Which part of the image matters for this output?"
 #
 # The most direct experiment needs no gradient and no knowledge of the architecture: hide a
 # part of the image and see whether the answer changes. Slide a square patch of constant colour
@@ -47,26 +46,30 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from convlens import lesson
-from convlens.occlusion import occlusion  # also convlens.occlusion
-
-# Occluded copies per forward pass. On a GPU, big batches keep it busy; on a small CPU,
-# large batches of 224-pixel images fall out of the caches, and a few per pass is fastest
-# (measured on this course's 2-core build machine: about 4 per pass beats 64 by 2x).
-BATCH = 64 if torch.cuda.is_available() else 4
+from convlens import lesson, plot
+from convlens.occlusion import occlusion, occlusion_plan  # also convlens.occlusion
 
 ctx = lesson.setup()
 model = ctx.model
 print("model:", ctx.name, "| device:", ctx.device)
 
-x = ctx.image("chelsea")  # [1, 3, 224, 224], normalized
-top = ctx.top_classes(x, k=3)
-for label, p in top:
+# The astronaut photo holds two objects that are ImageNet classes: a helmet (lower right)
+# and a model of the space shuttle (upper right).
+x = ctx.image("astronaut")  # [1, 3, 224, 224], normalized
+for label, p in ctx.top_classes(x, k=3):
     print(f"  {p:6.1%}  {label}")
-target = ctx.class_index(top[0][0])
+helmet = ctx.class_index("football helmet", x)
+shuttle = ctx.class_index("space shuttle", x)
 with torch.no_grad():
-    base_score = model(x)[0, target].item()
-print(f"explaining {top[0][0]!r} (class {target}), logit {base_score:.2f}")
+    logits = model(x)[0]
+for c in (helmet, shuttle):
+    print(f"class {c} {ctx.labels[c]!r}: logit {logits[c].item():.2f}")
+
+
+def tiles(size, window, stride):
+    """True when windows ``stride`` apart cover the image edge to edge (no uncovered border)."""
+    return (size - window) % stride == 0
+
 
 # %% [markdown]
 # ## What the fill value means
@@ -74,11 +77,10 @@ print(f"explaining {top[0][0]!r} (class {target}), logit {base_score:.2f}")
 # The model never sees pixels in $[0, 1]$: it sees the *normalized* input
 # $(\text{pixel} - \mu)/\sigma$ per colour channel. The occlusion window is written into that
 # normalized tensor, so `fill=0.0` does **not** paint the window black: it paints it the
-# dataset's mean colour $\mu$ (mid-grey for this model, whose $\mu = 0.5$; a brownish grey
-# $(124, 116, 104)$ for the usual ImageNet statistics). To get black you must fill with
-# $-\mu/\sigma$, which differs per channel for ImageNet statistics (and `convlens.occlusion`
-# takes one number, so we use the channel mean of it). The figure decodes each choice back to
-# pixels.
+# dataset's mean colour $\mu$, here {{ mean_colour }} in 0-255 pixel values. To get black you
+# must fill with $-\mu/\sigma$, which differs per channel when the statistics do (and
+# `occlusion` takes one number, so we use the channel mean of it). The figure decodes
+# each choice back to pixels, with the window over the helmet.
 
 # %%
 pre = ctx.preprocess
@@ -89,7 +91,7 @@ fills = {"fill = 0 (mean colour)": 0.0,
          "fill = white": float(white.mean())}
 print("black in normalized space, per channel:", [round(v, 3) for v in black.tolist()])
 print("white in normalized space, per channel:", [round(v, 3) for v in white.tolist()])
-print("mean colour as pixels (0-255):", [round(255 * m) for m in pre.mean])
+lesson.record("mean_colour", "(" + ", ".join(str(round(255 * m)) for m in pre.mean) + ")")
 
 
 def occlude(x, top, left, window, fill):
@@ -99,7 +101,8 @@ def occlude(x, top, left, window, fill):
     return copy
 
 
-pictures = [ctx.to_display(x)] + [ctx.to_display(occlude(x, 60, 40, 48, v)) for v in fills.values()]
+spot = (160, 160, 64)  # top, left, window: over the helmet
+pictures = [ctx.to_display(x)] + [ctx.to_display(occlude(x, *spot, v)) for v in fills.values()]
 fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.9))
 for ax, picture, title in zip(axes, pictures, ["original"] + list(fills)):
     ax.imshow(picture)
@@ -107,21 +110,69 @@ for ax, picture, title in zip(axes, pictures, ["original"] + list(fills)):
     ax.axis("off")
 with torch.no_grad():
     for ax, v in zip(axes[1:], fills.values()):
-        drop = base_score - model(occlude(x, 60, 40, 48, v))[0, target].item()
-        ax.text(4, 216, f"score drop {drop:+.2f}", color="white", fontsize=8,
+        drop = logits[helmet].item() - model(occlude(x, *spot, v))[0, helmet].item()
+        ax.text(4, 18, f"drop {drop:+.2f}", color="white", fontsize=8,
                 bbox=dict(facecolor="black", alpha=0.6, pad=2))
 fig.tight_layout()
-lesson.show(fig, f"One 48x48 occluder over the cat's eye with three fill values in normalized "
-                 f"space, decoded to pixels; the drop of the {top[0][0]!r} logit is printed.")
+lesson.show(fig, f"One 64x64 occluder over the helmet with three fill values in normalized "
+                 f"space, decoded to pixels; the drop of the {ctx.labels[helmet]!r} logit is "
+                 "printed.")
 
 # %% [markdown]
-# ## The map
+# ## The map, and what one forward pass costs
 #
-# `convlens.occlusion` builds all the occluded copies with broadcast masks, sends them through
-# the model `batch_size` at a time under `torch.no_grad()`, and returns $S$ as a map of shape
-# `[N, H', W']` with $H' = \lfloor (H - w)/s \rfloor + 1$ (window $w$, stride $s$). Cell
-# $(i, j)$ of the map belongs to the window whose top-left corner is $(i s, j s)$; to overlay
-# it on the photo we draw it centred on the window's centre, $s$ pixels per cell.
+# `occlusion(model, x, target, window, stride)` returns $S$ as a map of shape
+# `[N, H', W']` with $H' = \lfloor (H - w)/s \rfloor + 1$ (window $w$, stride $s$); with
+# `target=None` it returns the maps of **every** class, `[N, classes, H', W']`, from the same
+# forward passes (each occluded copy yields all the logits at once). Cell $(i, j)$ belongs to
+# the window whose top-left corner is $(i s, j s)$; to overlay it on the photo we draw it
+# centred on the window's centre, $s$ pixels per cell. With $w = 32$ and $s = 16$ the windows
+# tile the 224-pixel image exactly, $(224 - 32)/16 = 12$.
+#
+# The lecture's maps use a 32×32 window at stride 2:
+#
+# $$ \Big(\frac{224 - 32}{2} + 1\Big)^2 = 97^2 = 9409 $$
+#
+# forward passes for one image. Before paying for that, we time two coarse maps (49 and 169
+# positions) and extrapolate from the difference: on the machine that built this page the
+# 169-position map took {{ coarse_seconds }}, and each extra position about
+# {{ ms_per_position }}, so stride 2 would take about {{ predicted_stride2 }}.
+# The lesson draws its main map at the finest stride of 2, 4, 8 and 16 whose predicted time
+# fits {{ budget }}: here **stride {{ main_stride }}**, which took {{ main_seconds }}.
+
+# %%
+BUDGET_S = 180.0  # seconds allowed for the main map on the machine that builds the page
+plan = occlusion_plan(model, x, window=32, stride=16)
+print(f"path: {plan.path} ({plan.reason}); convolution work per copy: "
+      f"{plan.recomputed_fraction:.0%} of a full pass")
+lesson.record("recomputed", plan.recomputed_fraction, ".0%")
+
+assert tiles(224, 32, 32) and tiles(224, 32, 16)
+start = time.perf_counter()
+probe = occlusion(model, x, None, window=32, stride=32)  # [1, classes, 7, 7]
+probe_s = time.perf_counter() - start
+start = time.perf_counter()
+coarse = occlusion(model, x, None, window=32, stride=16)  # [1, classes, 13, 13]
+coarse_s = time.perf_counter() - start
+# the cost of one more position, without the fixed cost of a call (tracing, self-check)
+per_position = max((coarse_s - probe_s) / (169 - 49), coarse_s / 169 / 4)
+lesson.record("coarse_seconds", coarse_s, "{:.1f} s")
+lesson.record("ms_per_position", 1000 * per_position, "{:.0f} ms")
+lesson.record("predicted_stride2", 9409 * per_position, "{:.0f} s")
+lesson.record("budget", BUDGET_S, "{:.0f} s")
+
+main_stride = next((s for s in (2, 4, 8) if ((224 - 32) // s + 1) ** 2 * per_position <= BUDGET_S),
+                   16)
+assert tiles(224, 32, main_stride)
+start = time.perf_counter()
+main = coarse if main_stride == 16 else occlusion(model, x, None, window=32,
+                                                           stride=main_stride)
+main_s = coarse_s if main_stride == 16 else time.perf_counter() - start
+lesson.record("main_stride", main_stride)
+lesson.record("main_positions", main[0, 0].numel())
+lesson.record("main_seconds", main_s, "{:.0f} s")
+print(f"main map: stride {main_stride}, {tuple(main.shape)}, {main_s:.1f} s")
+
 
 # %%
 def draw_drop(ax, image, drop, window, stride, limit, title):
@@ -138,131 +189,300 @@ def draw_drop(ax, image, drop, window, stride, limit, title):
     return im
 
 
-start = time.perf_counter()
-s = occlusion(model, x, target, window=32, stride=16, fill=0.0, batch_size=BATCH)  # [1, 13, 13]
-print(f"map {tuple(s.shape)}, {s.numel()} forward passes, {time.perf_counter() - start:.1f} s; "
-      f"largest drop {s.max().item():+.2f}, largest rise {s.min().item():+.2f}")
+image = ctx.to_display(x)
+pair = main[0, [helmet, shuttle]]  # two classes from the same passes, [2, H', W']
+limit = pair.abs().max().item()
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
+axes[0].imshow(image)
+axes[0].set_title("input", fontsize=9)
+axes[0].axis("off")
+for ax, m, c in zip(axes[1:], pair, (helmet, shuttle)):
+    im = draw_drop(ax, image, m.cpu().numpy(), 32, main_stride, limit,
+                   f"{ctx.labels[c]!r}, max drop {m.max().item():.2f}")
+fig.colorbar(im, cax=axes[3], label="logit drop")
+lesson.show(fig, f"Occlusion maps (window 32, stride {main_stride}, fill 0 = mean colour) for "
+                 f"{ctx.labels[helmet]!r} and {ctx.labels[shuttle]!r}, both from the same "
+                 "forward passes; red = hiding the window lowers the logit.")
+
+rows, cols = pair.shape[1:]
+for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
+                         ("shuttle", shuttle, pair[1], (False, True))):
+    i, j = divmod(int(m.flatten().argmax()), cols)
+    lesson.record(f"{name}_drop", m.max(), ".2f")
+    lesson.record(f"{name}_logit", logits[c], ".2f")
+    if name == "helmet":
+        lesson.record("helmet_share", m.max() / logits[c], ".0%")
+    where = (i >= rows // 2, j >= cols // 2)  # (lower half, right half)
+    lesson.expect(where == want, f"the largest drop for {ctx.labels[c]!r} lies on the "
+                  f"{name} ({'lower' if want[0] else 'upper'} right quarter)", (i, j))
+
+# %% [markdown]
+# Hiding the helmet costs the *football helmet* logit up to {{ helmet_drop }} (of
+# {{ helmet_logit }}, {{ helmet_share }}). The *space shuttle* logit is small
+# ({{ shuttle_logit }}: the model gives that class little weight here), but its largest drop,
+# {{ shuttle_drop }}, is where the model shuttle stands. Each class has its own part of the
+# photo, and both maps came out of one set of forward passes.
+#
+# ## Stride
+#
+# The stride sets the map's resolution and, squared, its cost: halving the stride gives four
+# times as many positions. It does not change *what* is measured: when the windows tile the
+# image, the map at a coarser stride is a subsample of the map at stride {{ main_stride }}
+# (the same windows, fewer of them), so coarse maps need not be computed again. We take them
+# from the main map and check the stride-16 one against its own call above.
+
+# %%
+strides = {2: [32, 8, 2], 4: [32, 8, 4], 8: [32, 16, 8], 16: [32, 16]}[main_stride]
+sub = {s: main[0, helmet, ::s // main_stride, ::s // main_stride] for s in strides}
+gap = (main[0, helmet, ::16 // main_stride, ::16 // main_stride] - coarse[0, helmet]).abs().max()
+lesson.expect(bool(gap <= 1e-3), "the stride-16 map is a sample of the finer map", gap)
+print(f"stride-16 map from its own call vs taken from the main map: max |difference| {gap:.1e}")
+
+fig, axes = plt.subplots(1, len(strides) + 1, figsize=(2.5 * len(strides) + 0.5, 2.8),
+                         gridspec_kw={"width_ratios": [1] * len(strides) + [0.06]})
+for ax, (s, m) in zip(axes, sub.items()):
+    im = draw_drop(ax, image, m.cpu().numpy(), 32, s, limit,
+                   f"stride {s}: {m.numel()} passes")
+fig.colorbar(im, cax=axes[-1], label="logit drop")
+lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r}, 32-pixel window at strides "
+                 f"{', '.join(map(str, strides))} (coarser maps are samples of the finest).")
 
 # %% [markdown]
 # ## Window size
 #
 # The window must be large enough to hide something the network cares about: a 16-pixel
-# square hides part of an eye, a 64-pixel square hides the whole eye and some fur around it.
-# Small windows give sharp but weak maps (the network fills in a small hole from the context
-# around it); large windows give strong but blurry maps. All three maps share one colour scale.
+# square hides a piece of the helmet, a 64-pixel square hides most of it. Small windows give
+# sharp but weak maps (the network fills in a small hole from the context around it); large
+# windows give strong but blurry maps: the largest drop is {{ drop_w16 }}, {{ drop_w32 }} and
+# {{ drop_w64 }} for windows of 16, 32 and 64 pixels. All three maps share one colour scale, and
+# each window tiles the image at stride 16.
 
 # %%
-image = ctx.to_display(x)
-maps = {w: s if w == 32 else occlusion(model, x, target, window=w, stride=16, batch_size=BATCH)  # s: above
-        for w in (16, 32, 64)}
-limit = max(m.abs().max().item() for m in maps.values())
+windows = {}
+for w in (16, 32, 64):
+    assert tiles(224, w, 16)
+    windows[w] = coarse[0, helmet] if w == 32 else occlusion(
+        model, x, helmet, window=w, stride=16)[0]
+    lesson.record(f"drop_w{w}", windows[w].max(), ".2f")
+lesson.expect(bool(windows[16].max() < windows[32].max() < windows[64].max()),
+              "larger windows give larger drops", [round(m.max().item(), 2) for m in windows.values()])
+limit = max(m.abs().max().item() for m in windows.values())
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
-for ax, (w, m) in zip(axes, maps.items()):
-    im = draw_drop(ax, image, m[0].cpu().numpy(), w, 16, limit,
-                   f"window {w}, stride 16 ({m.shape[1]}x{m.shape[2]})")
+for ax, (w, m) in zip(axes, windows.items()):
+    im = draw_drop(ax, image, m.cpu().numpy(), w, 16, limit,
+                   f"window {w}, stride 16 ({m.shape[0]}x{m.shape[1]})")
 fig.colorbar(im, cax=axes[3], label="logit drop")
-lesson.show(fig, f"Occlusion maps for {top[0][0]!r} with 16, 32 and 64-pixel windows at stride 16, "
-                 "fill 0 (mean colour); red = hiding the window lowers the logit.")
+lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r} with 16, 32 and 64-pixel windows at "
+                 "stride 16, fill 0 (mean colour); red = hiding the window lowers the logit.")
 
 # %% [markdown]
-# ## Stride
-#
-# The stride sets the map's resolution and, squared, its cost: halving the stride gives four
-# times as many positions. With a 32-pixel window, stride 32 tiles the image with no overlap
-# (a 7×7 map), stride 8 gives a 25×25 map. The window, not the stride, decides how blurry the
-# map is: a small stride only samples the same blurry function more densely.
-
-# %%
-strides = (32, 16, 8)
-maps, seconds = {16: s}, {}  # window 32 at stride 16 is the map computed above
-for st in strides:
-    start = time.perf_counter()
-    if st not in maps:
-        maps[st] = occlusion(model, x, target, window=32, stride=st, batch_size=BATCH)
-        seconds[st] = time.perf_counter() - start
-        print(f"stride {st:2d}: map {maps[st].shape[1]}x{maps[st].shape[2]} = "
-              f"{maps[st][0].numel():4d} forwards, {seconds[st]:5.1f} s")
-limit = max(m.abs().max().item() for m in maps.values())
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
-for ax, (st, m) in zip(axes, maps.items()):
-    im = draw_drop(ax, image, m[0].cpu().numpy(), 32, st, limit,
-                   f"window 32, stride {st} ({m.shape[1]}x{m.shape[2]})")
-fig.colorbar(im, cax=axes[3], label="logit drop")
-lesson.show(fig, f"Occlusion maps for {top[0][0]!r}, 32-pixel window at strides 32, 16 and 8, "
-                 "fill 0 (mean colour).")
-
-# %% [markdown]
-# Window, stride and class together, for the most probable classes (every class is read from
-# the same occluded forward passes):
+# Window, stride and class together, for the most probable classes of this photo (every class
+# is read from the same occluded forward passes):
 
 # %%
 from convlens import explore
 
-x_explore = ctx.image("chelsea")
-explore.occlusion_explorer(ctx.model, x_explore, ctx.to_display(x_explore), ctx.labels,
+explore.occlusion_explorer(ctx.model, x, ctx.to_display(x), ctx.labels,
                            windows=(16, 32, 64), strides=(16, 32), top=3)
 
 # %% [markdown]
-# ## The cost: one forward pass per position
+# ## Fill value
 #
-# The classic setting of the literature (a 32×32 mask moved by 2 pixels over a 224×224 image)
-# needs
-#
-# $$ \Big(\frac{224 - 32}{2} + 1\Big)^2 = 97^2 = 9409 $$
-#
-# forward passes for one map of one class. We measure two ways of paying for them on the device
-# this page was built on: a naive loop, one image per forward pass, and the library's batched
-# version (`BATCH` occluded copies per forward pass: 64 on a GPU, 4 on a CPU), on the same
-# positions; then we extrapolate to 9409.
+# The map depends on what we put in the hole. A black or white patch is itself a strong
+# pattern, with sharp edges the network was never trained to ignore; the mean colour is the
+# most neutral constant in the model's input space, but no constant is truly "absent". Maps
+# that agree across fills are the trustworthy part. Here the black-filled map correlates with
+# the mean-colour one at {{ corr_black }} and the white-filled one at {{ corr_white }}
+# (Pearson's r over the cells; stride 32 here, to save time).
 
 # %%
-def naive_occlusion(model, x, target, window, stride, fill=0.0, limit=None):
-    """One forward pass per window position (the first ``limit`` positions)."""
-    _, _, height, width = x.shape
-    rows, cols = (height - window) // stride + 1, (width - window) // stride + 1
-    drops = []
-    with torch.no_grad():
-        base = model(x)[0, target]
-        for k in range(rows * cols if limit is None else limit):
-            i, j = divmod(k, cols)
-            occluded = occlude(x, i * stride, j * stride, window, fill)
-            drops.append((base - model(occluded)[0, target]).item())
-    return torch.tensor(drops)
-
-
-positions = ((224 - 32) // 2 + 1) ** 2
-print("positions for window 32, stride 2 on 224x224:", positions)
-
-subset = 24
-start = time.perf_counter()
-naive = naive_occlusion(model, x, target, window=32, stride=8, limit=subset)
-naive_per_forward = (time.perf_counter() - start) / (subset + 1)
-
-batched = maps[8]  # the stride-8 map above: convlens.occlusion, BATCH copies per forward pass
-batched_per_forward = seconds[8] / (batched.numel() + 1)
-
-print("naive loop agrees with the library:",
-      torch.allclose(naive, batched.flatten()[:subset].cpu(), atol=1e-4))
-print(f"per forward pass on {ctx.device}: naive {1000 * naive_per_forward:.1f} ms, "
-      f"batched {1000 * batched_per_forward:.1f} ms "
-      f"(batched/naive speed ratio {naive_per_forward / batched_per_forward:.2f})")
-print(f"extrapolated for {positions} positions: naive {positions * naive_per_forward:.0f} s, "
-      f"batched {positions * batched_per_forward:.0f} s")
+fill_maps = {name: (probe[0, helmet] if value == 0.0 else
+                    occlusion(model, x, helmet, window=32, stride=32, fill=value)[0])
+             for name, value in fills.items()}
+reference = fill_maps["fill = 0 (mean colour)"]
+lesson.record("corr_black", plot.correlation(fill_maps["fill = black"], reference), ".2f")
+lesson.record("corr_white", plot.correlation(fill_maps["fill = white"], reference), ".2f")
+limit = max(m.abs().max().item() for m in fill_maps.values())
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
+for ax, (name, m) in zip(axes, fill_maps.items()):
+    im = draw_drop(ax, image, m.cpu().numpy(), 32, 32, limit, name)
+fig.colorbar(im, cax=axes[3], label="logit drop")
+lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r} (window 32, stride 32) with the "
+                 "window filled with the mean colour, black and white.")
 
 # %% [markdown]
-# This is why the maps on this page use strides of 8 to 32 and not 2: the whole page is built
-# on a small CPU in a few minutes, and stride 2 alone would take the time extrapolated above
-# (for one class, one image). Nothing in the figures would change qualitatively: stride 2 only
-# samples the same window-blurred function 16 times more densely than stride 8.
+# ## When the map is weak
 #
+# Occlusion answers "which *one* patch matters", and sometimes none does. The cat photo is
+# all cat: whatever 32-pixel square we hide, enough cat is left. The largest drop of the top
+# class's logit is {{ cat_drop }}, {{ cat_share }} of the logit ({{ cat_logit }}); for the
+# helmet above it was {{ helmet_share }}. A map whose largest drop is a few percent of the
+# logit is mostly noise, however colourful its colour scale makes it look: read the number
+# before the picture.
+
+# %%
+xcat = ctx.image("chelsea")
+with torch.no_grad():
+    cat_logits = model(xcat)[0]
+cat_class = int(cat_logits.argmax())
+cat_map = occlusion(model, xcat, cat_class, window=32, stride=16)[0]
+cat_share = (cat_map.max() / cat_logits[cat_class]).item()
+lesson.record("cat_drop", cat_map.max(), ".2f")
+lesson.record("cat_logit", cat_logits[cat_class], ".2f")
+lesson.record("cat_share", cat_share, ".0%")
+helmet_share = (pair[0].max() / logits[helmet]).item()
+lesson.expect(cat_share < 0.1 and cat_share < helmet_share / 2,
+              "on the cat photo the largest drop is a few percent of the logit, well under "
+              "the helmet's share", cat_share)
+
+fig, axes = plt.subplots(1, 3, figsize=(7.4, 2.8), gridspec_kw={"width_ratios": [1, 1, 0.06]})
+axes[0].imshow(ctx.to_display(xcat))
+axes[0].set_title("input", fontsize=9)
+axes[0].axis("off")
+cat_limit = cat_map.abs().max().item()
+im = draw_drop(axes[1], ctx.to_display(xcat), cat_map.cpu().numpy(), 32, 16, cat_limit,
+               f"{ctx.labels[cat_class]!r}: max drop {cat_map.max().item():.2f} "
+               f"of {cat_logits[cat_class].item():.2f}")
+fig.colorbar(im, cax=axes[2], label="logit drop")
+lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (window 32, stride "
+                 "16), on its own colour scale: the colours are strong, the drops are not.")
+
+# %% [markdown]
+# ## Two objects, two classes
+#
+# The cat is easier to find next to something that is not a cat. On a picture with the cat
+# *and* a cup of coffee, a cat class and the espresso class should depend on different halves.
+# One call with `target=None` gives both maps (the wide image is resized to 224×448 as a whole,
+# so neither object is cropped; a 64-pixel window at stride 32 tiles it). The espresso map puts
+# {{ coffee_right }} of its positive drop on the right (coffee) half, and its largest drop is
+# {{ coffee_share }} of its logit. The cat's map is weak again (largest drop {{ cat2_share }}
+# of its logit) and less tidy: {{ cat_left }} of its positive drop lies on the cat's half.
+
+# %%
+xc = ctx.image("cat_and_coffee", size=(224, 448))
+with torch.no_grad():
+    composite_logits = model(xc)[0]
+cat_names = [n for n in ("tiger cat", "tabby", "Egyptian cat") if n in ctx.labels]
+cat = (max((ctx.labels.index(n) for n in cat_names), key=lambda c: composite_logits[c].item())
+       if cat_names else ctx.class_index("tiger cat", xc))
+coffee = ctx.class_index("espresso", xc)
+print("top classes of the composite:", [(n, f"{p:.1%}") for n, p in ctx.top_classes(xc, k=4)])
+assert tiles(224, 64, 32) and tiles(448, 64, 32)
+both = occlusion(model, xc, None, window=64, stride=32)[0, [cat, coffee]]  # [2, 6, 13]
+
+
+def left_share(m):
+    """Fraction of a map's positive drop in the left half of the image (window centres)."""
+    positive = m.clamp(min=0)
+    centres = 64 / 2 + 32 * torch.arange(m.shape[1], device=m.device)
+    return (positive[:, centres < 224].sum() / positive.sum().clamp(min=1e-12)).item()
+
+
+cat_left, coffee_right = left_share(both[0]), 1 - left_share(both[1])
+lesson.record("cat_left", cat_left, ".0%")
+lesson.record("coffee_right", coffee_right, ".0%")
+lesson.record("coffee_share", both[1].max() / composite_logits[coffee], ".0%")
+lesson.record("cat2_share", both[0].max() / composite_logits[cat], ".0%")
+lesson.expect(cat_left > 0.5 and coffee_right > 0.8,
+              "each class's positive drop lies mostly on its own object, the espresso's almost "
+              "all of it", (cat_left, coffee_right))
+half = both.shape[2] // 2  # columns whose windows lie in the cat's half
+lesson.record("coffee_on_cat", -both[1][:, :half].min(), ".2f")
+lesson.expect(bool(both[1][:, :half].min() < 0), "hiding parts of the cat raises the espresso "
+              "logit", both[1][:, :half].min())
+
+composite = ctx.to_display(xc)
+fig, axes = plt.subplots(1, 3, figsize=(10, 2.2), gridspec_kw={"width_ratios": [1, 1, 0.04]})
+for ax, m, c in zip(axes, both, (cat, coffee)):
+    scaled = (m / m.abs().max()).cpu().numpy()  # each map by its own largest |value|
+    im = draw_drop(ax, composite, scaled, 64, 32, 1.0,
+                   f"{ctx.labels[c]!r} (largest drop {m.max().item():.2f})")
+fig.colorbar(im, cax=axes[2], label="drop / own max")
+lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 64, stride 32, fill 0) for "
+                 f"{ctx.labels[cat]!r} and {ctx.labels[coffee]!r}, from the same passes; each "
+                 "map scaled by its own largest |value|.")
+
+# %% [markdown]
+# Negative cells are worth a look: hiding parts of the cat *raises* the espresso logit (by up to
+# {{ coffee_on_cat }} in the most negative cell of the cat's half): the network's evidence for
+# "cat" argues against "espresso" in the logits themselves, not only through the softmax.
+#
+# ## The cost: three ways to pay for the passes
+#
+# What does one occluded forward pass cost? We time three exact ways of computing the same
+# drops (window 32 on the astronaut): the naive loop on 16 positions (stride 64); batched
+# passes on 49 (stride 32, which includes those 16); incremental inference on the main map's
+# {{ main_positions }} positions, timed above (and checked on the same 16):
+#
+# - a **naive loop**, one occluded image per forward pass, the whole network each time;
+# - **batched** full passes (`method="batched"`): many occluded copies per forward pass;
+# - **incremental** inference (`method="incremental"`, the default where the model allows it;
+#   Nakandala, Kumar & Papakonstantinou, SIGMOD 2019): an occluded copy differs from the photo
+#   only inside the window, and a convolution's output differs only inside the window's
+#   *projective field*, so each layer recomputes only that rectangle, on top of the
+#   activations of the unoccluded photo, until it covers most of the map.
+#
+# On the machine that built this page: naive {{ naive_ms }}, batched {{ batched_ms }},
+# incremental {{ incremental_ms }} per position, so batched took {{ batched_ratio }} and
+# incremental {{ incremental_ratio }} of the naive loop's time (timings on a shared machine
+# vary from run to run, and even from cell to cell of one build when other jobs start and
+# stop: compare methods in one process, interleaved, before you trust a ratio; the library's
+# times include each
+# call's fixed cost, copying the model and, for the incremental path, tracing and checking it,
+# spread over more positions the larger the map). All three agree to {{ agreement }}.
+
+# %%
+def naive_occlusion(model, x, target, window, stride, fill=0.0):
+    """One forward pass per window position: the reference."""
+    _, _, height, width = x.shape
+    rows, cols = (height - window) // stride + 1, (width - window) // stride + 1
+    drops = torch.empty(rows, cols)
+    with torch.no_grad():
+        base = model(x)[0, target]
+        for i in range(rows):
+            for j in range(cols):
+                occluded = occlude(x, i * stride, j * stride, window, fill)
+                drops[i, j] = (base - model(occluded)[0, target]).item()
+    return drops
+
+
+assert tiles(224, 32, 64)
+start = time.perf_counter()
+naive = naive_occlusion(model, x, helmet, window=32, stride=64)  # [4, 4]
+per = {"naive": (time.perf_counter() - start) / naive.numel()}
+results = {}
+start = time.perf_counter()
+results["batched"] = occlusion(model, x, helmet, window=32, stride=32, method="batched")[0]
+per["batched"] = (time.perf_counter() - start) / 49
+if plan.path == "incremental":  # the probe above ran this path, for every class at once
+    results["incremental"] = probe[0, helmet]
+    per["incremental"] = main_s / main[0, 0].numel()
+for method, seconds in per.items():
+    print(f"{method:12s} {1000 * seconds:7.1f} ms per position, {seconds / per['naive']:.2f}x naive")
+    lesson.record(f"{method}_ms", 1000 * seconds, "{:.0f} ms")
+    lesson.record(f"{method}_ratio", seconds / per["naive"], ".2f")
+if "incremental" not in per:
+    lesson.record("incremental_ms", "(not available for this model)")
+    lesson.record("incremental_ratio", "(n/a)")
+scale = naive.abs().max().item()
+worst = max((r[::2, ::2].cpu() - naive).abs().max().item() for r in results.values())
+lesson.record("agreement", worst / max(scale, 1e-12), "{:.0e} of the largest |drop|")
+_ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
+              "the three ways agree to rounding", worst)
+
+# %% [markdown]
 # **What batching buys.** A forward pass has a fixed cost (Python, dispatching a few hundred
 # operators, reading the weights from memory) and a cost per image. One image per pass pays the
-# fixed cost 9409 times; a batch of 64 pays it 148 times. On a GPU that fixed cost dominates and
-# batching is everything. On a small CPU the arithmetic dominates and is the same either way, so
-# the ratio above is close to 1; large batches can even be *slower* per image, because the
-# activations of 64 images no longer fit in the caches (on our 2-core build machine,
-# EfficientNet-Lite0 costs about 27 ms per image at batch 4 and 51 ms at batch 64). Treat
-# `batch_size` as a knob to measure on your machine, not a constant.
+# fixed cost 9409 times; batches of 16 pay it 589 times. On a GPU that fixed cost dominates and
+# batching is everything. On a small CPU the arithmetic dominates and is the same either way,
+# and large batches can even be *slower* per image, because the activations of many images no
+# longer fit in the caches. Treat `batch_size` as a knob to measure on your machine (the
+# default, `None`, is 16 copies per pass on a CPU, 128 on a GPU).
+#
+# **What incremental inference buys.** It removes arithmetic, which is what a CPU is short of:
+# per copy, the convolutions recompute about {{ recomputed }} of a full pass on this model (the
+# plan printed above), and the saving grows with depth because late layers see the window as a
+# small part of a small map.
 #
 # **What a GPU changes.** A GPU is starved by one small image: the kernels of a network this
 # size finish in microseconds and launching them dominates. With batches of tens to hundreds of
@@ -271,74 +491,6 @@ print(f"extrapolated for {positions} positions: naive {positions * naive_per_for
 # memory (`batch_size` × the activations of one image); under `torch.no_grad()` nothing is kept
 # for a backward pass, so large batches fit. Run this lesson with `CONVLENS_DEVICE=cuda` to
 # get the numbers for your GPU.
-#
-# Two further savings, not used here: evaluate several classes from the same forward passes
-# (every occluded copy yields all 1000 logits), and use a coarse stride first, refining only
-# where the map is large.
-
-# %% [markdown]
-# ## Fill value
-#
-# The map depends on what we put in the hole. A black or white patch is itself a strong
-# pattern, with sharp edges the network was never trained to ignore; the mean colour is the
-# most neutral constant in the model's input space, but no constant is truly "absent". Maps
-# that agree across fills are the trustworthy part.
-
-# %%
-fill_maps = {name: (maps[16] if value == 0.0 else
-                    occlusion(model, x, target, window=32, stride=16, fill=value,
-                              batch_size=BATCH))
-             for name, value in fills.items()}
-limit = max(m.abs().max().item() for m in fill_maps.values())
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
-for ax, (name, m) in zip(axes, fill_maps.items()):
-    im = draw_drop(ax, image, m[0].cpu().numpy(), 32, 16, limit, name)
-fig.colorbar(im, cax=axes[3], label="logit drop")
-lesson.show(fig, f"Occlusion maps for {top[0][0]!r} (window 32, stride 16) with the window filled "
-                 "with the mean colour, black and white.")
-
-# %% [markdown]
-# ## Two objects, two classes
-#
-# On a picture with a cat *and* a cup of coffee, the map for a cat class and the map for the
-# espresso class should light up different halves. `convlens.occlusion` takes one target per
-# example, so we stack two copies of the image with two targets and get both maps from one
-# call. (The wide image is resized to 224×448 as a whole, so neither object is cropped.)
-
-# %%
-xc = ctx.image("cat_and_coffee", size=(224, 448))
-with torch.no_grad():
-    logits = model(xc)[0]
-
-
-def best_of(names):
-    """The class among ``names`` with the highest logit on the composite."""
-    return max((ctx.class_index(n) for n in names), key=lambda c: logits[c].item())
-
-
-cat, coffee = best_of(["tabby", "tiger cat", "Egyptian cat"]), best_of(["espresso", "cup"])
-print("top classes of the composite:", [(n, f"{p:.1%}") for n, p in ctx.top_classes(xc, k=4)])
-start = time.perf_counter()
-both = occlusion(model, xc.repeat(2, 1, 1, 1), [cat, coffee], window=48, stride=24,
-                 batch_size=BATCH)
-print(f"two maps {tuple(both.shape)} in {time.perf_counter() - start:.1f} s")
-
-composite = ctx.to_display(xc)
-fig, axes = plt.subplots(1, 3, figsize=(10, 2.2), gridspec_kw={"width_ratios": [1, 1, 0.04]})
-for ax, m, c in zip(axes, both, (cat, coffee)):
-    scaled = (m / m.abs().max()).cpu().numpy()  # each map by its own largest |value|
-    im = draw_drop(ax, composite, scaled, 48, 24, 1.0,
-                   f"{ctx.labels[c]!r} (largest drop {m.max().item():.1f})")
-fig.colorbar(im, cax=axes[2], label="drop / own max")
-lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 48, stride 24, fill 0) for "
-                 f"{ctx.labels[cat]!r} and {ctx.labels[coffee]!r}; each map scaled by its own "
-                 "largest |value|.")
-
-# %% [markdown]
-# The cat class depends on the cat's face, the espresso class on the cup; each map is close to
-# zero, or slightly negative, on the other object. Negative cells are worth a look: hiding the
-# cup can *raise* the cat's logit, because the two classes compete for the same softmax and the
-# network's features for the cup argue against "cat".
 
 # %% [markdown]
 # ## Traps
@@ -349,11 +501,10 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 48, stride 
 # after normalizing are different experiments. Decide which colour you mean, then convert it
 # with <code>(colour - mean) / std</code>.</p></div>
 #
-# <div class="admonition warning"><p class="admonition-title">Trap: forgetting no_grad and batching</p>
+# <div class="admonition warning"><p class="admonition-title">Trap: forgetting no_grad</p>
 # <p>A loop that calls the model once per position without <code>torch.no_grad()</code> stores
 # every activation for a backward pass that never comes: memory grows and every pass is
-# slower. Batch the occluded copies; on a GPU it is the difference between minutes and
-# seconds.</p></div>
+# slower.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: a misaligned overlay</p>
 # <p>The map has $H'$ cells, not $H$: cell $(i, j)$ belongs to the window starting at
@@ -364,7 +515,12 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 48, stride 
 # <div class="admonition warning"><p class="admonition-title">Trap: the uncovered border</p>
 # <p>When $(H - w)$ is not a multiple of the stride, the last rows and columns are never
 # occluded (a 48-pixel window at stride 24 on 224 pixels leaves 8 pixels). Choose window and
-# stride so they tile the image, or pad.</p></div>
+# stride so they tile the image, as every map on this page does (the <code>tiles</code> check),
+# or pad.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: a strong colour scale on a weak map</p>
+# <p>A map scaled by its own maximum always looks confident. Compare the largest drop with
+# the logit itself before reading the picture.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: explaining the probability</p>
 # <p>The softmax probability saturates: for a confident class, hiding half the object may not
@@ -374,13 +530,12 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 48, stride 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Compute the occlusion map of your own image at window 32 and strides 16 and 8. Where do
-#    the two maps disagree, and is the disagreement larger than the change you get by moving
-#    the window by 4 pixels?
+# 1. Compute the occlusion map of your own image at window 32 and strides 16 and 8. Check that
+#    the stride-16 map is every second cell of the stride-8 one.
 # 2. Instead of a constant, fill the window with a blurred copy of the image (or with noise of
 #    the image's statistics). Do the maps agree with the mean-colour fill?
-# 3. Modify `naive_occlusion` to return all 1000 logits per position, and draw the maps of the
-#    top 3 classes from one set of forward passes. How much cheaper is it than 3 calls?
-# 4. Find the smallest window for which the cat's map still has a clear maximum. Compare it
+# 3. With `target=None`, draw the maps of the top 3 classes of the astronaut photo from one
+#    call. How much cheaper is it than 3 calls with one target each?
+# 4. Find the smallest window for which the helmet's map still has a clear maximum. Compare it
 #    with the receptive field of the last convolutional layer ([receptive fields](02-receptive-fields.ipynb)).
 # 5. On a GPU, time `occlusion` for batch sizes 1, 8, 64 and 256. Where does the speed-up stop?
