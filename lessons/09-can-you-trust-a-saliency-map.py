@@ -540,6 +540,9 @@ for group in ([truth[0]], truth[1:]):
         peaks[name] += [(int(p % ranked.shape[-1]), int(p // ranked.shape[-1])) for p in flat]
 pointing = {name: float(np.mean(h)) for name, h in hits.items()}
 explanations = len(hits["gradient"])
+lesson.expect(0.2 <= pointing["centre map"] <= 0.8, "the centre of the image is often but not "
+              "always on an object (the centre map hits 20-80% of the objects)",
+              value=pointing["centre map"])
 lesson.record("pointing_explanations", explanations)
 lesson.record("pointing_images", len(truth))
 for name in EVERY:
