@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["KNOWN_IMAGES", "OBJECT_CLASSES", "GroundTruthImage", "ground_truth_set", "load",
-           "prepare", "to_display"]
+__all__ = ["KNOWN_IMAGES", "OBJECT_CLASSES", "OBJECT_SIZE", "GroundTruthImage",
+           "ground_truth_set", "load", "prepare", "to_display"]
 
 _SKIMAGE_PHOTOS = {
     "chelsea": "chelsea",  # a tabby cat
@@ -158,25 +158,44 @@ def _background(kind: str, size: int, generator: torch.Generator) -> Image.Image
     return Image.fromarray((pixels.numpy() * 255).round().astype(np.uint8), "RGB")
 
 
+#: the longer side of each pasted object, as a fraction of the image side (low, high): small
+#: enough that most objects lie away from the centre, so that a map peaking at the centre
+#: (the pointing game's centre baseline) is strong but far from perfect.
+OBJECT_SIZE = (0.18, 0.32)
+
+
 def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def ground_truth_set(n: int = 8, size: int = 224, generator: torch.Generator | None = None,
-                     composite: bool = True) -> list[GroundTruthImage]:
+                     composite: bool = True,
+                     object_size: tuple[float, float] = OBJECT_SIZE) -> list[GroundTruthImage]:
     """Images with known object boxes, the same for the same seed.
 
     With ``composite`` the first item is ``cat_and_coffee`` at ``size x 2 size`` with a box
     for each object. Then ``n`` square ``size x size`` images, alternately on a neutral grey
     and a textured background, each holding the cat and the cup cropped from their photos
-    (the boxes in ``_OBJECT_BOXES``), each scaled so its longer side is 30-50% of ``size`` and
-    pasted at a random place, the two never overlapping. ``generator`` (a CPU
-    ``torch.Generator``; None: seed 0) draws every random choice.
+    (the boxes in ``_OBJECT_BOXES``), each scaled so its longer side is a uniformly drawn
+    fraction of ``size`` between ``object_size[0]`` and ``object_size[1]`` (default
+    :data:`OBJECT_SIZE`, 18-32%) and pasted at a place drawn uniformly among all those where
+    it fits inside the frame, the two never overlapping (the second object is redrawn until
+    it does not overlap the first). ``generator`` (a CPU ``torch.Generator``; None: seed 0)
+    draws every random choice.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an int >= 0, got {n!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 32:
         raise ValueError(f"size must be an int >= 32 pixels, got {size!r}")
+    if (not isinstance(object_size, (tuple, list)) or len(object_size) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       for v in object_size)):
+        raise TypeError(f"object_size must be a pair of fractions (low, high), got "
+                        f"{object_size!r}")
+    low, high = (float(v) for v in object_size)
+    if not 0 < low <= high <= 0.5:
+        raise ValueError(f"object_size must satisfy 0 < low <= high <= 0.5 (two objects must "
+                         f"fit side by side), got {object_size!r}")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     elif not isinstance(generator, torch.Generator):
@@ -192,7 +211,7 @@ def ground_truth_set(n: int = 8, size: int = 224, generator: torch.Generator | N
         canvas = _background(kind, size, generator)
         boxes: dict[str, tuple[int, int, int, int]] = {}
         for name, crop in crops.items():
-            longer = uniform(0.3, 0.5) * size
+            longer = uniform(low, high) * size
             scale = longer / max(crop.size)
             w, h = max(1, round(crop.width * scale)), max(1, round(crop.height * scale))
             for _ in range(100):  # rejection sampling of a place that overlaps nothing
