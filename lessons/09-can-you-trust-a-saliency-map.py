@@ -521,14 +521,12 @@ peaks = {name: [] for name in EVERY}  # (column, row) of each map's maximum, in 
 for group in ([truth[0]], truth[1:]):
     xs = torch.cat([images.prepare(item.image, ctx.preprocess, size=item.image.size[::-1])
                     for item in group]).to(ctx.device)
-    with torch.no_grad():
-        logits = model(xs)
     batch, classes, boxes = [], [], []
     for i, item in enumerate(group):
         for obj, box in item.boxes.items():
             batch.append(i)
-            classes.append(max((ctx.class_index(label) for label in images.OBJECT_CLASSES[obj]),
-                               key=lambda c, i=i: logits[i, c].item()))
+            # the object's most probable class; a model without any of them: its top class
+            classes.append(ctx.most_probable(images.OBJECT_CLASSES[obj], xs[i:i + 1]))
             boxes.append(box)
         print(f"{item.background:>8} {item.image.size}: " + ", ".join(
             f"{o} as {ctx.labels[c]!r}" for o, c in zip(item.boxes, classes[-len(item.boxes):])))
