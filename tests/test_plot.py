@@ -26,17 +26,20 @@ def close_figures():
     plt.close("all")
 
 
-def test_import_convlens_does_not_import_pyplot():
+def test_import_convlens_does_not_import_pyplot_or_timm():
     lib = str(Path(convlens.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": lib + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("MPLBACKEND", None)
     code = ("import sys, convlens, convlens.plot; "
-            "print(convlens.__file__); print('matplotlib.pyplot' in sys.modules)")
+            "print(convlens.__file__); print('matplotlib.pyplot' in sys.modules); "
+            "print('timm' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True, timeout=300)
-    imported_from, pyplot_loaded = result.stdout.split()
+    imported_from, pyplot_loaded, timm_loaded = result.stdout.split()
     assert Path(imported_from).resolve() == Path(convlens.__file__).resolve()
     assert pyplot_loaded == "False"
+    # timm warns on import inside a notebook without ipywidgets; only a timm model needs it
+    assert timm_loaded == "False"
 
 
 # --- heatmap --------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import copy
 import logging
 import math
 import operator
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -248,15 +249,14 @@ class _NotLocal(Exception):
     """The model (or part of it) cannot be run incrementally; the message says why."""
 
 
-def _timm_types():
-    try:
-        from timm.layers import BatchNormAct2d, Conv2dSame
-    except Exception:  # noqa: BLE001 - timm absent or reorganised: treat its layers as unknown
-        return (), ()
-    return (Conv2dSame,), (BatchNormAct2d,)
+def _timm_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """timm's ``Conv2dSame`` and ``BatchNormAct2d`` classes, if timm is already imported (a
+    model made of them implies it is); convlens never imports timm just to look."""
+    layers = sys.modules.get("timm.layers")
+    conv, bn = getattr(layers, "Conv2dSame", None), getattr(layers, "BatchNormAct2d", None)
+    return (() if conv is None else (conv,)), (() if bn is None else (bn,))
 
 
-_TIMM_CONV_SAME, _TIMM_BN_ACT = _timm_types()
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
                 nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh,
                 nn.Softplus, nn.Identity)
@@ -275,7 +275,7 @@ def _is_pointwise_module(m: nn.Module) -> bool:
         return True
     if type(m) in (nn.Dropout, nn.Dropout2d):
         return not m.training
-    if type(m) is nn.BatchNorm2d or type(m) in _TIMM_BN_ACT:
+    if type(m) is nn.BatchNorm2d or type(m) in _timm_types()[1]:
         stats = m.running_mean is not None and m.running_var is not None
         if not (stats and not m.training):
             return False
@@ -301,7 +301,7 @@ def _pair(v):
 def _sliding(m: nn.Module, in_size):
     """(rows, cols geometry, pad value, function of a crop) for a local sliding layer, or
     None if ``m`` is not one we can prove local."""
-    if type(m) is nn.Conv2d or type(m) in _TIMM_CONV_SAME:
+    if type(m) is nn.Conv2d or type(m) in _timm_types()[0]:
         if m.padding_mode != "zeros":
             return None
         k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
@@ -346,7 +346,7 @@ def _sliding(m: nn.Module, in_size):
 
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, m, qualname):
-        return (type(m) in _TIMM_CONV_SAME or type(m) in _TIMM_BN_ACT
+        return (type(m) in _timm_types()[0] or type(m) in _timm_types()[1]
                 or super().is_leaf_module(m, qualname))
 
 
@@ -491,12 +491,12 @@ class _Incremental:
             if node.op != "call_module" or len(node.users) != 1 or calls[node.target] != 1:
                 continue
             conv, (user,) = self.modules[node.target], node.users
-            if type(conv) not in (nn.Conv2d, *_TIMM_CONV_SAME) or user.op != "call_module":
+            if type(conv) not in (nn.Conv2d, *_timm_types()[0]) or user.op != "call_module":
                 continue
             bn = self.modules[user.target]
             if calls[user.target] != 1 or len(user.all_input_nodes) != 1 or user.kwargs:
                 continue
-            if not (type(bn) is nn.BatchNorm2d or type(bn) in _TIMM_BN_ACT):
+            if not (type(bn) is nn.BatchNorm2d or type(bn) in _timm_types()[1]):
                 continue
             if not _is_pointwise_module(bn) or bn.num_features != conv.out_channels:
                 continue
@@ -581,7 +581,7 @@ class _Incremental:
             elif local_inputs and self._spatial(node):
                 kind, info = self._local_step(node, local_inputs, region)
             if node.op == "call_module" and type(self.modules[node.target]) in (
-                    (nn.Conv2d, *_TIMM_CONV_SAME)):
+                    (nn.Conv2d, *_timm_types()[0])):
                 m, out = self.modules[node.target], self.base[node]
                 flops = (m.in_channels // m.groups * m.out_channels * math.prod(m.kernel_size)
                          * out.shape[2] * out.shape[3])
