@@ -72,6 +72,7 @@ from IPython import get_ipython
 
 import convlens
 from convlens import evaluate, images, lesson, plot
+from convlens.guided import rectifier_support
 
 ctx = lesson.setup()
 model = ctx.model
@@ -128,6 +129,23 @@ METHODS = {
     "Grad-CAM": lambda m, x, t: convlens.gradcam(m, x, t, layer),
     "guided Grad-CAM": lambda m, x, t: convlens.guided_gradcam(m, x, t, layer),
 }
+# The three rectifier rules are defined for ReLU networks only (lesson 07); on a model with
+# another activation they refuse, and their rows are left out of every comparison here.
+RECTIFIER_METHODS = ("deconvnet", "guided backprop", "guided Grad-CAM")
+support = rectifier_support(model)
+if support not in ("modules", "functional"):
+    for name in RECTIFIER_METHODS:
+        del METHODS[name]
+    print(f"rectifier_support: {support}; left out: {', '.join(RECTIFIER_METHODS)}")
+lesson.expect(support in ("modules", "functional"),
+              "deconvnet, guided backprop and guided Grad-CAM apply to this model (they are left "
+              "out of every comparison on this page otherwise)", value=support)
+lesson.record("n_methods", len(METHODS))
+
+
+def text_of(table, name, fmt):
+    """``table[name]`` formatted for the text, or a dash for a method left out on this model."""
+    return format(table[name], fmt) if name in table else "– (left out)"
 
 
 def random_map(model, x, target):
@@ -227,7 +245,7 @@ lesson.expect(gaps[IG_COARSE] > 0.5 and gaps[IG_STEPS] < 0.5 * gaps[IG_COARSE] a
 #
 # ## Every method side by side
 #
-# The same photo, the same class, nine methods and the two baselines. Each panel shows the map
+# The same photo, the same class, {{ n_methods }} methods and the two baselines. Each panel shows the map
 # the measurements below rank pixels by, divided by its own maximum: magnitudes in grey (dark
 # = large) for the gradient family, signed maps in red (for the class) and blue (against) for
 # gradient × input, Integrated Gradients and occlusion, and Grad-CAM as a heat map over the
@@ -372,8 +390,9 @@ for key, name in [("guided", "guided backprop"), ("deconvnet", "deconvnet"),
                   ("guided_gradcam", "guided Grad-CAM"), ("gradient", "gradient"),
                   ("smoothgrad", "SmoothGrad"), ("occlusion", "occlusion"),
                   ("gradcam", "Grad-CAM")]:
-    lesson.record(f"rho_top_{key}", rho_top[name], fmt="{:.2f}")
-lesson.record("rho_second_guided", rho_step["guided backprop"][1], fmt="{:.2f}")
+    lesson.record(f"rho_top_{key}", text_of(rho_top, name, ".2f"))
+lesson.record("rho_second_guided", text_of({k: v[1] for k, v in rho_step.items()},
+                                           "guided backprop", ".2f"))
 lesson.record("second_step", step_labels[1].lstrip("…"))
 for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
                   ("gradient", "gradient"), ("gradcam", "Grad-CAM")]:
@@ -384,7 +403,7 @@ lesson.expect({"guided backprop", "deconvnet", "guided Grad-CAM"} <= set(unchang
               "guided backprop, deconvnet and guided Grad-CAM are unchanged (rho > 0.8) after "
               "the classifier is randomised; gradient, SmoothGrad, occlusion and Grad-CAM "
               "change (rho < 0.6)", value=rho_top)
-lesson.expect(rho_step["guided backprop"][1] > 0.8,
+lesson.expect("guided backprop" in rho_step and rho_step["guided backprop"][1] > 0.8,
               "guided backprop is still unchanged after the second step", value=rho_step)
 lesson.expect(min(rho_step["gradient × input"][-1], rho_step["Integrated Gradients"][-1])
               > rho_step["gradient"][-1] + 0.1 and rho_step["Grad-CAM"][-1] > 0.3,
@@ -566,7 +585,7 @@ lesson.record("pointing_best_acc", best_pointing, fmt="{:.0%}")
 for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam", "Grad-CAM"),
                   ("guided", "guided backprop"), ("gradient", "gradient"),
                   ("occlusion", "occlusion")]:
-    lesson.record(f"pointing_{key}", pointing[name], fmt="{:.0%}")
+    lesson.record(f"pointing_{key}", text_of(pointing, name, ".0%"))
 
 # %% [markdown]
 # On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each),
@@ -578,12 +597,12 @@ for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam"
 # the maps put their maximum.
 
 # %%
-shown = truth[:9]  # the composite and (up to) eight square images, two rows of five units
+shown_truth = truth[:9]  # the composite and (up to) eight square images, two rows of five units
 fig = plt.figure(figsize=(12, 5))
 grid = fig.add_gridspec(2, 5)
 cells = [grid[0, :2]] + [grid[r, c] for r, c in [(0, 2), (0, 3), (0, 4)] + [(1, c) for c in range(5)]]
 first = 0
-for item, cell in zip(shown, cells):
+for item, cell in zip(shown_truth, cells):
     ax = fig.add_subplot(cell)
     ax.imshow(np.asarray(item.image))
     width, height = item.image.size
@@ -593,14 +612,17 @@ for item, cell in zip(shown, cells):
         ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                    ec=colour, lw=1.5))
         for name, marker in [("Grad-CAM", "o"), ("guided backprop", "x")]:
+            if name not in peaks:
+                continue
             px, py = peaks[name][first + index]
             ax.plot(px, py, marker, color=colour, ms=6, mew=1.5)
     first += len(item.boxes)
     ax.set_axis_off()
     ax.set_title(item.background, fontsize=8)
-lesson.show(fig, f"The first {len(shown)} images of the ground-truth set with their boxes (cat "
-                 "red, cup blue), the maximum of Grad-CAM (o) and of guided backprop (x) for "
-                 "each object's class, and the image centre (+), where the centre map points.")
+marked = "Grad-CAM (o) and of guided backprop (x)" if "guided backprop" in peaks else "Grad-CAM (o)"
+lesson.show(fig, f"The first {len(shown_truth)} images of the ground-truth set with their boxes "
+                 f"(cat red, cup blue), the maximum of {marked} for each object's class, and the "
+                 "image centre (+), where the centre map points.")
 
 # %% [markdown]
 # ## One table
@@ -652,7 +674,7 @@ if get_ipython() is None:  # plain Python: print what a notebook renders
 
 # %%
 one_pass = [seconds[n] for n in ("gradient", "gradient × input", "deconvnet", "guided backprop",
-                                  "Grad-CAM")]
+                                  "Grad-CAM") if n in seconds]
 lesson.record("time_one_pass", f"{min(one_pass):.2f}–{max(one_pass):.2f} s")
 lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s")
 
