@@ -143,7 +143,7 @@ lesson.show(fig, f"One 64x64 occluder over the helmet with three fill values in 
 # %%
 BUDGET_S = 180.0  # seconds allowed for the main map on the machine that builds the page
 plan = occlusion_plan(model, x, window=32, stride=16)
-print(f"path: {plan.path} ({plan.reason}); convolution work per copy: "
+print(f"path: {plan.path} ({plan.reason}); multiply-adds per copy: "
       f"{plan.recomputed_fraction:.0%} of a full pass")
 lesson.record("recomputed", plan.recomputed_fraction, ".0%")
 
@@ -477,11 +477,12 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # batching is everything. On a small CPU the arithmetic dominates and is the same either way,
 # and large batches can even be *slower* per image, because the activations of many images no
 # longer fit in the caches. Treat `batch_size` as a knob to measure on your machine (the
-# default, `None`, is 16 copies per pass on a CPU, 128 on a GPU).
+# default, `None`, was measured on a 2-core CPU: 32 copies per pass for the incremental path,
+# whose copies are small crops, and 16 whole copies; 128 on a GPU).
 #
 # **What incremental inference buys.** It removes arithmetic, which is what a CPU is short of:
-# per copy, the convolutions recompute about {{ recomputed }} of a full pass on this model (the
-# plan printed above), and the saving grows with depth because late layers see the window as a
+# per copy, the convolutions and the classifier compute about {{ recomputed }} of the
+# multiply-adds of a full pass on this model (the plan printed above), and the saving grows with depth because late layers see the window as a
 # small part of a small map.
 #
 # **What a GPU changes.** A GPU is starved by one small image: the kernels of a network this

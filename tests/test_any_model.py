@@ -95,3 +95,22 @@ def test_own_ten_class_model_from_a_file_builds_every_lesson(tmp_path):
     assert loaded.labels == OWN_LABELS and loaded.layers["first_conv"] == "0"
     assert_course_built(*build_course(tmp_path, "--model", f"{source}:build",
                                       "--labels", str(labels)))
+
+
+@pytest.mark.slow
+def test_a_model_the_rectifier_rules_refuse_still_builds_their_lessons(tmp_path):
+    """Hardswish (as in MobileNetV3): lesson 07 skips what deconvnet and guided backprop
+    refuse, lesson 09 leaves those rows out; both pages say so."""
+    source = tmp_path / "own_net.py"
+    source.write_text(OWN_MODEL.replace("nn.ReLU()", "nn.Hardswish()"))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(OWN_LABELS) + "\n")
+    returncode, statuses, output = build_course(
+        tmp_path, "--model", f"{source}:build", "--labels", str(labels),
+        "--only", "07-deconvnet-and-guided-backprop", "09-can-you-trust-a-saliency-map")
+    assert_course_built(returncode, statuses, output)
+    assert statuses["07-deconvnet-and-guided-backprop"] == statuses[
+        "09-can-you-trust-a-saliency-map"] == "miss"
+    page = (tmp_path / "docs" / "lessons" / "09-can-you-trust-a-saliency-map.ipynb").read_text()
+    assert "guided backprop and guided Grad-CAM apply to this model" in page  # the note, in place
+    assert "| deconvnet |" not in page and "| gradient |" in page  # rows left out, others kept

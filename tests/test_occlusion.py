@@ -181,6 +181,43 @@ def test_torchvision_and_course_models_exact(name, builder, size, window, stride
         assert relative_error(ours, reference) <= 1e-4, (name, method)
 
 
+@pytest.mark.parametrize("convolve", [True, False])
+def test_a_classifier_computed_either_way_gives_the_same_map(monkeypatch, convolve):
+    """AlexNet's 9216 -> 4096 -> 4096 -> 1000 classifier through F.linear or as convolutions
+    (whichever the first batch measures faster): the map agrees with the naive loop."""
+    module = importlib.import_module("convlens.occlusion")
+    monkeypatch.setattr(module, "_LINEAR_CHOICE", {})
+    monkeypatch.setattr(module, "_faster", lambda first, second: convolve)
+    torch.manual_seed(0)
+    model = torchvision.models.alexnet(weights=None).eval()
+    x = torch.randn(1, 3, 79, 79)
+    ours = occlusion(model, x, None, 24, 11, batch_size=9, method="incremental")
+    assert module._LINEAR_CHOICE == {(4096, 9216, torch.float32): convolve,
+                                     (4096, 4096, torch.float32): convolve,
+                                     (1000, 4096, torch.float32): convolve}
+    assert relative_error(ours, naive_occlusion(model, x, 24, 11)) <= 1e-4
+
+
+def test_linear_as_convolution_matches_linear_and_knows_when_not_to(monkeypatch):
+    module = importlib.import_module("convlens.occlusion")
+    monkeypatch.setattr(module, "_LINEAR_CHOICE", {})
+    monkeypatch.setattr(module, "_faster", lambda first, second: True)
+    torch.manual_seed(0)
+    linear = nn.Linear(5 * 64, 7)
+    fast = module._LinearAsConvolution(linear)
+    assert fast.side == 8
+    x = torch.randn(10, 5 * 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), linear(x), rtol=1e-5, atol=1e-5)
+        assert fast.kernel.shape == (7, 5, 8, 8)  # it convolved
+        assert torch.equal(fast(x[:3]), linear(x[:3]))  # fewer than 8 rows: F.linear
+    assert fast(x).requires_grad  # with autograd on: F.linear, differentiable
+    odd = module._LinearAsConvolution(nn.Linear(10, 3))  # 10 is no multiple of 36, 49, 64
+    assert odd.side is None
+    with torch.no_grad():
+        assert torch.equal(odd(torch.ones(9, 10)), odd.linear(torch.ones(9, 10)))
+
+
 def test_target_none_gives_every_class_from_the_same_passes(attribution_resnet18):
     torch.manual_seed(2)
     x = torch.randn(2, 3, 40, 40)
@@ -190,8 +227,12 @@ def test_target_none_gives_every_class_from_the_same_passes(attribution_resnet18
     torch.testing.assert_close(every[[0, 1], [5, 999]], some)
 
 
-def test_default_batch_size_by_device():
-    assert default_batch_size("cpu") == 16 and default_batch_size(torch.device("cuda")) == 128
+def test_default_batch_size_by_device_and_path():
+    assert default_batch_size("cpu") == default_batch_size("cpu", "incremental") == 32
+    assert default_batch_size("cpu", "batched") == 16
+    assert default_batch_size(torch.device("cuda"), "batched") == 128
+    with pytest.raises(ValueError, match="path must be"):
+        default_batch_size("cpu", "fast")
 
 
 class Untraceable(nn.Module):

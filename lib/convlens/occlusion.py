@@ -38,8 +38,10 @@ floating-point rounding only):
   in eval mode that alone read a convolution are folded into a private copy of its
   weights (one pass instead of two; the values change by rounding only). Before the first
   batch, three positions are run both ways and compared (a failure warns and uses the
-  batched path). The model is traced with ``torch.fx``; a model that cannot be traced, or
-  whose first operation is not local, uses the batched path. :func:`occlusion_plan` says
+  batched path). On a CPU, each fully connected layer (AlexNet's and VGG's large
+  classifiers) runs as the equivalent convolution when the first batch measures that faster
+  (``_LinearAsConvolution``). The model is traced with ``torch.fx``; a model that cannot be
+  traced, or whose first operation is not local, uses the batched path. :func:`occlusion_plan` says
   which path a call takes, why, and the fraction of convolution work it recomputes; the
   logger ``convlens.occlusion`` says the same at level DEBUG for every call.
 """
@@ -51,6 +53,7 @@ import logging
 import math
 import operator
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -66,27 +69,34 @@ logger = logging.getLogger(__name__)
 
 #: once a layer's changed rectangle covers this fraction of its map, go full-size
 FULL_FRACTION = 0.5
-#: occluded copies per forward pass when ``batch_size=None``. On a CPU 16: in CPU-time
-#: comparisons on a busy 2-core machine (one thread, 224x224) it was the best or within
-#: a few percent of the best of 4, 8, 16, 32, 64 on EfficientNet-Lite0, ResNet-18 and
-#: AlexNet, for both paths (64 was 1.5x slower batched on EfficientNet-Lite0; 4 and 8 are
-#: slower incrementally). A GPU wants many copies in flight: 128 (not measured).
-DEFAULT_BATCH_SIZE = {"cpu": 16, "cuda": 128}
+#: occluded copies per forward pass when ``batch_size=None``, by device and path. Measured on
+#: the project's 2-core CPU (224x224, window 32, stride 8, best of two, nothing else
+#: running): incremental, copies 16 / 32 / 64 took AlexNet 1.67 / 1.43 / 1.36 s, ResNet-18
+#: 3.10 / 3.04 / 3.14 s, EfficientNet-Lite0 1.59 / 1.54 / 1.95 s, VGG16 12.05 / 12.06 /
+#: 11.62 s; whole copies, 16 / 32: EfficientNet-Lite0 8.0 / 11.2 s, ResNet-18 7.3 / 8.5 s,
+#: AlexNet 3.2 / 2.8 s. A GPU wants many copies in flight: 128 (not measured).
+DEFAULT_BATCH_SIZE = {("cpu", "incremental"): 32, ("cpu", "batched"): 16,
+                      ("cuda", "incremental"): 128, ("cuda", "batched"): 128}
 METHODS = ("auto", "incremental", "batched")
 
 
-def default_batch_size(device: torch.device | str) -> int:
-    """Occluded copies per forward pass used when ``batch_size=None``: 16 on a CPU, 128 on
-    CUDA (see ``DEFAULT_BATCH_SIZE``), 16 elsewhere."""
-    return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 16)
+def default_batch_size(device: torch.device | str, path: str = "incremental") -> int:
+    """Occluded copies per forward pass used when ``batch_size=None``, for the path
+    (``"incremental"`` or ``"batched"``, as :func:`occlusion_plan` reports it): on a CPU 32
+    and 16, on CUDA 128 (see ``DEFAULT_BATCH_SIZE``), 16 elsewhere."""
+    if path not in ("incremental", "batched"):
+        raise ValueError(f"path must be 'incremental' or 'batched', got {path!r}")
+    return DEFAULT_BATCH_SIZE.get((torch.device(device).type, path), 16)
 
 
 @dataclass(frozen=True)
 class OcclusionPlan:
     """Which path :func:`occlusion` takes for a model and input size, and why.
 
-    ``recomputed_fraction``: convolution multiply-adds computed per occluded copy, as a
-    fraction of a full forward pass (1.0 for the batched path).
+    ``recomputed_fraction``: multiply-adds of convolutions and fully connected layers
+    computed per occluded copy, as a fraction of those of a full forward pass (1.0 for the
+    batched path). At equal speed per multiply-add, the incremental path cannot take less
+    than this fraction of the time of whole copies.
     """
 
     path: str
@@ -110,7 +120,7 @@ def occlusion(
 
     ``target``: an int or N class indices -> ``[N, H', W']``; ``None`` -> every class from
     the same passes, ``[N, classes, H', W']``. ``batch_size``: occluded copies per forward
-    pass, ``None`` for the device's default (:func:`default_batch_size`). ``method``:
+    pass, ``None`` for the default of the device and path (:func:`default_batch_size`). ``method``:
     ``"auto"`` (incremental where the model allows it, else batched), ``"incremental"``
     (a ``ValueError`` saying why if the model does not allow it) or ``"batched"``.
     Runs under ``torch.no_grad`` on a private copy of the model; the model is not changed.
@@ -119,8 +129,6 @@ def occlusion(
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size")
     window, stride = _check_geometry(x, window, stride)
-    if batch_size is None:
-        batch_size = default_batch_size(x.device)
     if isinstance(fill, bool) or not isinstance(fill, (int, float)):
         raise TypeError(f"fill must be a number, got {type(fill).__name__}")
     n, _, height, width = x.shape
@@ -132,6 +140,8 @@ def occlusion(
 
     with torch.no_grad():
         runner, plan = _prepare(model, x, window, stride, float(fill), method)
+        if batch_size is None:
+            batch_size = default_batch_size(x.device, plan.path)
         logger.debug("occlusion: path=%s (%s), recomputed fraction %.3f",
                      plan.path, plan.reason, plan.recomputed_fraction)
         base = runner.base_logits  # [N, K]
@@ -344,6 +354,63 @@ def _sliding(m: nn.Module, in_size):
     return None
 
 
+#: (in, out, dtype) -> whether a convolution was measured faster than ``F.linear``
+_LINEAR_CHOICE: dict = {}
+
+
+class _LinearAsConvolution(nn.Module):
+    """``nn.Linear`` on a CPU, computed as a convolution when that is measured faster.
+
+    y = x W^T + b is the same sum of products as a convolution of x viewed as
+    [B, K / s^2, s, s] with W viewed as [out, K / s^2, s, s] (an s x s kernel, one output
+    position), so the result differs by rounding only. PyTorch sends ``F.linear`` on a CPU
+    to MKL's sgemm and convolutions to oneDNN; on the project's AMD EPYC the convolution
+    (channels_last, s = 8) ran AlexNet's and VGG16's large classifier layers 1.5 to 2.6x
+    faster (9216 -> 4096 at 64 rows: 174 vs 73 GMAC/s) and small layers no faster. So the
+    first batch of 8 or more rows times both, once per process and shape, and the faster
+    one serves every later batch (fewer rows: ``F.linear``).
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.linear, self.kernel = linear, None
+        self.side = next((s for s in (8, 7, 6) if linear.in_features % (s * s) == 0), None)
+
+    def _convolve(self, x):
+        if self.kernel is None:
+            out, k = self.linear.weight.shape
+            self.kernel = self.linear.weight.view(out, k // self.side ** 2, self.side,
+                                                  self.side).contiguous(
+                memory_format=torch.channels_last)
+        view = x.view(x.shape[0], -1, self.side, self.side).contiguous(
+            memory_format=torch.channels_last)
+        return F.conv2d(view, self.kernel, self.linear.bias).view(x.shape[0], -1)
+
+    def forward(self, x):
+        w = self.linear.weight
+        if self.side is None or x.dim() != 2 or x.shape[0] < 8 or torch.is_grad_enabled():
+            return self.linear(x)
+        key = (*w.shape, w.dtype)
+        if key not in _LINEAR_CHOICE:
+            _LINEAR_CHOICE[key] = _faster(lambda: self._convolve(x), lambda: self.linear(x))
+        return self._convolve(x) if _LINEAR_CHOICE[key] else self.linear(x)
+
+
+def _faster(first, second, margin=0.8) -> bool:
+    """Whether ``first`` takes less than ``margin`` times ``second`` (best of two each,
+    after one warm-up call each)."""
+    times = []
+    for function in (first, second):
+        function()
+        best = math.inf
+        for _ in range(2):
+            start = time.perf_counter()
+            function()
+            best = min(best, time.perf_counter() - start)
+        times.append(best)
+    return times[0] < margin * times[1]
+
+
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, m, qualname):
         return (type(m) in _timm_types()[0] or type(m) in _timm_types()[1]
@@ -468,6 +535,9 @@ class _Incremental:
         self.modules = dict(self.gm.named_modules())
         self.nodes = list(graph.nodes)
         self.folded = self._fold_batch_norms()
+        for name, m in self.modules.items():
+            if type(m) is nn.Linear and x.device.type == "cpu":
+                self.modules[name] = _LinearAsConvolution(m)
         self.window, self.fill, self.x = window, fill, x
         rows = (x.shape[2] - window) // stride + 1
         cols = (x.shape[3] - window) // stride + 1
@@ -589,6 +659,14 @@ class _Incremental:
                 done = info[0] if kind in ("slide", "binary") else info
                 flops_done += flops * (done.height * done.width / (out.shape[2] * out.shape[3])
                                        if kind in ("slide", "pointwise") else 1.0)
+            elif node.op == "call_module" and isinstance(self.modules[node.target],
+                                                         (nn.Linear, _LinearAsConvolution)):
+                m = self.modules[node.target]
+                m = m.linear if isinstance(m, _LinearAsConvolution) else m
+                flops = m.in_features * m.out_features * (
+                    self.base[node].numel() // self.base[node].shape[-1] // self.x.shape[0])
+                flops_total += flops
+                flops_done += flops  # after the spatial part: every copy in full
             if kind in ("input", "slide", "pointwise", "binary"):
                 region[node] = info[0] if kind in ("slide", "binary") else info
                 if kind != "input":
