@@ -397,7 +397,12 @@ lesson.record("second_step", step_labels[1].lstrip("…"))
 for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
                   ("gradient", "gradient"), ("gradcam", "Grad-CAM")]:
     lesson.record(f"rho_last_{key}", rho_step[name][-1], fmt="{:.2f}")
-lesson.record("sanity_failures", ", ".join(unchanged))
+lesson.record("sanity_failures", ", ".join(unchanged) or "none")
+lesson.record("sanity_answer",
+              f"Not for {', '.join(unchanged)}: they survive a random classifier, so what they "
+              "draw is mostly the image, not the decision." if unchanged else
+              "On this model no method stays unchanged (ρ > 0.8) when the classifier is "
+              "re-initialised, so none fails this test at its first step.")
 lesson.expect({"guided backprop", "deconvnet", "guided Grad-CAM"} <= set(unchanged)
               and {"gradient", "SmoothGrad", "occlusion", "Grad-CAM"} <= set(changed),
               "guided backprop, deconvnet and guided Grad-CAM are unchanged (rho > 0.8) after "
@@ -658,10 +663,9 @@ if get_ipython() is None:  # plain Python: print what a notebook renders
 #   a random ranking). Check Integrated Gradients' completeness gap before reading its values
 #   as shares of the score ({{ ig_gap }} off at {{ ig_steps }} steps here).
 # - *"Where in the image is the evidence for this class?"* {{ pointing_answer }}
-# - *"Is the picture about what this network learnt?"* Not for {{ sanity_failures }}: they
-#   survive a random classifier, so what they draw is mostly the image, not the decision.
-#   The same goes, in part, for the input-times-gradient maps and Grad-CAM, which keep some
-#   similarity after every layer is random.
+# - *"Is the picture about what this network learnt?"* {{ sanity_answer }} The
+#   input-times-gradient maps and Grad-CAM keep part of their picture even after every layer
+#   is random.
 # - *"What can I afford?"* One backward pass (gradient, gradient × input, deconvnet, guided
 #   backprop, Grad-CAM) costs {{ time_one_pass }} per image here; SmoothGrad and Integrated
 #   Gradients pay one pass per sample or step, and occlusion one forward pass per window
