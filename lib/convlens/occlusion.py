@@ -41,9 +41,10 @@ floating-point rounding only):
   batched path). On a CPU, each fully connected layer (AlexNet's and VGG's large
   classifiers) runs as the equivalent convolution when the first batch measures that faster
   (``_LinearAsConvolution``). The model is traced with ``torch.fx``; a model that cannot be
-  traced, or whose first operation is not local, uses the batched path. :func:`occlusion_plan` says
-  which path a call takes, why, and the fraction of convolution work it recomputes; the
-  logger ``convlens.occlusion`` says the same at level DEBUG for every call.
+  traced, or whose first operation is not local, uses the batched path.
+  :func:`occlusion_plan` says which path a call takes, why, and the share of the
+  multiply-adds it computes per copy; the logger ``convlens.occlusion`` says the same at
+  level DEBUG for every call.
 """
 
 from __future__ import annotations
@@ -120,9 +121,10 @@ def occlusion(
 
     ``target``: an int or N class indices -> ``[N, H', W']``; ``None`` -> every class from
     the same passes, ``[N, classes, H', W']``. ``batch_size``: occluded copies per forward
-    pass, ``None`` for the default of the device and path (:func:`default_batch_size`). ``method``:
-    ``"auto"`` (incremental where the model allows it, else batched), ``"incremental"``
-    (a ``ValueError`` saying why if the model does not allow it) or ``"batched"``.
+    pass, ``None`` for the default of the device and path (:func:`default_batch_size`).
+    ``method``: ``"auto"`` (incremental where the model allows it, else batched),
+    ``"incremental"`` (a ``ValueError`` saying why if the model does not allow it) or
+    ``"batched"``.
     Runs under ``torch.no_grad`` on a private copy of the model; the model is not changed.
     """
     x = check_batch(x)
