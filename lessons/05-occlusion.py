@@ -420,7 +420,10 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 64, stride 
 #   Nakandala, Kumar & Papakonstantinou, SIGMOD 2019): an occluded copy differs from the photo
 #   only inside the window, and a convolution's output differs only inside the window's
 #   *projective field*, so each layer recomputes only that rectangle, on top of the
-#   activations of the unoccluded photo, until it covers most of the map.
+#   activations of the unoccluded photo, until it covers most of the map. A window near an
+#   edge has part of its projective field cut off by the edge, so the library plans the
+#   positions in blocks of neighbours at the same distance from the edges and sizes each
+#   block's rectangles for its own positions.
 #
 # On the machine that built this page: naive {{ naive_ms }}, batched {{ batched_ms }},
 # incremental {{ incremental_ms }} per position, so batched took {{ batched_ratio }} and
@@ -482,8 +485,11 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 #
 # **What incremental inference buys.** It removes arithmetic, which is what a CPU is short of:
 # per copy, the convolutions and the classifier compute about {{ recomputed }} of the
-# multiply-adds of a full pass on this model (the plan printed above), and the saving grows with depth because late layers see the window as a
-# small part of a small map.
+# multiply-adds of a full pass on this model (the plan printed above). The saving comes from
+# the early layers, where the window's projective field is a small part of a large map; in
+# the last layers it covers most of the map (every output there sees most of the image), so
+# they, and the classifier, run in full for every copy. That share is the floor: at equal
+# speed per multiply-add, incremental inference cannot take less than it of the time.
 #
 # **What a GPU changes.** A GPU is starved by one small image: the kernels of a network this
 # size finish in microseconds and launching them dominates. With batches of tens to hundreds of

@@ -181,6 +181,36 @@ def test_torchvision_and_course_models_exact(name, builder, size, window, stride
         assert relative_error(ours, reference) <= 1e-4, (name, method)
 
 
+@pytest.mark.parametrize("rows, cols, side", [(25, 25, 5), (8, 9, 2), (6, 4, 3), (1, 7, 5)])
+def test_position_blocks_hold_every_position_once_nearer_edges_first(rows, cols, side):
+    module = importlib.import_module("convlens.occlusion")
+    blocks = module._position_blocks(rows, cols, side, "cpu")
+    every = torch.cat(blocks)
+    assert sorted(every.tolist()) == list(range(rows * cols))
+    assert all(0 < b.numel() <= side * side for b in blocks)
+    # rows and columns are taken nearer edges first: the first block holds the four corners
+    assert {0, cols - 1, (rows - 1) * cols, rows * cols - 1} <= set(blocks[0].tolist())
+
+
+def test_blocks_near_the_edges_recompute_less_than_one_size_for_all():
+    """The projective field of a window near an edge is cut off by the edge of the map; a
+    block planned for such positions alone recomputes less than the middle block, and the
+    whole map costs less than with one rectangle size for every position (one block)."""
+    module = importlib.import_module("convlens.occlusion")
+    torch.manual_seed(0)
+    model = torchvision.models.alexnet(weights=None).eval()
+    x = torch.randn(1, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        runner = module._Incremental(module._working_copy(model), x, 32, 8, 0.0, 25)
+    middle = next(b for b in runner.blocks if 12 * 25 + 12 in b.positions.tolist())
+    corner = runner.blocks[0]  # rows and columns 0, 24, 1, 23, 2
+    assert corner.fraction < middle.fraction
+    one_size = occlusion_plan(model, x, 32, 8, batch_size=625).recomputed_fraction
+    blocks = occlusion_plan(model, x, 32, 8, batch_size=25).recomputed_fraction
+    assert blocks == pytest.approx(runner.fraction)
+    assert blocks < 0.9 * one_size
+
+
 @pytest.mark.parametrize("convolve", [True, False])
 def test_a_classifier_computed_either_way_gives_the_same_map(monkeypatch, convolve):
     """AlexNet's 9216 -> 4096 -> 4096 -> 1000 classifier through F.linear or as convolutions

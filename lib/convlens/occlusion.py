@@ -32,9 +32,14 @@ floating-point rounding only):
   The unoccluded activations are computed once; per copy only the changed rectangle is
   recomputed, from a crop of the layer input (the changed values pasted over the
   unoccluded ones; outside the map the layer's own padding: zeros, or -inf for max
-  pooling). Once the changed rectangle covers half of a map (``FULL_FRACTION``), or at the
-  first operation not known to be local (global pooling, flatten, anything else), the
-  copies are pasted into full maps and the rest of the network runs as usual. Batch norms
+  pooling). The positions are planned in blocks of about ``batch_size`` (side x side, rows
+  and columns taken by distance from the nearer edge), and each block's rectangles are
+  sized for its own positions: near a border the edge of the map cuts the projective
+  field, and such a block recomputes less (AlexNet at window 32, stride 8: 0.40 of a full
+  pass instead of 0.50 with one size for all). Once the changed rectangle covers a large
+  part of a map (``FULL_FRACTION``), or at the first operation not known to be local
+  (global pooling, flatten, anything else), the copies are pasted into full maps and the
+  rest of the network runs as usual. Batch norms
   in eval mode that alone read a convolution are folded into a private copy of its
   weights (one pass instead of two; the values change by rounding only). Before the first
   batch, three positions are run both ways and compared (a failure warns and uses the
@@ -68,8 +73,15 @@ __all__ = ["occlusion", "occlusion_plan", "OcclusionPlan", "default_batch_size"]
 
 logger = logging.getLogger(__name__)
 
-#: once a layer's changed rectangle covers this fraction of its map, go full-size
-FULL_FRACTION = 0.5
+#: once a layer's changed rectangle covers this fraction of its map, the rest of the network
+#: runs on full maps: a convolution with at least ``DENSE_MACS`` multiply-adds per output
+#: value ("dense") saves more by cropping than a depthwise convolution, a pooling or an
+#: addition ("light"), whose crops cost about what they save. Measured on the project's
+#: 2-core CPU (window 32, stride 8, min of 5 alternating runs): 0.5 everywhere vs 0.75 for
+#: dense layers, AlexNet 1.40 / 1.32 s, ResNet-18 3.07 / 2.97 s; 0.75 everywhere made
+#: EfficientNet-Lite0 1.46 -> 1.69 s, light layers at 0.5 gave 1.39 s.
+FULL_FRACTION = {"dense": 0.75, "light": 0.5}
+DENSE_MACS = 32
 #: occluded copies per forward pass when ``batch_size=None``, by device and path. Measured on
 #: the project's 2-core CPU (224x224, window 32, stride 8, best of two, nothing else
 #: running): incremental, copies 16 / 32 / 64 took AlexNet 1.67 / 1.43 / 1.36 s, ResNet-18
@@ -95,8 +107,8 @@ class OcclusionPlan:
     """Which path :func:`occlusion` takes for a model and input size, and why.
 
     ``recomputed_fraction``: multiply-adds of convolutions and fully connected layers
-    computed per occluded copy, as a fraction of those of a full forward pass (1.0 for the
-    batched path). At equal speed per multiply-add, the incremental path cannot take less
+    computed per occluded copy, on average over the window positions, as a fraction of those
+    of a full forward pass (1.0 for the batched path). At equal speed per multiply-add, the incremental path cannot take less
     than this fraction of the time of whole copies.
     """
 
@@ -141,7 +153,7 @@ def occlusion(
     positions = rows * cols
 
     with torch.no_grad():
-        runner, plan = _prepare(model, x, window, stride, float(fill), method)
+        runner, plan = _prepare(model, x, window, stride, float(fill), method, batch_size)
         if batch_size is None:
             batch_size = default_batch_size(x.device, plan.path)
         logger.debug("occlusion: path=%s (%s), recomputed fraction %.3f",
@@ -152,23 +164,30 @@ def occlusion(
         classes = base.shape[1]
         drops = torch.empty(n * positions, classes if target is None else 1,
                             dtype=base.dtype, device=x.device)
-        for start in range(0, n * positions, batch_size):
-            job = torch.arange(start, min(start + batch_size, n * positions), device=x.device)
-            example, position = job // positions, job % positions
-            diff = base[example] - runner(example, position)
-            drops[job] = diff if target is None else diff.gather(1, target[example][:, None])
+        for block in runner.blocks:
+            size = block.positions.numel()
+            for start in range(0, n * size, batch_size):
+                job = torch.arange(start, min(start + batch_size, n * size), device=x.device)
+                example, index = job // size, job % size
+                diff = base[example] - runner.run(block, example, index)
+                rows_out = example * positions + block.positions[index]
+                drops[rows_out] = (diff if target is None
+                                   else diff.gather(1, target[example][:, None]))
     if target is None:
         return drops.view(n, rows, cols, classes).permute(0, 3, 1, 2).contiguous()
     return drops.view(n, rows, cols)
 
 
 def occlusion_plan(model: nn.Module, x: torch.Tensor, window: int = 32, stride: int = 8,
-                   fill: float = 0.0, *, method: str = "auto") -> OcclusionPlan:
+                   fill: float = 0.0, batch_size: int | None = None, *,
+                   method: str = "auto") -> OcclusionPlan:
     """The path :func:`occlusion` would take for these arguments (runs one forward pass)."""
     x = check_batch(x)
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size")
     window, stride = _check_geometry(x, window, stride)
     with torch.no_grad():
-        return _prepare(model, x, window, stride, float(fill), method)[1]
+        return _prepare(model, x, window, stride, float(fill), method, batch_size)[1]
 
 
 def _check_geometry(x, window, stride):
@@ -203,14 +222,14 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
 
-def _prepare(model, x, window, stride, fill, method):
+def _prepare(model, x, window, stride, fill, method, batch_size=None):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     work = _working_copy(model)
     xc = _channels_last(x)
     if method != "batched":
         try:
-            runner = _Incremental(work, xc, window, stride, fill)
+            runner = _Incremental(work, xc, window, stride, fill, batch_size)
             reason = runner.check()
         except _NotLocal as error:
             runner, reason = None, str(error)
@@ -236,8 +255,11 @@ class _Batched:
         self.base_logits = _logits(model(x))
         self.rows_index = torch.arange(x.shape[2], device=x.device)
         self.cols_index = torch.arange(x.shape[3], device=x.device)
+        rows = (x.shape[2] - window) // stride + 1
+        self.blocks = [_Block(torch.arange(rows * self.cols, device=x.device))]
 
-    def __call__(self, example, position):
+    def run(self, block, example, index):
+        position = block.positions[index]
         top = (position // self.cols * self.stride)[:, None]
         left = (position % self.cols * self.stride)[:, None]
         in_rows = (self.rows_index >= top) & (self.rows_index < top + self.window)  # [B, H]
@@ -364,8 +386,8 @@ class _LinearAsConvolution(nn.Module):
     """``nn.Linear`` on a CPU, computed as a convolution when that is measured faster.
 
     y = x W^T + b is the same sum of products as a convolution of x viewed as
-    [B, K / s^2, s, s] with W viewed as [out, K / s^2, s, s] (an s x s kernel, one output
-    position), so the result differs by rounding only. PyTorch sends ``F.linear`` on a CPU
+    [B, K / s^2, s, s] with W viewed the same way, [out, K / s^2, s, s] (an s x s kernel, one
+    output position), so the result differs by rounding only. PyTorch sends ``F.linear`` on a CPU
     to MKL's sgemm and convolutions to oneDNN; on the project's AMD EPYC the convolution
     (channels_last, s = 8) ran AlexNet's and VGG16's large classifier layers 1.5 to 2.6x
     faster (9216 -> 4096 at 64 rows: 174 vs 73 GMAC/s) and small layers no faster. So the
@@ -379,13 +401,13 @@ class _LinearAsConvolution(nn.Module):
         self.side = next((s for s in (8, 7, 6) if linear.in_features % (s * s) == 0), None)
 
     def _convolve(self, x):
+        # feature f = (i * s + j) * C + c of x and of each weight row becomes channel c at
+        # (i, j): both views are channels_last as they lie in memory, nothing is copied
+        s = self.side
         if self.kernel is None:
-            out, k = self.linear.weight.shape
-            self.kernel = self.linear.weight.view(out, k // self.side ** 2, self.side,
-                                                  self.side).contiguous(
-                memory_format=torch.channels_last)
-        view = x.view(x.shape[0], -1, self.side, self.side).contiguous(
-            memory_format=torch.channels_last)
+            self.kernel = self.linear.weight.view(-1, s, s, self.linear.in_features // s ** 2)
+            self.kernel = self.kernel.permute(0, 3, 1, 2)
+        view = x.reshape(x.shape[0], s, s, -1).permute(0, 3, 1, 2)
         return F.conv2d(view, self.kernel, self.linear.bias).view(x.shape[0], -1)
 
     def forward(self, x):
@@ -439,6 +461,45 @@ class _Region:
     left: torch.Tensor
 
 
+@dataclass
+class _Block:
+    """Window positions (indices into the row-major grid) planned together.
+
+    Each layer's rectangle is sized for these positions only, so a block near the edges,
+    where the edge of the map cuts off the projective field, recomputes less than one in the
+    middle. ``steps`` is the plan (None on the batched path), ``fraction`` its share of the
+    multiply-adds of a full pass, ``local`` its count of local layers, ``stop`` the last."""
+
+    positions: torch.Tensor
+    steps: list | None = None
+    fraction: float = 1.0
+    local: int = 0
+    stop: str = "the input"
+
+
+def _mirrored(n: int) -> list[int]:
+    """0, n-1, 1, n-2, ...: rows (or columns) ordered by distance from the nearer edge, so
+    that neighbours in the list have projective fields of about the same size."""
+    return [i // 2 if i % 2 == 0 else n - 1 - i // 2 for i in range(n)]
+
+
+def _chunks(order: list[int], side: int) -> list[list[int]]:
+    """``order`` cut into as few runs of at most ``side`` as possible, of near-equal length
+    (25 by 6: 5, 5, 5, 5, 5, not 6, 6, 6, 6, 1)."""
+    count = -(-len(order) // side)
+    bounds = [round(i * len(order) / count) for i in range(count + 1)]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def _position_blocks(rows: int, cols: int, side: int, device) -> list[torch.Tensor]:
+    """The grid of window positions (row-major indices) cut into blocks of at most ``side``
+    rows by ``side`` columns, rows and columns taken in ``_mirrored`` order: a block holds
+    positions at about the same distances from the edges."""
+    grid = torch.arange(rows * cols, device=device).view(rows, cols)
+    return [grid[r][:, c].flatten() for r in _chunks(_mirrored(rows), side)
+            for c in _chunks(_mirrored(cols), side)]
+
+
 def _cover(lo, hi, size):
     """Offsets and length of a fixed-size run of indices that holds [lo, hi] (per position)
     inside [0, size): shifted inwards at the borders, never shrunk."""
@@ -450,22 +511,16 @@ def _cover(lo, hi, size):
 class _Reader:
     """Crops of one local input for one layer: for window position p, rows
     ``starts_r[p] ... starts_r[p] + length_r - 1`` (likewise columns) of the occluded copy,
-    that is the patch where it is, the unoccluded map elsewhere and ``pad`` outside the map.
-    The map is padded once; the patch is written into each crop (``inside``: it always
-    fits), else merged element by element."""
+    that is the patch where it is, the unoccluded map elsewhere and the layer's padding
+    outside the map. ``padded`` is the unoccluded map with that padding, [N, H, W, C] (one
+    per layer, shared by every block), ``before`` its (rows, cols) before index 0. The patch
+    is written into each crop (``inside``: it always fits), else merged element by element."""
 
-    def __init__(self, base, source: _Region, starts_r, starts_c, length_r, length_c, pad):
-        height, width = base.shape[-2:]
-        before_r = max(0, -int(starts_r.min()))
-        after_r = max(0, int(starts_r.max()) + length_r - height)
-        before_c = max(0, -int(starts_c.min()))
-        after_c = max(0, int(starts_c.max()) + length_c - width)
-        if before_r or after_r or before_c or after_c:
-            base = F.pad(base, (before_c, after_c, before_r, after_r), value=pad)
-        self.base = base.permute(0, 2, 3, 1).contiguous()  # [N, H, W, C]
-        self.starts_r, self.starts_c = starts_r + before_r, starts_c + before_c
-        self.steps_r = torch.arange(length_r, device=base.device)
-        self.steps_c = torch.arange(length_c, device=base.device)
+    def __init__(self, padded, before, source: _Region, starts_r, starts_c, length_r, length_c):
+        self.base = padded
+        self.starts_r, self.starts_c = starts_r + before[0], starts_c + before[1]
+        self.steps_r = torch.arange(length_r, device=padded.device)
+        self.steps_c = torch.arange(length_c, device=padded.device)
         self.rel_r, self.rel_c = source.top - starts_r, source.left - starts_c
         self.inside = bool(((self.rel_r >= 0) & (self.rel_r + source.height <= length_r)).all()
                            and ((self.rel_c >= 0) & (self.rel_c + source.width <= length_c)).all())
@@ -527,7 +582,7 @@ def _is_inplace(node, modules):
 class _Incremental:
     """Runs the traced model on occluded copies, recomputing changed rectangles only."""
 
-    def __init__(self, model, x, window, stride, fill):
+    def __init__(self, model, x, window, stride, fill, batch_size=None):
         try:
             graph = _Tracer().trace(model)
             self.gm = torch.fx.GraphModule(model, graph)
@@ -547,7 +602,21 @@ class _Incremental:
         self.input_region = _Region(window, window, position // cols * stride,
                                     position % cols * stride)
         self._base_pass(x)
-        self._plan()
+        self._padded_maps = {}
+        last = {}  # free each value after its last use
+        for index, node in enumerate(self.nodes):
+            for a in node.all_input_nodes:
+                last[a] = index
+        self.free_after = {}
+        for a, index in last.items():
+            self.free_after.setdefault(index, []).append(a)
+        # a block of side x side neighbours fills one batch
+        side = math.isqrt(batch_size or default_batch_size(x.device, "incremental"))
+        self.blocks = [self._plan(p) for p in _position_blocks(rows, cols, side, x.device)]
+        self.fraction = sum(b.fraction * b.positions.numel() for b in self.blocks) / (
+            rows * cols)
+        widest = max(self.blocks, key=lambda b: b.local)
+        self.local, self.stop = widest.local, widest.stop
 
     def _fold_batch_norms(self):
         """Fold each eval-mode batch norm that alone reads a convolution into the
@@ -629,21 +698,34 @@ class _Incremental:
         return (isinstance(value, torch.Tensor) and value.dim() == 4
                 and value.shape[0] == self.x.shape[0])
 
-    # which node is local, and the rectangle it recomputes
-    def _plan(self):
+    def _padded(self, node, pads, value):
+        """The unoccluded map of ``node`` padded by ``pads`` (left, right, top, bottom) with
+        ``value``, as [N, H, W, C]; made once per node and padding."""
+        key = (node, pads, value)
+        if key not in self._padded_maps:
+            base = self.base[node]
+            if any(pads):
+                base = F.pad(base, pads, value=value)
+            self._padded_maps[key] = base.permute(0, 2, 3, 1).contiguous()
+        return self._padded_maps[key]
+
+    # which node is local, and the rectangle it recomputes, for one block of positions
+    def _plan(self, positions) -> _Block:
+        r = self.input_region
         region = {}  # node -> _Region for local nodes
-        self.steps = []  # (node, kind, info)
+        steps = []  # (node, kind, info)
         flops_total = flops_done = 0.0
-        self.local, self.stop = 0, "the input"
-        self.kinds = {}
+        local, stop = 0, "the input"
+        kinds = {}
         for node in self.nodes:
             inputs = node.all_input_nodes
             local_inputs = [a for a in inputs if a in region]
             kind, info = "full", None
             if node.op == "placeholder":
-                kind, info = "input", self.input_region
+                kind, info = "input", _Region(r.height, r.width, r.top[positions],
+                                              r.left[positions])
             elif node.op == "get_attr" or (node.op != "output" and all(
-                    self.kinds[a] == "const" for a in inputs)):
+                    kinds[a] == "const" for a in inputs)):
                 kind = "const"  # does not depend on the input: its unoccluded value serves
             elif node.op == "output":
                 kind = "output"
@@ -651,7 +733,7 @@ class _Incremental:
                     len(a.users) > 1 for a in inputs):
                 raise _NotLocal(f"in-place {node.name} writes over a value used elsewhere")
             elif local_inputs and self._spatial(node):
-                kind, info = self._local_step(node, local_inputs, region)
+                kind, info = self._local_step(node, local_inputs, region, kinds)
             if node.op == "call_module" and type(self.modules[node.target]) in (
                     (nn.Conv2d, *_timm_types()[0])):
                 m, out = self.modules[node.target], self.base[node]
@@ -672,23 +754,16 @@ class _Incremental:
             if kind in ("input", "slide", "pointwise", "binary"):
                 region[node] = info[0] if kind in ("slide", "binary") else info
                 if kind != "input":
-                    self.local += 1
-                    self.stop = node.name
-            self.steps.append((node, kind, info))
-            self.kinds[node] = kind
-        self.fraction = flops_done / flops_total if flops_total else 1.0
-        if self.local == 0:
+                    local += 1
+                    stop = node.name
+            steps.append((node, kind, info))
+            kinds[node] = kind
+        if local == 0:
             raise _NotLocal("no local layer at the input")
-        # free each value after its last use
-        last = {}
-        for index, (node, _, _) in enumerate(self.steps):
-            for a in node.all_input_nodes:
-                last[a] = index
-        self.free_after = {}
-        for a, index in last.items():
-            self.free_after.setdefault(index, []).append(a)
+        return _Block(positions, steps, flops_done / flops_total if flops_total else 1.0,
+                      local, stop)
 
-    def _local_step(self, node, local_inputs, region):
+    def _local_step(self, node, local_inputs, region, kinds):
         out = self.base[node]
         height, width = out.shape[-2:]
         args = [a for a in node.args if isinstance(a, torch.fx.Node)]
@@ -714,13 +789,16 @@ class _Incremental:
                 hi = (top + length - 1 + g.before) // g.stride
                 spans.append(_cover(lo, hi, size))
             (top, rh), (left, rw) = spans
-            if rh * rw >= FULL_FRACTION * height * width:
+            if rh * rw >= _full_fraction(m) * height * width:
                 return "full", None
-            gr, gc = geometry
-            reader = _Reader(self.base[local_inputs[0]], source, top * gr.stride - gr.before,
-                             left * gc.stride - gc.before,
+            # pad as the layer does: its crops never reach further (start >= -before; the
+            # last output's window ends inside the padded map)
+            (in_h, in_w), (gr, gc) = self.base[local_inputs[0]].shape[-2:], geometry
+            pads = (gc.before, _after(gc, in_w, width), gr.before, _after(gr, in_h, height))
+            reader = _Reader(self._padded(local_inputs[0], pads, pad), (gr.before, gc.before),
+                             source, top * gr.stride - gr.before, left * gc.stride - gc.before,
                              (rh - 1) * gr.stride + gr.dilation * (gr.kernel - 1) + 1,
-                             (rw - 1) * gc.stride + gc.dilation * (gc.kernel - 1) + 1, pad)
+                             (rw - 1) * gc.stride + gc.dilation * (gc.kernel - 1) + 1)
             return "slide", (_Region(rh, rw, top, left), geometry, pad, run, reader)
         pointwise = (node.op == "call_function" and node.target in _POINTWISE_FUNCTIONS) or (
             node.op == "call_method" and node.target in _POINTWISE_METHODS)
@@ -728,7 +806,7 @@ class _Incremental:
             node.op == "call_method" and node.target in _BINARY_METHODS)
         if (pointwise or binary) and len(local_inputs) == 1 and args and args[0] is local_inputs[0]:
             constants = [self.base[a] for a in others]
-            if all(self.kinds[a] == "const" for a in others) and all(
+            if all(kinds[a] == "const" for a in others) and all(
                     not isinstance(c, torch.Tensor) or c.numel() == 1 for c in constants):
                 return "pointwise", region[local_inputs[0]]
             return "full", None
@@ -740,10 +818,11 @@ class _Incremental:
                              torch.maximum(a.top + a.height, b.top + b.height) - 1, height)
             left, rw = _cover(torch.minimum(a.left, b.left),
                               torch.maximum(a.left + a.width, b.left + b.width) - 1, width)
-            if rh * rw >= FULL_FRACTION * height * width:
+            if rh * rw >= _full_fraction(None) * height * width:
                 return "full", None
             union = _Region(rh, rw, top, left)
-            readers = {n: _Reader(self.base[n], region[n], top, left, rh, rw, 0.0) for n in args}
+            readers = {n: _Reader(self._padded(n, (0, 0, 0, 0), 0.0), (0, 0), region[n], top,
+                                  left, rh, rw) for n in args}
             return "binary", (union, readers)
         return "full", None
 
@@ -752,7 +831,12 @@ class _Incremental:
         positions = self.input_region.top.numel()
         position = torch.tensor(sorted({0, positions // 2, positions - 1}), device=self.x.device)
         example = torch.zeros_like(position)
-        ours = self(example, position)
+        ours = []
+        for p in position.tolist():  # each in its own block
+            block = next(b for b in self.blocks if bool((b.positions == p).any()))
+            index = (block.positions == p).nonzero()[0]
+            ours.append(self.run(block, example[:1], index))
+        ours = torch.cat(ours)
         r = self.input_region
         tops, lefts = r.top[position], r.left[position]
         occluded = self.x[example].clone()
@@ -771,10 +855,11 @@ class _Incremental:
             return f"self-check failed (error {error:.3g} of {scale:.3g})"
         return None
 
-    def __call__(self, example, position):
+    def run(self, block, example, position):
+        """Logits of the occluded copies at ``block.positions[position]`` of ``example``."""
         env = {}
         free_after = self.free_after
-        for index, (node, kind, info) in enumerate(self.steps):
+        for index, (node, kind, info) in enumerate(block.steps):
             if kind == "input":
                 r = info
                 patch = torch.full((example.numel(), self.x.shape[1], r.height, r.width),
@@ -810,6 +895,19 @@ class _Incremental:
             for a in free_after.get(index, ()):
                 env.pop(a, None)
         raise _NotLocal("the traced graph has no output")
+
+
+def _after(g: _Window, size_in: int, size_out: int) -> int:
+    """Padding after the last index that a sliding layer's last output window reads."""
+    reach = (size_out - 1) * g.stride + g.dilation * (g.kernel - 1) + 1
+    return max(0, reach - size_in - g.before)
+
+
+def _full_fraction(m) -> float:
+    """``FULL_FRACTION`` for layer ``m`` (None: an addition or multiplication)."""
+    dense = isinstance(m, nn.Conv2d) and (
+        m.in_channels // m.groups * math.prod(m.kernel_size) >= DENSE_MACS)
+    return FULL_FRACTION["dense" if dense else "light"]
 
 
 def _patch_of(value):
