@@ -422,8 +422,8 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 64, stride 
 #   *projective field*, so each layer recomputes only that rectangle, on top of the
 #   activations of the unoccluded photo, until it covers most of the map. A window near an
 #   edge has part of its projective field cut off by the edge, so the library plans the
-#   positions in blocks of neighbours at the same distance from the edges and sizes each
-#   block's rectangles for its own positions.
+#   positions in blocks at about the same distance from the edges and sizes each block's
+#   rectangles for its own positions.
 #
 # On the machine that built this page: naive {{ naive_ms }}, batched {{ batched_ms }},
 # incremental {{ incremental_ms }} per position, so batched took {{ batched_ratio }} and
@@ -488,8 +488,7 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # multiply-adds of a full pass on this model (the plan printed above). The saving comes from
 # the early layers, where the window's projective field is a small part of a large map; in
 # the last layers it covers most of the map (every output there sees most of the image), so
-# they, and the classifier, run in full for every copy. That share is the floor: at equal
-# speed per multiply-add, incremental inference cannot take less than it of the time.
+# they, and the classifier, run in full for every copy.
 #
 # **What a GPU changes.** A GPU is starved by one small image: the kernels of a network this
 # size finish in microseconds and launching them dominates. With batches of tens to hundreds of

@@ -84,10 +84,13 @@ FULL_FRACTION = {"dense": 0.75, "light": 0.5}
 DENSE_MACS = 32
 #: occluded copies per forward pass when ``batch_size=None``, by device and path. Measured on
 #: the project's 2-core CPU (224x224, window 32, stride 8, best of two, nothing else
-#: running): incremental, copies 16 / 32 / 64 took AlexNet 1.67 / 1.43 / 1.36 s, ResNet-18
+#: running): before blocks, incremental, copies 16 / 32 / 64 took AlexNet 1.67 / 1.43 / 1.36 s, ResNet-18
 #: 3.10 / 3.04 / 3.14 s, EfficientNet-Lite0 1.59 / 1.54 / 1.95 s, VGG16 12.05 / 12.06 /
 #: 11.62 s; whole copies, 16 / 32: EfficientNet-Lite0 8.0 / 11.2 s, ResNet-18 7.3 / 8.5 s,
-#: AlexNet 3.2 / 2.8 s. A GPU wants many copies in flight: 128 (not measured).
+#: AlexNet 3.2 / 2.8 s. With blocks (a batch of 32 runs blocks of 5 x 5 = 25 copies), 25 / 36 /
+#: 49 copies: AlexNet 1.34 / 1.32 / 1.19 s, ResNet-18 3.16 / 3.15 / 3.08 s (min of three),
+#: within this machine's run-to-run spread, so 32 stays. A GPU wants many copies in flight:
+#: 128 (not measured).
 DEFAULT_BATCH_SIZE = {("cpu", "incremental"): 32, ("cpu", "batched"): 16,
                       ("cuda", "incremental"): 128, ("cuda", "batched"): 128}
 METHODS = ("auto", "incremental", "batched")
