@@ -157,6 +157,34 @@ def test_incremental_is_exact_on_every_layer_kind(size, window, stride):
     assert relative_error(ours, reference) < 1e-10  # float64: only rounding differs
 
 
+def test_copies_of_several_batches_share_one_pass_through_the_tail(monkeypatch):
+    """The steps after the last local layer run once for at least TAIL_ROWS copies, batch
+    after batch gathered; the map is the same as with one pass per batch."""
+    module = importlib.import_module("convlens.occlusion")
+    torch.manual_seed(0)
+    model = Tricky().eval().double()
+    x = torch.randn(2, 2, 37, 41, dtype=torch.float64)
+    rows = []
+    tail = module._Incremental.tail
+
+    def counted(self, heads):
+        rows.append(sum(h[0].shape[0] for h in heads))
+        return tail(self, heads)
+
+    monkeypatch.setattr(module._Incremental, "tail", counted)
+    maps = {}
+    for tail_rows in (1, 10):
+        monkeypatch.setattr(module, "TAIL_ROWS", tail_rows)
+        rows.clear()
+        maps[tail_rows] = occlusion(model, x, None, 9, 4, batch_size=3, method="incremental")
+        check, *passes = rows  # the self-check's three positions come first
+        assert check == 3 and sum(passes) == 2 * 8 * 9  # two images, 8 x 9 positions
+        # a pass goes as soon as it holds max(TAIL_ROWS, batch_size) copies
+        assert max(passes) < 2 * 3 if tail_rows == 1 else min(passes[:-1]) >= 10
+    assert relative_error(maps[10], maps[1]) < 1e-12
+    assert relative_error(maps[10], naive_occlusion(model, x, 9, 4)) < 1e-10
+
+
 def _lite0():
     from convlens.models import load
 
