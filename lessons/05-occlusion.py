@@ -488,10 +488,10 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # multiply-adds of a full pass on this model (the plan printed above). The saving comes from
 # the early layers, where the window's projective field is a small part of a large map; in
 # the last layers it covers most of the map (every output there sees most of the image), so
-# they, and the classifier, run in full for every copy. Those last steps are the same for every
-# block of positions, so the library gathers the copies of several batches and sends them
-# through together: a fully connected layer reads all of its weights from memory once per
-# pass, however many copies the pass holds.
+# they, and the classifier, run in full for every copy. The classifier, after global pooling,
+# is the same for every block of positions, so the library gathers the copies of several
+# batches and sends them through it together: a fully connected layer reads all of its
+# weights from memory once per pass, however many copies the pass holds.
 #
 # **What a GPU changes.** A GPU is starved by one small image: the kernels of a network this
 # size finish in microseconds and launching them dominates. With batches of tens to hundreds of
