@@ -2,6 +2,7 @@
 
     python benchmarks/bench_occlusion.py            # the full table (tens of minutes on 2 cores)
     python benchmarks/bench_occlusion.py --quick    # smoke run: small images, one repeat
+    python benchmarks/bench_occlusion.py --floor    # also: our convolutions' own seconds
 
 Per model (AlexNet, VGG16, ResNet-18 with random weights: timing does not depend on the
 weights; the course model EfficientNet-Lite0 with its real weights), one 224x224 image,
@@ -79,12 +80,36 @@ def ours(model, x, target, window, stride):
     return occlusion(model, x, target, window, stride)
 
 
+def convolution_seconds(device, function, *args):
+    """Seconds that the convolutions alone take in one call of ``function`` (the profiler's
+    self time of every ``aten::*convolution*`` kernel; on CUDA, device time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
+                                           else [])
+    with profile(activities=activities) as prof:
+        function(*args)
+        synchronize(device)
+    attribute = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return sum(getattr(e, attribute) for e in prof.key_averages()
+               if "convolution" in e.key) / 1e6
+
+
 def models(quick):
     torch.manual_seed(0)
     course = convlens.models.load("efficientnet_lite0")
     built = [(name, getattr(torchvision.models, name)(weights=None).eval())
              for name in ("alexnet", "vgg16", "resnet18")]
     return built + [("efficientnet_lite0", course.model)], course
+
+
+def floor(args, device, model, x, target, window, stride, seconds):
+    """The ``--floor`` columns: our convolutions' seconds (one profiled run) and that over
+    Captum's median, the ratio ours would reach if nothing but the convolutions cost time."""
+    if not args.floor:
+        return ""
+    conv = convolution_seconds(device, ours, model, x, target, window, stride)
+    return f" | {conv:>6.2f} {conv / seconds['captum']:>5.3f}x"
 
 
 def main():
@@ -99,6 +124,9 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--models", default="alexnet,vgg16,resnet18,efficientnet_lite0",
                         help="comma-separated subset of the four models at stride 8")
+    parser.add_argument("--floor", action="store_true",
+                        help="also profile one run of ours: its convolutions' seconds and "
+                             "those over Captum's (no cost but the convolutions)")
     parser.add_argument("--no-lecture", action="store_true", help="skip the stride-2 comparison")
     args, _ = parser.parse_known_args()  # nox -s bench passes its options to every script
     device = torch.device(args.device)
@@ -120,7 +148,8 @@ def main():
           f"window {window}, median of {repeats} alternating repeat(s)\n")
 
     header = (f"{'model':>18} {'path':>11} {'recomp':>6} {'pos':>5} | {'ours s':>8} {'Captum s':>9} "
-              f"{'naive s':>9} | {'ours/Captum':>11} {'naive/ours':>10} | {'max|d|/drop':>11}")
+              f"{'naive s':>9} | {'ours/Captum':>11} {'naive/ours':>10} | {'max|d|/drop':>11}"
+              + (f" | {'conv s':>6} {'floor':>6}" if args.floor else ""))
     print(f"window {window}, stride {stride}\n{header}\n{'-' * len(header)}")
     chosen = args.models.split(",")
     unknown = set(chosen) - {name for name, _ in zoo}
@@ -146,7 +175,8 @@ def main():
         error = float((mine[0].flatten().cpu() - reference).abs().max() / reference.abs().max())
         print(f"{name:>18} {plan.path:>11} {plan.recomputed_fraction:>6.2f} {reference.numel():>5} | "
               f"{s['ours']:>8.2f} {s['captum']:>9.2f} {s['naive']:>9.2f} | "
-              f"{s['ours'] / s['captum']:>10.3f}x {s['naive'] / s['ours']:>9.2f}x | {error:>11.1e}")
+              f"{s['ours'] / s['captum']:>10.3f}x {s['naive'] / s['ours']:>9.2f}x | {error:>11.1e}"
+              + floor(args, device, model, x, target, window, stride, s))
 
     if args.no_lecture:
         return
@@ -178,7 +208,8 @@ def main():
           "occluded copy / those of a full forward pass (incremental path; 1 for batched): at "
           "equal speed per multiply-add, the lowest ours/(whole copies) can go. The goals "
           "(issue 12): ours/Captum <= 0.25, max|d|/drop <= 1e-4, the stride-2 map within 60 s "
-          "on a 2-core CPU.")
+          "on a 2-core CPU." + (" conv s: seconds in convolutions during one profiled run "
+                                "of ours; floor: conv s / Captum s." if args.floor else ""))
 
 
 if __name__ == "__main__":

