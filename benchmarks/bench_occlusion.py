@@ -2,7 +2,7 @@
 
     python benchmarks/bench_occlusion.py            # the full table (tens of minutes on 2 cores)
     python benchmarks/bench_occlusion.py --quick    # smoke run: small images, one repeat
-    python benchmarks/bench_occlusion.py --floor    # also: our convolutions' own seconds
+    python benchmarks/bench_occlusion.py --floor    # also: our multiply-add kernels' seconds
 
 Per model (AlexNet, VGG16, ResNet-18 with random weights: timing does not depend on the
 weights; the course model EfficientNet-Lite0 with its real weights), one 224x224 image,
@@ -28,7 +28,10 @@ on CUDA when available (``--device``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
+import sys
 import time
 
 import torch
@@ -80,19 +83,46 @@ def ours(model, x, target, window, stride):
     return occlusion(model, x, target, window, stride)
 
 
-def convolution_seconds(device, function, *args):
-    """Seconds that the convolutions alone take in one call of ``function`` (the profiler's
-    self time of every ``aten::*convolution*`` kernel; on CUDA, device time)."""
+#: the profiler's names of the kernels that do the multiply-adds: convolutions and the matrix
+#: products of fully connected layers (their self time: a parent such as aten::linear adds
+#: nothing of its own)
+MULTIPLY_ADD_KERNELS = ("convolution", "addmm", "aten::mm", "aten::bmm", "matmul")
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Standard error closed at the file descriptor: the profiler's C++ side logs its start
+    and stop there, between the rows of the table."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def multiply_add_seconds(device, function, *args):
+    """Seconds that the multiply-add kernels alone take in one call of ``function``:
+    (convolution s, matrix product s), the profiler's self time (on CUDA, device time)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
                                            else [])
-    with profile(activities=activities) as prof:
+    with quiet_stderr(), profile(activities=activities) as prof:
         function(*args)
         synchronize(device)
     attribute = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return sum(getattr(e, attribute) for e in prof.key_averages()
-               if "convolution" in e.key) / 1e6
+    conv = products = 0.0
+    for e in prof.key_averages():
+        seconds = getattr(e, attribute) / 1e6
+        if "convolution" in e.key:
+            conv += seconds
+        elif any(name in e.key for name in MULTIPLY_ADD_KERNELS[1:]):
+            products += seconds
+    return conv, products
 
 
 def models(quick):
@@ -104,12 +134,14 @@ def models(quick):
 
 
 def floor(args, device, model, x, target, window, stride, seconds):
-    """The ``--floor`` columns: our convolutions' seconds (one profiled run) and that over
-    Captum's median, the ratio ours would reach if nothing but the convolutions cost time."""
+    """The ``--floor`` columns, from one profiled run of ours: the seconds of its convolutions,
+    of its matrix products (fully connected layers), and their sum over Captum's median: the
+    ratio ours would reach if nothing but the multiply-adds cost time."""
     if not args.floor:
         return ""
-    conv = convolution_seconds(device, ours, model, x, target, window, stride)
-    return f" | {conv:>6.2f} {conv / seconds['captum']:>5.3f}x"
+    conv, products = multiply_add_seconds(device, ours, model, x, target, window, stride)
+    return (f" | {conv:>6.2f} {products:>6.2f} "
+            f"{(conv + products) / seconds['captum']:>5.3f}x")
 
 
 def main():
@@ -149,7 +181,7 @@ def main():
 
     header = (f"{'model':>18} {'path':>11} {'recomp':>6} {'pos':>5} | {'ours s':>8} {'Captum s':>9} "
               f"{'naive s':>9} | {'ours/Captum':>11} {'naive/ours':>10} | {'max|d|/drop':>11}"
-              + (f" | {'conv s':>6} {'floor':>6}" if args.floor else ""))
+              + (f" | {'conv s':>6} {'mm s':>6} {'floor':>6}" if args.floor else ""))
     print(f"window {window}, stride {stride}\n{header}\n{'-' * len(header)}")
     chosen = args.models.split(",")
     unknown = set(chosen) - {name for name, _ in zoo}
@@ -208,8 +240,10 @@ def main():
           "occluded copy / those of a full forward pass (incremental path; 1 for batched): at "
           "equal speed per multiply-add, the lowest ours/(whole copies) can go. The goals "
           "(issue 12): ours/Captum <= 0.25, max|d|/drop <= 1e-4, the stride-2 map within 60 s "
-          "on a 2-core CPU." + (" conv s: seconds in convolutions during one profiled run "
-                                "of ours; floor: conv s / Captum s." if args.floor else ""))
+          "on a 2-core CPU." + (" conv s, mm s: seconds in convolutions and in matrix "
+                                "products (fully connected layers) during one profiled run of "
+                                "ours; floor: (conv s + mm s) / Captum s, where ours would be "
+                                "if nothing else cost time." if args.floor else ""))
 
 
 if __name__ == "__main__":
