@@ -4,6 +4,7 @@ incremental and batched paths against the definition (one forward pass per windo
 from __future__ import annotations
 
 import importlib
+import math
 import warnings
 
 import pytest
@@ -274,6 +275,72 @@ def test_linear_as_convolution_matches_linear_and_knows_when_not_to(monkeypatch)
     assert odd.side is None
     with torch.no_grad():
         assert torch.equal(odd(torch.ones(9, 10)), odd.linear(torch.ones(9, 10)))
+
+
+class FakeClock:
+    """perf_counter for ``_ConvolutionFormat``: each call in NCHW seems to take ``nchw``
+    seconds, each in channels_last ``channels_last`` (the format is read off the output)."""
+
+    def __init__(self, nchw, channels_last):
+        self.now, self.starts = 0.0, 0
+        self.costs = {True: nchw, False: channels_last}
+
+    def perf_counter(self):
+        self.starts += 1
+        if self.starts % 2 == 0:  # the end of a call: advance by the cost of its format
+            self.now += self.costs[self.last_nchw]
+        return self.now
+
+
+@pytest.mark.parametrize("nchw_seconds, chosen", [(0.5, True), (0.95, False), (2.0, False)])
+def test_convolution_format_alternates_then_keeps_the_faster(monkeypatch, nchw_seconds, chosen):
+    """The first calls alternate channels_last / NCHW (the first of each not counted), then
+    every call of that shape runs in the format measured faster; NCHW only when under
+    FORMAT_MARGIN (0.9) of channels_last's time. Every result equals F.conv2d's."""
+    module = importlib.import_module("convlens.occlusion")
+    monkeypatch.setattr(module, "_FORMAT_CHOICE", {})
+    clock = FakeClock(nchw_seconds, 1.0)
+    monkeypatch.setattr(module, "time", clock)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 6, 3, stride=2, padding=1).eval()
+    conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+    chooser = module._ConvolutionFormat(conv)
+    x = torch.randn(5, 8, 9, 9).contiguous(memory_format=torch.channels_last)
+    run = chooser._run
+
+    def traced(t, nchw):
+        clock.last_nchw = nchw
+        return run(t, nchw)
+
+    monkeypatch.setattr(chooser, "_run", traced)
+    formats = []
+    with torch.no_grad():
+        expected = conv(x)
+        for _ in range(2 * module.FORMAT_TRIALS + 3):
+            out = chooser(x)
+            formats.append(clock.last_nchw)
+            torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+            assert out.is_contiguous() == clock.last_nchw
+    assert formats[:6] == [False, True] * 3
+    assert formats[6:] == [chosen] * 3
+    key, = module._FORMAT_CHOICE
+    assert key[:2] == ((6, 8, 3, 3), (5, 8, 9, 9)) and module._FORMAT_CHOICE[key] is chosen
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # left as found
+
+
+@pytest.mark.parametrize("nchw", [True, False])
+def test_full_maps_in_either_memory_format_give_the_same_map(monkeypatch, nchw, single_thread):
+    """ResNet-18 with every convolution on full maps in NCHW, or every one in channels_last:
+    the map agrees with the naive loop either way, and the choice was asked for."""
+    module = importlib.import_module("convlens.occlusion")
+    monkeypatch.setattr(module, "_FORMAT_CHOICE", {})
+    monkeypatch.setattr(module, "FORMAT_MARGIN", math.inf if nchw else 0.0)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(1, 3, 70, 70)
+    ours = occlusion(model, x, None, 20, 9, batch_size=4, method="incremental")  # 9 blocks
+    assert module._FORMAT_CHOICE and set(module._FORMAT_CHOICE.values()) == {nchw}
+    assert relative_error(ours, naive_occlusion(model, x, 20, 9)) <= 1e-4
 
 
 def test_target_none_gives_every_class_from_the_same_passes(attribution_resnet18):
