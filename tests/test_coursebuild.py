@@ -310,13 +310,13 @@ def test_parallel_jobs(project):
 
 @pytest.mark.slow
 def test_show_png_is_byte_identical_across_runs(project):
-    """The documented figure path (convlens.lesson.show) gives the same bytes twice."""
-    pytest.importorskip("convlens.lesson")
+    """The documented figure path (convlens_course.lesson.show) gives the same bytes twice."""
+    pytest.importorskip("convlens_course.lesson")
     project.write("03-figure", textwrap.dedent('''\
         # %%
         import numpy as np
         import matplotlib.pyplot as plt
-        from convlens import lesson
+        from convlens_course import lesson
         fig, ax = plt.subplots(figsize=(3, 2))
         ax.imshow(np.random.default_rng(0).random((8, 8)), cmap="viridis")
         ax.set_title("noise")
@@ -439,7 +439,7 @@ def test_huge_text_output_is_reported(project):
 
 
 # ---------------------------------------------------------------------------------------
-# Values and claims in prose: convlens.lesson.record / expect, filled in by the build
+# Values and claims in prose: convlens_course.lesson.record / expect, filled in by the build
 
 CLAIMS = '''\
 # %% [markdown]
@@ -449,7 +449,7 @@ CLAIMS = '''\
 # The ratio is {{ ratio }} and the count is {{count}}.
 
 # %%
-from convlens import lesson
+from convlens_course import lesson
 ratio = lesson.record("ratio", 0.3312, "{:.1%}")
 count = lesson.record("count", 12)
 
@@ -541,17 +541,11 @@ def test_an_unknown_placeholder_fails_naming_the_lesson_and_the_name(project):
 
 
 def test_a_name_recorded_twice_with_different_values_fails(project):
-    project.write("03-twice", "# %%\nfrom convlens import lesson\nlesson.record('n', 1)\n"
+    project.write("03-twice", "# %%\nfrom convlens_course import lesson\nlesson.record('n', 1)\n"
                   "lesson.record('n', 1)\n\n# %%\nlesson.record('n', 2)\n")
     with pytest.raises(BuildFailed, match=r"\{\{ n \}\} is recorded twice with different "
                        r"values: '1' \(cell 1\) and '2' \(cell 2\)"):
         project.build(only=["03"])
-
-
-def test_prose_mime_types_are_the_librarys():
-    from convlens import lesson
-
-    assert (prose.RECORD_MIME, prose.EXPECT_MIME) == (lesson.RECORD_MIME, lesson.EXPECT_MIME)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""convlens.explore: the data each interactive figure carries is the library's result for
+"""convlens_course.explore: the data each interactive figure carries is the library's result for
 each choice (up to the uint8 quantisation), the HTML output is what explorers.js expects,
 and bad input is named."""
 
@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 import convlens
-from convlens import explore
+from convlens_course import explore
 
 LABELS = [f"class {i}" for i in range(10)]
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import convlens
-from convlens import explore
+from convlens_course import explore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_site_browser import (  # noqa: E402
@@ -326,7 +326,7 @@ EXPLORER_LESSON = '''\
 # %%
 import torch
 from torch import nn
-from convlens import explore
+from convlens_course import explore
 
 torch.manual_seed(0)
 model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from convlens.kernel_maps import KernelMapConv2d, convert_convs, kernel_maps
+from convlens.kernel_decomposition import KernelMapConv2d, convert_convs, kernel_maps
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -10,6 +10,7 @@ import torch
 import torchvision
 
 from convlens import images, models
+from convlens_course import lesson
 
 
 @pytest.fixture(scope="module")
@@ -334,23 +335,23 @@ def test_load_from_environment(tiny_file, monkeypatch):
     monkeypatch.setenv("CONVLENS_LAYERS", "middle=2, last_spatial=4")
     monkeypatch.setenv("CONVLENS_PREPROCESS", "resize=72,crop=64")
     monkeypatch.delenv("CONVLENS_WEIGHTS", raising=False)
-    loaded = models.load_from_environment()
+    loaded = lesson.load_from_environment()
     assert loaded.labels[3] == "digit 3"
     assert loaded.layers == {"first_conv": "0", "middle": "2", "last_spatial": "4"}
     assert (loaded.preprocess.resize, loaded.preprocess.crop) == (72, 64)
     monkeypatch.setenv("CONVLENS_LAYERS", "middle")
     with pytest.raises(ValueError, match="not 'role=module.name'"):
-        models.load_from_environment()
+        lesson.load_from_environment()
     monkeypatch.setenv("CONVLENS_MODEL", "resnet-18")
     with pytest.raises(ValueError, match="unknown model 'resnet-18'.*Accepted forms"):
-        models.load_from_environment()
+        lesson.load_from_environment()
 
 
 def test_load_from_environment_defaults_to_the_course_model(monkeypatch):
     for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS",
                  "CONVLENS_PREPROCESS"):
         monkeypatch.delenv(name, raising=False)
-    loaded = models.load_from_environment()
+    loaded = lesson.load_from_environment()
     assert loaded.name == "efficientnet_lite0" and loaded.layers["last_spatial"] == "bn2"
     assert loaded.stages == ("blocks.2", "blocks.4", "blocks.5", "bn2")
 

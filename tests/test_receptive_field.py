@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from convlens.receptive_field import (
+from convlens.receptive_fields import (
     RF,
     ReceptiveFieldError,
     empirical_receptive_field,

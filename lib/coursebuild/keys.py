@@ -62,7 +62,8 @@ def package_dir(name: str) -> Path:
 
 def source_trees() -> dict[str, Path]:
     """The source trees whose every byte is part of every lesson's key."""
-    return {"convlens": package_dir("convlens"), "coursebuild": Path(__file__).parent}
+    return {"convlens": package_dir("convlens"), "convlens_course": package_dir("convlens_course"),
+            "coursebuild": Path(__file__).parent}
 
 
 def default_model() -> str:

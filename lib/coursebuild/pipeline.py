@@ -8,7 +8,7 @@
 
 The model settings reach each lesson's kernel as ``CONVLENS_MODEL``, ``CONVLENS_WEIGHTS``,
 ``CONVLENS_LABELS`` (absolute paths) and ``CONVLENS_LAYERS`` (``role=name,role=name``),
-read by ``convlens.lesson.setup()``; ``CONVLENS_STRICT`` is passed on as it is.
+read by ``convlens_course.lesson.setup()``; ``CONVLENS_STRICT`` is passed on as it is.
 
 Exit status: 0 when every selected lesson ran or hit the cache (statements that do not hold
 on a non-default model are listed as notes, not failures), 1 when one failed (its message

@@ -42,14 +42,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_positive_int, check_target, resolve_layer
-from .features import feature_maps
-from .gradcam import gradcam
-from .hooks import capture, only_call, record_outputs
-from .kernel_maps import kernel_maps
-from .occlusion import occlusion
-from .receptive_field import empirical_receptive_field, receptive_field
-from .saliency import gradient, smoothgrad
+from convlens._checks import check_batch, check_positive_int, check_target, resolve_layer
+from convlens.cam import gradcam
+from convlens.features import feature_maps
+from convlens.hooks import capture, only_call, record_outputs
+from convlens.kernel_decomposition import kernel_maps
+from convlens.occlusion_maps import occlusion
+from convlens.receptive_fields import empirical_receptive_field, receptive_field
+from convlens.saliency import gradient, smoothgrad
 
 __all__ = [
     "Explorer",
