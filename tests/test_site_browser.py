@@ -212,6 +212,67 @@ def check_instant_navigation(browser, base: str, site: Path, problems: list[str]
         page.close()
 
 
+AXE_SERIOUS = ("serious", "critical")
+
+
+def axe_source() -> str:
+    """axe-core's ``axe.min.js``, vendored from PyPI: the ``axe-playwright-python`` wheel
+    (pinned in pyproject's test extra) ships it; only that file is used, no CDN."""
+    from importlib.resources import files
+
+    try:
+        return (files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        pytest.skip("axe-core not installed (pip install -e '.[test]' brings "
+                    "axe-playwright-python, which ships axe.min.js)")
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations on the loaded ``page``: ``{"id", "impact", "help", "nodes":
+    [CSS selector, ...]}`` per rule (every rule axe runs by default)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=axe_source())
+    return page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ["violations"]});
+        return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => n.target.join(" "))}));
+    }""")
+
+
+def sideways_scroll(page) -> dict:
+    """At the current viewport: how far the page itself scrolls sideways (px), and the
+    visible elements that reach past its right edge without a box of their own that
+    scrolls (cut off by the page, or widening it). Content that scrolls inside its own box
+    (a wide table, a code block) is fine."""
+    return page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        window.scrollTo(100000, window.scrollY);
+        const scrolled = window.scrollX;
+        window.scrollTo(0, window.scrollY);
+        const culprits = [];
+        for (const el of document.querySelectorAll("article *, .md-header *, .md-footer *")) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 || r.height === 0 || r.right <= width + 1) continue;
+            const style = getComputedStyle(el);
+            if (style.visibility === "hidden" || style.position === "fixed") continue;
+            let box = el.parentElement, scrolls = false;
+            while (box && box !== document.body) {
+                const s = getComputedStyle(box);
+                if (["auto", "scroll"].includes(s.overflowX) &&
+                        box.getBoundingClientRect().right <= width + 1) { scrolls = true; break; }
+                box = box.parentElement;
+            }
+            if (scrolls) continue;
+            const name = el.tagName.toLowerCase() + (typeof el.className === "string" &&
+                el.className.trim() ? "." + el.className.trim().split(/\\s+/).join(".") : "");
+            if (!culprits.some(c => c.startsWith(name + " "))) culprits.push(
+                name + " (right edge at " + Math.round(r.right) + " px)");
+            if (culprits.length >= 6) break;
+        }
+        return {scrolled: scrolled, culprits: culprits};
+    }""")
+
+
 class ConfigLoader(yaml.SafeLoader):
     """Reads mkdocs.yml; ``!ENV [NAME, default]`` becomes its default."""
 
