@@ -3,7 +3,7 @@
 **The form authors write** (in a markdown cell, as a markdown link or an HTML ``<a href>``):
 
 - another lesson: ``[Grad-CAM](08-grad-cam.ipynb)``, or a heading or figure in it:
-  ``[the trap](08-grad-cam.ipynb#trap-the-wrong-layer)``,
+  ``[which layer](08-grad-cam.ipynb#which-layer)``,
   ``[its Figure 2](06-saliency-and-smoothgrad.ipynb#figure-2)``;
 - a heading or figure of the same lesson: ``[below](#the-bias-pitfall)``, ``[Figure 3](#figure-3)``.
 
@@ -15,7 +15,7 @@ its caption numbers it.
 **What the build writes.** On the site page, ``08-grad-cam.ipynb#x`` becomes
 ``../08-grad-cam/#x`` (the lesson's page). In the downloaded notebook the file link stays,
 so it opens the sibling notebook in Jupyter when the notebooks sit in one folder, and a
-heading anchor becomes Jupyter's form of it (``#Trap:-the-wrong-layer``).
+heading anchor becomes Jupyter's form of it (``#Which-layer?``).
 
 **Checks.** A link to a lesson that does not exist, to a heading or figure a lesson does not
 have, or any other relative link (a lesson page has no files of its own to link to) is an

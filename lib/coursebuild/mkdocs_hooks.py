@@ -14,6 +14,10 @@
   "Copying weights under `no_grad`", got an id in its table of contents that the page
   lacks); nbconvert's stylesheets (about 590 kB, the same on every lesson page) move from
   the page into one cached file, ``assets/stylesheets/notebook.<hash>.css``.
+- Accessibility of the theme's and nbconvert's markup: Material's search dialog gets a name
+  (``aria-label``), and nbconvert's ``tabindex="0"`` on every cell (a tab stop per cell,
+  markdown included) is dropped; a code box that scrolls is made reachable by
+  ``javascripts/scroll-boxes.js`` instead.
 - A lesson page's figures and downloads are files in the folder of its URL
   (:mod:`coursebuild.lessonpage`), so ``use_directory_urls`` must stay on.
 """
@@ -30,6 +34,8 @@ HEADING = re.compile(r'<h([1-6])\b[^>]*\bid="([^"]*)"[^>]*>(.*?)</h\1>', re.S)
 ANCHOR_LINK = re.compile(r'<a class="anchor-link"[^>]*>.*?</a>', re.S)
 STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S)
 ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
+SEARCH_DIALOG = re.compile(r'(<div class="md-search" [^>]*role="dialog")(?![^>]*aria-label)')
+CELL_TABSTOP = re.compile(r'(<div class="jp-Cell-inputWrapper") tabindex="0"')
 
 SECTION = "Lessons"
 
@@ -122,4 +128,7 @@ def notebook_css(output: str, page, config) -> str:
 
 def on_post_page(output, page, config):
     output = MATHJAX2_CONFIG.sub("", output)
-    return notebook_css(output, page, config) if is_lesson(page) else output
+    output = SEARCH_DIALOG.sub(r'\1 aria-label="Search"', output)
+    if not is_lesson(page):
+        return output
+    return CELL_TABSTOP.sub(r"\1", notebook_css(output, page, config))

@@ -7,7 +7,9 @@
   that exists; a fragment (``#figure-3``) must be an ``id`` (or an ``a[name]``) of the page
   it points to. URLs on other hosts (and ``mailto:``, ``data:``) are not followed: the site
   is checked offline. An absolute URL under ``--site-url`` (the canonical links) counts as
-  internal.
+  internal, and so does an absolute path under its path (``/convlens/...``: the 404 page's
+  links, which must work at any depth). By default that address is read from the home
+  page's canonical link.
 - **Weight.** For each lesson page, the bytes of its HTML, and of the HTML plus everything
   it loads from its own folder (figures, explorer data): ``--weights`` prints the table.
 
@@ -17,6 +19,7 @@ Exit status 1 when a link is broken (each named with its page), else 0.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -74,8 +77,11 @@ def resolve(site: Path, rel: str, url: str, site_url: str | None = None
             ) -> tuple[Path, str] | None:
     """``(file, fragment)`` that ``url`` on page ``rel`` points to, or ``None`` when it
     leaves the site. A folder URL means its ``index.html``."""
+    prefix = urlsplit(site_url).path if site_url else "/"
     if site_url and url.startswith(site_url):
         url = "/" + url[len(site_url):].lstrip("/")
+    elif url.startswith(prefix) and prefix != "/":  # 404.html links from the site's root
+        url = "/" + url[len(prefix):]
     parts = urlsplit(url)
     if parts.scheme in EXTERNAL_SCHEMES or parts.scheme and parts.scheme not in ("http", "https"):
         return None
@@ -88,9 +94,21 @@ def resolve(site: Path, rel: str, url: str, site_url: str | None = None
     return path, unquote(parts.fragment)
 
 
+def site_address(site: Path) -> str | None:
+    """The address the site was built for (``site_url``): the home page's canonical link."""
+    try:
+        text = (Path(site) / "index.html").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(r'<link rel="canonical" href="([^"]+)"', text)
+    return found.group(1) if found else None
+
+
 def check_links(site: Path, site_url: str | None = None) -> list[str]:
-    """Every broken internal link of the site, as ``page: <tag attr="url">: why``."""
+    """Every broken internal link of the site, as ``page: <tag attr="url">: why``;
+    ``site_url`` defaults to the address the site was built for (:func:`site_address`)."""
     site = Path(site)
+    site_url = site_url or site_address(site)
     pages = {p.relative_to(site).as_posix(): read_page(p) for p in sorted(site.rglob("*.html"))}
     problems = []
     for rel, page in pages.items():
@@ -136,7 +154,8 @@ def main(argv=None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("site", nargs="?", default="site")
     parser.add_argument("--site-url", default=None,
-                        help="the site's public address: absolute links under it are internal")
+                        help="the site's public address: absolute links under it are internal "
+                        "(default: the home page's canonical link)")
     parser.add_argument("--weights", action="store_true",
                         help="print each lesson page's HTML and total weight")
     args = parser.parse_args(argv)
