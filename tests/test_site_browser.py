@@ -56,6 +56,7 @@ plt.show()
 # %% [markdown]
 # # Grad-CAM
 # Grad-CAM weights each channel by $\\alpha_k^c$, the spatial mean of its gradients.
+# A word no other page holds, for the search test: quincunx.
 
 # %%
 print("no model here")

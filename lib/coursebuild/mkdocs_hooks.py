@@ -126,6 +126,11 @@ def notebook_css(output: str, page, config) -> str:
     return output[:article.start()] + STYLE.sub(swap, article.group()) + output[article.end():]
 
 
+def on_post_template(output, template_name, config):
+    """Pages made from a theme template alone (``404.html``): the same search dialog."""
+    return SEARCH_DIALOG.sub(r'\1 aria-label="Search"', output)
+
+
 def on_post_page(output, page, config):
     output = MATHJAX2_CONFIG.sub("", output)
     output = SEARCH_DIALOG.sub(r'\1 aria-label="Search"', output)
