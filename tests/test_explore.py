@@ -1,6 +1,6 @@
 """convlens_course.explore: the data each interactive figure carries is the library's result for
-each choice (up to the uint8 quantisation), the HTML output is what explorers.js expects,
-and bad input is named."""
+each choice (up to the uint8 quantisation), the HTML output is what the explorer modules
+expect, the data matches explorer_schema.json, and bad input is named."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from convlens_course.protocol import EXPLORER_SCHEMA
 from coursebuild.assemble import EXPLORER_SCHEMA_TARGET
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_explore import display, tiny_cnn  # noqa: E402  (the same tiny CNN as the data tests)
 from test_site_browser import (  # noqa: E402
     ARGS,
     CHROMIUM,
@@ -43,19 +44,6 @@ STEP = 1 / 255
 # as long as ImageNet's longest labels: the menus must still fit a 375-px screen
 LABELS = [f"class {i}: African hunting dog, hyena dog, Cape hunting dog, Lycaon pictus"
           for i in range(10)]
-
-
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
-
-
-def display(x: torch.Tensor) -> np.ndarray:
-    return ((x[0].permute(1, 2, 0).clamp(-2, 2) + 2) / 4).numpy()
 
 
 @pytest.fixture(scope="module")
