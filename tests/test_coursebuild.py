@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from convlens_course.protocol import EXPLORER_SCHEMA
 from coursebuild import catalog, execute, keys, mkdocs_hooks, prose
 from coursebuild import pipeline as cb
 from coursebuild.pipeline import BuildFailed, build, main
@@ -175,6 +176,7 @@ def test_first_run_executes_second_run_hits_without_a_kernel(project):
                 "javascripts/vendor/mathjax/tex-svg-full.js"):
         assert (docs / rel).is_file(), rel
     assert (docs / "lessons/01-hello.py").read_text() == HELLO
+    assert (docs / "javascripts/explorers/schema.json").read_bytes() == EXPLORER_SCHEMA.read_bytes()
     info = json.loads((docs / "build-info.json").read_text())
     assert [r["cache"] for r in info["lessons"]] == ["miss", "miss"]
     assert info["device"] == "cpu"
@@ -298,6 +300,7 @@ def test_stale_docs_are_removed(warm):
     assert project.build() == {"01-hello": "hit"}
     left = sorted(p.relative_to(project.out).as_posix() for p in project.out.rglob("*"))
     assert left == ["build-info.json", "build.md", "index.md", "javascripts",
+                    "javascripts/explorers", "javascripts/explorers/schema.json",
                     "javascripts/mathjax.js", "javascripts/vendor",
                     "javascripts/vendor/mathjax", "javascripts/vendor/mathjax/tex-svg-full.js",
                     "lessons", "lessons/01-hello.ipynb", "lessons/01-hello.py"]

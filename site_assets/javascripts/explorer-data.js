@@ -1,8 +1,8 @@
 // The data of each interactive figure on a lesson page is a file of its own
 // (coursebuild.figures moves it out of the page): the element names it in
 // data-convlens-src, relative to the page, and keeps its kind in data-convlens-pending.
-// This script fetches the file, puts the data where explorers.js reads it
-// (data-convlens-explorer, data-convlens-data) and asks explorers.js to draw it.
+// This script fetches the file, puts the data where explorers/main.js reads it
+// (data-convlens-explorer, data-convlens-data) and asks explorers/main.js to draw it.
 // It runs on every page, instant navigation included (Material's document$).
 (function () {
   "use strict";
