@@ -319,6 +319,11 @@ def axe_violations(page) -> list[dict]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=axe_source())
     return page.evaluate("""async () => {
+        // judge the settled page: math typeset, the page's own scripts done reacting to it
+        if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+            await MathJax.startup.promise;
+        }
+        await new Promise(r => setTimeout(r, 400));
         const result = await axe.run(document, {resultTypes: ["violations"]});
         return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
             nodes: v.nodes.map(n => n.target.join(" "))}));
