@@ -216,3 +216,12 @@ def test_most_probable_picks_among_present_candidates_and_falls_back(capsys):
     assert "'goldfish' is not a class of this model" in capsys.readouterr().out
     assert ctx.most_probable(("goldfish",), x, exclude=(3,)) == 1  # top taken: the next one
     assert "already used; taking 'tiger cat' instead" in capsys.readouterr().out
+
+
+def test_show_needs_a_caption_since_it_is_the_alt_text():
+    import matplotlib.pyplot as plt
+
+    fig = _figure()
+    with pytest.raises(ValueError, match="caption must say what the figure shows"):
+        lesson.show(fig, "  ")
+    assert not plt.fignum_exists(fig.number)  # closed all the same

@@ -42,7 +42,7 @@ def downloads_cell(slug: str):
     """The markdown cell with the two download buttons, for the site's copy only."""
     from nbformat.v4 import new_markdown_cell
 
-    return new_markdown_cell(
+    cell = new_markdown_cell(
         f'<div class="{DOWNLOADS_TAG}" role="group" aria-label="Downloads">\n'
         f'<p><a class="md-button md-button--primary" href="{slug}.ipynb" download>'
         'Download notebook</a> '
@@ -54,6 +54,8 @@ def downloads_cell(slug: str):
         'values that the build fills in, and are filled in only in the executed notebook. '
         'Run either with <code>convlens</code> installed.</p>\n</div>',
         metadata={"tags": [DOWNLOADS_TAG]})
+    cell.id = DOWNLOADS_TAG  # not a random id: the same lesson gives the same page
+    return cell
 
 
 def index(notebooks: dict[str, object], sources: dict[str, Path]) -> dict[str, links.Anchors]:

@@ -56,7 +56,7 @@ def is_lesson(page) -> bool:
 
 
 def on_config(config):
-    if not config["use_directory_urls"]:
+    if not config.get("use_directory_urls", True):
         raise RuntimeError("mkdocs.yml: use_directory_urls must be true: a lesson page's "
                            "figures and downloads sit in the folder of its URL")
     try:
