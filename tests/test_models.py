@@ -43,6 +43,7 @@ def test_loaded_model_is_in_eval_mode_with_module_activations(lite0):
     assert len(lite0.labels) == 1000 and lite0.labels[281] == "tabby"
 
 
+@pytest.mark.slow
 def test_layer_roles_exist_in_every_architecture():
     for name in models.KNOWN_MODELS:
         names = dict(models.architecture(name).named_modules())
@@ -287,6 +288,7 @@ def test_torchvision_spec_reads_the_hub_cache(tmp_path, monkeypatch):
     assert models.weights_identity("torchvision:mobilenet_v3_small") != "missing"
 
 
+@pytest.mark.slow
 def test_torchvision_spec_preprocessing_from_the_weights_enum(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     _plant(tmp_path, "efficientnet_b1")  # its transforms: resize 255, crop 240, bicubic
@@ -383,6 +385,7 @@ INFERRED = {  # builder: (first_conv, middle, last_spatial, stages)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", list(INFERRED))
 def test_inferred_roles_on_torchvision_architectures(builder):
     extra = {"aux_logits": False, "init_weights": True} if builder == "googlenet" else {}
@@ -396,6 +399,7 @@ def test_inferred_roles_on_torchvision_architectures(builder):
     assert all(not m._forward_hooks for m in model.modules())
 
 
+@pytest.mark.slow
 def test_inferred_roles_agree_with_the_registry():
     """first_conv and last_spatial agree everywhere. middle differs on two models, by the
     documented rule stages[len // 2]: AlexNet's stages are 55, 27, 13 px (middle
