@@ -243,6 +243,7 @@ def test_gradcam_data(model, x):
     assert e.data["luts"].keys() == {"jet"}
 
 
+@pytest.mark.slow
 def test_occlusion_data_for_every_class_from_the_same_passes(model, x):
     e = explore.occlusion_explorer(model, x, display(x), LABELS, windows=(8, 16),
                                    strides=(4, 8), top=3, batch_size=7)

@@ -17,6 +17,10 @@ from pathlib import Path
 
 RECORD_MIME = "application/vnd.convlens.record+json"
 EXPECT_MIME = "application/vnd.convlens.expect+json"
+# an operation that ran without a deterministic kernel (CUDA backward passes of some ops)
+NONDETERMINISTIC_MIME = "application/vnd.convlens.nondeterministic+json"
+# cuBLAS reads this at its first use: the build sets it in each kernel's environment
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
 
 # ``show(fig, caption)`` marks its two outputs with this key of the output's metadata: the
 # image with ``{"number": N, "caption": caption, "model": ..., "device": ...}``, the caption
