@@ -172,7 +172,7 @@ def models(session: nox.Session) -> None:
             "--out", str(work / name / "docs"), "--cache", str(work / name / "cache"),
             external=True, silent=True, success_codes=[0, 1], env=env) or ""
         seconds = time.perf_counter() - start
-        statuses = re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|skipped)\b", output,
+        statuses = re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|kept|absent)\b", output,
                               flags=re.MULTILINE)
         passed = sum(status in ("hit", "miss") for _, status in statuses)
         bad = [slug for slug, status in statuses if status == "failed"]

@@ -1,7 +1,8 @@
 """The lesson pipeline (coursebuild) on tiny throwaway lessons: no model, a second a kernel.
 
-Every test builds into its own tmp folder with its own cache. The ``convlens`` source tree
-is replaced by a fake one (so editing it is safe) and the weights identity by a constant.
+Every test builds into its own tmp folder with its own cache. A fake library package,
+``lenslib``, lives in the project (on ``PYTHONPATH`` and ``sys.path``, so lessons import it
+and the depfile finds it again), and the weights identity is a constant.
 """
 
 from __future__ import annotations
@@ -70,18 +71,18 @@ z = 2
 
 
 class Project:
-    """A throwaway course: lessons/, a fake convlens/, site_assets/, cache and output."""
+    """A throwaway course: lessons/, a fake library lenslib/, site_assets/, cache and output."""
 
     def __init__(self, root: Path):
         self.root = root
         self.lessons = root / "lessons"
-        self.lib = root / "fakelib" / "convlens"
+        self.lib = root / "fakelib" / "lenslib"
         self.assets = root / "site_assets"
         self.cache = root / ".cache" / "lessons"
         self.out = root / "build" / "docs"
         self.lessons.mkdir()
-        self.lib.mkdir(parents=True)
-        (self.lib / "__init__.py").write_text('"""fake convlens"""\n')
+        (self.lib / "data").mkdir(parents=True)
+        (self.lib / "__init__.py").write_text('"""fake library"""\n')
         (self.assets / "javascripts").mkdir(parents=True)
         (self.assets / "index.md").write_text("# Home\n\n[Hello](lessons/01-hello.ipynb)\n")
         (self.assets / "references.md").write_text("# References\n")
@@ -102,15 +103,32 @@ class Project:
         return {r.slug: r.cache for r in build(**options)}
 
     def entries(self, slug: str) -> list[Path]:
+        """The cache entries of ``slug`` (and anything else left in its folder)."""
         folder = self.cache / slug
         return sorted(folder.iterdir()) if folder.is_dir() else []
 
+    def manifest(self, slug: str) -> dict:
+        [entry] = self.entries(slug)
+        return manifest_of(entry)
+
+    def info(self) -> dict:
+        return json.loads((self.out / "build-info.json").read_text())
+
+    def printed(self, slug: str) -> str:
+        return "".join(text(o) for o in outputs(self.out / "lessons" / f"{slug}.ipynb"))
+
+
+def manifest_of(entry: Path) -> dict:
+    return json.loads(entry.read_text())["metadata"]["coursebuild"]
+
 
 def isolate(p: Project, monkeypatch) -> Project:
-    """Key on ``p``'s fake library and a fixed identity of the registry weights (a
-    ``weights`` file is still hashed); count kernel starts."""
-    monkeypatch.setattr(keys, "source_trees", lambda: {
-        "convlens": p.lib, "coursebuild": ROOT / "lib" / "coursebuild"})
+    """Put ``p``'s fake library on the kernels' and the build's path; a fixed identity of
+    the registry weights (a ``weights`` file is still hashed); count kernel starts."""
+    fakelib = str(p.lib.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [fakelib, os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(fakelib)
     monkeypatch.setattr(keys, "weights_identity", lambda model, weights, digest, memo=None:
                         keys.file_digest(weights) if weights else "w-" + model)
     real_run = execute.run_notebook
@@ -131,8 +149,8 @@ def project(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def template_cache(tmp_path_factory):
-    """The cache of one full build of the two standard lessons, made once. The key depends
-    on the library's relative paths and bytes, not its location, so every project hits it."""
+    """The cache of one full build of the two standard lessons, made once. Keys and
+    depfiles hold no location, so every project hits it."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         p = isolate(Project(tmp_path_factory.mktemp("template")), monkeypatch)
         p.build()
@@ -163,8 +181,8 @@ def test_first_run_executes_second_run_hits_without_a_kernel(project):
     assert project.runs == ["01-hello", "02-grad-cam"]
 
     [entry] = project.entries("01-hello")
-    manifest = json.loads((entry / "manifest.json").read_text())
-    assert manifest["key"] == entry.name and manifest["cells"] == 3
+    manifest = manifest_of(entry)
+    assert entry.name == f"{manifest['key']}.ipynb" and manifest["cells"] == 3
     assert manifest["device"] == "cpu" and manifest["seconds"] > 0
     assert manifest["inputs"]["weights"] == "w-efficientnet_lite0"
 
@@ -202,34 +220,239 @@ def test_editing_one_lesson_reruns_only_that_one(warm):
     assert "edited" in json.dumps(outputs(project.out / "lessons/02-grad-cam.ipynb"))
 
 
-def test_library_change_reruns_every_lesson(warm):
-    project = warm
-    (project.lib / "__init__.py").write_text('"""fake convlens, edited"""\n')
-    assert project.build() == {"01-hello": "miss", "02-grad-cam": "miss"}
+# ---------------------------------------------------------------------------------------
+# --force publishes the fresh result; entries are replaced atomically (issue 28)
 
+READS = '''\
+# %% [markdown]
+# # Reads a file
 
-def test_any_library_file_is_in_every_key(warm):
-    """The whole package is hashed: a module no lesson imports still re-runs them all."""
-    (warm.lib / "unused.py").write_text("import convlens.other\n")
-    assert warm.build() == {"01-hello": "miss", "02-grad-cam": "miss"}
+# %%
+print("value:", open({path!r}).read())
+'''
 
 
 def test_force_reruns_all_and_only_restricts(warm):
     project = warm
+    before = {slug: project.manifest(slug)["created"] for slug in ("01-hello", "02-grad-cam")}
     assert project.build(force=True) == {"01-hello": "miss", "02-grad-cam": "miss"}
+    after = {slug: project.manifest(slug)["created"] for slug in ("01-hello", "02-grad-cam")}
+    assert all(after[slug] > before[slug] for slug in before)  # published, not thrown away
     assert project.build(force=True, only=["02"]) == {"01-hello": "hit", "02-grad-cam": "miss"}
+    assert project.manifest("01-hello")["created"] == after["01-hello"]
+    assert project.manifest("02-grad-cam")["created"] > after["02-grad-cam"]
     assert project.runs == ["01-hello", "02-grad-cam", "02-grad-cam"]
     with pytest.raises(ValueError, match="matches no lesson"):
         project.build(only=["99-nothing"])
 
 
+def test_a_forced_run_publishes_its_fresh_output(project, tmp_path):
+    """A lesson whose output changes between runs: --force puts the new output in the cache
+    entry, in build/docs and in build-info.json, and the manifest's ``created`` changes."""
+    value = tmp_path / "value.txt"  # outside the library: not in the depfile
+    value.write_text("first")
+    project.write("03-reads", READS.format(path=str(value)))
+    assert project.build(only=["03"])["03-reads"] == "miss"
+    old = project.manifest("03-reads")
+    value.write_text("second")
+    assert project.build(only=["03"])["03-reads"] == "hit"  # the key has not changed
+    assert "value: first" in project.printed("03-reads")
+
+    assert project.build(only=["03"], force=True)["03-reads"] == "miss"
+    [entry] = project.entries("03-reads")  # replaced: one entry, no leftovers
+    new = manifest_of(entry)
+    assert new["key"] == old["key"] and new["created"] > old["created"]
+    assert "value: second" in json.dumps(json.loads(entry.read_text())["cells"])
+    assert "value: second" in project.printed("03-reads")
+    [row] = [r for r in project.info()["lessons"] if r["slug"] == "03-reads"]
+    assert row["cache"] == "miss" and row["executed_seconds"] == new["seconds"]
+    assert project.build(only=["03"])["03-reads"] == "hit"
+    assert "value: second" in project.printed("03-reads")
+
+
+def test_two_runs_racing_on_one_key_leave_one_complete_entry(project):
+    """Two builds storing the same key at once, and a reader looking it up meanwhile: the
+    reader sees no entry or a complete one, and one complete entry is left."""
+    lesson = project.write("03-race", "# %%\nimport uuid\nprint('run', uuid.uuid4().hex)\n")
+    inputs = keys.lesson_inputs(lesson, {"model": "m"})
+    key = keys.cache_key(inputs)
+    env = execute.kernel_env({}, "cpu", 0, 2)
+    done, seen, errors = [], [], []
+
+    def write():
+        try:
+            done.append(execute.execute(lesson, key, inputs, project.cache, env=env, timeout=60))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    def read():
+        while len(done) + len(errors) < 2:
+            found = execute.lookup(project.cache, "03-race", key)
+            if found is not None:
+                seen.append((found.manifest["key"], len(found.notebook["cells"])))
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    reader = threading.Thread(target=read)
+    for thread in [*threads, reader]:
+        thread.start()
+    for thread in [*threads, reader]:
+        thread.join(120)
+    assert errors == [] and len(done) == 2
+    [entry] = project.entries("03-race")  # no scratch folder, no second file
+    left = execute.lookup(project.cache, "03-race", key)
+    assert left is not None and left.path == entry
+    printed = "".join(text(o) for o in left.notebook["cells"][0]["outputs"])
+    runs = {"".join(text(o) for o in e.notebook["cells"][0]["outputs"]) for e in done}
+    assert len(runs) == 2 and printed in runs  # the last run stored, complete
+    assert set(seen) <= {(key, 1)}  # whatever the reader found was a complete entry
+
+
+def test_a_failing_run_removes_the_entry_of_its_key(project, tmp_path):
+    """A forced run that fails leaves no older result to be published by the next build."""
+    value = tmp_path / "value.txt"
+    value.write_text("ok")
+    project.write("03-flaky", READS.format(path=str(value))
+                  + f"assert open({str(value)!r}).read() == 'ok'\n")
+    project.build(only=["03"])
+    value.write_text("broken")
+    with pytest.raises(BuildFailed, match="AssertionError"):
+        project.build(only=["03"], force=True)
+    assert project.entries("03-flaky") == []
+    assert not (project.out / "lessons/03-flaky.ipynb").exists()
+    value.write_text("ok")
+    assert project.build(only=["03"])["03-flaky"] == "miss"  # not a stale hit
+
+
+# ---------------------------------------------------------------------------------------
+# Depfile keys: a lesson re-runs when a file it imported or read changed (issue 23 item 4)
+
+USES_A = '''\
+# %%
+from lenslib import a
+print(a.TABLE)
+'''
+
+USES_B = '''\
+# %%
+import lenslib.b
+print(lenslib.b.NAME)
+'''
+
+
+def library(project: Project) -> Project:
+    """lenslib.a (which reads lenslib/data/table.txt) for lesson 03, lenslib.b for 04."""
+    (project.lib / "a.py").write_text(
+        "from pathlib import Path\n"
+        "TABLE = (Path(__file__).parent / 'data' / 'table.txt').read_text()\n")
+    (project.lib / "data" / "table.txt").write_text("1 2 3\n")
+    (project.lib / "b.py").write_text("NAME = 'b'\n")
+    project.write("03-uses-a", USES_A)
+    project.write("04-uses-b", USES_B)
+    return project
+
+
+def test_the_depfile_lists_what_the_lesson_imported_and_read(warm):
+    project = library(warm)
+    assert project.build() == {"01-hello": "hit", "02-grad-cam": "hit",
+                               "03-uses-a": "miss", "04-uses-b": "miss"}
+    deps = project.manifest("03-uses-a")["deps"]
+    assert [(d.get("package"), d["path"]) for d in deps] == [
+        ("lenslib", "lenslib/__init__.py"), ("lenslib", "lenslib/a.py"),
+        ("lenslib", "lenslib/data/table.txt")]
+    assert deps[1]["sha256"] == hashlib.sha256((project.lib / "a.py").read_bytes()).hexdigest()
+    assert [d["path"] for d in project.manifest("04-uses-b")["deps"]] == [
+        "lenslib/__init__.py", "lenslib/b.py"]
+    assert project.manifest("01-hello")["deps"] == []  # matplotlib is site-packages
+    # the probe leaves nothing in the page: no extra cell, no names
+    cells = notebook_cells(project.out / "lessons/03-uses-a.ipynb")
+    assert len(cells) == 1 and "_coursebuild_probe" not in json.dumps(cells)
+
+
+def test_editing_a_library_module_reruns_only_the_lessons_that_imported_it(warm):
+    project = library(warm)
+    project.build()
+    project.runs.clear()
+    with open(project.lib / "b.py", "a") as handle:
+        handle.write("# one more line\n")
+    assert project.build() == {"01-hello": "hit", "02-grad-cam": "hit",
+                               "03-uses-a": "hit", "04-uses-b": "miss"}
+    (project.lib / "data" / "table.txt").write_text("4 5 6\n")  # data read by lenslib.a
+    assert project.build() == {"01-hello": "hit", "02-grad-cam": "hit",
+                               "03-uses-a": "miss", "04-uses-b": "hit"}
+    assert "4 5 6" in project.printed("03-uses-a")
+    (project.lib / "__init__.py").write_text('"""fake library, edited"""\n')
+    assert project.build() == {"01-hello": "hit", "02-grad-cam": "hit",
+                               "03-uses-a": "miss", "04-uses-b": "miss"}
+    assert project.runs == ["04-uses-b", "03-uses-a", "03-uses-a", "04-uses-b"]
+
+
+def test_adding_a_file_no_lesson_imports_reruns_none(warm):
+    project = library(warm)
+    project.build()
+    (project.lib / "c.py").write_text("import lenslib.nothing\n")
+    (project.lib / "data" / "unused.txt").write_text("x\n")
+    (project.lib.parent / "other.py").write_text("x = 1\n")
+    assert set(project.build().values()) == {"hit"}
+
+
+def test_a_deleted_module_reruns_its_lessons(warm):
+    project = library(warm)
+    project.build()
+    (project.lib / "b.py").unlink()
+    with pytest.raises(BuildFailed, match="04-uses-b.py: cell 1"):
+        project.build()
+
+
+def test_editing_a_helper_of_a_model_file_reruns(project, tmp_path):
+    """``--model path/to/file.py:function``: the helper module that file imports is in the
+    depfile (issue 29 item 3), with its absolute path (it is not importable by name here)."""
+    models = tmp_path / "mymodels"
+    models.mkdir()
+    (models / "mynet.py").write_text(
+        "import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\nimport myhelper\n\n"
+        "def build():\n    return myhelper.WIDTH\n")
+    (models / "myhelper.py").write_text("WIDTH = 3\n")
+    project.write("03-model", textwrap.dedent('''\
+        # %%
+        import importlib.util, os
+        path, _, function = os.environ["CONVLENS_MODEL"].rpartition(":")
+        spec = importlib.util.spec_from_file_location("_user_model", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # as convlens.models loads a file model
+        print("width", getattr(module, function)())
+        '''))
+    model = f"{models / 'mynet.py'}:build"
+    assert project.build(only=["03"], model=model)["03-model"] == "miss"
+    deps = {d["path"] for d in project.manifest("03-model")["deps"]}
+    assert deps == {str(models / "mynet.py"), str(models / "myhelper.py")}
+    assert project.build(only=["03"], model=model)["03-model"] == "hit"
+    (models / "myhelper.py").write_text("WIDTH = 4\n")
+    assert project.build(only=["03"], model=model)["03-model"] == "miss"
+    assert "width 4" in project.printed("03-model")
+
+
+def test_a_file_changed_while_the_lesson_ran_reruns_next_time(project):
+    project = library(project)
+    project.write("03-uses-a", USES_A + "\n# %%\nimport pathlib, lenslib\n"
+                  "pathlib.Path(lenslib.__file__).with_name('a.py').touch()\n")
+    assert project.build(only=["03"])["03-uses-a"] == "miss"
+    deps = {d["path"]: d["sha256"] for d in project.manifest("03-uses-a")["deps"]}
+    assert deps["lenslib/a.py"] == keys.CHANGED_DURING_RUN
+    assert project.build(only=["03"])["03-uses-a"] == "miss"
+
+
 def test_only_leaves_other_lessons_alone(project):
-    assert project.build(only=["hello"]) == {"01-hello": "miss", "02-grad-cam": "skipped"}
+    assert project.build(only=["hello"]) == {"01-hello": "miss", "02-grad-cam": "absent"}
     assert not (project.out / "lessons/02-grad-cam.ipynb").exists()
     project.build()
     project.write("02-grad-cam", SECOND + "\n# %%\n1\n")  # changed, but not selected
-    assert project.build(only=["01-hello"]) == {"01-hello": "hit", "02-grad-cam": "skipped"}
+    assert project.build(only=["01-hello"]) == {"01-hello": "hit", "02-grad-cam": "kept"}
     assert (project.out / "lessons/02-grad-cam.ipynb").exists()  # kept, not deleted
+    rows = {r["slug"]: r for r in project.info()["lessons"]}
+    assert rows["02-grad-cam"]["settings"] == rows["01-hello"]["settings"] == \
+        project.info()["settings"]
+    assert "| [02-grad-cam](lessons/02-grad-cam.ipynb) |" in (project.out / "build.md").read_text()
 
 
 def test_key_ignores_mtimes(warm):
@@ -281,7 +504,7 @@ def test_interrupted_write_leaves_no_entry(project, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nbformat, "write", interrupted)
+    monkeypatch.setattr(nbformat, "writes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         project.build(only=["01"])
     assert project.entries("01-hello") == []
@@ -337,15 +560,37 @@ COMMON = {"trees": {"convlens": "a", "coursebuild": "b"}, "model": "m", "weights
 
 
 def test_key_inputs():
-    common = {"trees": {"convlens": "a", "coursebuild": "b"}, "model": "m", "weights": "w",
-              "device": "cpu", "seed": 0, "versions": {"torch": "2"}}
-    base = keys.cache_key({"lesson": "01-a.py", "source": "s", **common})
+    common = {"model": "m", "model_source": None, "weights": "w", "labels": None,
+              "layers": "", "preprocess": "", "strict": "", "device": "cpu", "seed": 0,
+              "versions": {"torch": "2"}, "build": "b"}
+    base = keys.cache_key({"lesson": "01-a.py", "code": "c", **common})
     for field, value in [("model", "vgg16"), ("weights", "w2"), ("device", "cuda"),
-                         ("seed", 1), ("versions", {"torch": "3"}),
-                         ("trees", {"convlens": "a2", "coursebuild": "b"})]:
-        changed = keys.cache_key({"lesson": "01-a.py", "source": "s", **common, field: value})
+                         ("seed", 1), ("versions", {"torch": "3"}), ("labels", "l"),
+                         ("layers", "middle=x"), ("preprocess", "crop=200"),
+                         ("strict", "1"), ("model_source", "s"), ("build", "b2"),
+                         ("code", "c2"), ("lesson", "01-b.py")]:
+        changed = keys.cache_key({"lesson": "01-a.py", "code": "c", **common, field: value})
         assert changed != base, field
-    assert keys.cache_key({"lesson": "01-a.py", "source": "s", **common}) == base
+    assert keys.cache_key({"lesson": "01-a.py", "code": "c", **common}) == base
+    assert set(keys.SETTINGS) == set(common) - {"build"}
+
+
+def test_the_key_covers_code_cells_not_markdown(tmp_path):
+    lesson = tmp_path / "01-a.py"
+    lesson.write_text(CLAIMS)
+    key = keys.cache_key(keys.lesson_inputs(lesson, {}))
+    lesson.write_text(CLAIMS.replace("The ratio is", "Here the ratio is")
+                      + "\n# %% [markdown]\n# One more paragraph.\n")
+    assert keys.cache_key(keys.lesson_inputs(lesson, {})) == key
+    lesson.write_text(CLAIMS.replace('print("after the check")', 'print("after")'))
+    assert keys.cache_key(keys.lesson_inputs(lesson, {})) != key
+
+
+def test_versions_cover_the_libraries_that_shape_outputs():
+    found = keys.versions()
+    for dist in ("pillow", "scipy", "scikit-image", "matplotlib", "torch", "jupytext"):
+        assert found[dist] != "absent", dist
+    assert set(keys.BUILD_FILES) <= {p.name for p in (ROOT / "lib/coursebuild").iterdir()}
 
 
 def test_tree_digest_covers_paths_and_bytes_not_mtimes(tmp_path):
@@ -427,7 +672,7 @@ def test_old_entries_are_pruned(warm):
     for seed in range(1, 4):
         project.build(only=["02"], seed=seed)
     assert len(project.entries("02-grad-cam")) == 4  # seeds 0..3
-    execute.prune(project.cache, "02-grad-cam", project.entries("02-grad-cam")[0].name, keep=2)
+    execute.prune(project.cache, "02-grad-cam", project.entries("02-grad-cam")[0].stem, keep=2)
     assert len(project.entries("02-grad-cam")) == 2
 
 
@@ -524,7 +769,7 @@ def test_placeholders_are_filled_in_the_notebook_and_records_removed(project):
     assert [text(o) for o in cells[3]["outputs"]] == ["after the check\n"]
     # the .py beside the notebook (the source download) keeps the placeholders
     assert "{{ ratio }}" in (project.out / "lessons/03-claims.py").read_text()
-    manifest = json.loads((project.entries("03-claims")[0] / "manifest.json").read_text())
+    manifest = project.manifest("03-claims")
     assert manifest["records"] == {"ratio": "33.1%", "count": "12"}
     assert manifest["checks"] == 1 and manifest["notes"] == []
 
@@ -546,6 +791,69 @@ def test_a_name_recorded_twice_with_different_values_fails(project):
     with pytest.raises(BuildFailed, match=r"\{\{ n \}\} is recorded twice with different "
                        r"values: '1' \(cell 1\) and '2' \(cell 2\)"):
         project.build(only=["03"])
+
+
+def test_a_markdown_only_edit_refills_the_prose_without_a_kernel(project, monkeypatch):
+    """The key covers code cells: fixing a sentence (or adding a paragraph) hits the entry,
+    and the page is the new markdown refilled from the manifest, the notes renumbered."""
+    project.write("03-claims", CLAIMS)
+    assert project.build(only=["03"], model="alexnet")["03-claims"] == "miss"
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a kernel started")
+
+    monkeypatch.setattr(execute, "run_notebook", no_kernel)
+    edited = CLAIMS.replace("The ratio is {{ ratio }}", "Measured, the ratio is {{ ratio }}")
+    edited = edited.replace("# %% [markdown]\n# Batching", "# %% [markdown]\n# A new paragraph "
+                            "about {{ count }} photos.\n\n# %% [markdown]\n# Batching")
+    project.write("03-claims", edited)
+    assert project.build(only=["03"], model="alexnet")["03-claims"] == "hit"
+    cells = notebook_cells(project.out / "lessons/03-claims.ipynb")
+    assert "Measured, the ratio is 33.1% and the count is 12." in "".join(cells[0]["source"])
+    assert "".join(cells[2]["source"]) == "A new paragraph about 12 photos."
+    assert "after the check" in json.dumps(cells[4]["outputs"])  # the check's cell, moved
+    assert [c["id"] for c in cells] == [f"cell-{n}" for n in range(1, 6)]
+    [row] = [r for r in project.info()["lessons"] if r["slug"] == "03-claims"]
+    assert row["cache"] == "hit" and row["cells"] == 5 and row["notes"][0]["cell"] == 5
+    assert project.printed("03-claims").count("after the check") == 1
+    assert (project.out / "lessons/03-claims.py").read_text() == edited
+
+    project.write("03-claims", edited.replace("{{ count }} photos", "{{ counts }} photos"))
+    with pytest.raises(BuildFailed) as failure:
+        project.build(only=["03"], model="alexnet")
+    assert str(failure.value) == (
+        f"{project.lessons / '03-claims.py'}: the prose does not match the code\n"
+        "  markdown cell 3 uses {{ counts }}, which no code cell records "
+        "(recorded: count, ratio)")
+    assert not (project.out / "lessons/03-claims.ipynb").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# One site, one set of settings (issue 29 item 2)
+
+
+def test_only_with_other_settings_never_mixes_models_on_the_site(project):
+    assert project.build(model="alexnet") == {"01-hello": "miss", "02-grad-cam": "miss"}
+    assert project.build(only=["02"], model="vgg16") == {"01-hello": "absent",
+                                                         "02-grad-cam": "miss"}
+    assert not (project.out / "lessons/01-hello.ipynb").exists()  # not left from alexnet
+    assert not (project.out / "lessons/01-hello.py").exists()
+    info = project.info()
+    assert info["model"] == "vgg16"
+    assert [(r["slug"], r["cache"], r["settings"]) for r in info["lessons"]] == [
+        ("01-hello", "absent", None), ("02-grad-cam", "miss", info["settings"])]
+    page = (project.out / "build.md").read_text()
+    assert "| [02-grad-cam](lessons/02-grad-cam.ipynb) |" in page
+    assert f"`{info['settings']}` |" in page and "(lessons/01-hello.ipynb)" not in page
+    assert "Not on this site (no build with these settings yet): 01-hello." in page
+    assert mkdocs_hooks.lesson_nav(project.out) == [
+        {"2. Grad-CAM, in miniature": "lessons/02-grad-cam.ipynb"}]
+    # Back to alexnet with --only 01: lesson 02 has an alexnet entry, so the site is whole.
+    assert project.build(only=["01"], model="alexnet") == {"01-hello": "hit",
+                                                          "02-grad-cam": "hit"}
+    assert "alexnet cpu 0" in project.printed("01-hello")
+    assert {r["settings"] for r in project.info()["lessons"]} == {project.info()["settings"]}
+    assert project.runs == ["01-hello", "02-grad-cam", "02-grad-cam"]
 
 
 def test_prose_mime_types_are_the_librarys():
@@ -603,7 +911,8 @@ def test_summary_case_on_the_home_page():
 ENV = '''\
 # %%
 import os
-for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS"):
+for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS",
+             "CONVLENS_PREPROCESS"):
     print(name, os.environ.get(name))
 '''
 
@@ -614,29 +923,32 @@ def test_model_settings_reach_the_kernel_and_the_key(project, tmp_path):
     labels.write_text("a\nb\n")
     project.write("03-env", ENV)
     project.build(only=["03"], model="resnet18", weights=str(weights), labels=str(labels),
-                  layers=["last_spatial=layer4", "middle=layer2"])
+                  layers=["last_spatial=layer4", "middle=layer2"], preprocess="crop=200")
     printed = "".join(text(o) for o in outputs(project.out / "lessons/03-env.ipynb"))
     assert printed == (f"CONVLENS_MODEL resnet18\nCONVLENS_WEIGHTS {weights.resolve()}\n"
                        f"CONVLENS_LABELS {labels.resolve()}\n"
-                       "CONVLENS_LAYERS last_spatial=layer4,middle=layer2\n")
+                       "CONVLENS_LAYERS last_spatial=layer4,middle=layer2\n"
+                       "CONVLENS_PREPROCESS crop=200\n")
     [entry] = project.entries("03-env")
-    inputs = json.loads((entry / "manifest.json").read_text())["inputs"]
+    inputs = manifest_of(entry)["inputs"]
     assert inputs["labels"] == hashlib.sha256(b"a\nb\n").hexdigest()
     assert inputs["layers"] == "last_spatial=layer4,middle=layer2"
     assert inputs["weights"] == hashlib.sha256(b"w").hexdigest()
-    key = entry.name
+    key = entry.stem
 
     def key_with(**changes):
         settings = {"model": "resnet18", "weights": str(weights), "labels": str(labels),
-                    "layers": ["last_spatial=layer4", "middle=layer2"], **changes}
+                    "layers": ["last_spatial=layer4", "middle=layer2"],
+                    "preprocess": "crop=200", **changes}
         s = cb.ModelSettings.of(**settings)
         common = keys.common_inputs(s.model, "cpu", 0, weights=s.weights, labels=s.labels,
-                                    layers=s.layers)
+                                    layers=s.layers, preprocess=s.preprocess)
         return keys.cache_key(keys.lesson_inputs(project.lessons / "03-env.py", common))
 
     monkey_free = key_with()
     assert monkey_free == key
     assert key_with(layers=["last_conv=layer3"]) != key
+    assert key_with(preprocess="crop=224") != key
     labels.write_text("a\nc\n")
     assert key_with() != key
     labels.write_text("a\nb\n")
