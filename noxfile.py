@@ -7,7 +7,9 @@
                                     package.module:FUNCTION; --layer ROLE=NAME overrides a role)
     nox -s site -- --device cpu     force the CPU (default: CUDA when available)
     nox -s site -- --force          ignore the figure cache
-    nox -s tests                    the test suite (browser test included)
+    nox -s tests                    the fast tier: library, runtime and build checks (minutes)
+    nox -s tests_full               the full tier: whole-course builds on other models,
+                                    browser tests on the built site/, architecture sweeps
     nox -s serve                    build, then serve the site on http://127.0.0.1:8000
     nox -s lesson -- 08-grad-cam    execute one lesson
     nox -s lint                     ruff
@@ -74,12 +76,27 @@ def _browser(session: nox.Session) -> None:
                      "(install Debian's chromium package to run it)")
 
 
+FAST = "not slow and not browser"  # the fast tier; `slow` and `browser` are the full tier
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pass pytest options after --)."""
+    """The fast tier (pytest options after --): hand-computed values, small naive
+    references, the left-as-found contracts, the runtime, the build's functions and one
+    small lesson through a kernel. The 15 slowest tests are listed at the end."""
+    _environment(session)
+    _python(session, "-m", "pytest", "-m", FAST, "--durations=15", *session.posargs)
+
+
+@nox.session
+def tests_full(session: nox.Session) -> None:
+    """The full tier: every test marked ``slow`` or ``browser`` (whole-course builds on
+    other models, the browser tests of the site that ``nox -s site`` built, full-size
+    architecture sweeps). Run ``nox -s site`` first; CI runs site, tests, tests_full."""
     _environment(session)
     _browser(session)
-    _python(session, "-m", "pytest", *session.posargs)
+    _python(session, "-m", "pytest", "-m", "slow or browser", "--durations=15",
+            *session.posargs)
 
 
 @nox.session

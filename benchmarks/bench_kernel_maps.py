@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from convlens.kernel_maps import kernel_maps
+from convlens.kernel_decomposition import kernel_maps
 
 MIB = 2**20
 

@@ -38,7 +38,7 @@ import torch
 import torchvision
 
 import convlens
-from convlens.occlusion import occlusion, occlusion_plan
+from convlens.occlusion_maps import occlusion, occlusion_plan
 
 
 def synchronize(device):

@@ -52,8 +52,9 @@ import torch
 from torch import nn
 
 import convlens
-from convlens import lesson, plot
+from convlens import plot
 from convlens.hooks import record_outputs
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model
@@ -545,7 +546,7 @@ if bns:
 # %% [markdown]
 # ## Exercises
 #
-# 1. Load your own checkpoint (`convlens.lesson.setup(weights="my.pt")`) and draw its first-layer
+# 1. Load your own checkpoint (`convlens_course.lesson.setup(weights="my.pt")`) and draw its first-layer
 #    filters with `plot.filters_rgb` and with `plot.rgb_filter_mosaic(..., per_filter=False)`.
 #    How many filters are nearly dead?
 # 2. Fold the batch norm into the first-layer filters ($w' = w\,\gamma/\sigma$) and redraw

@@ -54,9 +54,10 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 import convlens
-from convlens import lesson, plot
+from convlens import plot
 from convlens.hooks import capture
-from convlens.receptive_field import ReceptiveFieldError
+from convlens.receptive_fields import ReceptiveFieldError
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model
@@ -300,7 +301,7 @@ lesson.show(fig, f"Receptive-field boxes of the centre unit of {ctx.layers['firs
 # drawn too.
 
 # %%
-from convlens import explore
+from convlens_course import explore
 
 x_explore = ctx.image("chelsea")
 explore.receptive_field_explorer(

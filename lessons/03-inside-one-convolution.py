@@ -50,8 +50,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 import convlens
-from convlens import lesson
 from convlens.hooks import record_outputs
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model
@@ -148,7 +148,7 @@ lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on
 # layers, pick them here:
 
 # %%
-from convlens import explore
+from convlens_course import explore
 
 x_explore = ctx.image("chelsea")
 explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),

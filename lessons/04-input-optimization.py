@@ -54,9 +54,10 @@ import matplotlib.pyplot as plt
 import torch
 
 import convlens
-from convlens import lesson, plot
+from convlens import plot
 from convlens.hooks import capture
 from convlens.input_optimization import Transforms
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model

@@ -46,8 +46,9 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from convlens import lesson, plot
-from convlens.occlusion import occlusion, occlusion_plan  # also convlens.occlusion
+from convlens import plot
+from convlens.occlusion_maps import occlusion, occlusion_plan  # also convlens.occlusion
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model
@@ -280,7 +281,7 @@ lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r} with 16, 32 and 64-
 # is read from the same occluded forward passes):
 
 # %%
-from convlens import explore
+from convlens_course import explore
 
 explore.occlusion_explorer(ctx.model, x, ctx.to_display(x), ctx.labels,
                            windows=(16, 32, 64), strides=(16, 32), top=3)

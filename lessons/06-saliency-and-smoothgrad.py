@@ -49,8 +49,9 @@
 import matplotlib.pyplot as plt
 import torch
 
-from convlens import lesson, plot
+from convlens import plot
 from convlens.saliency import gradient, smoothgrad  # also convlens.gradient, convlens.smoothgrad
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model
@@ -356,7 +357,7 @@ lesson.show(fig, f"Convergence of SmoothGrad of {top[0][0]!r} (noise 0.15): Pear
 # `smoothgrad` returns for that setting:
 
 # %%
-from convlens import explore
+from convlens_course import explore
 
 x_explore = ctx.image("chelsea")
 label_explore = ctx.top_classes(x_explore, k=1)[0][0]

@@ -66,9 +66,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import convlens
-from convlens import lesson, plot
+from convlens import plot
 from convlens.guided import rectifier_support, unsupported_activations
 from convlens.hooks import count_hooks
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model

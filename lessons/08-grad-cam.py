@@ -51,8 +51,9 @@ import torch
 from torch import nn
 
 import convlens
-from convlens import lesson, plot
+from convlens import plot
 from convlens.hooks import capture
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model
@@ -332,7 +333,7 @@ lesson.show(fig, f"Grad-CAM for {ctx.labels[cat]!r} at {len(depths)} depths of {
 # Any of the five most probable classes of each photo, at each of these depths:
 
 # %%
-from convlens import explore
+from convlens_course import explore
 
 x_explore = {name: ctx.image(name, size=(224, 448) if name == "cat_and_coffee" else None)
              for name in ("cat_and_coffee", "chelsea", "coffee")}

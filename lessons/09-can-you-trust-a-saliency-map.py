@@ -71,8 +71,9 @@ import torch.nn.functional as F
 from IPython import get_ipython
 
 import convlens
-from convlens import evaluate, images, lesson, plot
+from convlens import evaluate, images, plot
 from convlens.guided import rectifier_support
+from convlens_course import lesson
 
 ctx = lesson.setup()
 model = ctx.model

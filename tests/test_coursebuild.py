@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from convlens_course.protocol import EXPLORER_SCHEMA
 from coursebuild import catalog, execute, keys, mkdocs_hooks, prose
 from coursebuild import pipeline as cb
 from coursebuild.pipeline import BuildFailed, build, main
@@ -193,6 +194,7 @@ def test_first_run_executes_second_run_hits_without_a_kernel(project):
                 "javascripts/vendor/mathjax/tex-svg-full.js"):
         assert (docs / rel).is_file(), rel
     assert (docs / "lessons/01-hello.py").read_text() == HELLO
+    assert (docs / "javascripts/explorers/schema.json").read_bytes() == EXPLORER_SCHEMA.read_bytes()
     info = json.loads((docs / "build-info.json").read_text())
     assert [r["cache"] for r in info["lessons"]] == ["miss", "miss"]
     assert info["device"] == "cpu"
@@ -521,6 +523,7 @@ def test_stale_docs_are_removed(warm):
     assert project.build() == {"01-hello": "hit"}
     left = sorted(p.relative_to(project.out).as_posix() for p in project.out.rglob("*"))
     assert left == ["build-info.json", "build.md", "index.md", "javascripts",
+                    "javascripts/explorers", "javascripts/explorers/schema.json",
                     "javascripts/mathjax.js", "javascripts/vendor",
                     "javascripts/vendor/mathjax", "javascripts/vendor/mathjax/tex-svg-full.js",
                     "lessons", "lessons/01-hello.ipynb", "lessons/01-hello.py"]
@@ -533,13 +536,13 @@ def test_parallel_jobs(project):
 
 @pytest.mark.slow
 def test_show_png_is_byte_identical_across_runs(project):
-    """The documented figure path (convlens.lesson.show) gives the same bytes twice."""
-    pytest.importorskip("convlens.lesson")
+    """The documented figure path (convlens_course.lesson.show) gives the same bytes twice."""
+    pytest.importorskip("convlens_course.lesson")
     project.write("03-figure", textwrap.dedent('''\
         # %%
         import numpy as np
         import matplotlib.pyplot as plt
-        from convlens import lesson
+        from convlens_course import lesson
         fig, ax = plt.subplots(figsize=(3, 2))
         ax.imshow(np.random.default_rng(0).random((8, 8)), cmap="viridis")
         ax.set_title("noise")
@@ -684,7 +687,7 @@ def test_huge_text_output_is_reported(project):
 
 
 # ---------------------------------------------------------------------------------------
-# Values and claims in prose: convlens.lesson.record / expect, filled in by the build
+# Values and claims in prose: convlens_course.lesson.record / expect, filled in by the build
 
 CLAIMS = '''\
 # %% [markdown]
@@ -694,7 +697,7 @@ CLAIMS = '''\
 # The ratio is {{ ratio }} and the count is {{count}}.
 
 # %%
-from convlens import lesson
+from convlens_course import lesson
 ratio = lesson.record("ratio", 0.3312, "{:.1%}")
 count = lesson.record("count", 12)
 
@@ -786,7 +789,7 @@ def test_an_unknown_placeholder_fails_naming_the_lesson_and_the_name(project):
 
 
 def test_a_name_recorded_twice_with_different_values_fails(project):
-    project.write("03-twice", "# %%\nfrom convlens import lesson\nlesson.record('n', 1)\n"
+    project.write("03-twice", "# %%\nfrom convlens_course import lesson\nlesson.record('n', 1)\n"
                   "lesson.record('n', 1)\n\n# %%\nlesson.record('n', 2)\n")
     with pytest.raises(BuildFailed, match=r"\{\{ n \}\} is recorded twice with different "
                        r"values: '1' \(cell 1\) and '2' \(cell 2\)"):
@@ -854,12 +857,6 @@ def test_only_with_other_settings_never_mixes_models_on_the_site(project):
     assert "alexnet cpu 0" in project.printed("01-hello")
     assert {r["settings"] for r in project.info()["lessons"]} == {project.info()["settings"]}
     assert project.runs == ["01-hello", "02-grad-cam", "02-grad-cam"]
-
-
-def test_prose_mime_types_are_the_librarys():
-    from convlens import lesson
-
-    assert (prose.RECORD_MIME, prose.EXPECT_MIME) == (lesson.RECORD_MIME, lesson.EXPECT_MIME)
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convlens.gradcam import gradcam, guided_gradcam
+from convlens.cam import gradcam, guided_gradcam
 from convlens.guided import guided_backprop
 
 

@@ -71,3 +71,19 @@ def test_to_display_rejects_batches_and_wrong_shapes():
         images.to_display(torch.zeros(2, 3, 8, 8), preprocess)
     with pytest.raises(ValueError, match=r"\[3, H, W\]"):
         images.to_display(torch.zeros(1, 8, 8), preprocess)
+
+
+def test_photo_pool_names_every_photo_with_its_licence():
+    pool = images.photo_pool()
+    assert [p.name for p in pool] == list(images.POOL)
+    assert len(pool) >= 12
+    for photo in pool:
+        assert photo.image.mode == "RGB" and min(photo.image.size) >= 128, photo.name
+        assert photo.licence and photo.source, photo.name
+        pixels = np.asarray(photo.image, dtype=np.int16)
+        grey = bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
+        assert grey == (not photo.colour), photo.name  # the colour flag tells the truth
+    colour = images.photo_pool(colour_only=True)
+    assert all(p.colour for p in colour) and 0 < len(colour) < len(pool)
+    with pytest.raises(TypeError, match="colour_only"):
+        images.photo_pool(colour_only="yes")

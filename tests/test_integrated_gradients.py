@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from convlens.integrated_gradients import integrated_gradients
+from convlens.path_integral import integrated_gradients
 from convlens.saliency import gradient, gradient_x_input
 
 

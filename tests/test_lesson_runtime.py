@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from convlens import lesson  # noqa: E402
+from convlens_course import lesson  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

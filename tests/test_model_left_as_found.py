@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convlens.cam import gradcam, guided_gradcam
 from convlens.evaluate import deletion_curve, insertion_curve, randomization_similarity
 from convlens.features import feature_maps
-from convlens.gradcam import gradcam, guided_gradcam
 from convlens.guided import deconvnet, guided_backprop
-from convlens.integrated_gradients import integrated_gradients
-from convlens.occlusion import occlusion
+from convlens.occlusion_maps import occlusion
+from convlens.path_integral import integrated_gradients
 from convlens.saliency import gradient, gradient_x_input, smoothgrad
 
 LAYER = "block.conv"

@@ -10,6 +10,7 @@ import torch
 import torchvision
 
 from convlens import images, models
+from convlens_course import lesson
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def test_loaded_model_is_in_eval_mode_with_module_activations(lite0):
     assert len(lite0.labels) == 1000 and lite0.labels[281] == "tabby"
 
 
+@pytest.mark.slow
 def test_layer_roles_exist_in_every_architecture():
     for name in models.KNOWN_MODELS:
         names = dict(models.architecture(name).named_modules())
@@ -286,6 +288,7 @@ def test_torchvision_spec_reads_the_hub_cache(tmp_path, monkeypatch):
     assert models.weights_identity("torchvision:mobilenet_v3_small") != "missing"
 
 
+@pytest.mark.slow
 def test_torchvision_spec_preprocessing_from_the_weights_enum(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     _plant(tmp_path, "efficientnet_b1")  # its transforms: resize 255, crop 240, bicubic
@@ -334,23 +337,23 @@ def test_load_from_environment(tiny_file, monkeypatch):
     monkeypatch.setenv("CONVLENS_LAYERS", "middle=2, last_spatial=4")
     monkeypatch.setenv("CONVLENS_PREPROCESS", "resize=72,crop=64")
     monkeypatch.delenv("CONVLENS_WEIGHTS", raising=False)
-    loaded = models.load_from_environment()
+    loaded = lesson.load_from_environment()
     assert loaded.labels[3] == "digit 3"
     assert loaded.layers == {"first_conv": "0", "middle": "2", "last_spatial": "4"}
     assert (loaded.preprocess.resize, loaded.preprocess.crop) == (72, 64)
     monkeypatch.setenv("CONVLENS_LAYERS", "middle")
     with pytest.raises(ValueError, match="not 'role=module.name'"):
-        models.load_from_environment()
+        lesson.load_from_environment()
     monkeypatch.setenv("CONVLENS_MODEL", "resnet-18")
     with pytest.raises(ValueError, match="unknown model 'resnet-18'.*Accepted forms"):
-        models.load_from_environment()
+        lesson.load_from_environment()
 
 
 def test_load_from_environment_defaults_to_the_course_model(monkeypatch):
     for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS",
                  "CONVLENS_PREPROCESS"):
         monkeypatch.delenv(name, raising=False)
-    loaded = models.load_from_environment()
+    loaded = lesson.load_from_environment()
     assert loaded.name == "efficientnet_lite0" and loaded.layers["last_spatial"] == "bn2"
     assert loaded.stages == ("blocks.2", "blocks.4", "blocks.5", "bn2")
 
@@ -382,6 +385,7 @@ INFERRED = {  # builder: (first_conv, middle, last_spatial, stages)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", list(INFERRED))
 def test_inferred_roles_on_torchvision_architectures(builder):
     extra = {"aux_logits": False, "init_weights": True} if builder == "googlenet" else {}
@@ -395,6 +399,7 @@ def test_inferred_roles_on_torchvision_architectures(builder):
     assert all(not m._forward_hooks for m in model.modules())
 
 
+@pytest.mark.slow
 def test_inferred_roles_agree_with_the_registry():
     """first_conv and last_spatial agree everywhere. middle differs on two models, by the
     documented rule stages[len // 2]: AlexNet's stages are 55, 27, 13 px (middle

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from convlens.occlusion import default_batch_size, occlusion, occlusion_plan
+from convlens.occlusion_maps import default_batch_size, occlusion, occlusion_plan
 
 
 class WeightedSum(nn.Module):
@@ -161,7 +161,7 @@ def test_incremental_is_exact_on_every_layer_kind(size, window, stride):
 def test_copies_of_several_batches_share_one_pass_through_the_tail(monkeypatch):
     """The steps after the last local layer run once for at least TAIL_ROWS copies, batch
     after batch gathered; the map is the same as with one pass per batch."""
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     torch.manual_seed(0)
     model = Tricky().eval().double()
     x = torch.randn(2, 2, 37, 41, dtype=torch.float64)
@@ -212,7 +212,7 @@ def test_torchvision_and_course_models_exact(name, builder, size, window, stride
 
 @pytest.mark.parametrize("rows, cols, side", [(25, 25, 5), (8, 9, 2), (6, 4, 3), (1, 7, 5)])
 def test_position_blocks_hold_every_position_once_nearer_edges_first(rows, cols, side):
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     blocks = module._position_blocks(rows, cols, side, "cpu")
     every = torch.cat(blocks)
     assert sorted(every.tolist()) == list(range(rows * cols))
@@ -225,7 +225,7 @@ def test_blocks_near_the_edges_recompute_less_than_one_size_for_all():
     """The projective field of a window near an edge is cut off by the edge of the map; a
     block planned for such positions alone recomputes less than the middle block, and the
     whole map costs less than with one rectangle size for every position (one block)."""
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     torch.manual_seed(0)
     model = torchvision.models.alexnet(weights=None).eval()
     x = torch.randn(1, 3, 224, 224).contiguous(memory_format=torch.channels_last)
@@ -244,7 +244,7 @@ def test_blocks_near_the_edges_recompute_less_than_one_size_for_all():
 def test_a_classifier_computed_either_way_gives_the_same_map(monkeypatch, convolve):
     """AlexNet's 9216 -> 4096 -> 4096 -> 1000 classifier through F.linear or as convolutions
     (whichever the first batch measures faster): the map agrees with the naive loop."""
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     monkeypatch.setattr(module, "_LINEAR_CHOICE", {})
     monkeypatch.setattr(module, "_faster", lambda first, second: convolve)
     torch.manual_seed(0)
@@ -258,7 +258,7 @@ def test_a_classifier_computed_either_way_gives_the_same_map(monkeypatch, convol
 
 
 def test_linear_as_convolution_matches_linear_and_knows_when_not_to(monkeypatch):
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     monkeypatch.setattr(module, "_LINEAR_CHOICE", {})
     monkeypatch.setattr(module, "_faster", lambda first, second: True)
     torch.manual_seed(0)
@@ -297,7 +297,7 @@ def test_convolution_format_alternates_then_keeps_the_faster(monkeypatch, nchw_s
     """The first calls alternate channels_last / NCHW (the first of each not counted), then
     every call of that shape runs in the format measured faster; NCHW only when under
     FORMAT_MARGIN (0.9) of channels_last's time. Every result equals F.conv2d's."""
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     monkeypatch.setattr(module, "_FORMAT_CHOICE", {})
     clock = FakeClock(nchw_seconds, 1.0)
     monkeypatch.setattr(module, "time", clock)
@@ -332,7 +332,7 @@ def test_convolution_format_alternates_then_keeps_the_faster(monkeypatch, nchw_s
 def test_full_maps_in_either_memory_format_give_the_same_map(monkeypatch, nchw, single_thread):
     """ResNet-18 with every convolution on full maps in NCHW, or every one in channels_last:
     the map agrees with the naive loop either way, and the choice was asked for."""
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     monkeypatch.setattr(module, "_FORMAT_CHOICE", {})
     monkeypatch.setattr(module, "FORMAT_MARGIN", math.inf if nchw else 0.0)
     torch.manual_seed(0)
@@ -420,7 +420,7 @@ def test_unknown_method_and_bad_fill_are_named():
 
 def test_a_wrong_geometry_is_caught_by_the_self_check(monkeypatch):
     """If the traced geometry were wrong, the check against whole copies falls back."""
-    module = importlib.import_module("convlens.occlusion")  # the package exports the function
+    module = importlib.import_module("convlens.occlusion_maps")  # the package exports the function
 
     real = module._sliding
 
@@ -441,7 +441,7 @@ def test_a_wrong_geometry_is_caught_by_the_self_check(monkeypatch):
 
 def test_batch_norms_are_folded_into_a_private_convolution(attribution_resnet18):
     """ResNet-18: 20 convolution + batch-norm pairs (stem, 16 in blocks, 3 downsamples)."""
-    module = importlib.import_module("convlens.occlusion")
+    module = importlib.import_module("convlens.occlusion_maps")
     x = torch.randn(1, 3, 32, 32)
     before = attribution_resnet18.conv1.weight.clone()
     with torch.no_grad():

@@ -1,47 +1,76 @@
 """convlens: see inside convolutional networks.
 
-Plain functions that take a model and tensors and return tensors, one technique
-per module. See DEVELOPERS.md for the conventions every function follows.
+Plain functions that take a model and tensors and return tensors, one technique per module
+(the equation and the paper in each module's docstring). See DEVELOPERS.md for the
+conventions every function follows.
+
+``import convlens`` is cheap: the names below load their module on first use (PEP 562), so
+importing the package imports neither torch's model zoo, IPython nor pyplot, and reads no
+environment variable. Modules are named for their topic and functions for what they compute
+(``convlens.cam.gradcam``, ``convlens.occlusion_maps.occlusion``), so no public name is both
+a module and a function.
 """
 
-from . import evaluate, hooks, images, models, plot
-from .features import feature_maps
-from .gradcam import gradcam, guided_gradcam
-from .guided import deconvnet, guided_backprop
-from .input_optimization import Transforms, Visualization, maximize_activation
-from .integrated_gradients import integrated_gradients
-from .kernel_maps import KernelMapConv2d, convert_convs, kernel_maps
-from .occlusion import occlusion
-from .receptive_field import RF, ReceptiveFieldError, empirical_receptive_field, receptive_field
-from .saliency import gradient, gradient_x_input, smoothgrad
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "RF",
-    "KernelMapConv2d",
-    "ReceptiveFieldError",
-    "Transforms",
-    "Visualization",
-    "__version__",
-    "convert_convs",
-    "deconvnet",
-    "empirical_receptive_field",
+# public name -> the submodule that defines it
+_FUNCTIONS = {
+    "RF": "receptive_fields",
+    "ReceptiveFieldError": "receptive_fields",
+    "empirical_receptive_field": "receptive_fields",
+    "receptive_field": "receptive_fields",
+    "KernelMapConv2d": "kernel_decomposition",
+    "convert_convs": "kernel_decomposition",
+    "kernel_maps": "kernel_decomposition",
+    "Transforms": "input_optimization",
+    "Visualization": "input_optimization",
+    "maximize_activation": "input_optimization",
+    "feature_maps": "features",
+    "gradient": "saliency",
+    "gradient_x_input": "saliency",
+    "smoothgrad": "saliency",
+    "integrated_gradients": "path_integral",
+    "deconvnet": "guided",
+    "guided_backprop": "guided",
+    "gradcam": "cam",
+    "guided_gradcam": "cam",
+    "occlusion": "occlusion_maps",
+}
+# public submodules (the topics): ``convlens.evaluate.deletion_curve`` and so on
+_MODULES = (
+    "cam",
     "evaluate",
-    "feature_maps",
-    "gradcam",
-    "gradient",
-    "gradient_x_input",
-    "guided_backprop",
-    "guided_gradcam",
+    "features",
+    "guided",
     "hooks",
     "images",
-    "integrated_gradients",
-    "kernel_maps",
-    "maximize_activation",
+    "input_optimization",
+    "kernel_decomposition",
     "models",
-    "occlusion",
+    "occlusion_maps",
+    "path_integral",
     "plot",
-    "receptive_field",
-    "smoothgrad",
-]
+    "receptive_fields",
+    "saliency",
+)
+
+__all__ = sorted([*_FUNCTIONS, *_MODULES, "__version__"])
+
+
+def __getattr__(name: str):
+    if name in _FUNCTIONS:
+        value = getattr(importlib.import_module(f"{__name__}.{_FUNCTIONS[name]}"), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

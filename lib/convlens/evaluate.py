@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_batch, check_positive_int, check_target, resolve_layer
-from .integrated_gradients import path_baseline
+from .path_integral import path_baseline
 
 __all__ = ["RandomizationResult", "auc", "deletion_curve", "gaussian_blur", "insertion_curve",
            "layers_top_down", "pointing_game", "randomization_similarity"]

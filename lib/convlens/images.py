@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["KNOWN_IMAGES", "OBJECT_CLASSES", "OBJECT_SIZE", "GroundTruthImage",
-           "ground_truth_set", "load", "prepare", "to_display"]
+__all__ = ["KNOWN_IMAGES", "OBJECT_CLASSES", "OBJECT_SIZE", "POOL", "GroundTruthImage",
+           "PoolPhoto", "ground_truth_set", "load", "photo_pool", "prepare", "to_display"]
 
 _SKIMAGE_PHOTOS = {
     "chelsea": "chelsea",  # a tabby cat
@@ -48,6 +48,67 @@ def _cat_and_coffee(side: int = 320) -> Image.Image:
     canvas.paste(_square(_skimage_photo("chelsea"), side), (0, 0))
     canvas.paste(_square(_skimage_photo("coffee"), side), (side, 0))
     return canvas
+
+
+# ---- every permissively licensed photo available offline ------------------------------
+
+@dataclass(frozen=True)
+class PoolPhoto:
+    """One photo of :func:`photo_pool`: its name, the RGB image, where it comes from and
+    under which terms (as its distributor states them)."""
+
+    name: str
+    image: Image.Image = field(repr=False)
+    source: str
+    licence: str
+    colour: bool  # False: a grey-level photo, given as RGB with three equal channels
+
+
+# name -> (loader, source, licence, colour). The licences are those stated in the docstrings
+# of scikit-image's ``skimage.data`` functions; matplotlib's Grace Hopper portrait is a
+# U.S. Navy photograph (a work of the U.S. government, public domain). Photos whose terms
+# the distributor does not state (skimage's moon, the motorcycle stereo pair) are left out,
+# and so are drawings, documents and microscopy slides that are not photographs of scenes.
+_SKIMAGE = "scikit-image (skimage.data)"
+POOL: dict[str, tuple[str, str, bool]] = {
+    "astronaut": (_SKIMAGE, "public domain (NASA)", True),
+    "chelsea": (_SKIMAGE, "CC0 (Stefan van der Walt)", True),
+    "coffee": (_SKIMAGE, "CC0 (Rachel Michetti)", True),
+    "rocket": (_SKIMAGE, "public domain (SpaceX)", True),
+    "hubble_deep_field": (_SKIMAGE, "public domain (NASA)", True),
+    "retina": (_SKIMAGE, "CC0 1.0", True),
+    "camera": (_SKIMAGE, "CC0 (Lav Varshney)", False),
+    "coins": (_SKIMAGE, "no known copyright restrictions", False),
+    "clock": (_SKIMAGE, "public domain (Stefan van der Walt)", False),
+    "brick": (_SKIMAGE, "CC0 (CC0Textures)", False),
+    "grass": (_SKIMAGE, "CC0 (CC0Textures)", False),
+    "gravel": (_SKIMAGE, "CC0 (CC0Textures)", False),
+    "grace_hopper": ("matplotlib (sample_data/grace_hopper.jpg)",
+                     "public domain (U.S. Navy photograph)", True),
+}
+
+
+def _pool_image(name: str) -> Image.Image:
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as handle:
+            return Image.open(handle).convert("RGB")
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def photo_pool(colour_only: bool = False) -> list[PoolPhoto]:
+    """Every permissively licensed photograph that ships with the installed packages
+    (scikit-image's data and matplotlib's samples), in a fixed order, each with its source
+    and licence (:data:`POOL`). ``colour_only`` leaves out the grey-level ones. Use it for
+    statistics over photos (a spectrum, dataset examples, a claim meant to generalise)
+    rather than one or two pictures."""
+    if not isinstance(colour_only, bool):
+        raise TypeError(f"colour_only must be a bool, got {type(colour_only).__name__}")
+    return [PoolPhoto(name, _pool_image(name), source, licence, colour)
+            for name, (source, licence, colour) in POOL.items() if colour or not colour_only]
 
 
 def load(name_or_path: str | os.PathLike) -> Image.Image:

@@ -43,7 +43,7 @@ from torch import nn
 from torchvision import transforms as T
 
 __all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "LoadedModel", "Preprocess", "ROLES", "WeightsUnavailableError",
-           "load", "load_from_environment", "infer_layers", "infer_stages",
+           "load", "check_spec", "infer_layers", "infer_stages",
            "parse_preprocess", "parse_layers", "save_stand_in_weights", "weights_path", "weights_identity",
            "imagenet_labels", "architecture"]
 
@@ -732,30 +732,10 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
     return LoadedModel(model, chosen, names, str(spec), roles, tuple(stages))
 
 
-def _environment_value(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def load_from_environment(download: bool = True) -> LoadedModel:
-    """:func:`load` with its arguments from the environment (what the course build sets):
-
-    - ``CONVLENS_MODEL``: the spec (default: the course model ``efficientnet_lite0``),
-    - ``CONVLENS_WEIGHTS``: a checkpoint file,
-    - ``CONVLENS_LABELS``: a labels file, one class name per line,
-    - ``CONVLENS_LAYERS``: ``"role=name,role=name"``, e.g. ``last_spatial=features.28``,
-    - ``CONVLENS_PREPROCESS``: ``"resize=256,crop=224,mean=A/B/C,std=A/B/C,
-      interpolation=bicubic"`` (any subset; the rest from the weights' metadata).
-
-    Unset or empty variables take the defaults.
-    """
-    spec = _environment_value("CONVLENS_MODEL") or DEFAULT_MODEL
-    _parse_spec(spec)  # a bad spec is named before anything else
-    layers = _environment_value("CONVLENS_LAYERS")
-    return load(spec, weights=_environment_value("CONVLENS_WEIGHTS"),
-                labels=_environment_value("CONVLENS_LABELS"),
-                layers=parse_layers(layers) if layers else None,
-                preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download)
+def check_spec(spec) -> None:
+    """Raise ``ValueError`` naming the problem if ``spec`` is not a model spec this module
+    can load (see the module docstring); nothing is imported or loaded."""
+    _parse_spec(spec)
 
 
 def architecture(spec: str) -> nn.Module:

@@ -1,8 +1,9 @@
 """Lay out ``build/docs/``: the MkDocs source tree, generated, never edited by hand.
 
-It holds a copy of ``site_assets/``, the vendored MathJax bundle, one executed notebook and
-its ``.py`` source per lesson under ``lessons/``, ``build-info.json`` and the ``build.md``
-page. The line ``<!-- lessons -->`` of ``index.md`` becomes the list of lessons
+It holds a copy of ``site_assets/``, the vendored MathJax bundle, the explorers' data schema
+(``convlens_course/explorer_schema.json``, beside the modules that read it), one executed
+notebook and its ``.py`` source per lesson under ``lessons/``, ``build-info.json`` and the
+``build.md`` page. The line ``<!-- lessons -->`` of ``index.md`` becomes the list of lessons
 (:mod:`coursebuild.catalog`); the nav is made from ``build-info.json`` by the MkDocs hook. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
 every other file is removed, so a renamed or deleted lesson leaves nothing behind.
 
@@ -19,11 +20,14 @@ import json
 import os
 from pathlib import Path
 
+from convlens_course.protocol import EXPLORER_SCHEMA
 from coursebuild import catalog
 
 MATHJAX_FILE = "tex-svg-full.js"
 MATHJAX_TARGET = f"javascripts/vendor/mathjax/{MATHJAX_FILE}"
 LESSONS = "lessons"
+# the explorers' data format, beside the modules that read it (site_assets/javascripts/explorers)
+EXPLORER_SCHEMA_TARGET = "javascripts/explorers/schema.json"
 
 
 def mathjax_source() -> Path:
@@ -121,6 +125,7 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path 
             if f.is_file():
                 wanted[f.relative_to(assets_dir).as_posix()] = f
     wanted[MATHJAX_TARGET] = mathjax_source()
+    wanted[EXPLORER_SCHEMA_TARGET] = EXPLORER_SCHEMA
     for slug, (source, notebook) in notebooks.items():
         wanted[f"{LESSONS}/{slug}.ipynb"] = notebook
         wanted[f"{LESSONS}/{slug}.py"] = source

@@ -9,7 +9,7 @@
 
 The model settings reach each lesson's kernel as ``CONVLENS_MODEL``, ``CONVLENS_WEIGHTS``,
 ``CONVLENS_LABELS`` (absolute paths), ``CONVLENS_LAYERS`` (``role=name,role=name``) and
-``CONVLENS_PREPROCESS``, read by the course runtime's ``setup()``; ``CONVLENS_STRICT`` is
+``CONVLENS_PREPROCESS``, read by ``convlens_course.lesson.setup()``; ``CONVLENS_STRICT`` is
 passed on as it is.
 
 One site, one set of settings: ``build/docs`` holds only lessons built with this build's

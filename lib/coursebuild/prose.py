@@ -1,7 +1,7 @@
 """Values and claims in a lesson's prose, read from its executed notebook.
 
-A lesson's code cells call ``convlens.lesson.record(name, value, fmt)`` and
-``convlens.lesson.expect(condition, claim, value)``; each call leaves one display output
+A lesson's code cells call ``convlens_course.lesson.record(name, value, fmt)`` and
+``convlens_course.lesson.expect(condition, claim, value)``; each call leaves one display output
 with a private MIME type (below). After execution, :func:`finish`:
 
 - collects the recorded values (a name recorded twice with different texts is an error,
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import re
 
-# The same strings as convlens.lesson.RECORD_MIME / EXPECT_MIME (a test checks it):
-# coursebuild does not import convlens (torch) to learn them.
-RECORD_MIME = "application/vnd.convlens.record+json"
-EXPECT_MIME = "application/vnd.convlens.expect+json"
+# The runtime's constants, from the one module that defines them (it imports no torch).
+from convlens_course.protocol import EXPECT_MIME, RECORD_MIME
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 

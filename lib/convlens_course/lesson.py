@@ -33,20 +33,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import images, models
+from convlens import images, models
+
+from .protocol import EXPECT_MIME, RECORD_MIME
 
 # The classes the lessons explain on the photos of a cat and of a cup of coffee.
 CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
 COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 
-__all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "LessonContext", "setup", "show", "DPI", "record", "expect", "strict", "ClaimFailed",
-           "RECORD_MIME", "EXPECT_MIME"]
+__all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "DPI", "ClaimFailed", "LessonContext", "expect",
+           "load_from_environment", "record", "setup", "show", "strict"]
 
 DPI = 100
-# The output types coursebuild reads after execution and strips from the notebook
-# (the same strings are in coursebuild/prose.py; a test checks they agree).
-RECORD_MIME = "application/vnd.convlens.record+json"
-EXPECT_MIME = "application/vnd.convlens.expect+json"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _figure_count = 0
 _current: LessonContext | None = None
@@ -124,6 +122,32 @@ def _pick_device(requested: str) -> torch.device:
     return device
 
 
+def _environment_value(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def load_from_environment(download: bool = True) -> models.LoadedModel:
+    """:func:`convlens.models.load` with its arguments from the environment the build sets:
+
+    - ``CONVLENS_MODEL``: the spec (default: the course model ``efficientnet_lite0``),
+    - ``CONVLENS_WEIGHTS``: a checkpoint file,
+    - ``CONVLENS_LABELS``: a labels file, one class name per line,
+    - ``CONVLENS_LAYERS``: ``"role=name,role=name"``, e.g. ``last_spatial=features.28``,
+    - ``CONVLENS_PREPROCESS``: ``"resize=256,crop=224,mean=A/B/C,std=A/B/C,
+      interpolation=bicubic"`` (any subset; the rest from the weights' metadata).
+
+    Unset or empty variables take the defaults.
+    """
+    spec = _environment_value("CONVLENS_MODEL") or models.DEFAULT_MODEL
+    models.check_spec(spec)  # a bad spec is named before anything else
+    layers = _environment_value("CONVLENS_LAYERS")
+    return models.load(spec, weights=_environment_value("CONVLENS_WEIGHTS"),
+                       labels=_environment_value("CONVLENS_LABELS"),
+                       layers=models.parse_layers(layers) if layers else None,
+                       preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download)
+
+
 def _fix_matplotlib() -> None:
     import matplotlib
 
@@ -174,7 +198,7 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
         loaded = models.load(model or os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
                              weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None)
     else:
-        loaded = models.load_from_environment()
+        loaded = load_from_environment()
     generator = torch.Generator(device=device_).manual_seed(seed)
     _current = LessonContext(loaded.name, loaded.model.to(device_), loaded.preprocess,
                              loaded.labels, loaded.layers, device_, seed, generator,

@@ -1,0 +1,37 @@
+"""What the course runtime and the build agree on, importable without torch.
+
+A lesson's :func:`convlens_course.lesson.record` and :func:`~convlens_course.lesson.expect`
+leave display outputs of these private MIME types; ``coursebuild.prose`` reads them after
+the lesson ran and strips them from the published notebook. ``ENVIRONMENT`` lists every
+variable the runtime reads: the build sets them, and every one is part of a lesson's cache
+key.
+
+``EXPLORER_SCHEMA`` is the one description of the interactive figures' data (JSON Schema):
+:mod:`convlens_course.explore` takes its format version and kinds from it, the build copies
+it next to the site's explorer modules (which refuse data of another version), and the tests
+validate every explorer's data against it.
+"""
+
+import json
+from pathlib import Path
+
+RECORD_MIME = "application/vnd.convlens.record+json"
+EXPECT_MIME = "application/vnd.convlens.expect+json"
+
+# The environment variables the runtime reads (convlens_course.lesson.setup and strict).
+ENVIRONMENT = (
+    "CONVLENS_MODEL",
+    "CONVLENS_WEIGHTS",
+    "CONVLENS_LABELS",
+    "CONVLENS_LAYERS",
+    "CONVLENS_PREPROCESS",
+    "CONVLENS_DEVICE",
+    "CONVLENS_SEED",
+    "CONVLENS_STRICT",
+)
+
+EXPLORER_SCHEMA = Path(__file__).with_name("explorer_schema.json")
+_schema = json.loads(EXPLORER_SCHEMA.read_text(encoding="utf-8"))
+EXPLORER_VERSION: int = _schema["properties"]["version"]["const"]
+EXPLORER_KINDS: tuple[str, ...] = tuple(_schema["properties"]["kind"]["enum"])
+del _schema
