@@ -17,16 +17,20 @@ import textwrap
 import threading
 import time
 import types
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from convlens_course import protocol
 from convlens_course.protocol import EXPLORER_SCHEMA
-from coursebuild import catalog, execute, keys, mkdocs_hooks, prose
+from coursebuild import catalog, execute, keys, mkdocs_hooks, prose, serve
 from coursebuild import pipeline as cb
 from coursebuild.pipeline import BuildFailed, build, main
 
 ROOT = Path(__file__).resolve().parents[1]
+CHECK_SETTINGS = cb.check_settings
 
 HELLO = '''\
 # %% [markdown]
@@ -132,6 +136,7 @@ def isolate(p: Project, monkeypatch) -> Project:
     monkeypatch.syspath_prepend(fakelib)
     monkeypatch.setattr(keys, "weights_identity", lambda model, weights, digest, memo=None:
                         keys.file_digest(weights) if weights else "w-" + model)
+    monkeypatch.setattr(cb, "check_settings", lambda settings: None)  # fake model names
     real_run = execute.run_notebook
 
     def counting_run(lesson, nb, **kwargs):
@@ -1014,3 +1019,271 @@ def test_default_model_is_read_from_the_library_without_torch():
                             capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT / "lib")})
     assert result.stdout.split() == [models.DEFAULT_MODEL, "False"]
+
+
+# ---------------------------------------------------------------------------------------
+# Bad model settings fail before any lesson, in one line (issue 23 item 6, issue 29 item 1)
+
+TINY_MODEL = """\
+import torch.nn as nn
+
+
+def build():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+"""
+
+
+@pytest.fixture
+def tiny_model(project, tmp_path, monkeypatch):
+    """A three-class model from a file, and the real settings check."""
+    monkeypatch.setattr(cb, "check_settings", CHECK_SETTINGS)
+    path = tmp_path / "tiny.py"
+    path.write_text(TINY_MODEL)
+    return f"{path}:build"
+
+
+def test_good_settings_pass_the_check(project, tiny_model):
+    cb.check_settings(cb.ModelSettings.of(tiny_model, layers=["last_spatial=2"],
+                                          preprocess="resize=64,crop=56"))
+
+
+def test_bad_model_settings_exit_2_in_one_line_before_any_kernel(project, tiny_model, tmp_path,
+                                                                  capsys):
+    import torch
+
+    torch.save({"0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path / "wrong.pt")
+    (tmp_path / "five.txt").write_text("a\nb\nc\nd\ne\n")
+    base = ["--lessons-dir", str(project.lessons), "--out", str(project.out),
+            "--cache", str(project.cache), "--assets", str(project.assets), "--device", "cpu",
+            "--model", tiny_model]
+    for argv, message in [
+        (["--layer", "last_spatial=nothere"], "has no module named 'nothere'"),
+        (["--weights", str(tmp_path / "wrong.pt")],
+         "shape mismatches (file vs model): 0.weight (2, 3, 3, 3) vs (4, 3, 3, 3)"),
+        (["--labels", str(tmp_path / "five.txt")], "has 5 class names but the model has 3 "
+         "outputs"),
+        (["--preprocess", "crop=abc"], "preprocess entry 'crop=abc'"),
+        (["--preprocess", "zoom=2"], "known keys are resize, crop, mean, std, interpolation"),
+    ]:
+        start = time.perf_counter()
+        assert main(base + argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("coursebuild: the model settings do not load (--model ")
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+        assert time.perf_counter() - start < 120  # seconds, not a lesson's minutes
+    assert project.runs == [] and not project.out.exists()
+
+
+def test_a_broken_model_file_is_named_in_one_line(project, tiny_model, tmp_path, capsys):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def build():\n    return undefined_name\n")
+    argv = ["--lessons-dir", str(project.lessons), "--out", str(project.out), "--cache",
+            str(project.cache), "--assets", str(project.assets), "--device", "cpu",
+            "--model", f"{broken}:build"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "NameError: name 'undefined_name' is not defined" in err and err.count("\n") == 1
+
+
+def test_the_check_runs_only_when_a_lesson_will_run(warm, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cb, "check_settings", calls.append)
+    warm.build()
+    assert calls == []  # every lesson hit: no model to load
+    warm.build(only=["02"], force=True)
+    assert [c.model for c in calls] == ["efficientnet_lite0"]
+
+
+def test_preprocess_flag_reaches_the_kernel_the_key_and_the_build_page(project, monkeypatch):
+    monkeypatch.setenv("CONVLENS_PREPROCESS", "crop=200")
+    args = cb.parse_args([])
+    assert args.preprocess == "crop=200"  # the variable is the flag's default
+    assert cb.parse_args(["--preprocess", "resize=300, crop=256"]).preprocess == \
+        "resize=300, crop=256"
+    assert cb.ModelSettings.of(preprocess=" resize=300, crop=256 ").preprocess == \
+        "resize=300,crop=256"
+    project.write("03-env", ENV)
+    project.build(only=["03"], preprocess="resize=300,crop=256")
+    assert "CONVLENS_PREPROCESS resize=300,crop=256\n" in project.printed("03-env")
+    assert project.info()["preprocess"] == "resize=300,crop=256"
+    assert "preprocess `resize=300,crop=256`" in (project.out / "build.md").read_text()
+    assert project.build(only=["03"], preprocess="resize=300,crop=224")["03-env"] == "miss"
+    assert project.build(only=["03"], preprocess="resize=300,crop=256")["03-env"] == "hit"
+
+
+# ---------------------------------------------------------------------------------------
+# A key with no holes: every CONVLENS_* variable the runtime reads (issue 29 item 3)
+
+RUNTIME = [ROOT / "lib" / "convlens_course", ROOT / "lib" / "convlens"]
+
+
+def test_every_environment_variable_the_runtime_reads_is_in_the_key():
+    import re
+
+    names, dynamic = set(), []
+    for package in RUNTIME:
+        for path in package.rglob("*.py"):
+            source = path.read_text(encoding="utf-8")
+            names.update(re.findall(r"CONVLENS_[A-Z][A-Z0-9_]*", source))
+            dynamic += [f"{path.name}: {m}" for m in re.findall(r"[\"']CONVLENS_[{\"']", source)]
+    assert dynamic == []  # a name built at run time could not be checked
+    assert {"CONVLENS_MODEL", "CONVLENS_PREPROCESS", "CONVLENS_STRICT"} <= names
+    missing = names - set(keys.ENVIRONMENT) - set(keys.NOT_KEYED)
+    assert not missing, f"read by the runtime but not in the cache key: {sorted(missing)}"
+    assert set(protocol.ENVIRONMENT) == set(keys.ENVIRONMENT)
+    assert set(keys.ENVIRONMENT.values()) <= set(keys.SETTINGS)
+
+
+def test_each_runtime_variable_changes_the_kernel_and_the_key(project, tmp_path, monkeypatch):
+    """For every variable: two builds that set it differently give the kernels different
+    values and the lessons different keys."""
+    monkeypatch.setattr(keys, "resolve_device", lambda device: device)
+    files = {}
+    for name in ("w1", "w2", "l1", "l2"):
+        files[name] = tmp_path / name
+        files[name].write_text(name)
+
+    def planned(**changes):
+        options = {"device": "cpu", "seed": 0, **changes}
+        device, seed = options.pop("device"), options.pop("seed")
+        p = cb.plan(project.lessons, project.cache, cb.ModelSettings.of(**options), device,
+                    seed, False, None, 1)
+        return p.env, p.results[0].key
+
+    cases = {
+        "CONVLENS_MODEL": ({"model": "alexnet"}, {"model": "vgg16"}),
+        "CONVLENS_WEIGHTS": ({"weights": files["w1"]}, {"weights": files["w2"]}),
+        "CONVLENS_LABELS": ({"labels": files["l1"]}, {"labels": files["l2"]}),
+        "CONVLENS_LAYERS": ({"layers": ["middle=a"]}, {"layers": ["middle=b"]}),
+        "CONVLENS_PREPROCESS": ({"preprocess": "crop=200"}, {"preprocess": "crop=224"}),
+        "CONVLENS_DEVICE": ({"device": "cpu"}, {"device": "cuda"}),
+        "CONVLENS_SEED": ({"seed": 0}, {"seed": 1}),
+    }
+    assert set(cases) | {"CONVLENS_STRICT"} == set(keys.ENVIRONMENT)
+    for name, (one, other) in cases.items():
+        (env_one, key_one), (env_two, key_two) = planned(**one), planned(**other)
+        assert env_one.get(name) != env_two.get(name), name
+        assert key_one != key_two, name
+    monkeypatch.setenv("CONVLENS_STRICT", "1")
+    env_one, key_one = planned()
+    monkeypatch.setenv("CONVLENS_STRICT", "0")
+    env_two, key_two = planned()
+    assert (env_one["CONVLENS_STRICT"], env_two["CONVLENS_STRICT"]) == ("1", "0")
+    assert key_one != key_two
+
+
+# ---------------------------------------------------------------------------------------
+# Serving: the pipeline runs before each MkDocs build (issue 29 item 4)
+
+
+class FakeServer:
+    def __init__(self):
+        self.unwatched = []
+
+    def unwatch(self, path):
+        self.unwatched.append(path)
+
+
+def test_serving_runs_the_pipeline_before_each_build(warm, monkeypatch):
+    project = warm
+    monkeypatch.setitem(serve.STATE, "serving", False)
+    monkeypatch.setenv("COURSEBUILD_ARGS", "--device cpu")
+    config = {"docs_dir": str(project.out), "config_file_path": str(project.root / "mkdocs.yml"),
+              "nav": [{"Lessons": "build-info.json"}]}
+    project.write("02-grad-cam", SECOND.replace("in miniature", "in brief"))
+    mkdocs_hooks.on_startup(command="build", dirty=False)
+    mkdocs_hooks.on_config(config)  # mkdocs build: renders build/docs as it is
+    assert "in miniature" in "".join(notebook_cells(project.out / "lessons/02-grad-cam.ipynb")[0]
+                                     ["source"])
+    mkdocs_hooks.on_startup(command="serve", dirty=False)
+    server = FakeServer()
+    assert mkdocs_hooks.on_serve(server, config=config, builder=None) is server
+    assert server.unwatched == [str(project.out)]
+    mkdocs_hooks.on_config(config)  # a markdown edit: refilled, no kernel
+    assert "in brief" in "".join(notebook_cells(project.out / "lessons/02-grad-cam.ipynb")[0]
+                                 ["source"])
+    assert config["nav"][0]["Lessons"][1] == {"2. Grad-CAM, in brief": "lessons/02-grad-cam.ipynb"}
+    assert project.runs == []
+    project.write("03-new", "# %% [markdown]\n# # New\n\n# %%\nprint('fresh')\n")
+    config["nav"] = [{"Lessons": "build-info.json"}]
+    mkdocs_hooks.on_config(config)  # a new lesson: run, and in the nav
+    assert project.runs == ["03-new"] and "fresh" in project.printed("03-new")
+    assert config["nav"][0]["Lessons"][2] == {"3. New": "lessons/03-new.ipynb"}
+    project.write("03-new", BOOM)
+    config["nav"] = [{"Lessons": "build-info.json"}]
+    mkdocs_hooks.on_config(config)  # a failure is printed, the rest is served
+    assert not (project.out / "lessons/03-new.ipynb").exists()
+    assert len(config["nav"][0]["Lessons"]) == 2
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return ""
+
+
+def wait_for(predicate, seconds: float, process) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if predicate():
+            return time.monotonic() - start
+        assert process.poll() is None, "the server stopped"
+        time.sleep(0.5)
+    raise AssertionError(f"not within {seconds} s")
+
+
+@pytest.mark.slow
+def test_mkdocs_serve_shows_a_lesson_edit_and_settles(project, tmp_path):
+    """A real ``mkdocs serve`` of a tiny course: a markdown edit and a code edit reach the
+    page, and after each the server builds once (no rebuild loop)."""
+    port = free_port()
+    (project.root / "mkdocs.yml").write_text(textwrap.dedent(f"""\
+        site_name: t
+        docs_dir: build/docs
+        hooks: [{ROOT / "lib/coursebuild/mkdocs_hooks.py"}]
+        nav:
+          - Home: index.md
+          - Lessons: build-info.json
+        watch: [lessons, site_assets]
+        plugins:
+          - mkdocs-jupyter:
+              include: ["lessons/*.ipynb"]
+              execute: false
+        """))
+    env = {**os.environ, "COURSEBUILD_ARGS": "--device cpu --jobs 1", "PYTHONHASHSEED": "0",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), os.environ["PYTHONPATH"]])}
+    log = (tmp_path / "serve.log").open("w")
+    (project.out).mkdir(parents=True)  # as nox -s serve does: MkDocs wants docs_dir to exist
+    server = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "--dev-addr",
+                               f"127.0.0.1:{port}"], cwd=project.root, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    page = f"http://127.0.0.1:{port}/lessons/02-grad-cam/"
+    builds = lambda: (tmp_path / "serve.log").read_text().count("Building documentation")  # noqa: E731
+    try:
+        wait_for(lambda: "in miniature" in fetch(page), 600, server)
+        project.write("02-grad-cam", SECOND.replace("in miniature", "refilled"))
+        seconds = wait_for(lambda: "refilled" in fetch(page), 300, server)
+        print(f"markdown edit on the page after {seconds:.1f} s")
+        settled = builds()
+        time.sleep(3)
+        assert builds() == settled == 2
+        project.write("02-grad-cam", SECOND.replace("6 * 7", "6 * 9"))
+        wait_for(lambda: "54" in fetch(page), 300, server)
+        time.sleep(3)
+        assert builds() == 3
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+        print((tmp_path / "serve.log").read_text()[-3000:])

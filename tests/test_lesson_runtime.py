@@ -166,13 +166,14 @@ def test_record_rejects_bad_names_and_formats():
 
 def test_strict_is_the_default_model_with_its_own_settings_on_the_cpu(monkeypatch):
     for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS",
-                 "CONVLENS_STRICT"):
+                 "CONVLENS_PREPROCESS", "CONVLENS_STRICT"):
         monkeypatch.delenv(name, raising=False)
     lesson._current = None
     monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
     assert lesson.strict()
     for name, value in [("CONVLENS_MODEL", "alexnet"), ("CONVLENS_WEIGHTS", "my.pt"),
-                        ("CONVLENS_LABELS", "l.txt"), ("CONVLENS_LAYERS", "last_conv=x")]:
+                        ("CONVLENS_LABELS", "l.txt"), ("CONVLENS_LAYERS", "last_conv=x"),
+                        ("CONVLENS_PREPROCESS", "crop=200")]:
         with monkeypatch.context() as m:
             m.setenv(name, value)
             assert not lesson.strict(), name

@@ -220,9 +220,10 @@ def strict() -> bool:
     """Whether a failed :func:`expect` fails the lesson (else it becomes a note on the page).
 
     Strict is the configuration the lesson text was written for: the default model
-    (``efficientnet_lite0`` with its embedded weights, labels and layer roles: none of
-    ``CONVLENS_WEIGHTS``, ``CONVLENS_LABELS``, ``CONVLENS_LAYERS`` set) on the CPU. Any
-    other model, weights, labels, layers or device (CUDA) is lenient. ``CONVLENS_STRICT=1``
+    (``efficientnet_lite0`` with its embedded weights, labels, layer roles and
+    preprocessing: none of ``CONVLENS_WEIGHTS``, ``CONVLENS_LABELS``, ``CONVLENS_LAYERS``,
+    ``CONVLENS_PREPROCESS`` set) on the CPU. Any other model, weights, labels, layers,
+    preprocessing or device (CUDA) is lenient. ``CONVLENS_STRICT=1``
     or ``=0`` overrides the rule (e.g. to check the text on a GPU build).
     """
     override = os.environ.get("CONVLENS_STRICT", "").strip()
@@ -231,7 +232,8 @@ def strict() -> bool:
     if override:
         raise ValueError(f"CONVLENS_STRICT must be 0 or 1, got {override!r}")
     model, device = _model_and_device()
-    overridden = any(os.environ.get(f"CONVLENS_{v}") for v in ("WEIGHTS", "LABELS", "LAYERS"))
+    overridden = any(os.environ.get(name, "").strip() for name in (
+        "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS", "CONVLENS_PREPROCESS"))
     return model == models.DEFAULT_MODEL and not overridden and device.split(":")[0] == "cpu"
 
 

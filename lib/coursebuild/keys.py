@@ -53,6 +53,15 @@ BUILD_FILES = ("keys.py", "execute.py", "prose.py", "kernel_probe.py")
 # never mixes lessons built with different settings (see pipeline.report).
 SETTINGS = ("model", "model_source", "weights", "labels", "layers", "preprocess", "strict",
             "device", "seed", "versions")
+# Every environment variable the course runtime reads (convlens_course.protocol.ENVIRONMENT)
+# and the key input that covers it: the build sets the first seven in each kernel from its
+# settings; CONVLENS_STRICT is passed on, and keyed, as it is.
+ENVIRONMENT = {"CONVLENS_MODEL": "model", "CONVLENS_WEIGHTS": "weights",
+               "CONVLENS_LABELS": "labels", "CONVLENS_LAYERS": "layers",
+               "CONVLENS_PREPROCESS": "preprocess", "CONVLENS_DEVICE": "device",
+               "CONVLENS_SEED": "seed", "CONVLENS_STRICT": "strict"}
+# Read by the runtime without shaping a notebook, with the reason (a test holds this list).
+NOT_KEYED = {"CONVLENS_FIGURE_DIR": "a folder that also receives each figure as a PNG file"}
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 CHANGED_DURING_RUN = "changed-during-run"  # never equals a digest: the next build re-runs
 

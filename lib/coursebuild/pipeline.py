@@ -118,6 +118,33 @@ def parse_layers(layers: list[str] | str | None) -> str:
     return ",".join(f"{role}={name}" for role, name in pairs.items())
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, (ValueError, LookupError, OSError)) and text \
+        else f"{type(exc).__name__}: {text}"
+
+
+def check_settings(settings: ModelSettings) -> None:
+    """Load the model once, in this process, as the lessons will (``--model``,
+    ``--weights``, ``--labels``, ``--layer``, ``--preprocess``): a bad setting is a
+    ``ValueError`` naming it in one line, before any kernel starts."""
+    try:
+        from convlens import models
+    except ImportError as exc:
+        raise RuntimeError(f"the convlens library is not importable: {exc}") from None
+    try:
+        models.load(settings.model, weights=settings.weights, labels=settings.labels,
+                    layers=models.parse_layers(settings.layers) if settings.layers else None,
+                    preprocess=settings.preprocess or None)
+    except Exception as exc:  # noqa: BLE001 - a user's model file may raise anything
+        raise ValueError(f"the model settings do not load (--model {settings.model}"
+                         + "".join(f" --{flag} {value}" for flag, value in (
+                             ("weights", settings.weights), ("labels", settings.labels),
+                             ("layer", settings.layers), ("preprocess", settings.preprocess))
+                                   if value)
+                         + f"): {_one_line(exc)}") from None
+
+
 def select(lessons: list[Path], only: list[str] | None) -> set[str]:
     """Slugs picked by ``--only``: a full slug (``08-grad-cam``), its number or its name."""
     slugs = [p.stem for p in lessons]
@@ -312,6 +339,8 @@ def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", as
     lessons_dir, out, cache = Path(lessons_dir), Path(out), Path(cache)
     settings = ModelSettings.of(model, weights, labels, layers, preprocess)
     p = plan(lessons_dir, cache, settings, device, seed, force, only, jobs)
+    if p.todo:  # a lesson will run: its settings must load (hits were made with them)
+        check_settings(settings)
     run(p, cache, timeout, log)
     report(p, out, Path(assets), cache, log)
     return p.results
