@@ -4,13 +4,14 @@
     nox -s site -- --model vgg16    the same course on another registry model
     nox -s site -- --model my_net.py:build --weights my.pt --labels classes.txt
                                     ... on your own model (also torchvision:NAME, timm:NAME,
-                                    package.module:FUNCTION; --layer ROLE=NAME overrides a role)
+                                    package.module:FUNCTION; --layer ROLE=NAME overrides a role,
+                                    --preprocess resize=N,crop=N,mean=R/G/B,std=R/G/B its input)
     nox -s site -- --device cpu     force the CPU (default: CUDA when available)
-    nox -s site -- --force          ignore the figure cache
+    nox -s site -- --force          re-run every lesson, publish the fresh results
     nox -s tests                    the fast tier: library, runtime and build checks (minutes)
     nox -s tests_full               the full tier: whole-course builds on other models,
                                     browser tests on the built site/, architecture sweeps
-    nox -s serve                    build, then serve the site on http://127.0.0.1:8000
+    nox -s serve                    serve the site on http://127.0.0.1:8000, lessons live
     nox -s lesson -- 08-grad-cam    execute one lesson
     nox -s lab                      JupyterLab on lessons/ (each .py opens as a notebook)
     nox -s lint                     ruff
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -110,9 +112,13 @@ def site(session: nox.Session) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Build, then serve the site locally."""
+    """Serve the site with live lessons on http://127.0.0.1:8000: an edit to lessons/,
+    site_assets/ or lib/ re-runs what changed (from the cache where it can; a markdown-only
+    edit refills the page in seconds) and the browser reloads. Options after -- are the
+    build's (e.g. --model vgg16)."""
     _environment(session)
-    _python(session, "-m", "coursebuild", *session.posargs)
+    session.env["COURSEBUILD_ARGS"] = shlex.join(session.posargs)
+    (ROOT / "build" / "docs").mkdir(parents=True, exist_ok=True)  # MkDocs checks docs_dir first
     _python(session, "-m", "mkdocs", "serve", "--dev-addr", "127.0.0.1:8000")
 
 
@@ -206,7 +212,7 @@ def models(session: nox.Session) -> None:
             "--out", str(work / name / "docs"), "--cache", str(work / name / "cache"),
             external=True, silent=True, success_codes=[0, 1], env=env) or ""
         seconds = time.perf_counter() - start
-        statuses = re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|skipped)\b", output,
+        statuses = re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|kept|absent)\b", output,
                               flags=re.MULTILINE)
         passed = sum(status in ("hit", "miss") for _, status in statuses)
         bad = [slug for slug, status in statuses if status == "failed"]

@@ -54,7 +54,7 @@ def build_course(tmp_path: Path, *args: str, torch_home: Path | None = None):
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=3600)
     output = done.stdout + done.stderr
-    statuses = dict(re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|skipped)\b", output,
+    statuses = dict(re.findall(r"^(\d\d-[\w-]+)\s+(hit|miss|failed|kept|absent)\b", output,
                                flags=re.MULTILINE))
     return done.returncode, statuses, output
 

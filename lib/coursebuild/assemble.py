@@ -50,13 +50,14 @@ def mathjax_source() -> Path:
 def build_page(info: dict) -> str:
     """The Build page: what the figures were computed with. Only cache-stable facts, so a
     no-op rebuild leaves the page byte-identical (hits and wall times are in the JSON)."""
+    shown = [r for r in info["lessons"] if r.get("key") and r["cache"] in ("hit", "miss", "kept")]
     rows = [
-        f"| [{r['slug']}](lessons/{r['slug']}.ipynb) | {r['executed_seconds']:.1f} | "
-        f"{r['cells']} | `{r['key'][:12]}` |"
-        for r in info["lessons"] if r.get("key") and r["cache"] in ("hit", "miss")
+        f"| [{r['slug']}](lessons/{r['slug']}.ipynb) | {r['executed_seconds'] or 0:.1f} | "
+        f"{r['cells']} | `{r['key'][:12]}` | `{r.get('settings')}` |"
+        for r in shown
     ]
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    notes = [(r["slug"], n) for r in info["lessons"] for n in r.get("notes", [])]
+    notes = [(r["slug"], n) for r in shown for n in r.get("notes", [])]
     noted = [
         f"| [{slug}](lessons/{slug}.ipynb) | {n['cell']} | {n['claim']} | "
         f"{'' if n.get('value') is None else n['value']} |" for slug, n in notes
@@ -66,26 +67,36 @@ def build_page(info: dict) -> str:
                  "The lesson text was checked on the default model; on this one these "
                  "statements do not hold (each page says so in place).", "",
                  "| Lesson | cell | statement | measured |", "|---|---:|---|---|", *noted]
-    checks = sum(r.get("checks", 0) for r in info["lessons"])
+    absent = [r["slug"] for r in info["lessons"] if r["cache"] == "absent"]
+    if absent:
+        absent = ["", f"Not on this site (no build with these settings yet): "
+                  f"{', '.join(absent)}."]
+    checks = sum(r.get("checks", 0) for r in shown)
     return "\n".join([
         "# Build",
         "",
         "Every figure on this site was computed by `python -m coursebuild`, which executes "
-        "each lesson once and caches the executed notebook under a hash of everything the "
-        "output depends on (lesson source, library source, model weights, device, seed and "
-        "library versions). Machine-readable details: [build-info.json](build-info.json).",
+        "each lesson once and caches the executed notebook under a hash of its code cells "
+        "and the settings below (model, weights, labels, layers, preprocessing, device, "
+        "seed, library versions); an entry stays valid while every file the lesson "
+        "imported or read from the library is unchanged. Every lesson on this site was "
+        "built with the same settings (the last column). Machine-readable details: "
+        "[build-info.json](build-info.json).",
         "",
         f"- **Model:** `{info['model']}` (weights `{info['weights'][:16]}`"
         + (f", labels `{info['labels'][:16]}`" if info.get("labels") else "")
-        + (f", layers `{info['layers']}`" if info.get("layers") else "") + ")",
+        + (f", layers `{info['layers']}`" if info.get("layers") else "")
+        + (f", preprocess `{info['preprocess']}`" if info.get("preprocess") else "") + ")",
         f"- **Device:** `{info['device']}`, **seed:** `{info['seed']}`",
         f"- **Versions:** {versions}",
+        f"- **Settings:** `{info['settings']}`",
         f"- **Checks:** {checks} statement(s) of the text checked against the outputs; "
         f"{len(notes)} do not hold for this model",
         "",
-        "| Lesson | executed in (s) | cells | cache key |",
-        "|---|---:|---:|---|",
+        "| Lesson | executed in (s) | cells | cache key | settings |",
+        "|---|---:|---:|---|---|",
         *rows,
+        *absent,
         *noted,
         "",
     ])
@@ -103,10 +114,10 @@ def write_if_changed(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]],
+def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path | bytes]],
              info: dict, keep: set[str] = frozenset(),
              sources: dict[str, Path] | None = None) -> list[str]:
-    """Write ``out`` from the assets, ``notebooks`` (slug -> (lesson .py, executed .ipynb))
+    """Write ``out`` from the assets, ``notebooks`` (slug -> (lesson .py, the executed .ipynb as a file or its bytes))
     and ``info``; delete whatever else is there except the relative paths in ``keep`` (a
     path ending in ``/``: a folder). Each lesson's files: :mod:`coursebuild.lessonpage`;
     ``sources`` (slug -> lesson file, every lesson) lets links to lessons not built now be

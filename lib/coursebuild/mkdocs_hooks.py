@@ -6,6 +6,8 @@
   ``python -m coursebuild``): one entry per lesson, ``N. Title`` from the lesson's first
   heading, in course order. mkdocs.yml holds only a placeholder for it, so adding a lesson
   file is the only edit a new lesson needs.
+- Under ``mkdocs serve`` the lesson pipeline runs before every build (:mod:`coursebuild.serve`):
+  edits to ``lessons/``, ``site_assets/`` or ``lib/`` reach the page.
 - nbconvert's MathJax 2 configuration script is removed from lesson pages: the site runs
   MathJax 3 (``javascripts/mathjax.js``), and Material's instant navigation re-runs inline
   scripts, where that one fails on ``MathJax.Hub`` ("Cannot read properties of undefined").
@@ -55,10 +57,26 @@ def is_lesson(page) -> bool:
     return page.file.src_uri.startswith("lessons/") and page.file.src_uri.endswith(".ipynb")
 
 
+def on_startup(command, dirty):
+    from coursebuild import serve
+
+    serve.start(command)
+
+
+def on_serve(server, config, builder):
+    from coursebuild import serve
+
+    serve.on_serve(server, config)
+    return server
+
+
 def on_config(config):
+    from coursebuild import serve
+
     if not config.get("use_directory_urls", True):
         raise RuntimeError("mkdocs.yml: use_directory_urls must be true: a lesson page's "
                            "figures and downloads sit in the folder of its URL")
+    serve.rebuild(config)  # when serving: the lessons first, then the nav made from them
     try:
         version = importlib.metadata.version("convlens")
     except importlib.metadata.PackageNotFoundError:

@@ -1,14 +1,24 @@
 """The pipeline and its command line: plan (key every lesson), run the misses, report.
 
     python -m coursebuild [--model SPEC] [--weights FILE] [--labels FILE]
-                          [--layer ROLE=NAME ...] [--device auto|cpu|cuda] [--seed N]
+                          [--layer ROLE=NAME ...] [--preprocess SPEC]
+                          [--device auto|cpu|cuda] [--seed N]
                           [--force] [--only SLUG ...] [--timeout SECONDS] [--jobs N]
                           [--lessons-dir lessons] [--out build/docs] [--cache .cache/lessons]
                           [--assets site_assets]
 
 The model settings reach each lesson's kernel as ``CONVLENS_MODEL``, ``CONVLENS_WEIGHTS``,
-``CONVLENS_LABELS`` (absolute paths) and ``CONVLENS_LAYERS`` (``role=name,role=name``),
-read by ``convlens_course.lesson.setup()``; ``CONVLENS_STRICT`` is passed on as it is.
+``CONVLENS_LABELS`` (absolute paths), ``CONVLENS_LAYERS`` (``role=name,role=name``) and
+``CONVLENS_PREPROCESS``, read by ``convlens_course.lesson.setup()``; ``CONVLENS_STRICT`` is
+passed on as it is.
+
+One site, one set of settings: ``build/docs`` holds only lessons built with this build's
+settings (model, weights, labels, layers, preprocessing, device, seed, strictness, library
+versions). A lesson that ``--only`` leaves out is published from the cache when it has an
+entry for these settings (``hit``), kept as it is when the site already shows it built with
+these settings (``kept``), and otherwise left off the site (``absent``; the build says so):
+``--only`` never runs more than it names, and never publishes next to a lesson built with
+other settings.
 
 Exit status: 0 when every selected lesson ran or hit the cache (statements that do not hold
 on a non-default model are listed as notes, not failures), 1 when one failed (its message
@@ -18,6 +28,7 @@ names the lesson file and the cell), 2 for bad arguments (checked before any les
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -38,10 +49,13 @@ class Result:
     slug: str
     lesson: Path
     key: str = ""
-    cache: str = ""  # hit, miss, skipped, failed
+    cache: str = ""  # hit, miss, failed; not selected by --only: kept, absent
     seconds: float = 0.0  # wall time in this build
     entry: execute.Entry | None = None
     error: str = ""
+    why: str = ""  # why it runs: not cached, forced, <file> changed
+    published: execute.Published | None = None
+    kept: dict | None = None  # its row of the previous build-info.json (cache "kept")
 
 
 def default_jobs(device: str) -> int:
@@ -52,16 +66,19 @@ def default_jobs(device: str) -> int:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """What the lessons run on: ``--model``, ``--weights``, ``--labels``, ``--layer``."""
+    """What the lessons run on: ``--model``, ``--weights``, ``--labels``, ``--layer``,
+    ``--preprocess``."""
 
     model: str
     weights: str | None = None  # absolute path
     labels: str | None = None  # absolute path
     layers: str = ""  # "role=name,role=name", as CONVLENS_LAYERS
+    preprocess: str = ""  # "resize=256,crop=224,...", as CONVLENS_PREPROCESS
 
     @classmethod
     def of(cls, model: str | None = None, weights=None, labels=None,
-           layers: list[str] | str | None = None) -> ModelSettings:
+           layers: list[str] | str | None = None, preprocess: str | None = None
+           ) -> ModelSettings:
         """Validated settings (``ValueError`` naming the option); paths made absolute,
         since the kernels run in a scratch folder; a ``file.py:function`` spec too."""
         model = model or keys.default_model()
@@ -73,11 +90,13 @@ class ModelSettings:
             if path and not Path(path).is_file():
                 raise ValueError(f"{option}: no file {str(path)!r}")
             found.append(str(Path(path).resolve()) if path else None)
-        return cls(model, found[0], found[1], parse_layers(layers))
+        preprocess = ",".join(p.strip() for p in (preprocess or "").split(",") if p.strip())
+        return cls(model, found[0], found[1], parse_layers(layers), preprocess)
 
     def env(self) -> dict[str, str]:
         values = {"CONVLENS_MODEL": self.model, "CONVLENS_WEIGHTS": self.weights,
-                  "CONVLENS_LABELS": self.labels, "CONVLENS_LAYERS": self.layers}
+                  "CONVLENS_LABELS": self.labels, "CONVLENS_LAYERS": self.layers,
+                  "CONVLENS_PREPROCESS": self.preprocess}
         return {k: v for k, v in values.items() if v}
 
 
@@ -99,15 +118,31 @@ def parse_layers(layers: list[str] | str | None) -> str:
     return ",".join(f"{role}={name}" for role, name in pairs.items())
 
 
-def kernel_env(settings: ModelSettings, device: str, seed: int, jobs: int) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS",
-                        "CONVLENS_LAYERS", "MPLBACKEND")}  # inline backend, as in Jupyter
-    env.update(settings.env(), CONVLENS_DEVICE=device, CONVLENS_SEED=str(seed),
-               PYTHONHASHSEED="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    if jobs > 1:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    return env
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, (ValueError, LookupError, OSError)) and text \
+        else f"{type(exc).__name__}: {text}"
+
+
+def check_settings(settings: ModelSettings) -> None:
+    """Load the model once, in this process, as the lessons will (``--model``,
+    ``--weights``, ``--labels``, ``--layer``, ``--preprocess``): a bad setting is a
+    ``ValueError`` naming it in one line, before any kernel starts."""
+    try:
+        from convlens import models
+    except ImportError as exc:
+        raise RuntimeError(f"the convlens library is not importable: {exc}") from None
+    try:
+        models.load(settings.model, weights=settings.weights, labels=settings.labels,
+                    layers=models.parse_layers(settings.layers) if settings.layers else None,
+                    preprocess=settings.preprocess or None)
+    except Exception as exc:  # noqa: BLE001 - a user's model file may raise anything
+        raise ValueError(f"the model settings do not load (--model {settings.model}"
+                         + "".join(f" --{flag} {value}" for flag, value in (
+                             ("weights", settings.weights), ("labels", settings.labels),
+                             ("layer", settings.layers), ("preprocess", settings.preprocess))
+                                   if value)
+                         + f"): {_one_line(exc)}") from None
 
 
 def select(lessons: list[Path], only: list[str] | None) -> set[str]:
@@ -136,93 +171,143 @@ class Plan:
     env: dict
     jobs: int
     results: list[Result]
+    digests: keys.Digests
     todo: list[tuple[Result, dict]] = field(default_factory=list)
     catalog: list[dict] = field(default_factory=list)
+
+    @property
+    def settings_id(self) -> str:
+        return keys.settings_id(self.common)
 
 
 def plan(lessons_dir: Path, cache: Path, settings: ModelSettings, device: str, seed: int,
          force: bool, only, jobs: int | None) -> Plan:
-    """Check the arguments, key every lesson, look each key up in the cache."""
+    """Check the arguments, key every lesson, look each key up in the cache (an entry
+    counts only while every file of its depfile is unchanged)."""
     lessons = keys.find_lessons(lessons_dir)
     picked = select(lessons, only)
     device = keys.resolve_device(device)
     jobs = jobs or default_jobs(device)
-    common = keys.common_inputs(settings.model, device, seed, cache / "file-digests.json",
+    digests = keys.Digests(cache / "file-digests.json")
+    common = keys.common_inputs(settings.model, device, seed, digests.memo,
                                 weights=settings.weights, labels=settings.labels,
-                                layers=settings.layers)
-    p = Plan(settings, device, seed, common, kernel_env(settings, device, seed, jobs), jobs, [],
+                                layers=settings.layers, preprocess=settings.preprocess)
+    env = execute.kernel_env(settings.env(), device, seed, jobs)
+    p = Plan(settings, device, seed, common, env, jobs, [], digests,
              catalog=[catalog.describe(lesson) for lesson in lessons])
     for lesson in lessons:
         r = Result(lesson.stem, lesson)
         inputs = keys.lesson_inputs(lesson, common)
         r.key = keys.cache_key(inputs)
-        hit = None if (force and r.slug in picked) else execute.lookup(cache, r.slug, r.key)
+        hit, r.why = (None, "forced") if (force and r.slug in picked) else execute.find(
+            cache, r.slug, r.key, digests)
         if hit:
             r.cache, r.entry = "hit", hit
         elif r.slug not in picked:
-            r.cache = "skipped"
+            r.cache = "skipped"  # report() decides: kept or absent
         else:
             p.todo.append((r, inputs))
         p.results.append(r)
+    digests.save()
     return p
 
 
 def run(p: Plan, cache: Path, timeout: int, log) -> None:
-    """Execute the planned misses, ``p.jobs`` kernels at a time; failures are recorded."""
+    """Execute the planned misses, ``p.jobs`` kernels at a time; failures are recorded,
+    and the entry of a failing lesson's key is removed (no older result stands in)."""
     def one(item):
         r, inputs = item
-        log(f"running {r.lesson} ...", flush=True)
+        log(f"running {r.lesson} ({r.why}) ...", flush=True)
         start = time.perf_counter()
         try:
-            r.entry = execute.execute(r.lesson, r.key, inputs, cache, env=p.env, timeout=timeout)
+            r.entry = execute.execute(r.lesson, r.key, inputs, cache, env=p.env,
+                                      timeout=timeout, digests=p.digests)
             r.cache = "miss"
         except execute.LessonError as exc:
             r.cache, r.error = "failed", str(exc)
+            execute.discard(cache, r.slug, r.key)
         r.seconds = time.perf_counter() - start
 
     execute.STOP.clear()
-    if p.jobs > 1 and len(p.todo) > 1:
-        pool = ThreadPoolExecutor(p.jobs)  # each lesson runs in its own kernel process
-        try:
-            list(pool.map(one, p.todo))
-        except KeyboardInterrupt:
-            execute.STOP.set()  # the other running lessons stop their kernels too
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    else:
-        for item in p.todo:
-            one(item)
+    try:
+        if p.jobs > 1 and len(p.todo) > 1:
+            pool = ThreadPoolExecutor(p.jobs)  # each lesson runs in its own kernel process
+            try:
+                list(pool.map(one, p.todo))
+            except KeyboardInterrupt:
+                execute.STOP.set()  # the other running lessons stop their kernels too
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for item in p.todo:
+                one(item)
+    finally:
+        p.digests.save()
 
 
 def build_info(p: Plan) -> dict:
     """``build-info.json``: the settings, and per lesson its cache status, title, summary,
-    values recorded, checks and notes (statements that do not hold for this model)."""
+    settings, values recorded, checks and notes (statements that do not hold for this
+    model). A lesson kept from an earlier build keeps that build's row."""
     described = {entry["slug"]: entry for entry in p.catalog}
     lessons = []
     for r in p.results:
         manifest = r.entry.manifest if r.entry else {}
         about = described[r.slug]
-        lessons.append({
-            "slug": r.slug, "number": about["number"], "title": about["title"],
-            "summary": about["summary"], "cache": r.cache, "key": r.key,
-            "seconds": round(r.seconds, 2), "executed_seconds": manifest.get("seconds"),
-            "cells": manifest.get("cells"), "records": len(manifest.get("records", {})),
-            "checks": manifest.get("checks", 0), "notes": manifest.get("notes", []),
-        })
+        row = {"seconds": round(r.seconds, 2), "executed_seconds": manifest.get("seconds"),
+               "cells": r.published.cells if r.published else None,
+               "records": len(manifest.get("records", {})),
+               "checks": manifest.get("checks", 0),
+               "notes": r.published.notes if r.published else [],
+               "settings": p.settings_id if r.published else None}
+        row["key"] = r.key
+        if r.kept:
+            row = {name: r.kept.get(name) for name in row} | {"seconds": 0.0}
+        lessons.append({"slug": r.slug, "number": about["number"], "title": about["title"],
+                        "summary": about["summary"], "cache": r.cache, **row})
     return {
         "model": p.settings.model, "weights": p.common["weights"],
         "labels": p.common["labels"], "layers": p.settings.layers,
-        "device": p.device, "seed": p.seed, "versions": p.common["versions"],
-        "trees": p.common["trees"], "lessons": lessons,
+        "preprocess": p.settings.preprocess, "device": p.device, "seed": p.seed,
+        "strict": p.common["strict"], "versions": p.common["versions"],
+        "settings": p.settings_id, "build": p.common["build"], "lessons": lessons,
     }
+
+
+def _previous_rows(out: Path) -> dict[str, dict]:
+    try:
+        info = json.loads((out / "build-info.json").read_text(encoding="utf-8"))
+        return {row["slug"]: row for row in info["lessons"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def settle(p: Plan, out: Path) -> None:
+    """Publish every entry (refilling the prose of lessons whose markdown changed), and
+    decide for each lesson ``--only`` left out: ``kept`` (the site shows it built with
+    these very settings) or ``absent`` (left off the site)."""
+    previous = _previous_rows(out)
+    for r in p.results:
+        if r.entry:
+            try:
+                r.published = execute.publish(r.lesson, r.entry)
+            except execute.LessonError as exc:
+                r.cache, r.error, r.entry = "failed", str(exc), None
+        elif r.cache == "skipped":
+            row = previous.get(r.slug) or {}
+            shown = (out / assembly.LESSONS / f"{r.slug}.ipynb").is_file()
+            same = row.get("settings") == p.settings_id and row.get("cache") in (
+                "hit", "miss", "kept")
+            r.cache, r.kept = ("kept", row) if shown and same else ("absent", None)
 
 
 def report(p: Plan, out: Path, assets: Path, cache: Path, log) -> None:
     """Assemble the docs, prune the cache, print the summary; raise if a lesson failed."""
-    notebooks = {r.slug: (r.lesson, r.entry.notebook) for r in p.results if r.entry}
+    settle(p, out)
+    notebooks = {r.slug: (r.lesson, r.published.notebook) for r in p.results if r.published}
     keep = {f"{assembly.LESSONS}/{r.slug}{ext}"
-            for r in p.results if r.cache == "skipped" for ext in (".ipynb", "/")}
+            for r in p.results if r.cache == "kept" for ext in (".ipynb", "/")}
     info = build_info(p)
     broken = assembly.assemble(out, assets, notebooks, info, keep,
                                sources={r.slug: r.lesson for r in p.results})
@@ -233,10 +318,14 @@ def report(p: Plan, out: Path, assets: Path, cache: Path, log) -> None:
         if r.entry:
             execute.prune(cache, r.slug, r.key)
     log(summary(p.results), flush=True)
+    absent = [r.slug for r in p.results if r.cache == "absent"]
+    if absent:
+        log(f"not on the site: {', '.join(absent)} (not selected by --only, and no cache entry "
+            "for these settings; build them with --only, or without it)", flush=True)
     for r, about in zip(p.results, p.catalog):
         for problem in about["problems"]:
             log(f"warning: {r.lesson}: {problem}", flush=True)
-        for cell, size in (r.entry.manifest.get("large_text_outputs", []) if r.entry else []):
+        for cell, size in (r.published.large_text_outputs if r.published else []):
             log(f"warning: {r.lesson}: cell {cell} outputs {size / 1000:.0f} kB of text "
                 "(end the cell with ';' if it returns data)", flush=True)
     notes = notes_summary(info)
@@ -248,15 +337,21 @@ def report(p: Plan, out: Path, assets: Path, cache: Path, log) -> None:
 
 
 def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", assets="site_assets",
-          model=None, weights=None, labels=None, layers=None, device="auto", seed=0,
-          force=False, only=None, timeout=900, jobs=None, log=print) -> list[Result]:
+          model=None, weights=None, labels=None, layers=None, preprocess=None, device="auto",
+          seed=0, force=False, only=None, timeout=900, jobs=None, log=print) -> list[Result]:
     """Plan, run, report (see the module's docstring); ``model=None`` is the default model."""
     lessons_dir, out, cache = Path(lessons_dir), Path(out), Path(cache)
-    settings = ModelSettings.of(model, weights, labels, layers)
+    settings = ModelSettings.of(model, weights, labels, layers, preprocess)
     p = plan(lessons_dir, cache, settings, device, seed, force, only, jobs)
+    if p.todo:  # a lesson will run: its settings must load (hits were made with them)
+        check_settings(settings)
     run(p, cache, timeout, log)
     report(p, out, Path(assets), cache, log)
     return p.results
+
+
+NOTES = {"kept": "  (kept: built earlier with these settings)",
+         "absent": "  (not on the site: no entry for these settings)"}
 
 
 def summary(results: list[Result]) -> str:
@@ -264,7 +359,7 @@ def summary(results: list[Result]) -> str:
     lines = [f"{'lesson':<{width}}  {'cache':<7}  {'seconds':>8}  {'values':>6}  {'checks':>6}"]
     for r in results:
         manifest = r.entry.manifest if r.entry else {}
-        note = ""
+        note = NOTES.get(r.cache, "")
         if r.cache == "hit":
             note = f"  (executed in {manifest['seconds']:.1f} s)"
         lines.append(f"{r.slug:<{width}}  {r.cache:<7}  {r.seconds:>8.2f}  "
@@ -301,6 +396,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--layer", metavar="ROLE=NAME", action="append", default=None,
                    help="override a layer role, e.g. last_spatial=features.28 (repeatable; "
                    "default: $CONVLENS_LAYERS)")
+    p.add_argument("--preprocess", metavar="SPEC", default=env("CONVLENS_PREPROCESS") or None,
+                   help="the model's input preprocessing, any of resize=N,crop=N,mean=R/G/B,"
+                   "std=R/G/B,interpolation=MODE (default: $CONVLENS_PREPROCESS, else the "
+                   "weights' own)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="re-execute even on a cache hit")
@@ -327,7 +426,7 @@ def main(argv=None) -> int:
     try:
         build(lessons_dir=args.lessons_dir, out=args.out, cache=args.cache, assets=args.assets,
               model=args.model, weights=args.weights, labels=args.labels, layers=args.layer,
-              device=args.device, seed=args.seed, force=args.force, only=args.only,
+              preprocess=args.preprocess, device=args.device, seed=args.seed, force=args.force, only=args.only,
               timeout=args.timeout, jobs=args.jobs)
     except BuildFailed as exc:
         print(f"\ncoursebuild: FAILED\n{exc}", file=sys.stderr)

@@ -98,13 +98,22 @@ def strip(nb) -> None:
         cell.outputs = kept
 
 
+def _raise(lesson, errors: list[str]) -> None:
+    if errors:
+        raise ProseError("\n".join([f"{lesson}: the prose does not match the code",
+                                    *(f"  {e}" for e in errors)]))
+
+
+def check_fill(lesson, nb, records: dict[str, str]) -> None:
+    """Fill the placeholders of ``nb`` from ``records`` (a cache entry's: the build refills a
+    lesson whose markdown alone changed); raise :class:`ProseError` as :func:`finish` does."""
+    _raise(lesson, fill(nb, records))
+
+
 def finish(lesson, nb) -> dict:
     """Fill, check and strip ``nb`` (executed from ``lesson``); return the manifest part
     ``{"records": {...}, "checks": n, "notes": [...]}``; raise :class:`ProseError`."""
     records, notes, checks, errors = collect(nb)
-    errors += fill(nb, records)
-    if errors:
-        raise ProseError("\n".join([f"{lesson}: the prose does not match the code",
-                                    *(f"  {e}" for e in errors)]))
+    _raise(lesson, errors + fill(nb, records))
     strip(nb)
     return {"records": records, "checks": checks, "notes": notes}
