@@ -290,8 +290,8 @@ def strict() -> bool:
     if override:
         raise ValueError(f"CONVLENS_STRICT must be 0 or 1, got {override!r}")
     model, _ = _model_and_device()
-    overridden = any(os.environ.get(f"CONVLENS_{v}", "").strip()
-                     for v in ("WEIGHTS", "LABELS", "LAYERS", "PREPROCESS"))
+    overridden = any(os.environ.get(name, "").strip() for name in (
+        "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS", "CONVLENS_PREPROCESS"))
     return model == models.DEFAULT_MODEL and not overridden
 
 
