@@ -21,6 +21,8 @@ from ._checks import check_batch, check_target, resolve_layer, select_scores
 from .guided import guided_backprop
 from .hooks import capture, only_call
 
+__all__ = ["gradcam", "guided_gradcam"]
+
 
 def gradcam(
     model: nn.Module, x: torch.Tensor, target, layer: nn.Module | str, upsample: bool = True

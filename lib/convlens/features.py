@@ -15,6 +15,8 @@ from torch import nn
 from ._checks import check_batch, resolve_layer
 from .hooks import capture, only_call
 
+__all__ = ["feature_maps"]
+
 
 def feature_maps(model: nn.Module, x: torch.Tensor, layer: nn.Module | str) -> torch.Tensor:
     """The output of ``layer`` (a module or its qualified name) for the batch ``x``.

@@ -26,6 +26,8 @@ from torch import nn
 from ._checks import check_batch, check_positive_int, check_target
 from .saliency import IMAGES_PER_CHUNK, gradient
 
+__all__ = ["integrated_gradients"]
+
 RULES = ("trapezoid", "right")
 
 

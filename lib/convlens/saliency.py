@@ -22,6 +22,8 @@ from torch import nn
 
 from ._checks import check_batch, check_positive_int, check_target, select_scores
 
+__all__ = ["gradient", "smoothgrad", "gradient_x_input"]
+
 IMAGES_PER_CHUNK = 16  # default SmoothGrad chunk: about this many noisy images per forward
 
 
