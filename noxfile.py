@@ -12,6 +12,7 @@
                                     browser tests on the built site/, architecture sweeps
     nox -s serve                    build, then serve the site on http://127.0.0.1:8000
     nox -s lesson -- 08-grad-cam    execute one lesson
+    nox -s lab                      JupyterLab on lessons/ (each .py opens as a notebook)
     nox -s lint                     ruff
     nox -s bench                    benchmarks: tables of ratios against naive baselines
     nox -s bench -- occlusion       one benchmark (options after its name)
@@ -49,7 +50,7 @@ def _environment(session: nox.Session) -> None:
         session.run(str(BIN / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip",
                     external=True)
         session.run(str(BIN / "python"), "-m", "pip", "install", "--quiet", "-e",
-                    f"{ROOT}[docs,test]", external=True)
+                    f"{ROOT}[docs,test,lab]", external=True)
         stamp.write_text(wanted)
     session.env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     session.env["VIRTUAL_ENV"] = str(VENV)
@@ -123,6 +124,22 @@ def lesson(session: nox.Session) -> None:
     _environment(session)
     name, *rest = session.posargs
     _python(session, "-m", "coursebuild", "--only", name, *rest)
+
+
+@nox.session
+def lab(session: nox.Session) -> None:
+    """JupyterLab on the lessons, in the project's environment (its kernel has convlens).
+
+    jupytext opens each ``lessons/NN-slug.py`` as a notebook and saves back to the ``.py``.
+    Run by hand, a lesson's ``{{ name }}`` placeholders stay as they are (each ``record``
+    shows its value under its cell); the executed notebook with the values filled in is
+    ``build/docs/lessons/NN-slug.ipynb`` after ``nox -s site``. Options after ``--`` go to
+    ``jupyter lab`` (e.g. ``--no-browser --port 8890``).
+    """
+    _environment(session)
+    root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    _python(session, "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'lessons'}", *root,
+            *session.posargs)
 
 
 @nox.session

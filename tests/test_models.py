@@ -422,3 +422,46 @@ def test_infer_layers_needs_a_convolution():
                             (4, 4))
     with pytest.raises(ValueError, match="input_size"):
         models.infer_layers(torchvision.models.alexnet(), 224)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_resnet18(tmp_path_factory):
+    """A ResNet-18 checkpoint with a 10-class head, as fine-tuning leaves it, and its labels."""
+    folder = tmp_path_factory.mktemp("fine_tuned")
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None)
+    net.fc = torch.nn.Linear(512, 10)
+    torch.save(net.state_dict(), folder / "finetuned.pt")
+    (folder / "labels.txt").write_text("".join(f"part {i}\n" for i in range(10)))
+    return folder / "finetuned.pt", folder / "labels.txt", net.eval()
+
+
+@pytest.mark.parametrize("spec", ["resnet18", "torchvision:resnet18"])
+def test_a_fine_tuned_head_is_resized_to_the_checkpoint(fine_tuned_resnet18, spec):
+    weights, labels, reference = fine_tuned_resnet18
+    loaded = models.load(spec, weights=weights, labels=labels)
+    assert loaded.model.fc.out_features == 10 and len(loaded.labels) == 10
+    assert loaded.labels[3] == "part 3"
+    assert any("'fc'" in note and "1000 to 10" in note for note in loaded.notes), loaded.notes
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x))
+    unlabelled = models.load(spec, weights=weights)
+    assert unlabelled.labels == [f"class {i}" for i in range(10)]
+
+
+def test_a_fine_tuned_head_needs_labels_of_its_size(fine_tuned_resnet18, tmp_path):
+    weights, _, _ = fine_tuned_resnet18
+    five = tmp_path / "five.txt"
+    five.write_text("a\nb\nc\nd\ne\n")
+    with pytest.raises(ValueError, match="has 5 class names but the model has 10 outputs"):
+        models.load("resnet18", weights=weights, labels=five)
+
+
+def test_other_mismatches_still_fail_and_point_to_a_model_function(tmp_path):
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None)
+    net.layer4[0].conv1 = torch.nn.Conv2d(256, 256, 3, stride=2, padding=1, bias=False)
+    torch.save(net.state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"shape mismatches.*layer4\.0\.conv1.*file\.py:build"):
+        models.load("resnet18", weights=tmp_path / "other.pt")

@@ -17,6 +17,10 @@ from pathlib import Path
 
 RECORD_MIME = "application/vnd.convlens.record+json"
 EXPECT_MIME = "application/vnd.convlens.expect+json"
+# an operation that ran without a deterministic kernel (CUDA backward passes of some ops)
+NONDETERMINISTIC_MIME = "application/vnd.convlens.nondeterministic+json"
+# cuBLAS reads this at its first use: the build sets it in each kernel's environment
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
 
 # The environment variables the runtime reads (convlens_course.lesson.setup and strict).
 ENVIRONMENT = (
