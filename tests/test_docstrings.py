@@ -14,6 +14,7 @@ from them by mkdocstrings).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import doctest
 import importlib
@@ -113,6 +114,33 @@ def fields(cls) -> list[str]:
     return list(getattr(cls, "_fields", ()))
 
 
+def constants() -> list[tuple[str, str]]:
+    """(module, name) of every public name that is neither a function, a class nor a module."""
+    found = []
+    for module_name in public_modules():
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismodule(obj)):
+                found.append((module_name, name))
+    return found
+
+
+def attribute_docstring(path: Path, name: str) -> str | None:
+    """The string right after the module-level assignment of ``name`` (its docstring, as
+    mkdocstrings reads it); None when there is none."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    for node, after in zip(body, body[1:] + [None]):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            if (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                return after.value.value
+            return None
+    return None
+
+
 OBJECTS = public_objects()
 IDS = [name for name, _ in OBJECTS]
 
@@ -127,6 +155,17 @@ def test_every_module_lists_its_public_names_and_has_a_library_page():
             assert hasattr(module, public), f"{name}.__all__ names {public!r}, which it lacks"
         assert name in documented, f"{name} is on no page of site_assets/library/ (::: {name})"
     assert len(OBJECTS) > 40  # the collection itself found the library
+
+
+@pytest.mark.parametrize("module_name, name", constants(), ids=lambda v: v)
+def test_every_public_constant_has_a_docstring(module_name, name):
+    """An undocumented name would be left off its page (mkdocstrings shows documented
+    members only, so that a class's inherited overrides such as ``forward`` stay off)."""
+    path = Path(importlib.import_module(module_name).__file__)
+    if not re.search(rf"^{name}\b[^=\n]*=", path.read_text(encoding="utf-8"), flags=re.M):
+        pytest.skip(f"{name} is defined in another module of {module_name}")
+    assert attribute_docstring(path, name), \
+        f"{module_name}.{name} has no docstring: put a string on the line after its assignment"
 
 
 @pytest.mark.parametrize("name, obj", OBJECTS, ids=IDS)
@@ -158,6 +197,11 @@ def test_docstring_names_arguments_return_errors_and_example(name, obj):
             problems.append("no Raises: section naming an exception type")
         if ">>>" not in "\n".join(parts.get("Examples", [])):
             problems.append("no Examples: section with a >>> example")
+    for title in ("Args", "Attributes", "Raises"):  # as mkdocstrings (griffe) reads them
+        for line in parts.get(title, []):
+            if line.strip() and not line.startswith(" ") and not ENTRY.match(line):
+                problems.append(f"{title}: {line.strip()!r} is neither 'name: description' "
+                                "nor an indented continuation")
     assert not problems, f"{name}: " + "; ".join(problems)
 
 

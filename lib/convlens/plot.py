@@ -392,7 +392,7 @@ def overlay(ax, image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: s
         ax: a matplotlib axis.
         image: the picture `[H, W, 3]` (or `[H, W]`), e.g. from `images.to_display`.
         heat: the map `[h, w]` (or the first channel of `[C, h, w]`); bilinearly
-        interpolated when drawn.
+            interpolated when drawn.
         alpha: the heat map's opacity.
         cmap: a matplotlib colour map name.
         title: the axis title (none when None).
@@ -402,7 +402,7 @@ def overlay(ax, image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: s
 
     Raises:
         ValueError: `image` is not `[H, W]` or `[H, W, 3]`, or `heat` is not `[h, w]` or
-        `[C, h, w]`.
+            `[C, h, w]`.
 
     Examples:
         >>> import numpy as np

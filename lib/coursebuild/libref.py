@@ -270,3 +270,12 @@ ID = re.compile(r'\bid="([^"]+)"')
 def ids(content: str) -> set[str]:
     """Every ``id`` attribute in ``content``."""
     return set(ID.findall(content))
+
+
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj):(?=<code>)")
+
+
+def strip_roles(content: str) -> str:
+    """Drop the Sphinx roles left in rendered docstrings (``:func:`setup``` renders as
+    ``:func:<code>setup</code>``): the name stays, as code."""
+    return _ROLE.sub("", content)

@@ -152,7 +152,7 @@ def on_page_content(output, page, config, files):
     if src in _state["lessons"]:
         return _lesson_links(output, page, files, _state["lessons"][src])
     if src.startswith(libref.LIBRARY_DIR + "/"):
-        output = _taught_in(output, page, files)
+        output = _taught_in(libref.strip_roles(output), page, files)
         _state["found"][src] = libref.ids(output)
     return output
 
