@@ -238,9 +238,11 @@ def tiny_project(root: Path) -> Path:
         "(lessons/02-grad-cam.py)). Some math: $e^{i\\pi} + 1 = 0$.\n")
     config = read_config()
     config["hooks"] = [str(ROOT / hook) for hook in config.get("hooks", [])]
+    library = [item for item in config["nav"] if isinstance(item, dict) and "Library" in item]
     config["nav"] = [{"Home": "index.md"},
                      {"Lessons": [{"Hello": "lessons/01-hello.ipynb"},
                                   {"Grad-CAM": "lessons/02-grad-cam.ipynb"}]},
+                     *library,  # the reference pages of site_assets/library (mkdocstrings)
                      {"References": "references.md"}, {"Build": "build.md"}]
     config.pop("site_url", None)  # the !ENV tag is lost on reading: write it back as text
     (root / "mkdocs.yml").write_text('site_url: !ENV [SITE_URL, "http://127.0.0.1:8000/"]\n'
