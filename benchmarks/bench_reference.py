@@ -10,13 +10,15 @@ back to back on the same machine (prints times and their ratio, never asserts).
 ``build/docs`` without ``library/``. Both write to temporary folders (``site/`` is left
 alone), run from the repository root, and share the notebook conversion cache, so the
 difference is the reference. On a shared machine single timings are noisy: the minimum of
-each is compared.
+each is compared, wall-clock and CPU time (user + system of the build process, which other
+processes' load inflates less).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,15 +66,19 @@ def configs(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def build(config: Path) -> float:
+def build(config: Path) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one build."""
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f",
                              str(config)], cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode:
         sys.exit(f"mkdocs build -f {config.name} failed:\n{result.stderr[-3000:]}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def main() -> None:
@@ -83,7 +89,7 @@ def main() -> None:
     paths = {}
     try:
         paths = configs(folder)
-        times: dict[str, list[float]] = {name: [] for name in paths}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
         for _ in range(args.repeat):
             for name, path in paths.items():
                 times[name].append(build(path))
@@ -91,15 +97,18 @@ def main() -> None:
         for path in paths.values():
             path.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"mkdocs build --strict, {args.repeat} builds of each, alternating")
-    print("| site | min (s) | median (s) |")
-    print("|---|---:|---:|")
+    print(f"mkdocs build --strict, {args.repeat} builds of each, alternating "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print("| site | wall min (s) | wall median (s) | CPU min (s) | CPU median (s) |")
+    print("|---|---:|---:|---:|---:|")
     for name, values in times.items():
-        print(f"| {name} the Library reference | {min(values):.1f} | "
-              f"{statistics.median(values):.1f} |")
-    low = {name: min(values) for name, values in times.items()}
-    print(f"with / without (min): {low['with'] / low['without']:.2f}x, "
-          f"{low['with'] - low['without']:+.1f} s")
+        wall, cpu = [v[0] for v in values], [v[1] for v in values]
+        print(f"| {name} the Library reference | {min(wall):.1f} | "
+              f"{statistics.median(wall):.1f} | {min(cpu):.1f} | {statistics.median(cpu):.1f} |")
+    for kind, index in (("wall", 0), ("CPU", 1)):
+        low = {name: min(v[index] for v in values) for name, values in times.items()}
+        print(f"with / without ({kind}, min): {low['with'] / low['without']:.2f}x, "
+              f"{low['with'] - low['without']:+.1f} s")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ LIBRARY_DIR = "library"
 # `::: module`, then optionally its indented YAML options (of which `members: [a, b]` is read)
 _DIRECTIVE = re.compile(r"^:::[ \t]+([A-Za-z_][\w.]*)[ \t]*\n((?:[ \t]+\S.*\n?)*)", re.M)
 _MEMBERS = re.compile(r"^\s+members:\s*\[([^\]]*)\]", re.M)
+_ALL = re.compile(r"^__all__\s*(?::[^=\n]*)?=\s*(\[[^\]]*\]|\([^)]*\))", re.M)
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
@@ -59,7 +60,11 @@ def exported(path: Path) -> list[str]:
     """The names of a module's literal ``__all__`` (a list or tuple of strings); [] when the
     module defines none. A computed ``__all__`` is refused: the reference could not be
     checked against it."""
-    value = _assigned(ast.parse(Path(path).read_bytes()), "__all__")
+    text = Path(path).read_text(encoding="utf-8")
+    literal = _ALL.search(text)  # cheaper than parsing the whole module
+    value = ast.parse(literal.group(1), mode="eval").body if literal else None
+    if value is None:
+        value = _assigned(ast.parse(text), "__all__")
     if value is None:
         return []
     try:
@@ -183,23 +188,24 @@ def expand(dotted: str, names: dict[str, str]) -> str:
     return dotted
 
 
-def lesson_uses(source: str, known: Catalog) -> list[str]:
-    """The documented functions and classes (not modules) a lesson's code reaches, in the
-    order of their first use."""
-    tree = parse_lesson(source)
+def lesson_uses(source: str | ast.Module, known: Catalog) -> list[str]:
+    """The documented functions and classes (not modules) a lesson's code (its source or
+    its parsed tree) reaches, in the order of their first use."""
+    tree = parse_lesson(source) if isinstance(source, str) else source
     names = bindings(tree)
-    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    found: dict[str, None] = {}
-    nodes = sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Attribute, ast.Name))
-                    and id(n) not in inner), key=lambda n: (n.lineno, n.col_offset))
+    nodes = list(ast.walk(tree))
+    inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+    hits = []
     for node in nodes:
+        if id(node) in inner or not isinstance(node, (ast.Attribute, ast.Name)):
+            continue
         dotted = _dotted(node)
         if dotted is None or dotted.split(".")[0] not in names:
             continue
         full = known.resolve_prefix(expand(dotted, names))
         if full and full not in known.modules:
-            found.setdefault(full)
-    return list(found)
+            hits.append((node.lineno, node.col_offset, full))
+    return list(dict.fromkeys(full for _, _, full in sorted(hits)))
 
 
 # ---- HTML rewriting ------------------------------------------------------------------------

@@ -81,11 +81,10 @@ def references(docs_dir, lessons_dir=None) -> dict:
         source = lessons_dir / f"{r['slug']}.py"
         if not (source.is_file() and (docs_dir / "lessons" / f"{r['slug']}.ipynb").is_file()):
             continue
-        text = source.read_text(encoding="utf-8")
+        tree = libref.parse_lesson(source.read_text(encoding="utf-8"))
         lessons[f"lessons/{r['slug']}.ipynb"] = {
             "number": r["number"], "title": r["title"],
-            "names": libref.bindings(libref.parse_lesson(text)),
-            "uses": libref.lesson_uses(text, known)}
+            "names": libref.bindings(tree), "uses": libref.lesson_uses(tree, known)}
     return {"catalog": known, "lessons": lessons}
 
 
