@@ -245,3 +245,12 @@ def test_setup_sets_the_reproducibility_switches_and_lists_nondeterministic_ops(
     assert lesson.nondeterministic_operations() == ["adaptive_avg_pool2d_backward_cuda"]
     lesson._deterministic()  # a new lesson starts with an empty list
     assert lesson.nondeterministic_operations() == []
+
+
+def test_show_needs_a_caption_since_it_is_the_alt_text():
+    import matplotlib.pyplot as plt
+
+    fig = _figure()
+    with pytest.raises(ValueError, match="caption must say what the figure shows"):
+        lesson.show(fig, "  ")
+    assert not plt.fignum_exists(fig.number)  # closed all the same

@@ -23,6 +23,7 @@ Values and claims in prose (read by ``coursebuild.prose`` after the lesson ran):
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import os
@@ -35,7 +36,13 @@ import torch
 
 from convlens import images, models
 
-from .protocol import CUBLAS_WORKSPACE_CONFIG, EXPECT_MIME, NONDETERMINISTIC_MIME, RECORD_MIME
+from .protocol import (
+    CUBLAS_WORKSPACE_CONFIG,
+    EXPECT_MIME,
+    FIGURE_METADATA,
+    NONDETERMINISTIC_MIME,
+    RECORD_MIME,
+)
 
 # The classes the lessons explain on the photos of a cat and of a cup of coffee.
 CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
@@ -308,14 +315,14 @@ def _format(value, fmt: str | None) -> str:
         raise ValueError(f"fmt {fmt!r} cannot format {value!r}: {error}") from None
 
 
-def _emit(bundle: dict) -> None:
+def _emit(bundle: dict, metadata: dict | None = None) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # plain Python: nothing to display on
         return
     if get_ipython() is not None:
-        display(bundle, raw=True)
+        display(bundle, raw=True, metadata=metadata)
 
 
 def record(name: str, value, fmt: str | None = None):
@@ -427,35 +434,40 @@ def encode_figure(png: bytes) -> tuple[bytes, str]:
 def show(fig, caption: str) -> None:
     """Display ``fig`` with a numbered caption naming the model and device; close it.
 
-    Returns nothing, so a cell ending in ``show(...)`` prints nothing more; set
-    ``CONVLENS_FIGURE_DIR`` to also get each figure as a PNG file. A large, mostly
-    photographic figure is displayed as a JPEG (:func:`encode_figure`).
+    ``caption`` says what the figure shows, in a sentence: it is printed under the figure
+    and is the image's alt text on the site. Returns nothing, so a cell ending in
+    ``show(...)`` prints nothing more; set ``CONVLENS_FIGURE_DIR`` to also get each figure
+    as a PNG file. A large, mostly photographic figure is displayed as a JPEG
+    (:func:`encode_figure`). Both outputs carry ``FIGURE_METADATA`` (number, caption), which
+    the build reads to publish the figure as a file with the anchor ``#figure-N``.
     """
     import matplotlib.pyplot as plt
 
     global _figure_count
+    if not isinstance(caption, str) or not caption.strip():
+        plt.close(fig)
+        raise ValueError("show: caption must say what the figure shows (a non-empty str): "
+                         "it is printed under the figure and is its alt text on the site")
     _figure_count += 1
+    number = _figure_count
     png = render_png(fig)
     plt.close(fig)
     data, kind = encode_figure(png)
     folder = os.environ.get("CONVLENS_FIGURE_DIR")
     if folder:  # optional copy of every figure as a file, for review
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"figure-{_figure_count:02d}.png"), "wb") as handle:
+        with open(os.path.join(folder, f"figure-{number:02d}.png"), "wb") as handle:
             handle.write(png)
     if _current is not None:
         model, device = _current.name, str(_current.device)
     else:
         model, device = "none", "cpu"
-    text = (f"<p class=\"convlens-caption\"><strong>Figure {_figure_count}.</strong> "
+    text = (f"<p class=\"convlens-caption\" id=\"figure-{number}\"><strong>Figure {number}.</strong> "
             f"{html.escape(caption)} <em>(model: {html.escape(model)}; device: "
             f"{html.escape(device)})</em></p>")
-    try:
-        from IPython import get_ipython
-        from IPython.display import HTML, Image, display
-
-        if get_ipython() is not None:
-            display(Image(data=data, format=kind))
-            display(HTML(text))
-    except ImportError:  # plain Python: nothing to display on
-        pass
+    about = {"number": number, "caption": caption, "model": model, "device": device}
+    _emit({f"image/{kind}": base64.b64encode(data).decode("ascii"),
+           "text/plain": f"<Figure {number}: {caption}>"},
+          metadata={FIGURE_METADATA: about})
+    _emit({"text/html": text, "text/plain": f"Figure {number}. {caption}"},
+          metadata={FIGURE_METADATA: {"number": number, "role": "caption"}})

@@ -4,7 +4,7 @@ A lesson's :func:`convlens_course.lesson.record` and :func:`~convlens_course.les
 leave display outputs of these private MIME types; ``coursebuild.prose`` reads them after
 the lesson ran and strips them from the published notebook. ``ENVIRONMENT`` lists every
 variable the runtime reads: the build sets them, and every one is part of a lesson's cache
-key.
+key. ``FIGURE_METADATA`` marks the figures :func:`~convlens_course.lesson.show` displays.
 
 ``EXPLORER_SCHEMA`` is the one description of the interactive figures' data (JSON Schema):
 :mod:`convlens_course.explore` takes its format version and kinds from it, the build copies
@@ -21,6 +21,12 @@ EXPECT_MIME = "application/vnd.convlens.expect+json"
 NONDETERMINISTIC_MIME = "application/vnd.convlens.nondeterministic+json"
 # cuBLAS reads this at its first use: the build sets it in each kernel's environment
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+# ``show(fig, caption)`` marks its two outputs with this key of the output's metadata: the
+# image with ``{"number": N, "caption": caption, "model": ..., "device": ...}``, the caption
+# under it with ``{"number": N, "role": "caption"}``. The build reads it to publish each
+# figure as its own file, with the caption as alt text and the anchor ``#figure-N``.
+FIGURE_METADATA = "convlens/figure"
 
 # The environment variables the runtime reads (convlens_course.lesson.setup and strict).
 ENVIRONMENT = (
