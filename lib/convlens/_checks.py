@@ -11,6 +11,13 @@ import torch
 from torch import nn
 
 
+def check_model(model, name: str = "model") -> nn.Module:
+    """Require an ``nn.Module``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be an nn.Module, got {type(model).__name__}")
+    return model
+
+
 def check_batch(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Require a floating-point image batch ``[N, C, H, W]``."""
     if not isinstance(x, torch.Tensor):

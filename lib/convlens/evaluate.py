@@ -1,24 +1,26 @@
-"""Measuring an attribution map: faithfulness, localisation and sanity, one metric per function.
+r"""Measuring an attribution map: faithfulness, localisation and sanity, one metric per function.
 
-**Deletion and insertion** (Petsiuk, Das & Saenko 2018, "RISE: Randomized Input Sampling for
-Explanation of Black-box Models", arXiv:1806.07421, section 4.1). Rank the pixels by the
-map, largest first. With x^(k) the image after the first n_k = round(k P / m) of the P pixels
-have been changed (k = 0..m, m = ``steps``), record the target's softmax probability
+**Deletion and insertion** ([Petsiuk, Das & Saenko 2018][ref-petsiuk2018], "RISE: Randomized
+Input Sampling for Explanation of Black-box Models", section 4.1). Rank the pixels by the
+map, largest first. With $x^{(k)}$ the image after the first $n_k = \mathrm{round}(k P / m)$
+of the $P$ pixels have been changed ($k = 0 \dots m$, $m$ = `steps`), record the target's
+softmax probability
 
-    s_k = softmax(model(x^(k)))[target],      fraction f_k = n_k / P.
+$$ s_k = \mathrm{softmax}\big(\mathrm{model}(x^{(k)})\big)[\mathrm{target}], \qquad
+\text{fraction } f_k = n_k / P $$
 
 *Deletion* sets the pixels to a baseline one by one (the score should fall fast: a **lower**
 area under the curve is better). *Insertion* starts from a blurred copy and puts the
 original pixels back (the score should rise fast: a **higher** area is better). Both areas
-come from :func:`auc` (trapezoid rule over f in [0, 1]).
+come from [`auc`][convlens.evaluate.auc] (trapezoid rule over $f \in [0, 1]$).
 
-**Pointing game** (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop",
-arXiv:1608.00507): a map scores a hit when its maximum lies within ``tolerance`` pixels of
-the object's box (15 px in TorchRay's implementation, Fong et al. 2019).
+**Pointing game** ([Zhang et al. 2016][ref-zhang2016], "Top-down Neural Attention by
+Excitation Backprop"): a map scores a hit when its maximum lies within ``tolerance`` pixels of
+the object's box (15 px in TorchRay's implementation, [Fong et al. 2019][ref-fong2019]).
 
-**Model randomisation** (Adebayo et al. 2018, "Sanity Checks for Saliency Maps",
-arXiv:1810.03292): re-initialise the network's layers from the output down and measure how
-similar the maps stay (Spearman rank correlation, SSIM). A map that barely changes when the
+**Model randomisation** ([Adebayo et al. 2018][ref-adebayo2018], "Sanity Checks for Saliency
+Maps"): re-initialise the network's layers from the output down and measure how
+similar the maps stay (Spearman rank correlation, SSIM: [Wang et al. 2004][ref-wang2004]). A map that barely changes when the
 weights that produce the prediction are destroyed cannot be explaining the prediction.
 """
 
@@ -67,6 +69,28 @@ def gaussian_blur(x: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) ->
 
     RISE's reference code uses kernel 11 and sigma 5 (its borders are zero-padded; reflecting
     them keeps the edges of a normalised image at their own colour instead of the mean).
+
+    Args:
+        x: the batch `[N, C, H, W]`.
+        kernel_size: the kernel's side, odd.
+        sigma: the Gaussian's standard deviation, in pixels.
+
+    Returns:
+        The blurred batch, with the shape of `x` `[N, C, H, W]` (detached).
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor or `kernel_size` not an int.
+        ValueError: `x` is not `[N, C, H, W]`, `kernel_size` is even or below 1, or `sigma` is
+            not a number > 0.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> x = torch.zeros(1, 3, 9, 9)
+        >>> x[..., 4, 4] = 1.0
+        >>> blurred = evaluate.gaussian_blur(x, kernel_size=5, sigma=1.0)
+        >>> blurred.shape, round(float(blurred.sum()), 4), bool(blurred[0, 0, 4, 4] < 1)
+        (torch.Size([1, 3, 9, 9]), 3.0, True)
     """
     x = check_batch(x)
     kernel_size = check_positive_int(kernel_size, "kernel_size")
@@ -129,17 +153,50 @@ def deletion_curve(
     baseline=0.0,
     batch_size: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """RISE deletion: ``(fractions [steps + 1], scores [N, steps + 1])``. Lower AUC is better.
+    """RISE deletion: the target's probability as the top-ranked pixels are deleted. Lower AUC
+    is better.
 
-    Pixels are set to ``baseline`` in decreasing order of ``attribution`` (``[N, C, H, W]``
-    summed over channels, or ``[N, H, W]``, at the input's resolution), all channels of a
+    Pixels are set to `baseline` in decreasing order of `attribution`, all channels of a
     pixel at once, about P/steps pixels per step; ties are taken in row-major order. Scores
-    are the target's softmax probability; ``fractions[k]`` is the exact fraction of pixels
-    changed. ``baseline`` lives in the model's **normalised** input space: the default 0.0 is
-    the dataset's mean colour (grey-brown for ImageNet), *not* black. Pass a number, or a
-    tensor broadcastable to ``x``: ``preprocess.normalize(torch.zeros(3, 1, 1))`` is black,
-    :func:`gaussian_blur` of ``x`` deletes into a blurred copy. ``batch_size`` images go
-    through the model at a time, under ``torch.no_grad``.
+    are the target's softmax probability; `fractions[k]` is the exact fraction of pixels
+    changed. `baseline` lives in the model's **normalised** input space: the default 0.0 is
+    the dataset's mean colour (grey-brown for ImageNet), *not* black;
+    `preprocess.normalize(torch.zeros(3, 1, 1))` is black, and
+    [`gaussian_blur`][convlens.evaluate.gaussian_blur] of `x` deletes into a blurred copy.
+
+    Args:
+        model: a classifier returning logits `[N, classes]`; run under `torch.no_grad`.
+        x: the input batch `[N, C, H, W]`.
+        target: an int for every example, or one class index per example.
+        attribution: the maps ranking the pixels: `[N, C, H, W]` (summed over channels) or
+            `[N, H, W]`, at the input's resolution.
+        steps: the number of steps $m$.
+        baseline: a number, or a tensor broadcastable to `x`.
+        batch_size: images per forward pass.
+
+    Returns:
+        `(fractions [steps + 1], scores [N, steps + 1])`.
+
+    Raises:
+        TypeError: `x` or `baseline` has the wrong type, `target` is not integer, or
+            `steps`/`batch_size` are not ints.
+        ValueError: `x` is not `[N, C, H, W]`; `attribution` does not match it or holds NaN
+            or infinite values; `target` does not fit; `steps`/`batch_size` are below 1; the
+            model does not return `[N, classes]`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens import evaluate
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> fractions, scores = evaluate.deletion_curve(model, x, [0, 1], x.abs(), steps=4)
+        >>> fractions.tolist(), scores.shape
+        ([0.0, 0.25, 0.5, 0.75, 1.0], torch.Size([2, 5]))
+        >>> evaluate.auc(fractions, scores).shape
+        torch.Size([2])
     """
     x = check_batch(x).detach()
     steps = check_positive_int(steps, "steps")
@@ -158,12 +215,43 @@ def insertion_curve(
     blur=(11, 5.0),
     batch_size: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """RISE insertion: ``(fractions [steps + 1], scores [N, steps + 1])``. Higher AUC is better.
+    """RISE insertion: the target's probability as the top-ranked pixels are put back into a
+    blurred copy. Higher AUC is better.
 
-    Starts from a blurred copy of ``x`` and puts the original pixels back in decreasing order
-    of ``attribution`` (ranking as in :func:`deletion_curve`). ``blur`` is
-    ``(kernel_size, sigma)`` of :func:`gaussian_blur` (RISE: 11 and 5), or a tensor
-    broadcastable to ``x`` to start from instead (e.g. zeros, the mean colour).
+    Ranking as in [`deletion_curve`][convlens.evaluate.deletion_curve].
+
+    Args:
+        model: a classifier returning logits `[N, classes]`; run under `torch.no_grad`.
+        x: the input batch `[N, C, H, W]`.
+        target: an int for every example, or one class index per example.
+        attribution: `[N, C, H, W]` (summed over channels) or `[N, H, W]`.
+        steps: the number of steps.
+        blur: `(kernel_size, sigma)` of [`gaussian_blur`][convlens.evaluate.gaussian_blur]
+            (RISE: 11 and 5), or a tensor broadcastable to `x` to start from instead (e.g.
+            zeros, the mean colour).
+        batch_size: images per forward pass.
+
+    Returns:
+        `(fractions [steps + 1], scores [N, steps + 1])`.
+
+    Raises:
+        TypeError: `blur` is neither a pair nor a tensor, or the other arguments have the
+            wrong types (as for `deletion_curve`).
+        ValueError: as for `deletion_curve`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens import evaluate
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> fractions, scores = evaluate.insertion_curve(model, x, 0, x.abs(), steps=4,
+        ...                                              blur=(3, 1.0))
+        >>> p = model(x).softmax(1)[:, 0]
+        >>> torch.allclose(scores[:, -1], p)  # every pixel back: the original image
+        True
     """
     x = check_batch(x).detach()
     steps = check_positive_int(steps, "steps")
@@ -179,10 +267,29 @@ def insertion_curve(
 
 
 def auc(fractions: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Area under a curve by the trapezoid rule: ``[N]`` for scores ``[N, S]`` (or a scalar).
+    """Area under a curve by the trapezoid rule.
 
     For deletion a lower area is better (the score collapses once the top pixels are gone);
     for insertion a higher area is better.
+
+    Args:
+        fractions: `[S]`, non-decreasing, at least 2 points.
+        scores: `[N, S]` (or `[S]`).
+
+    Returns:
+        `[N]` areas (a scalar tensor for scores `[S]`).
+
+    Raises:
+        TypeError: an argument is not a tensor.
+        ValueError: `fractions` is not 1-D with 2 points or more, is decreasing somewhere,
+            or does not match the last dimension of `scores`.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> f = torch.linspace(0, 1, 5)
+        >>> evaluate.auc(f, torch.stack([1 - f, torch.ones(5)])).tolist()
+        [0.5, 1.0]
     """
     for name, value in (("fractions", fractions), ("scores", scores)):
         if not isinstance(value, torch.Tensor):
@@ -219,13 +326,32 @@ def _check_boxes(boxes, n: int) -> torch.Tensor:
 
 
 def pointing_game(attribution: torch.Tensor, boxes, tolerance: float = 15) -> torch.Tensor:
-    """One bool per map: does the map's maximum fall within ``tolerance`` px of its box?
+    """One bool per map: does the map's maximum fall within `tolerance` pixels of its box?
 
-    ``attribution`` is ``[N, C, H, W]`` (summed over channels) or ``[N, H, W]``; ``boxes`` is
-    ``[N, 4]``, ``(x0, y0, x1, y1)`` in pixels of the map, covering columns x0 <= c < x1 and
-    rows y0 <= r < y1 (PIL's crop box). The maximum is the first one in row-major order; a
-    hit means the Euclidean distance from it to the nearest pixel of the box is at most
-    ``tolerance`` (0: inside the box).
+    The maximum is the first one in row-major order; a hit means the Euclidean distance from
+    it to the nearest pixel of the box is at most `tolerance` (0: inside the box).
+
+    Args:
+        attribution: `[N, C, H, W]` (summed over channels) or `[N, H, W]`.
+        boxes: `[N, 4]`, `(x0, y0, x1, y1)` in pixels of the map, covering columns
+            `x0 <= c < x1` and rows `y0 <= r < y1` (PIL's crop box).
+        tolerance: the distance allowed, in pixels.
+
+    Returns:
+        A bool tensor `[N]`.
+
+    Raises:
+        TypeError: `boxes` is not a tensor or a list of boxes.
+        ValueError: `boxes` is not `[N, 4]` with `x0 < x1` and `y0 < y1`, `tolerance` is
+            negative, or `attribution` holds NaN values.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> maps = torch.zeros(2, 32, 32)
+        >>> maps[0, 5, 5] = maps[1, 30, 30] = 1.0
+        >>> evaluate.pointing_game(maps, [(0, 0, 10, 10), (0, 0, 10, 10)]).tolist()
+        [True, False]
     """
     maps = _pixel_map(attribution)
     n, _, width = maps.shape
@@ -247,11 +373,23 @@ def pointing_game(attribution: torch.Tensor, boxes, tolerance: float = 15) -> to
 
 @dataclass
 class RandomizationResult:
-    """What :func:`randomization_similarity` measured, one row per step.
+    """What [`randomization_similarity`][convlens.evaluate.randomization_similarity] measured,
+    one row per step.
 
-    ``layers[s]`` names what step s re-initialised (cascading: on top of the steps before).
-    ``spearman_abs``, ``spearman`` and ``ssim`` are ``[steps, N]``; ``reference`` is the map
-    of the trained model and ``maps[s]`` the map after step s (as ``method`` returned them).
+    Attributes:
+        layers: what step s re-initialised (cascading: on top of the steps before).
+        spearman_abs: `[steps, N]` Spearman correlations of the absolute maps.
+        spearman: `[steps, N]` Spearman correlations of the signed maps.
+        ssim: `[steps, N]` SSIM of the absolute maps.
+        reference: the map of the trained model (as `method` returned it).
+        maps: the map after each step.
+
+    Examples:
+        See [`randomization_similarity`][convlens.evaluate.randomization_similarity].
+
+        >>> from convlens.evaluate import RandomizationResult
+        >>> [f for f in RandomizationResult.__dataclass_fields__][:3]
+        ['layers', 'spearman_abs', 'spearman']
     """
 
     layers: list[str]
@@ -267,9 +405,34 @@ def _resettable(module: nn.Module) -> list[nn.Module]:
 
 
 def layers_top_down(model: nn.Module, x: torch.Tensor) -> list[str]:
-    """Names of the modules that hold parameters of their own and can ``reset_parameters()``,
-    the last called first (the order of one forward pass of ``x[:1]``, under no_grad; a module
-    called several times counts at its first call). The model is left as found."""
+    """Names of the modules that hold parameters of their own and can `reset_parameters()`,
+    the last called first.
+
+    In the order of one forward pass of `x[:1]`, under `no_grad`; a module called several
+    times counts at its first call. The model is left as found.
+
+    Args:
+        model: the network.
+        x: an input batch `[N, C, H, W]` (its first image is used).
+
+    Returns:
+        A list of qualified names, from the output down.
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor.
+        ValueError: `x` is not `[N, C, H, W]`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens import evaluate
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> evaluate.layers_top_down(model, x)
+        ['4', '0']
+    """
     x = check_batch(x)
     called: list[str] = []
     handles = []
@@ -336,26 +499,56 @@ def randomization_similarity(
     seed: int = 0,
     reference: torch.Tensor | None = None,
 ) -> RandomizationResult:
-    """Adebayo et al.'s model-randomisation test for one attribution ``method``.
+    """Adebayo et al.'s model-randomisation test for one attribution `method`.
 
-    ``method(model, x, target)`` returns maps (``[N, C, H, W]`` or ``[N, H, W]``), e.g.
-    ``convlens.gradient`` or ``lambda m, x, t: convlens.gradcam(m, x, t, "layer4")`` (name
-    layers by their qualified *names*: the method runs on a copy of the model). ``layers``
-    lists what to re-initialise, one entry per step, in the order given (from the output
-    down); an entry is a module name or a list of names randomised together. None: every
-    module holding parameters of its own, the last called first. Each step calls
-    ``reset_parameters()`` on every submodule of its entry (BatchNorm: weight 1, bias 0,
-    running mean 0 and variance 1), with the global RNG forked and seeded by ``seed``.
+    Each step calls `reset_parameters()` on every submodule of its entry (BatchNorm: weight
+    1, bias 0, running mean 0 and variance 1), with the global RNG forked and seeded by
+    `seed`. At each step the map is compared with the trained model's: Spearman rank
+    correlation of the absolute map (sum of |value| over channels) and of the signed map (sum
+    over channels), and SSIM of the absolute maps each divided by its maximum (skimage, data
+    range 1, 7x7 windows or the largest odd side that fits; NaN below 3 pixels). A constant
+    map has no ranking: its correlation is NaN. The model itself is never modified (deep
+    copies).
 
-    ``order="cascading"`` randomises step s on top of steps 0..s-1 (the paper's cascade);
-    ``"independent"`` randomises only entry s of a fresh copy. At each step the map is
-    compared with the trained model's: Spearman rank correlation of the absolute map (sum of
-    |value| over channels) and of the signed map (sum over channels), and SSIM of the
-    absolute maps each divided by its maximum (skimage, data range 1, 7x7 windows or the
-    largest odd side that fits; NaN below 3 pixels). A constant map has no
-    ranking: its correlation is NaN. The model itself is never modified (deep copies).
-    ``reference``: the trained model's maps ``method(model, x, target)`` when already
-    computed (they are not recomputed; pass exactly what ``method`` returned).
+    Args:
+        model: the trained network; left as found.
+        x: the input batch `[N, C, H, W]`.
+        target: an int for every example, or one class index per example.
+        method: `method(model, x, target)` returns maps (`[N, C, H, W]` or `[N, H, W]`),
+            e.g. `convlens.gradient` or `lambda m, x, t: convlens.gradcam(m, x, t, "layer4")`
+            (name layers by their qualified *names*: the method runs on a copy of the model).
+        order: `"cascading"` randomises step s on top of steps 0..s-1 (the paper's cascade);
+            `"independent"` randomises only entry s of a fresh copy.
+        layers: what to re-initialise, one entry per step, in the order given (from the
+            output down); an entry is a module name or a list of names randomised together.
+            None: every module holding parameters of its own, the last called first
+            ([`layers_top_down`][convlens.evaluate.layers_top_down]).
+        seed: seeds the re-initialisation.
+        reference: the trained model's maps `method(model, x, target)` when already computed
+            (not recomputed; pass exactly what `method` returned).
+
+    Returns:
+        A [`RandomizationResult`][convlens.evaluate.RandomizationResult] with `[steps, N]`
+        similarities.
+
+    Raises:
+        TypeError: `method` is not callable, `seed` is not an int, `layers` is not a list of
+            names, or a map is not a tensor.
+        ValueError: `order` is unknown, a layer is not in `model` or cannot be reset, or a map
+            does not have one `[C, H, W]` or `[H, W]` per image.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens import evaluate
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> import convlens
+        >>> result = evaluate.randomization_similarity(model, x, 0, convlens.gradient)
+        >>> result.layers, result.spearman.shape
+        (['4', '0'], torch.Size([2, 2]))
     """
     x = check_batch(x).detach()
     n = x.shape[0]

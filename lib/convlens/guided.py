@@ -1,27 +1,26 @@
-"""Deconvnet and guided backpropagation: the gradient with a changed rule at every ReLU.
+r"""Deconvnet and guided backpropagation: the gradient with a changed rule at every ReLU.
 
-With s the input of a ReLU in the forward pass and g the gradient arriving from
-above, each method back-propagates through the rectifier as
+With $s$ the input of a ReLU in the forward pass and $g$ the gradient arriving from above,
+each method back-propagates through the rectifier as
 
-    plain gradient:            1{s > 0} * g
-    deconvnet:                 max(0, g)                 (Zeiler & Fergus 2014,
-                                                          "Visualizing and Understanding
-                                                          Convolutional Networks")
-    guided backpropagation:    1{s > 0} * 1{g > 0} * g   (Springenberg et al. 2014,
-                                                          "Striving for Simplicity:
-                                                          The All Convolutional Net")
+| method | backward through a ReLU |
+|---|---|
+| plain gradient | $\mathbb{1}[s > 0] \, g$ |
+| deconvnet ([Zeiler & Fergus 2014][ref-zeiler2014]) | $\max(0, g)$ |
+| guided backpropagation ([Springenberg et al. 2014][ref-springenberg2014]) | $\mathbb{1}[s > 0] \, \mathbb{1}[g > 0] \, g$ |
 
-and like the plain gradient through every other layer. For ReLU6 the forward gate
-is 1{0 < s < 6}. The rule swap is :func:`convlens.hooks.relu_backward_rule`; it
-covers ``nn.ReLU``/``nn.ReLU6`` modules (called any number of times, in-place or
-not) and functional ``F.relu``/``torch.relu_``/``x.relu()``/``F.relu6``/
-``F.hardtanh(x, 0, u)`` calls (torchvision's GoogLeNet, Inception-v3, DenseNet).
+and like the plain gradient through every other layer. For ReLU6 the forward gate is
+$\mathbb{1}[0 < s < 6]$. The rule swap is
+[`relu_backward_rule`][convlens.hooks.relu_backward_rule]; it covers `nn.ReLU`/`nn.ReLU6`
+modules (called any number of times, in-place or not) and functional
+`F.relu`/`torch.relu_`/`x.relu()`/`F.relu6`/`F.hardtanh(x, 0, u)` calls (torchvision's
+GoogLeNet, Inception-v3, DenseNet).
 
-Both rules are defined for rectifiers only. A network with another activation
-(SiLU in torchvision's EfficientNet, Hardswish in MobileNetV3, GELU in ConvNeXt)
-gets a ``ValueError`` naming the activation and the module, never a plain gradient
-under the method's name; :func:`rectifier_support` says beforehand which case a
-model is. Results are raw and signed, with the shape of ``x``.
+Both rules are defined for rectifiers only. A network with another activation (SiLU in
+torchvision's EfficientNet, Hardswish in MobileNetV3, GELU in ConvNeXt) gets a `ValueError`
+naming the activation and the module, never a plain gradient under the method's name;
+[`rectifier_support`][convlens.guided.rectifier_support] says beforehand which case a model
+is. Results are raw and signed, with the shape of `x`.
 """
 
 from __future__ import annotations
@@ -44,12 +43,80 @@ def _gradient_with_rule(model: nn.Module, x: torch.Tensor, target, rule: str) ->
 
 
 def deconvnet(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
-    """Zeiler & Fergus's deconvnet: only positive gradients pass each ReLU, whatever s."""
+    r"""Zeiler & Fergus's deconvnet: only positive gradients pass each ReLU, whatever $s$.
+
+    Args:
+        model: a classifier whose rectifiers are ReLU/ReLU6 (modules or functional calls),
+            returning logits `[N, classes]`; left as found.
+        x: the input batch `[N, C, H, W]` (floating point, normalised).
+        target: an int for every example, or one class index per example.
+
+    Returns:
+        The modified gradient, raw and signed, with the shape of `x` `[N, C, H, W]`.
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor, or `target` is not integer.
+        ValueError: `x` is not `[N, C, H, W]`; `target` does not fit the batch or the
+            model's outputs; the model runs another activation (named with its module),
+            or no rectifier at all.
+
+    Examples:
+        Below a ReLU whose input is negative, the plain gradient is 0; the deconvnet
+        passes the positive gradient anyway.
+
+        >>> import torch
+        >>> from torch import nn
+        >>> import convlens
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2, 1, bias=False), nn.ReLU(),
+        ...                       nn.Linear(1, 1, bias=False)).eval()
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.tensor([[1.0, 1.0]]))
+        ...     _ = model[3].weight.fill_(2.0)
+        >>> x = torch.tensor([[-1.0, -1.0]]).view(1, 2, 1, 1)  # the ReLU's input is -2
+        >>> convlens.gradient(model, x, 0).flatten().tolist()
+        [0.0, 0.0]
+        >>> convlens.deconvnet(model, x, 0).flatten().tolist()
+        [2.0, 2.0]
+    """
     return _gradient_with_rule(model, x, target, "deconvnet")
 
 
 def guided_backprop(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
-    """Springenberg et al.'s guided backprop: the ReLU's forward gate and a positive gradient."""
+    r"""Springenberg et al.'s guided backprop: the ReLU's forward gate and a positive gradient.
+
+    Args:
+        model: a classifier whose rectifiers are ReLU/ReLU6 (modules or functional calls),
+            returning logits `[N, classes]`; left as found.
+        x: the input batch `[N, C, H, W]` (floating point, normalised).
+        target: an int for every example, or one class index per example.
+
+    Returns:
+        The modified gradient, raw and signed, with the shape of `x` `[N, C, H, W]`.
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor, or `target` is not integer.
+        ValueError: `x` is not `[N, C, H, W]`; `target` does not fit the batch or the
+            model's outputs; the model runs another activation (named with its module),
+            or no rectifier at all.
+
+    Examples:
+        A negative gradient arriving at an open ReLU is blocked (the plain gradient
+        passes it):
+
+        >>> import torch
+        >>> from torch import nn
+        >>> import convlens
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2, 1, bias=False), nn.ReLU(),
+        ...                       nn.Linear(1, 1, bias=False)).eval()
+        >>> with torch.no_grad():
+        ...     _ = model[1].weight.copy_(torch.tensor([[1.0, 1.0]]))
+        ...     _ = model[3].weight.fill_(-2.0)
+        >>> x = torch.ones(1, 2, 1, 1)  # the ReLU's input is 2: open
+        >>> convlens.gradient(model, x, 0).flatten().tolist()
+        [-2.0, -2.0]
+        >>> convlens.guided_backprop(model, x, 0).flatten().tolist()
+        [0.0, 0.0]
+    """
     return _gradient_with_rule(model, x, target, "guided")
 
 
@@ -69,22 +136,72 @@ def _survey(model: nn.Module, input_size: tuple[int, int]) -> tuple[dict, list]:
 
 def unsupported_activations(model: nn.Module,
                             input_size: tuple[int, int] = (224, 224)) -> list[tuple[str, str]]:
-    """``(module qualified name, activation)`` for every activation the ReLU rules do
-    not cover: modules found by type, functional calls found in one forward pass of a
-    zero image (the module named is the one that made the call). Empty when deconvnet
-    and guided backprop apply."""
+    """The activations that deconvnet and guided backprop do not cover, and where.
+
+    Modules are found by type, functional calls in one forward pass of a zero image (the
+    module named is the one that made the call).
+
+    Args:
+        model: the network; run once on zeros `[1, 3, height, width]` in eval mode and
+            left as found.
+        input_size: `(height, width)` of the zero image, in pixels.
+
+    Returns:
+        A list of `(module qualified name, activation)` pairs; empty when deconvnet and
+        guided backprop apply.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+        ValueError: `input_size` is not two positive ints.
+
+    Examples:
+        >>> from torch import nn
+        >>> from convlens.guided import unsupported_activations
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Flatten())
+        >>> unsupported_activations(net, (8, 8))
+        [('1', 'SiLU')]
+    """
     return _survey(model, input_size)[1]
 
 
 def rectifier_support(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> str:
-    """Which case ``model`` is, from one forward pass of a zero image:
+    """Which case `model` is for deconvnet and guided backprop, from one forward pass of a
+    zero image.
 
-    - ``"modules"``: every rectifier is an ``nn.ReLU``/``nn.ReLU6`` module;
-    - ``"functional"``: some (or all) rectifiers are functional calls, which the rule
-      reaches through the torch-function mode;
-    - ``"unsupported"``: another activation runs (see :func:`unsupported_activations`):
-      :func:`deconvnet` and :func:`guided_backprop` raise ``ValueError``;
-    - ``"none"``: no rectifier runs at all: they raise too.
+    Args:
+        model: the network; run once on zeros `[1, 3, height, width]` in eval mode and
+            left as found.
+        input_size: `(height, width)` of the zero image, in pixels.
+
+    Returns:
+        One of four strings:
+
+        - `"modules"`: every rectifier is an `nn.ReLU`/`nn.ReLU6` module;
+        - `"functional"`: some (or all) rectifiers are functional calls, which the rule
+          reaches through the torch-function mode;
+        - `"unsupported"`: another activation runs (see
+          [`unsupported_activations`][convlens.guided.unsupported_activations]):
+          [`deconvnet`][convlens.guided.deconvnet] and
+          [`guided_backprop`][convlens.guided.guided_backprop] raise `ValueError`;
+        - `"none"`: no rectifier runs at all: they raise too.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+        ValueError: `input_size` is not two positive ints.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.guided import rectifier_support
+        >>> rectifier_support(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), (8, 8))
+        'modules'
+        >>> class Functional(nn.Module):
+        ...     def forward(self, x):
+        ...         return torch.relu(x)
+        >>> rectifier_support(Functional(), (8, 8))
+        'functional'
+        >>> rectifier_support(nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU()), (8, 8))
+        'unsupported'
     """
     counts, report = _survey(model, input_size)
     if report:

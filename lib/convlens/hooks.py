@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._checks import resolve_layer
+from ._checks import check_model, resolve_layer
 
 __all__ = [
     "RELU_RULES", "capture", "count_hooks", "eval_mode", "only_call", "record_outputs",
@@ -30,17 +30,41 @@ def capture(
 ) -> Iterator[dict[str, list[torch.Tensor]]]:
     """Record the output of each layer on every call, while the block runs.
 
-    Yields a dict ``{qualified_name: [output of call 1, output of call 2, ...]}``;
-    a module called several times in one forward pass (torchvision ResNet's
-    ``relu``) appends once per call.
+    A module called several times in one forward pass (torchvision ResNet's `relu`)
+    appends once per call. The recorded tensor is the module's real output, still attached
+    to the autograd graph, so `torch.autograd.grad(score, recorded)` gives the gradient with
+    respect to it. The hook hands the *rest of the network* a clone instead: an in-place
+    operation downstream (`ReLU(inplace=True)`) then modifies the clone and never the
+    recorded activation. Without this, the stored map of a conv followed by an in-place ReLU
+    silently becomes the post-ReLU map, and autograd raises a version-counter error. The
+    hooks are removed when the block ends, also when it raises.
 
-    The recorded tensor is the module's real output, still attached to the
-    autograd graph, so ``torch.autograd.grad(score, recorded)`` gives the
-    gradient with respect to it. The hook hands the *rest of the network* a
-    clone instead: an in-place operation downstream (``ReLU(inplace=True)``)
-    then modifies the clone and never the recorded activation. Without this, the
-    stored map of a conv followed by an in-place ReLU silently becomes the
-    post-ReLU map, and autograd raises a version-counter error.
+    Args:
+        model: the network.
+        layers: a module of `model` or its qualified name, or a sequence of them.
+
+    Yields:
+        `{qualified_name: [output of call 1, output of call 2, ...]}`, filled as the model
+        runs (each output as the layer returns it, e.g. `[N, K, h, w]`).
+
+    Raises:
+        TypeError: a layer is neither a module nor a name, or returns something other than
+            a tensor (raised during the pass).
+        ValueError: a layer is not in `model`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.hooks import capture, count_hooks
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True))
+        >>> with capture(model, "0") as records:
+        ...     out = model(torch.randn(1, 3, 8, 8))
+        >>> len(records["0"]), records["0"][0].shape
+        (1, torch.Size([1, 4, 6, 6]))
+        >>> bool((records["0"][0] < 0).any())  # taken before the in-place ReLU
+        True
+        >>> count_hooks(model)  # none left behind
+        0
     """
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]
@@ -70,7 +94,36 @@ def capture(
 
 
 def only_call(records: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor:
-    """The output of ``name`` from a :func:`capture` record, which must hold exactly one call."""
+    """The output of `name` from a [`capture`][convlens.hooks.capture] record, which must hold
+    exactly one call.
+
+    Args:
+        records: what `capture` yielded.
+        name: the qualified name of one of its layers.
+
+    Returns:
+        That layer's output tensor (e.g. `[N, K, h, w]`).
+
+    Raises:
+        KeyError: `name` was not captured.
+        ValueError: the layer was not called, or was called more than once (a shared module
+            such as ResNet's `relu`: its output is ambiguous).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.hooks import capture, only_call
+        >>> relu = nn.ReLU()
+        >>> model = nn.Sequential(nn.Conv2d(3, 3, 1), relu, nn.Conv2d(3, 3, 1), relu)
+        >>> with capture(model, ["0", "1"]) as records:
+        ...     _ = model(torch.randn(1, 3, 4, 4))
+        >>> only_call(records, "0").shape
+        torch.Size([1, 3, 4, 4])
+        >>> only_call(records, "1")
+        Traceback (most recent call last):
+        ...
+        ValueError: layer '1' was called 2 times in one forward pass ...
+    """
     calls = records[name]
     if len(calls) == 0:
         raise ValueError(f"layer {name!r} was not called during the forward pass")
@@ -86,6 +139,9 @@ def only_call(records: dict[str, list[torch.Tensor]], name: str) -> torch.Tensor
 # --- ReLU backward-rule swap (deconvnet, guided backprop) -------------------------------
 
 RELU_RULES = ("deconvnet", "guided")
+"""The rules [`relu_backward_rule`][convlens.hooks.relu_backward_rule] applies: `"deconvnet"`
+(only positive gradients pass) and `"guided"` (the forward gate and a positive gradient).
+"""
 
 # Names under which a rectifier reaches PyTorch when called as a function
 # (F.relu, torch.relu_, x.relu(), F.relu6, F.hardtanh(x, 0, 6), F.threshold(x, 0, 0) ...).
@@ -220,32 +276,57 @@ def _activation_modules(model: nn.Module) -> list[tuple[str, str]]:
 @contextmanager
 def relu_backward_rule(model: nn.Module, rule: str,
                        _report: list[tuple[str, str]] | None = None) -> Iterator[dict]:
-    """While the block runs, every rectifier of ``model`` back-propagates by ``rule``
-    (``"deconvnet"`` or ``"guided"``, see :class:`_RectifierWithRule`), on every call.
+    r"""While the block runs, every rectifier of `model` back-propagates by `rule`, on every call.
 
-    Rectifiers are ``nn.ReLU``/``nn.ReLU6`` modules (and subclasses, e.g. timm's) and
-    functional calls (``F.relu``, ``torch.relu``, ``x.relu()``, their in-place forms,
-    ``F.relu6``, ``F.hardtanh(x, 0, u)``, ``F.threshold(x, 0, 0)``), as torchvision's
-    GoogLeNet, Inception-v3 and DenseNet make.
+    With $s$ the rectifier's input and $g$ the incoming gradient, `"deconvnet"` passes
+    $\max(0, g)$ and `"guided"` passes $\mathbb{1}[0 < s < u] \max(0, g)$ ($u$ is
+    $\infty$ for ReLU, 6 for ReLU6). Rectifiers are `nn.ReLU`/`nn.ReLU6` modules (and
+    subclasses, e.g. timm's) and functional calls (`F.relu`, `torch.relu`, `x.relu()`, their
+    in-place forms, `F.relu6`, `F.hardtanh(x, 0, u)`, `F.threshold(x, 0, 0)`), as
+    torchvision's GoogLeNet, Inception-v3 and DenseNet make.
 
     - Modules: a forward pre-hook computes the rectifier's output through the rule's
-      ``autograd.Function`` from the module's input *before* the module runs (an
-      in-place ReLU then overwrites its input, which the rule no longer needs); the
-      forward hook hands that output on instead of the module's own.
-    - Functional calls: a :class:`~torch.overrides.TorchFunctionMode` active during the
-      pass replaces each call by the rule's function (an in-place call copies the
-      result into its input, so the caller's tensor holds it as before).
+      `autograd.Function` from the module's input *before* the module runs (an in-place ReLU
+      then overwrites its input, which the rule no longer needs); the forward hook hands that
+      output on instead of the module's own.
+    - Functional calls: a `TorchFunctionMode` active during the pass replaces each call by
+      the rule's function (an in-place call copies the result into its input, so the caller's
+      tensor holds it as before).
 
-    Any other activation (an ``nn.SiLU``/``nn.Hardswish``/``nn.GELU``/... module, timm's
-    own classes, or a functional ``silu``/``hardswish``/``gelu``/... call) raises
-    ``ValueError`` naming the activation and the module's qualified name, before the
-    pass for modules, during it for functional calls; a pass in which no rectifier ran
-    raises too. Gating non-linearities (sigmoid, hard-sigmoid, tanh, softmax) and every
-    other layer back-propagate as usual, as in the papers' networks. A rectifier
-    written another way (``x.clamp(min=0)``, ``torch.maximum(x, 0)``) is not seen.
+    Gating non-linearities (sigmoid, hard-sigmoid, tanh, softmax) and every other layer
+    back-propagate as usual, as in the papers' networks. A rectifier written another way
+    (`x.clamp(min=0)`, `torch.maximum(x, 0)`) is not seen. Hooks are removed when the block
+    ends; nothing else is touched.
 
-    Yields ``{"modules": n, "functional": n}``, the count of rule applications. Hooks
-    are removed in ``finally``; nothing else is touched.
+    Args:
+        model: the network.
+        rule: one of [`RELU_RULES`][convlens.hooks.RELU_RULES].
+
+    Yields:
+        `{"modules": n, "functional": n}`, the count of rule applications so far.
+
+    Raises:
+        ValueError: `rule` is unknown; the model has another activation (an
+            `nn.SiLU`/`nn.Hardswish`/`nn.GELU`/... module, timm's own classes, or a
+            functional `silu`/`hardswish`/`gelu`/... call), named with the module's qualified
+            name, before the pass for modules and during it for functional calls; or no
+            rectifier ran in the pass.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.hooks import relu_backward_rule
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+        >>> x = torch.randn(3, 2, requires_grad=True)
+        >>> with relu_backward_rule(model, "deconvnet") as counts:
+        ...     (g,) = torch.autograd.grad(model(x).sum(), x)
+        >>> counts, g.shape
+        ({'modules': 1, 'functional': 0}, torch.Size([3, 2]))
+        >>> with relu_backward_rule(nn.Sequential(nn.Linear(2, 2), nn.SiLU()), "guided"):
+        ...     pass
+        Traceback (most recent call last):
+        ...
+        ValueError: the 'guided' backward rule is defined for ReLU and ReLU6 only, ...
     """
     if rule not in RELU_RULES:
         raise ValueError(f"rule must be one of {RELU_RULES}, got {rule!r}")
@@ -309,15 +390,34 @@ def relu_backward_rule(model: nn.Module, rule: str,
 
 @contextmanager
 def record_outputs(model: nn.Module) -> Iterator[list[tuple[str, object]]]:
-    """Record ``(qualified_name, output)`` of every call of every module, while the block runs.
+    """Record `(qualified_name, output)` of every call of every module, while the block runs.
 
-    Yields a list that fills in the order the calls *return* (children before the
-    container that holds them; the root module, name ``""``, last). Outputs are the
-    real objects, not clones, so an in-place operation downstream may still change
-    their values: this is meant for bookkeeping on identities and shapes (which
-    tensor came out of which module), not for reading activations, which is
-    :func:`capture`'s job. Hooks are removed in ``finally``.
+    Outputs are the real objects, not clones, so an in-place operation downstream may
+    still change their values: this is meant for bookkeeping on identities and shapes
+    (which tensor came out of which module), not for reading activations, which is
+    [`capture`][convlens.hooks.capture]'s job. Hooks are removed when the block ends.
+
+    Args:
+        model: the network.
+
+    Yields:
+        A list that fills in the order the calls *return* (children before the container
+        that holds them; the root module, name `""`, last).
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.hooks import record_outputs
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        >>> with record_outputs(model) as calls:
+        ...     _ = model(torch.randn(1, 3, 8, 8))
+        >>> [(name, tuple(output.shape)) for name, output in calls]
+        [('0', (1, 4, 6, 6)), ('1', (1, 4, 6, 6)), ('', (1, 4, 6, 6))]
     """
+    check_model(model)
     calls: list[tuple[str, object]] = []
     handles = []
 
@@ -340,10 +440,31 @@ def record_outputs(model: nn.Module) -> Iterator[list[tuple[str, object]]]:
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put every submodule in eval mode while the block runs; restore each flag after.
 
-    Batch norm then uses its running statistics (a pointwise affine map) and does
-    not update them, and dropout is off. Each module's own ``training`` flag is
-    restored in ``finally``, so a model that mixes modes comes back exactly as it was.
+    Batch norm then uses its running statistics (a pointwise affine map) and does not update
+    them, and dropout is off. Each module's own `training` flag is restored when the block
+    ends, so a model that mixes modes comes back exactly as it was.
+
+    Args:
+        model: the network.
+
+    Yields:
+        `model` itself, in eval mode.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+
+    Examples:
+        >>> from torch import nn
+        >>> from convlens.hooks import eval_mode
+        >>> model = nn.Sequential(nn.BatchNorm2d(3), nn.Dropout()).train()
+        >>> _ = model[1].eval()  # a model that mixes modes
+        >>> with eval_mode(model):
+        ...     print([m.training for m in model.modules()])
+        [False, False, False]
+        >>> [m.training for m in model.modules()]
+        [True, True, False]
     """
+    check_model(model)
     flags = [(module, module.training) for module in model.modules()]
     try:
         model.eval()
@@ -359,17 +480,34 @@ class _StopForward(Exception):
 
 @contextmanager
 def stop_after(model: nn.Module, layer: nn.Module | str) -> Iterator[None]:
-    """End the forward pass as soon as ``layer`` has returned (its first call).
+    """End the forward pass as soon as `layer` has returned (its first call).
 
-    For techniques that need only a layer's activation: the rest of the network
-    is not computed. Combine with :func:`capture` entered *first* (its hook then
-    runs before this one)::
+    For techniques that need only a layer's activation: the rest of the network is not
+    computed. Combine with [`capture`][convlens.hooks.capture] entered *first* (its hook then
+    runs before this one). The statements after `model(x)` inside the block do not run. The
+    hook is removed when the block ends.
 
-        with capture(model, name) as records, stop_after(model, name):
-            model(x)          # stops right after `name`; the with block ends here
+    Args:
+        model: the network.
+        layer: a module of `model` or its qualified name.
 
-    The statements after ``model(x)`` inside the block do not run. The hook is
-    removed in ``finally``.
+    Yields:
+        None; the block ends right after `layer` returns.
+
+    Raises:
+        TypeError: `layer` is neither a module nor a name.
+        ValueError: `layer` is not in `model`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.hooks import capture, stop_after
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(),
+        ...                       nn.Linear(1, 2))  # never runs: it would fail on these maps
+        >>> with capture(model, "0") as records, stop_after(model, "0"):
+        ...     model(torch.randn(1, 3, 8, 8))
+        >>> records["0"][0].shape
+        torch.Size([1, 4, 6, 6])
     """
     _, module = resolve_layer(model, layer)
 
@@ -386,13 +524,33 @@ def stop_after(model: nn.Module, layer: nn.Module | str) -> Iterator[None]:
 
 
 def count_hooks(model: nn.Module) -> int:
-    """The number of hooks registered on ``model`` and all its submodules.
+    """The number of hooks registered on `model` and all its submodules.
 
-    Counts forward hooks, forward pre-hooks, backward hooks and backward pre-hooks of
-    every module (``model.modules()``; a module shared by two parents is counted once).
-    Global hooks (``torch.nn.modules.module.register_module_forward_hook``) belong to no
-    model and are not counted. Use it to check that a technique left a model as found:
-    the count is the same before and after the call.
+    Counts forward hooks, forward pre-hooks, backward hooks and backward pre-hooks of every
+    module (`model.modules()`; a module shared by two parents is counted once). Global hooks
+    (`torch.nn.modules.module.register_module_forward_hook`) belong to no model and are not
+    counted. Use it to check that a technique left a model as found: the count is the same
+    before and after the call.
+
+    Args:
+        model: the network.
+
+    Returns:
+        The count, an int.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+
+    Examples:
+        >>> from torch import nn
+        >>> from convlens.hooks import count_hooks
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3))
+        >>> handle = model[0].register_forward_hook(lambda module, args, output: None)
+        >>> count_hooks(model)
+        1
+        >>> handle.remove()
+        >>> count_hooks(model)
+        0
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")

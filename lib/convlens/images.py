@@ -26,6 +26,10 @@ _SKIMAGE_PHOTOS = {
     "rocket": "rocket",
 }
 KNOWN_IMAGES: tuple[str, ...] = (*_SKIMAGE_PHOTOS, "cat_and_coffee")
+"""The names [`load`][convlens.images.load] knows: scikit-image's bundled photos
+(`chelsea`, a tabby cat; `coffee`, a cup of espresso; `astronaut`; `rocket`) and
+`cat_and_coffee`, the first two side by side.
+"""
 
 
 def _skimage_photo(name: str) -> Image.Image:
@@ -54,8 +58,21 @@ def _cat_and_coffee(side: int = 320) -> Image.Image:
 
 @dataclass(frozen=True)
 class PoolPhoto:
-    """One photo of :func:`photo_pool`: its name, the RGB image, where it comes from and
-    under which terms (as its distributor states them)."""
+    """One photo of [`photo_pool`][convlens.images.photo_pool].
+
+    Attributes:
+        name: its name in [`POOL`][convlens.images.POOL].
+        image: the RGB PIL image.
+        source: where it comes from.
+        licence: under which terms, as its distributor states them.
+        colour: False for a grey-level photo, given as RGB with three equal channels.
+
+    Examples:
+        >>> from convlens import images
+        >>> photo = images.photo_pool()[0]
+        >>> photo.name, photo.image.mode, photo.colour
+        ('astronaut', 'RGB', True)
+    """
 
     name: str
     image: Image.Image = field(repr=False)
@@ -86,6 +103,10 @@ POOL: dict[str, tuple[str, str, bool]] = {
     "grace_hopper": ("matplotlib (sample_data/grace_hopper.jpg)",
                      "public domain (U.S. Navy photograph)", True),
 }
+"""The photo pool: name -> `(source, licence, colour)` of every permissively licensed photo
+the installed packages ship (the licences those distributors state); see
+[`photo_pool`][convlens.images.photo_pool].
+"""
 
 
 def _pool_image(name: str) -> Image.Image:
@@ -101,10 +122,27 @@ def _pool_image(name: str) -> Image.Image:
 
 def photo_pool(colour_only: bool = False) -> list[PoolPhoto]:
     """Every permissively licensed photograph that ships with the installed packages
-    (scikit-image's data and matplotlib's samples), in a fixed order, each with its source
-    and licence (:data:`POOL`). ``colour_only`` leaves out the grey-level ones. Use it for
-    statistics over photos (a spectrum, dataset examples, a claim meant to generalise)
-    rather than one or two pictures."""
+    (scikit-image's data and matplotlib's samples), in a fixed order, each with its source and
+    licence ([`POOL`][convlens.images.POOL]).
+
+    Use it for statistics over photos (a spectrum, dataset examples, a claim meant to
+    generalise) rather than one or two pictures.
+
+    Args:
+        colour_only: leave out the grey-level photos.
+
+    Returns:
+        A list of [`PoolPhoto`][convlens.images.PoolPhoto].
+
+    Raises:
+        TypeError: `colour_only` is not a bool.
+
+    Examples:
+        >>> from convlens import images
+        >>> pool = images.photo_pool(colour_only=True)
+        >>> len(pool) < len(images.POOL), all(p.colour for p in pool)
+        (True, True)
+    """
     if not isinstance(colour_only, bool):
         raise TypeError(f"colour_only must be a bool, got {type(colour_only).__name__}")
     return [PoolPhoto(name, _pool_image(name), source, licence, colour)
@@ -112,7 +150,27 @@ def photo_pool(colour_only: bool = False) -> list[PoolPhoto]:
 
 
 def load(name_or_path: str | os.PathLike) -> Image.Image:
-    """A PIL RGB image: a name from :data:`KNOWN_IMAGES`, or the path of an image file."""
+    """A PIL RGB image: a bundled photo by name, or an image file.
+
+    Args:
+        name_or_path: a name from [`KNOWN_IMAGES`][convlens.images.KNOWN_IMAGES], or the
+            path of an image file.
+
+    Returns:
+        The image, converted to RGB.
+
+    Raises:
+        TypeError: `name_or_path` is neither a string nor a path.
+        FileNotFoundError: it is no bundled photo and no file.
+        IsADirectoryError: it is a folder.
+        ValueError: the file is not an image PIL can read.
+
+    Examples:
+        >>> from convlens import images
+        >>> cat = images.load("chelsea")
+        >>> cat.size, cat.mode
+        ((451, 300), 'RGB')
+    """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"expected an image name or a path, got {type(name_or_path).__name__}")
     if name_or_path in _SKIMAGE_PHOTOS:
@@ -135,12 +193,33 @@ def load(name_or_path: str | os.PathLike) -> Image.Image:
 
 
 def prepare(image: Image.Image, preprocess, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """A one-image batch ``[1, 3, H, W]`` in the model's input space.
+    """A one-image batch in the model's input space.
 
-    Without ``size`` the model's own transform runs (resize, centre crop).
-    With ``size=(H, W)`` the whole image is resized to exactly that, no crop:
-    use it for wide pictures such as ``cat_and_coffee`` whose sides a centre
-    crop would cut off.
+    Without `size` the model's own transform runs (resize, centre crop). With `size=(H, W)`
+    the whole image is resized to exactly that, no crop: use it for wide pictures such as
+    `cat_and_coffee` whose sides a centre crop would cut off.
+
+    Args:
+        image: a PIL image.
+        preprocess: the model's [`Preprocess`][convlens.models.Preprocess].
+        size: `(H, W)` to resize to, or None for the model's transform.
+
+    Returns:
+        `[1, 3, H, W]`, normalised.
+
+    Raises:
+        TypeError: `image` is not a PIL image.
+
+    Examples:
+        >>> from convlens import images
+        >>> from convlens.models import Preprocess
+        >>> preprocess = Preprocess(resize=64, crop=56, mean=(0.485, 0.456, 0.406),
+        ...                         std=(0.229, 0.224, 0.225))
+        >>> cat = images.load("chelsea")
+        >>> images.prepare(cat, preprocess).shape
+        torch.Size([1, 3, 56, 56])
+        >>> images.prepare(cat, preprocess, size=(40, 60)).shape
+        torch.Size([1, 3, 40, 60])
     """
     if size is None:
         return preprocess(image)[None]
@@ -151,7 +230,31 @@ def prepare(image: Image.Image, preprocess, size: tuple[int, int] | None = None)
 
 
 def to_display(x: torch.Tensor, preprocess) -> np.ndarray:
-    """A normalized image ``[3, H, W]`` (or a one-image batch) as ``[H, W, 3]`` in [0, 1]."""
+    """A normalised image as a picture: the way back from the model's input.
+
+    Args:
+        x: an image `[3, H, W]` or a one-image batch `[1, 3, H, W]` in the model's input
+            space.
+        preprocess: the model's [`Preprocess`][convlens.models.Preprocess] (its mean and
+            standard deviation).
+
+    Returns:
+        A numpy array `[H, W, 3]` in [0, 1], ready for `imshow`.
+
+    Raises:
+        TypeError: `x` is not a tensor.
+        ValueError: `x` is not one `[3, H, W]` image.
+
+    Examples:
+        >>> from convlens import images
+        >>> from convlens.models import Preprocess
+        >>> preprocess = Preprocess(resize=64, crop=56, mean=(0.485, 0.456, 0.406),
+        ...                         std=(0.229, 0.224, 0.225))
+        >>> x = images.prepare(images.load("coffee"), preprocess)
+        >>> picture = images.to_display(x, preprocess)
+        >>> picture.shape, float(picture.min()) >= 0, float(picture.max()) <= 1
+        ((56, 56, 3), True, True)
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a tensor, got {type(x).__name__}")
     if x.ndim == 4:
@@ -166,12 +269,14 @@ def to_display(x: torch.Tensor, preprocess) -> np.ndarray:
 
 # ---- a ground-truth set for the pointing game -------------------------------------------
 
-#: The ImageNet classes that name each object of the set (a lesson points at the one its
-#: model scores highest).
 OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
     "cat": ("tabby", "tiger cat", "Egyptian cat"),
     "cup": ("espresso", "cup", "coffee mug"),
 }
+"""The ImageNet classes that name each object of
+[`ground_truth_set`][convlens.images.ground_truth_set] (a lesson points at the one its
+model scores highest).
+"""
 # Where each object lies in its photo (x0, y0, x1, y1), drawn by hand on the bundled files:
 # chelsea is 451x300 (the cat's head and chest), coffee is 600x400 (cup, spoon and saucer).
 _OBJECT_BOXES = {"cat": ("chelsea", (40, 0, 370, 300)), "cup": ("coffee", (75, 15, 480, 390))}
@@ -179,8 +284,20 @@ _OBJECT_BOXES = {"cat": ("chelsea", (40, 0, 370, 300)), "cup": ("coffee", (75, 1
 
 @dataclass(frozen=True)
 class GroundTruthImage:
-    """An RGB image and the box of each object in it, ``(x0, y0, x1, y1)`` in its pixels:
-    columns x0 <= c < x1 and rows y0 <= r < y1 (PIL's crop box)."""
+    """An RGB image and the box of each object in it.
+
+    Attributes:
+        image: the PIL image.
+        boxes: `{object: (x0, y0, x1, y1)}` in its pixels: columns `x0 <= c < x1` and rows
+            `y0 <= r < y1` (PIL's crop box).
+        background: `"photo"` (the composite), `"neutral"` or `"textured"`.
+
+    Examples:
+        >>> from convlens import images
+        >>> item = images.ground_truth_set(n=1, size=64, composite=False)[0]
+        >>> sorted(item.boxes), item.background, item.image.size
+        (['cat', 'cup'], 'neutral', (64, 64))
+    """
 
     image: Image.Image = field(repr=False)
     boxes: dict[str, tuple[int, int, int, int]]
@@ -219,10 +336,13 @@ def _background(kind: str, size: int, generator: torch.Generator) -> Image.Image
     return Image.fromarray((pixels.numpy() * 255).round().astype(np.uint8), "RGB")
 
 
-#: the longer side of each pasted object, as a fraction of the image side (low, high): small
-#: enough that most objects lie away from the centre, so that a map peaking at the centre
-#: (the pointing game's centre baseline) is strong but far from perfect.
 OBJECT_SIZE = (0.18, 0.32)
+"""The longer side of each pasted object of
+[`ground_truth_set`][convlens.images.ground_truth_set], as a fraction of the image side
+`(low, high)`: small enough that most objects lie away from the centre, so that a map
+peaking at the centre (the pointing game's centre baseline) is strong but far from
+perfect.
+"""
 
 
 def _overlap(a, b) -> bool:
@@ -234,15 +354,36 @@ def ground_truth_set(n: int = 8, size: int = 224, generator: torch.Generator | N
                      object_size: tuple[float, float] = OBJECT_SIZE) -> list[GroundTruthImage]:
     """Images with known object boxes, the same for the same seed.
 
-    With ``composite`` the first item is ``cat_and_coffee`` at ``size x 2 size`` with a box
-    for each object. Then ``n`` square ``size x size`` images, alternately on a neutral grey
-    and a textured background, each holding the cat and the cup cropped from their photos
-    (the boxes in ``_OBJECT_BOXES``), each scaled so its longer side is a uniformly drawn
-    fraction of ``size`` between ``object_size[0]`` and ``object_size[1]`` (default
-    :data:`OBJECT_SIZE`, 18-32%) and pasted at a place drawn uniformly among all those where
-    it fits inside the frame, the two never overlapping (the second object is redrawn until
-    it does not overlap the first). ``generator`` (a CPU ``torch.Generator``; None: seed 0)
-    draws every random choice.
+    With `composite` the first item is `cat_and_coffee` at `size x 2 size` with a box for
+    each object. Then `n` square `size x size` images, alternately on a neutral grey and a
+    textured background, each holding the cat and the cup cropped from their photos, each
+    scaled so its longer side is a uniformly drawn fraction of `size` between
+    `object_size[0]` and `object_size[1]` and pasted at a place drawn uniformly among all
+    those where it fits inside the frame, the two never overlapping (the second object is
+    redrawn until it does not overlap the first).
+
+    Args:
+        n: the number of square images.
+        size: their side, in pixels (at least 32).
+        generator: a CPU `torch.Generator` drawing every random choice (None: seed 0).
+        composite: put `cat_and_coffee` first.
+        object_size: `(low, high)` fractions of `size` (default
+            [`OBJECT_SIZE`][convlens.images.OBJECT_SIZE], 18-32%).
+
+    Returns:
+        A list of [`GroundTruthImage`][convlens.images.GroundTruthImage].
+
+    Raises:
+        TypeError: `object_size` is not a pair of numbers, or `generator` not a
+            `torch.Generator`.
+        ValueError: `n` is negative, `size` below 32, or `object_size` not within
+            `0 < low <= high <= 0.5`.
+
+    Examples:
+        >>> from convlens import images
+        >>> items = images.ground_truth_set(n=2, size=64)
+        >>> [(item.background, item.image.size) for item in items]
+        [('photo', (128, 64)), ('neutral', (64, 64)), ('textured', (64, 64))]
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an int >= 0, got {n!r}")

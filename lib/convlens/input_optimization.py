@@ -1,15 +1,15 @@
-"""Input optimisation: the image that most excites one channel of one layer.
+r"""Input optimisation: the image that most excites one channel of one layer.
 
-Gradient ascent on the input (Erhan, Bengio, Courville & Vincent 2009,
-"Visualizing higher-layer features of a deep network"; Simonyan, Vedaldi &
-Zisserman 2014, arXiv:1312.6034; Olah, Mordvintsev & Schubert 2017, "Feature
-visualization", Distill, doi:10.23915/distill.00007)::
+Gradient ascent on the input ([Erhan, Bengio, Courville & Vincent 2009][ref-erhan2009],
+"Visualizing higher-layer features of a deep network"; [Simonyan, Vedaldi & Zisserman
+2014][ref-simonyan2013]; [Olah, Mordvintsev & Schubert 2017][ref-olah2017], "Feature
+visualization"):
 
-    image* = argmax_image  mean_{n,i,j} a_channel(T(image))[n, i, j]
-                           - l2 * mean((image - 0.5)^2) - tv * TV(image)
+$$ x^* = \arg\max_x \; \mathrm{mean}_{n,i,j}\, a_c(T(x))[n, i, j]
+- l_2 \, \mathrm{mean}\big((x - 0.5)^2\big) - tv \, \mathrm{TV}(x) $$
 
-with ``TV(image) = mean|image[:, i+1, j] - image[:, i, j]| + mean|image[:, i, j+1] - image[:, i, j]|``
-and ``T`` a random transformation drawn afresh at each step (identity by default).
+with $\mathrm{TV}(x) = \mathrm{mean}|x_{i+1,j} - x_{i,j}| + \mathrm{mean}|x_{i,j+1} - x_{i,j}|$
+and $T$ a random transformation drawn afresh at each step (identity by default).
 
 The image is not optimised directly but through a *parameterisation*:
 
@@ -67,6 +67,9 @@ from .hooks import capture, eval_mode, only_call, stop_after
 __all__ = ["PARAMETERIZATIONS", "Transforms", "Visualization", "maximize_activation"]
 
 PARAMETERIZATIONS = ("sigmoid", "pixel", "fft")
+"""The parameterisations of [`maximize_activation`][convlens.input_optimization.maximize_activation]
+(see above).
+"""
 
 # The photos whose pixel covariance defines the decorrelated colour space.
 _COLOUR_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
@@ -74,12 +77,25 @@ _COLOUR_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
 @dataclass(frozen=True)
 class Visualization:
-    """Result of :func:`maximize_activation`.
+    """The result of [`maximize_activation`][convlens.input_optimization.maximize_activation]
+    (and of the feature visualisations of `convlens.feature_visualization` and
+    `convlens.accentuation`).
 
-    ``image``: ``[3, H, W]`` in [0, 1] on the model's device. ``history``: per-step
-    float64 tensors ``"objective"`` (the mean activation before the step's update,
-    without penalties), ``"pixel_min"`` and ``"pixel_max"`` (range of the image in
-    pixel space before rescaling; for ``"pixel"`` it diverges).
+    Attributes:
+        image: `[3, H, W]` in [0, 1] on the model's device.
+        history: per-step float64 tensors; for `maximize_activation` `"objective"` (the
+            mean activation before the step's update, without penalties), `"pixel_min"` and
+            `"pixel_max"` (range of the image in pixel space before rescaling; for `"pixel"`
+            it diverges).
+        importance: `[H, W]` where the method accumulates one (MACO's transparency map),
+            else None.
+
+    Examples:
+        >>> import torch
+        >>> from convlens.input_optimization import Visualization
+        >>> v = Visualization(torch.zeros(3, 8, 8), {"objective": torch.zeros(4)})
+        >>> v.image.shape, list(v.history)
+        (torch.Size([3, 8, 8]), ['objective'])
     """
 
     image: torch.Tensor
@@ -90,11 +106,23 @@ class Visualization:
 class Transforms:
     """Random transformations applied to the image before every forward pass.
 
-    ``jitter``: roll by a random integer shift in ``[-jitter, jitter]`` pixels per
-    axis (wrapping around). ``scale``: zoom by a factor uniform in ``(low, high)``
-    (above 1 enlarges). ``degrees``: rotate by an angle uniform in
-    ``[-degrees, degrees]``. Zoom and rotation resample bilinearly with reflected
-    borders (``F.affine_grid`` / ``F.grid_sample``). The defaults are the identity.
+    Zoom and rotation resample bilinearly with reflected borders (`F.affine_grid` /
+    `F.grid_sample`). The defaults are the identity.
+
+    Attributes:
+        jitter: roll by a random integer shift in `[-jitter, jitter]` pixels per axis
+            (wrapping around).
+        scale: zoom by a factor uniform in `(low, high)` (above 1 enlarges).
+        degrees: rotate by an angle uniform in `[-degrees, degrees]`.
+
+    Raises:
+        ValueError: `jitter` is not an int >= 0, `scale` not a pair with
+            `0 < low <= high`, or `degrees` not in [0, 180).
+
+    Examples:
+        >>> from convlens.input_optimization import Transforms
+        >>> Transforms(jitter=4).resamples, Transforms(scale=(0.9, 1.1), degrees=5).resamples
+        (False, True)
     """
 
     jitter: int = 0
@@ -338,31 +366,56 @@ def maximize_activation(
     normalize: Callable[[torch.Tensor], torch.Tensor] | tuple[Sequence[float], Sequence[float]] | None = None,
     generator: torch.Generator | None = None,
 ) -> Visualization:
-    """Optimise an image so that channel ``channel`` of ``layer`` has a large mean activation.
+    """Optimise an image so that channel `channel` of `layer` has a large mean activation.
 
-    Returns a :class:`Visualization`: ``image [3, H, W]`` in [0, 1] (on the model's
-    device) and the per-step ``history``. With ``parameterization="pixel"`` the
-    raw pixels are unbounded, so the image is min-max rescaled to [0, 1]; the
-    other two are bounded by construction and returned as they are.
+    With `parameterization="pixel"` the raw pixels are unbounded, so the image is min-max
+    rescaled to [0, 1]; the other two are bounded by construction and returned as they are.
+    The image lives in [0, 1] display space; `normalize` turns it into the model's input,
+    otherwise it is fed as it is. All randomness (the start, the transformations) comes from
+    `generator`: a given generator state gives the same image. After the first step only the
+    network up to `layer` runs (the forward pass stops there). The model runs in eval mode
+    (its flags restored after). A channel that is exactly zero for the starting image (a
+    ReLU/ReLU6 that is off everywhere) has a zero gradient: the function warns
+    (`RuntimeWarning`); use the layer before the activation.
 
-    The image lives in [0, 1] display space; ``normalize`` (a callable, or the
-    model's ``(mean, std)``) turns it into the model's input, otherwise it is fed
-    as it is. ``decorrelate`` optimises decorrelated colour components (see the
-    module docstring); ``transforms`` applies a random :class:`Transforms` before
-    each forward pass; ``l2`` and ``tv`` weight the penalties of the module
-    docstring. All randomness (the start, the transformations) comes from
-    ``generator``, a CPU ``torch.Generator`` (a fresh one seeded with 0 if
-    ``None``): a given generator state gives the same image.
+    Args:
+        model: the network; left as found.
+        layer: a module of `model` or its qualified name, called once per forward pass.
+        channel: the channel of its output to excite.
+        steps: Adam steps.
+        lr: Adam's learning rate.
+        image_size: the image's `(H, W)` (or one side).
+        parameterization: `"sigmoid"`, `"pixel"` or `"fft"` (see above).
+        decorrelate: optimise decorrelated colour components (see above).
+        transforms: a random [`Transforms`][convlens.input_optimization.Transforms] applied
+            before each forward pass, or None.
+        l2: the weight of the L2 penalty.
+        tv: the weight of the total-variation penalty.
+        normalize: a callable, or the model's `(mean, std)`, from pixels to the model's input.
+        generator: a CPU `torch.Generator` (None: a fresh one seeded with 0).
 
-    After the first step only the network up to ``layer`` runs (the forward pass
-    stops there); a layer called several times per pass (ResNet's shared
-    ``relu``) is ambiguous and raises ``ValueError``. The model runs in eval mode
-    (its flags restored after). A channel that is exactly zero for the starting
-    image (a ReLU/ReLU6 that is off everywhere) has a zero gradient: the function
-    warns (``RuntimeWarning``); use the layer before the activation.
+    Returns:
+        A [`Visualization`][convlens.input_optimization.Visualization]: `image [3, H, W]` in
+        [0, 1] on the model's device, and the per-step `history`.
 
-    Raises ``ValueError`` for an unknown layer, a channel out of range, an unknown
-    parameterisation or a bad number, ``TypeError`` for an argument of the wrong type.
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: an unknown layer, a layer called more than once per pass (ResNet's shared
+            `relu`), a channel out of range, an unknown parameterisation or a bad number.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> from convlens import maximize_activation
+        >>> result = maximize_activation(model, "0", channel=2, steps=5, image_size=16,
+        ...                              parameterization="fft")
+        >>> result.image.shape, result.history["objective"].shape
+        (torch.Size([3, 16, 16]), torch.Size([5]))
+        >>> bool(result.history["objective"][-1] > result.history["objective"][0])
+        True
     """
     name, _ = resolve_layer(model, layer)
     size = _check_arguments(channel, steps, lr, parameterization, l2, tv, transforms, generator, image_size)

@@ -1,31 +1,31 @@
-"""Kernel maps: what each 2-D kernel of a filter does, before the channel sum.
+r"""Kernel maps: what each 2-D kernel of a filter does, before the channel sum.
 
-A convolution's output channel ``o`` is a sum over the input channels ``c`` of its
-group, plus a bias (Dumoulin & Visin 2016, "A guide to convolution arithmetic for
-deep learning", arXiv:1603.07285; the grouped form is Krizhevsky et al. 2012)::
+A convolution's output channel $o$ is a sum over the input channels $c$ of its group, plus
+a bias ([Dumoulin & Visin 2016][ref-dumoulin2016], "A guide to convolution arithmetic for
+deep learning"; the grouped form is [Krizhevsky et al. 2012][ref-krizhevsky2012]):
 
-    y[n, o] = b[o] + sum_{c in group(o)} (w[o, c] * x[n, c])
+$$ y[n, o] = b[o] + \sum_{c \,\in\, \mathrm{group}(o)} w[o, c] \star x[n, c] $$
 
-where ``*`` is a single-channel 2-D cross-correlation with the layer's stride,
-padding and dilation. A *kernel map* is one term of that sum,
-``m[n, o, c] = w[o, c] * x[n, c]``: the feature map a filter would show if it had
-only its ``c``-th slice. :func:`kernel_maps` returns all of them with shape
-``[N, C_out, C_in/groups, H_out, W_out]`` so that::
+where $\star$ is a single-channel 2-D cross-correlation with the layer's stride, padding
+and dilation. A *kernel map* is one term of that sum, $m[n, o, c] = w[o, c] \star x[n, c]$:
+the feature map a filter would show if it had only its $c$-th slice.
+[`kernel_maps`][convlens.kernel_decomposition.kernel_maps] returns all of them with shape
+`[N, C_out, C_in/groups, H_out, W_out]`, so that
 
     kernel_maps(conv, x).sum(dim=2) + conv.bias[:, None, None] == conv(x)
 
-**Where the bias goes.** The maps exclude the bias: it is added once, after the
-channel sum. Two alternatives are correct too: add it to the summed maps, or put
-``b[o] / (C_in/groups)`` inside every map so the sum already holds it. Putting
-the whole ``b[o]`` in every map (what a grouped convolution with the copied bias
-does) is wrong: the sum then holds ``C_in/groups`` copies of the bias.
+**Where the bias goes.** The maps exclude the bias: it is added once, after the channel
+sum. Two alternatives are correct too: add it to the summed maps, or put
+$b[o] / (C_\mathrm{in}/\mathrm{groups})$ inside every map so the sum already holds it.
+Putting the whole $b[o]$ in every map (what a grouped convolution with the copied bias
+does) is wrong: the sum then holds $C_\mathrm{in}/\mathrm{groups}$ copies of the bias.
 
-**How.** One depthwise (grouped) convolution computes every term at once: each
-input channel becomes its own group, and the group of input channel ``c`` holds
-the 2-D slices ``w[o, c]`` of every output channel ``o`` that reads ``c``. The
-result is reordered to ``[N, C_out, C_in/groups, ...]``. ``out_channels`` keeps
-only some filters (a VGG layer's full ``C_out x C_in`` maps are large), and the
-work is done a few filters at a time so the temporary copy stays small.
+**How.** One depthwise (grouped) convolution computes every term at once: each input
+channel becomes its own group, and the group of input channel $c$ holds the 2-D slices
+$w[o, c]$ of every output channel $o$ that reads $c$. The result is reordered to
+`[N, C_out, C_in/groups, ...]`. `out_channels` keeps only some filters (a VGG layer's full
+$C_\mathrm{out} \times C_\mathrm{in}$ maps are large), and the work is done a few filters
+at a time so the temporary copy stays small.
 """
 
 from __future__ import annotations
@@ -159,19 +159,46 @@ def kernel_maps(
     out_channels: int | Sequence[int] | torch.Tensor | None = None,
     chunk: int = 64,
 ) -> torch.Tensor:
-    """Per-kernel responses of ``conv`` to ``x``, before the sum over input channels.
+    """Per-kernel responses of `conv` to `x`, before the sum over input channels.
 
-    Returns ``[N, len(out_channels), C_in/groups, H_out, W_out]`` (all ``C_out``
-    filters when ``out_channels`` is None, in the order given otherwise); entry
-    ``[n, k, c]`` is the 2-D slice ``c`` of filter ``out_channels[k]`` applied to
-    input channel ``group * C_in/groups + c``. The bias is excluded (see the
-    module docstring), so ``maps.sum(2) + bias[:, None, None]`` is ``conv(x)``.
+    Any `nn.Conv2d` works: stride, dilation, groups, string padding (`"same"`/`"valid"`),
+    `padding_mode` (`reflect`, `replicate`, `circular`), and timm's `Conv2dSame`.
+    Differentiable in `x` and in the weight.
 
-    Any ``nn.Conv2d`` works: stride, dilation, groups, string padding
-    (``"same"``/``"valid"``), ``padding_mode`` (``reflect``, ``replicate``,
-    ``circular``), and timm's ``Conv2dSame``. Differentiable in ``x`` and in the
-    weight. ``chunk`` filters are computed per depthwise convolution, to bound
-    the temporary memory.
+    Args:
+        conv: the convolution (not modified).
+        x: its input `[N, C_in, H, W]`, in the dtype of its weight.
+        out_channels: the filters to decompose: an int, a sequence or a tensor of
+            indices (in that order); None for all `C_out`.
+        chunk: filters computed per depthwise convolution, to bound the temporary memory.
+
+    Returns:
+        `[N, len(out_channels), C_in/groups, H_out, W_out]`: entry `[n, k, c]` is the 2-D
+        slice `c` of filter `out_channels[k]` applied to input channel
+        `group * C_in/groups + c`. The bias is excluded (see above), so
+        `maps.sum(2) + bias[:, None, None]` is `conv(x)`.
+
+    Raises:
+        TypeError: `conv` is not an `nn.Conv2d` (or overrides its `forward`), `x` is not
+            a floating-point tensor or not in the weight's dtype, or `out_channels` holds
+            no integers.
+        ValueError: `x` is not `[N, C, H, W]` or has the wrong number of channels,
+            `out_channels` is empty or out of range, or `chunk` is below 1.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> import convlens
+        >>> conv = nn.Conv2d(3, 4, 3, padding=1)
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> maps = convlens.kernel_maps(conv, x)
+        >>> maps.shape
+        torch.Size([2, 4, 3, 8, 8])
+        >>> summed = maps.sum(dim=2) + conv.bias[:, None, None]
+        >>> torch.allclose(summed, conv(x), atol=1e-6)
+        True
+        >>> convlens.kernel_maps(conv, x, out_channels=[2]).shape
+        torch.Size([2, 1, 3, 8, 8])
     """
     _check_conv(conv)
     check_batch(x)
@@ -197,17 +224,38 @@ def kernel_maps(
 
 
 class KernelMapConv2d(nn.Conv2d):
-    """An ``nn.Conv2d`` that can also keep the kernel maps of its last input.
+    """An `nn.Conv2d` that can also keep the kernel maps of its last input.
 
-    Build it from an existing convolution with :meth:`from_conv` (its weight and
-    bias are copied into this module's own Parameters, with their
-    ``requires_grad`` flags). ``forward`` returns the ordinary convolution, equal
-    to the source's, and stays trainable. With ``keep_maps=True`` it also stores
-    ``kernel_maps(self, x, map_channels)`` of its last input in
-    ``last_kernel_maps`` (detached, to save memory: call :func:`kernel_maps` for a
-    differentiable version); with ``keep_maps=False`` (the default)
-    ``last_kernel_maps`` stays None and nothing extra is computed.
-    ``dynamic_same_padding`` reproduces timm's ``Conv2dSame``.
+    Build it from an existing convolution with
+    [`from_conv`][convlens.kernel_decomposition.KernelMapConv2d.from_conv] (its weight and
+    bias are copied into this module's own Parameters, with their `requires_grad` flags).
+    `forward` returns the ordinary convolution, equal to the source's, and stays
+    trainable. With `keep_maps=True` it also stores `kernel_maps(self, x, map_channels)`
+    of its last input in `last_kernel_maps` (detached, to save memory: call
+    [`kernel_maps`][convlens.kernel_decomposition.kernel_maps] for a differentiable
+    version); with `keep_maps=False` (the default) `last_kernel_maps` stays None and
+    nothing extra is computed.
+
+    Args:
+        *args: the arguments of `nn.Conv2d` (`in_channels`, `out_channels`,
+            `kernel_size`, ...).
+        keep_maps: store the kernel maps of each input in `last_kernel_maps`.
+        map_channels: the filters whose maps are kept (None: all).
+        dynamic_same_padding: pad like TensorFlow's "SAME" by the input size at run time,
+            as timm's `Conv2dSame` does.
+        **kwargs: the keyword arguments of `nn.Conv2d` (`stride`, `padding`, ...).
+
+    Attributes:
+        last_kernel_maps: `[N, len(map_channels), C_in/groups, H_out, W_out]` of the last
+            input when `keep_maps` is set, else None.
+
+    Examples:
+        >>> import torch
+        >>> from convlens.kernel_decomposition import KernelMapConv2d
+        >>> conv = KernelMapConv2d(3, 4, 3, keep_maps=True)
+        >>> y = conv(torch.randn(1, 3, 8, 8))
+        >>> y.shape, conv.last_kernel_maps.shape
+        (torch.Size([1, 4, 6, 6]), torch.Size([1, 4, 3, 6, 6]))
     """
 
     def __init__(
@@ -231,6 +279,31 @@ class KernelMapConv2d(nn.Conv2d):
         keep_maps: bool = False,
         map_channels: Sequence[int] | torch.Tensor | None = None,
     ) -> KernelMapConv2d:
+        """A `KernelMapConv2d` that computes what `conv` computes, with copies of its
+        parameters (and their `requires_grad` flags) and its training mode.
+
+        Args:
+            conv: the convolution to copy (an `nn.Conv2d`, a `KernelMapConv2d` or timm's
+                `Conv2dSame`); not modified.
+            keep_maps: store the kernel maps of each input in `last_kernel_maps`.
+            map_channels: the filters whose maps are kept (None: all).
+
+        Returns:
+            The new module, on the device and in the dtype of `conv`'s weight.
+
+        Raises:
+            TypeError: `conv` is not an `nn.Conv2d`, or overrides its `forward`.
+
+        Examples:
+            >>> import torch
+            >>> from torch import nn
+            >>> from convlens.kernel_decomposition import KernelMapConv2d
+            >>> conv = nn.Conv2d(3, 4, 3, stride=2)
+            >>> copy = KernelMapConv2d.from_conv(conv, keep_maps=True, map_channels=[0])
+            >>> x = torch.randn(1, 3, 9, 9)
+            >>> torch.equal(copy(x), conv(x)), copy.last_kernel_maps.shape
+            (True, torch.Size([1, 1, 3, 4, 4]))
+        """
         _check_conv(conv)
         new = cls(
             conv.in_channels,
@@ -271,12 +344,35 @@ class KernelMapConv2d(nn.Conv2d):
 
 
 def convert_convs(model: nn.Module, keep_maps: bool = False) -> nn.Module:
-    """A deep copy of ``model`` with every ``nn.Conv2d`` replaced by a :class:`KernelMapConv2d`.
+    """A deep copy of `model` with every `nn.Conv2d` replaced by a
+    [`KernelMapConv2d`][convlens.kernel_decomposition.KernelMapConv2d].
 
-    The copy computes the same outputs; ``model`` itself is left exactly as found.
-    A convolution used at two places stays one (shared) module in the copy.
-    Raises ``TypeError`` for a ``Conv2d`` subclass whose ``forward`` is not the
-    plain convolution (other than timm's ``Conv2dSame``, which is reproduced).
+    The copy computes the same outputs; `model` itself is left exactly as found. A
+    convolution used at two places stays one (shared) module in the copy.
+
+    Args:
+        model: the network to copy (a convolution alone works too).
+        keep_maps: make every converted convolution keep the kernel maps of its input.
+
+    Returns:
+        The converted copy, an `nn.Module` of the same structure.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`, or holds a `Conv2d` subclass whose
+            `forward` is not the plain convolution (other than timm's `Conv2dSame`, which
+            is reproduced); the error names that module.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> import convlens
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+        >>> copy = convlens.convert_convs(model, keep_maps=True)
+        >>> [type(m).__name__ for m in copy]
+        ['KernelMapConv2d', 'ReLU', 'KernelMapConv2d']
+        >>> x = torch.randn(1, 3, 8, 8)
+        >>> torch.allclose(copy(x), model(x)), copy[2].last_kernel_maps.shape
+        (True, torch.Size([1, 2, 4, 4, 4]))
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")

