@@ -131,7 +131,7 @@ class Files:
 
 
 def page(src, url):
-    return SimpleNamespace(file=SimpleNamespace(src_uri=src), url=url)
+    return SimpleNamespace(file=SimpleNamespace(src_uri=src), url=url, toc=[])  # no headings
 
 
 def test_the_hook_links_lessons_and_entries_both_ways_and_checks_anchors(project, monkeypatch,
