@@ -97,8 +97,10 @@ class BinaryStep(Step):
     readers: dict
 
 
+#: layers that recompute a region (the local layers a plan counts)
+LAYER_STEPS = (PointwiseStep, SlidingStep, BinaryStep)
 #: steps whose output differs from the unoccluded one inside a known region
-LOCAL_STEPS = (InputStep, PointwiseStep, SlidingStep, BinaryStep)
+LOCAL_STEPS = (InputStep, *LAYER_STEPS)
 
 
 @dataclass(eq=False)
@@ -142,7 +144,7 @@ class Planner:
             if macs:
                 macs_total += macs
                 macs_done += macs * self._share(node, step)
-        local = [s for s in steps.values() if isinstance(s, LOCAL_STEPS[1:])]
+        local = [s for s in steps.values() if isinstance(s, LAYER_STEPS)]
         if not local:
             raise NotLocal("no local layer at the input")
         return Block(positions, list(steps.values()),
