@@ -4,6 +4,10 @@
     python benchmarks/bench_occlusion.py --quick    # smoke run: small images, one repeat
     python benchmarks/bench_occlusion.py --floor    # also: our multiply-add kernels' seconds
 
+Besides the table, the results go to a JSON file (``--json PATH``, default
+``build/bench/occlusion.json``): the host, the commit, the settings, and per model the seconds
+and ratios (the site's Benchmarks page is built from such files).
+
 Per model (AlexNet, VGG16, ResNet-18 with random weights: timing does not depend on the
 weights; the course model EfficientNet-Lite0 with its real weights), one 224x224 image,
 window 32, stride 8 (625 positions):
@@ -29,10 +33,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import json
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torchvision
@@ -144,6 +153,56 @@ def floor(args, device, model, x, target, window, stride, seconds):
             f"{(conv + products) / seconds['captum']:>5.3f}x")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def host(device) -> dict:
+    """What the results were measured on: CPU model, cores, threads, accelerator, software."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "device": str(device), "accelerator": (torch.cuda.get_device_name(device)
+                                                   if device.type == "cuda" else None),
+            "system": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def commit() -> dict:
+    """The commit measured, and whether the work tree had changes on top of it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def row(name, plan, positions, seconds, error) -> dict:
+    """One model's results for the JSON file."""
+    return {"model": name, "path": plan.path, "recomputed_fraction": plan.recomputed_fraction,
+            "positions": positions, "seconds": seconds,
+            "ratios": {"ours_over_captum": seconds["ours"] / seconds["captum"],
+                       "naive_over_ours": seconds["naive"] / seconds["ours"]},
+            "max_error_over_largest_drop": error}
+
+
+def write_json(path, device, settings, rows, lecture) -> None:
+    result = {"benchmark": "occlusion", "version": 1,
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+              **commit(), "host": host(device), "settings": settings,
+              "models": rows, "lecture": lecture}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nresults written to {path}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -160,6 +219,8 @@ def main():
                         help="also profile one run of ours: its convolutions' seconds and "
                              "those over Captum's (no cost but the convolutions)")
     parser.add_argument("--no-lecture", action="store_true", help="skip the stride-2 comparison")
+    parser.add_argument("--json", default=str(ROOT / "build" / "bench" / "occlusion.json"),
+                        help="where to write the results as JSON (default: %(default)s)")
     args, _ = parser.parse_known_args()  # nox -s bench passes its options to every script
     device = torch.device(args.device)
     torch.set_num_threads(2)
@@ -187,6 +248,10 @@ def main():
     unknown = set(chosen) - {name for name, _ in zoo}
     if unknown:
         parser.error(f"--models: unknown {', '.join(sorted(unknown))}")
+    settings = {"image": [1, 3, size, size], "window": window, "stride": stride,
+                "repeats": repeats, "quick": args.quick, "target": target,
+                "captum_perturbations_per_eval": 16, "statistic": "median"}
+    rows, lecture = [], None
     for name, model in zoo:
         if name not in chosen:
             continue
@@ -209,9 +274,17 @@ def main():
               f"{s['ours']:>8.2f} {s['captum']:>9.2f} {s['naive']:>9.2f} | "
               f"{s['ours'] / s['captum']:>10.3f}x {s['naive'] / s['ours']:>9.2f}x | {error:>11.1e}"
               + floor(args, device, model, x, target, window, stride, s))
+        rows.append(row(name, plan, reference.numel(), s, error))
 
-    if args.no_lecture:
-        return
+    if not args.no_lecture:
+        lecture = run_lecture(args, device, zoo, x_course, size, window, lecture_stride, sample,
+                              target)
+    write_json(args.json, device, settings, rows, lecture)
+
+
+def run_lecture(args, device, zoo, x_course, size, window, lecture_stride, sample, target):
+    """EfficientNet-Lite0 at the lecture's stride: ours vs Captum vs the naive loop on a
+    sample of positions (extrapolated); the JSON entry."""
     model = zoo[-1][1]
     x = x_course
     side = (size - window) // lecture_stride + 1
@@ -244,6 +317,8 @@ def main():
                                 "products (fully connected layers) during one profiled run of "
                                 "ours; floor: (conv s + mm s) / Captum s, where ours would be "
                                 "if nothing else cost time." if args.floor else ""))
+    return {**row("efficientnet_lite0", plan, positions, s, error), "stride": lecture_stride,
+            "naive_positions_timed": picks.numel(), "naive_extrapolated": True}
 
 
 if __name__ == "__main__":

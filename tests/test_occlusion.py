@@ -3,8 +3,8 @@ incremental and batched paths against the definition (one forward pass per windo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import math
 import warnings
 
 import pytest
@@ -161,18 +161,18 @@ def test_incremental_is_exact_on_every_layer_kind(size, window, stride):
 def test_copies_of_several_batches_share_one_pass_through_the_tail(monkeypatch):
     """The steps after the last local layer run once for at least TAIL_ROWS copies, batch
     after batch gathered; the map is the same as with one pass per batch."""
-    module = importlib.import_module("convlens.occlusion_maps")
+    module = importlib.import_module("convlens.occlusion_maps.engine")
     torch.manual_seed(0)
     model = Tricky().eval().double()
     x = torch.randn(2, 2, 37, 41, dtype=torch.float64)
     rows = []
-    tail = module._Incremental.tail
+    tail = module.Incremental.tail
 
     def counted(self, heads):
         rows.append(sum(h[0].shape[0] for h in heads))
         return tail(self, heads)
 
-    monkeypatch.setattr(module._Incremental, "tail", counted)
+    monkeypatch.setattr(module.Incremental, "tail", counted)
     maps = {}
     for tail_rows in (1, 10):
         monkeypatch.setattr(module, "TAIL_ROWS", tail_rows)
@@ -212,8 +212,8 @@ def test_torchvision_and_course_models_exact(name, builder, size, window, stride
 
 @pytest.mark.parametrize("rows, cols, side", [(25, 25, 5), (8, 9, 2), (6, 4, 3), (1, 7, 5)])
 def test_position_blocks_hold_every_position_once_nearer_edges_first(rows, cols, side):
-    module = importlib.import_module("convlens.occlusion_maps")
-    blocks = module._position_blocks(rows, cols, side, "cpu")
+    module = importlib.import_module("convlens.occlusion_maps.windows")
+    blocks = module.position_blocks(rows, cols, side, "cpu")
     every = torch.cat(blocks)
     assert sorted(every.tolist()) == list(range(rows * cols))
     assert all(0 < b.numel() <= side * side for b in blocks)
@@ -225,12 +225,13 @@ def test_blocks_near_the_edges_recompute_less_than_one_size_for_all():
     """The projective field of a window near an edge is cut off by the edge of the map; a
     block planned for such positions alone recomputes less than the middle block, and the
     whole map costs less than with one rectangle size for every position (one block)."""
-    module = importlib.import_module("convlens.occlusion_maps")
+    engine = importlib.import_module("convlens.occlusion_maps.engine")
+    kernels = importlib.import_module("convlens.occlusion_maps.kernels")
     torch.manual_seed(0)
     model = torchvision.models.alexnet(weights=None).eval()
     x = torch.randn(1, 3, 224, 224).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        runner = module._Incremental(module._working_copy(model), x, 32, 8, 0.0, 25)
+        runner = engine.Incremental(kernels.working_copy(model), x, 32, 8, 0.0, 25)
     middle = next(b for b in runner.blocks if 12 * 25 + 12 in b.positions.tolist())
     corner = runner.blocks[0]  # rows and columns 0, 24, 1, 23, 2
     assert corner.fraction < middle.fraction
@@ -240,107 +241,50 @@ def test_blocks_near_the_edges_recompute_less_than_one_size_for_all():
     assert blocks < 0.9 * one_size
 
 
-@pytest.mark.parametrize("convolve", [True, False])
-def test_a_classifier_computed_either_way_gives_the_same_map(monkeypatch, convolve):
-    """AlexNet's 9216 -> 4096 -> 4096 -> 1000 classifier through F.linear or as convolutions
-    (whichever the first batch measures faster): the map agrees with the naive loop."""
-    module = importlib.import_module("convlens.occlusion_maps")
-    monkeypatch.setattr(module, "_LINEAR_CHOICE", {})
-    monkeypatch.setattr(module, "_faster", lambda first, second: convolve)
+def test_a_large_classifier_gives_the_exact_map():
+    """AlexNet's 9216 -> 4096 -> 4096 -> 1000 classifier after the shared tail: the map
+    agrees with the naive loop."""
     torch.manual_seed(0)
     model = torchvision.models.alexnet(weights=None).eval()
     x = torch.randn(1, 3, 79, 79)
     ours = occlusion(model, x, None, 24, 11, batch_size=9, method="incremental")
-    assert module._LINEAR_CHOICE == {(4096, 9216, torch.float32): convolve,
-                                     (4096, 4096, torch.float32): convolve,
-                                     (1000, 4096, torch.float32): convolve}
     assert relative_error(ours, naive_occlusion(model, x, 24, 11)) <= 1e-4
 
 
-def test_linear_as_convolution_matches_linear_and_knows_when_not_to(monkeypatch):
-    module = importlib.import_module("convlens.occlusion_maps")
-    monkeypatch.setattr(module, "_LINEAR_CHOICE", {})
-    monkeypatch.setattr(module, "_faster", lambda first, second: True)
-    torch.manual_seed(0)
-    linear = nn.Linear(5 * 64, 7)
-    fast = module._LinearAsConvolution(linear)
-    assert fast.side == 8
-    x = torch.randn(10, 5 * 64)
-    with torch.no_grad():
-        torch.testing.assert_close(fast(x), linear(x), rtol=1e-5, atol=1e-5)
-        assert fast.kernel.shape == (7, 5, 8, 8)  # it convolved
-        assert torch.equal(fast(x[:3]), linear(x[:3]))  # fewer than 8 rows: F.linear
-    assert fast(x).requires_grad  # with autograd on: F.linear, differentiable
-    odd = module._LinearAsConvolution(nn.Linear(10, 3))  # 10 is no multiple of 36, 49, 64
-    assert odd.side is None
-    with torch.no_grad():
-        assert torch.equal(odd(torch.ones(9, 10)), odd.linear(torch.ones(9, 10)))
-
-
-class FakeClock:
-    """perf_counter for ``_ConvolutionFormat``: each call in NCHW seems to take ``nchw``
-    seconds, each in channels_last ``channels_last`` (the format is read off the output)."""
-
-    def __init__(self, nchw, channels_last):
-        self.now, self.starts = 0.0, 0
-        self.costs = {True: nchw, False: channels_last}
-
-    def perf_counter(self):
-        self.starts += 1
-        if self.starts % 2 == 0:  # the end of a call: advance by the cost of its format
-            self.now += self.costs[self.last_nchw]
-        return self.now
-
-
-@pytest.mark.parametrize("nchw_seconds, chosen", [(0.5, True), (0.95, False), (2.0, False)])
-def test_convolution_format_alternates_then_keeps_the_faster(monkeypatch, nchw_seconds, chosen):
-    """The first calls alternate channels_last / NCHW (the first of each not counted), then
-    every call of that shape runs in the format measured faster; NCHW only when under
-    FORMAT_MARGIN (0.9) of channels_last's time. Every result equals F.conv2d's."""
-    module = importlib.import_module("convlens.occlusion_maps")
-    monkeypatch.setattr(module, "_FORMAT_CHOICE", {})
-    clock = FakeClock(nchw_seconds, 1.0)
-    monkeypatch.setattr(module, "time", clock)
-    torch.manual_seed(0)
-    conv = nn.Conv2d(8, 6, 3, stride=2, padding=1).eval()
-    conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
-    chooser = module._ConvolutionFormat(conv)
-    x = torch.randn(5, 8, 9, 9).contiguous(memory_format=torch.channels_last)
-    run = chooser._run
-
-    def traced(t, nchw):
-        clock.last_nchw = nchw
-        return run(t, nchw)
-
-    monkeypatch.setattr(chooser, "_run", traced)
-    formats = []
-    with torch.no_grad():
-        expected = conv(x)
-        for _ in range(2 * module.FORMAT_TRIALS + 3):
-            out = chooser(x)
-            formats.append(clock.last_nchw)
-            torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
-            assert out.is_contiguous() == clock.last_nchw
-    assert formats[:6] == [False, True] * 3
-    assert formats[6:] == [chosen] * 3
-    key, = module._FORMAT_CHOICE
-    assert key[:2] == ((6, 8, 3, 3), (5, 8, 9, 9)) and module._FORMAT_CHOICE[key] is chosen
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # left as found
-
-
-@pytest.mark.parametrize("nchw", [True, False])
-def test_full_maps_in_either_memory_format_give_the_same_map(monkeypatch, nchw, single_thread):
-    """ResNet-18 with every convolution on full maps in NCHW, or every one in channels_last:
-    the map agrees with the naive loop either way, and the choice was asked for."""
-    module = importlib.import_module("convlens.occlusion_maps")
-    monkeypatch.setattr(module, "_FORMAT_CHOICE", {})
-    monkeypatch.setattr(module, "FORMAT_MARGIN", math.inf if nchw else 0.0)
+def test_full_maps_after_the_local_layers_give_the_exact_map(single_thread):
+    """ResNet-18 in 9 blocks of 4 positions, its late layers on full maps: the map agrees
+    with the naive loop."""
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.randn(1, 3, 70, 70)
-    ours = occlusion(model, x, None, 20, 9, batch_size=4, method="incremental")  # 9 blocks
-    assert module._FORMAT_CHOICE and set(module._FORMAT_CHOICE.values()) == {nchw}
+    ours = occlusion(model, x, None, 20, 9, batch_size=4, method="incremental")
     assert relative_error(ours, naive_occlusion(model, x, 20, 9)) <= 1e-4
+
+
+class NoClock:
+    """Stands in for the ``time`` functions a timing-based choice would read: any call fails."""
+
+    def __call__(self, *args):
+        raise AssertionError("the occlusion engine read a clock")
+
+
+@pytest.mark.parametrize("builder, size, window, stride", [
+    (lambda: torchvision.models.alexnet(weights=None), 79, 24, 11),
+    (lambda: torchvision.models.resnet18(weights=None), 70, 20, 9),
+])
+def test_results_never_depend_on_timing(monkeypatch, builder, size, window, stride):
+    """No kernel is chosen by a clock, and two runs (each path) give the same bits."""
+    torch.manual_seed(0)
+    model = builder().eval()
+    x = torch.randn(1, 3, size, size)
+    with monkeypatch.context() as patched:
+        for name in ("perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns", "time",
+                     "time_ns", "process_time"):
+            patched.setattr(f"time.{name}", NoClock())
+        runs = [occlusion(model, x, None, window, stride, method=method)
+                for method in ("incremental", "incremental", "batched", "batched")]
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[2], runs[3])
+    assert relative_error(runs[0], runs[2]) <= 1e-4
 
 
 def test_target_none_gives_every_class_from_the_same_passes(attribution_resnet18):
@@ -420,17 +364,18 @@ def test_unknown_method_and_bad_fill_are_named():
 
 def test_a_wrong_geometry_is_caught_by_the_self_check(monkeypatch):
     """If the traced geometry were wrong, the check against whole copies falls back."""
-    module = importlib.import_module("convlens.occlusion_maps")  # the package exports the function
-
-    real = module._sliding
+    module = importlib.import_module("convlens.occlusion_maps.crops")
+    real = module.sliding_kernel
 
     def shifted(m, in_size):
         found = real(m, in_size)
-        if found is not None:
-            found[0][0].before += 1  # one row off
+        if found is not None:  # one row off
+            rows, cols = found.geometry
+            found = dataclasses.replace(
+                found, geometry=(dataclasses.replace(rows, before=rows.before + 1), cols))
         return found
 
-    monkeypatch.setattr(module, "_sliding", shifted)
+    monkeypatch.setattr(module, "sliding_kernel", shifted)
     torch.manual_seed(4)
     model = Tricky().eval()
     x = torch.randn(1, 2, 30, 30)
@@ -441,11 +386,12 @@ def test_a_wrong_geometry_is_caught_by_the_self_check(monkeypatch):
 
 def test_batch_norms_are_folded_into_a_private_convolution(attribution_resnet18):
     """ResNet-18: 20 convolution + batch-norm pairs (stem, 16 in blocks, 3 downsamples)."""
-    module = importlib.import_module("convlens.occlusion_maps")
+    engine = importlib.import_module("convlens.occlusion_maps.engine")
+    kernels = importlib.import_module("convlens.occlusion_maps.kernels")
     x = torch.randn(1, 3, 32, 32)
     before = attribution_resnet18.conv1.weight.clone()
     with torch.no_grad():
-        runner = module._Incremental(module._working_copy(attribution_resnet18), x, 16, 8, 0.0)
+        runner = engine.Incremental(kernels.working_copy(attribution_resnet18), x, 16, 8, 0.0)
         assert runner.check() is None
     assert runner.folded == 20
     assert type(runner.modules["bn1"]) is nn.Identity and "bn1" in dict(

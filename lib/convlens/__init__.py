@@ -50,6 +50,7 @@ _MODULES = (
     "images",
     "input_optimization",
     "kernel_decomposition",
+    "layers",
     "models",
     "occlusion_maps",
     "path_integral",

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_batch, check_positive_int, check_target, resolve_layer
+from .layers import forward_calls
 from .path_integral import path_baseline
 
 __all__ = ["RandomizationResult", "auc", "deletion_curve", "gaussian_blur", "insertion_curve",
@@ -408,7 +409,7 @@ def layers_top_down(model: nn.Module, x: torch.Tensor) -> list[str]:
     """Names of the modules that hold parameters of their own and can `reset_parameters()`,
     the last called first.
 
-    In the order of one forward pass of `x[:1]`, under `no_grad`; a module called several
+    In the order of one forward pass of `x[:1]` (`convlens.layers.forward_calls`); a module called several
     times counts at its first call. The model is left as found.
 
     Args:
@@ -435,23 +436,10 @@ def layers_top_down(model: nn.Module, x: torch.Tensor) -> list[str]:
     """
     x = check_batch(x)
     called: list[str] = []
-    handles = []
-
-    def make_hook(name):
-        def hook(module, inputs):
-            if name not in called:
-                called.append(name)
-        return hook
-
-    try:
-        for name, module in model.named_modules():
-            if any(True for _ in module.parameters(recurse=False)) and _resettable(module):
-                handles.append(module.register_forward_pre_hook(make_hook(name)))
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
+    for call in sorted(forward_calls(model, x[:1]), key=lambda c: c.started):
+        if call.name not in called and any(True for _ in call.module.parameters(recurse=False)) \
+                and _resettable(call.module):
+            called.append(call.name)
     return called[::-1]
 
 
@@ -487,6 +475,28 @@ def _reductions(attribution: torch.Tensor, n: int, name: str = "method must retu
         raise ValueError(f"{name} [N, C, H, W] or [N, H, W] maps for the {n} "
                          f"images, got shape {tuple(attribution.shape)}")
     return a.sum(1).numpy(), a.abs().sum(1).numpy()
+
+
+def _randomization_steps(model: nn.Module, x: torch.Tensor, layers) -> list[list[str]]:
+    """The module names randomised at each step of :func:`randomization_similarity`, checked:
+    every name exists and has a submodule with ``reset_parameters()``."""
+    if layers is None:
+        layers = layers_top_down(model, x)
+    if isinstance(layers, str) or not isinstance(layers, Sequence) or len(layers) == 0:
+        raise TypeError("layers must be a non-empty list of module names (or lists of names)")
+    steps: list[list[str]] = []
+    for entry in layers:
+        names = [entry] if isinstance(entry, str) else entry
+        names = list(names) if isinstance(names, Sequence) else None
+        if not names or not all(isinstance(name, str) for name in names):
+            raise TypeError(f"each entry of layers must be a module name or a list of names, "
+                            f"got {entry!r}")
+        for name in names:
+            _, module = resolve_layer(model, name)
+            if not _resettable(module):
+                raise ValueError(f"layer {name!r} has no submodule with reset_parameters()")
+        steps.append(names)
+    return steps
 
 
 def randomization_similarity(
@@ -560,22 +570,7 @@ def randomization_similarity(
         raise ValueError(f"order must be 'cascading' or 'independent', got {order!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if layers is None:
-        layers = layers_top_down(model, x)
-    if isinstance(layers, str) or not isinstance(layers, Sequence) or len(layers) == 0:
-        raise TypeError("layers must be a non-empty list of module names (or lists of names)")
-    steps: list[list[str]] = []
-    for entry in layers:
-        names = [entry] if isinstance(entry, str) else entry
-        names = list(names) if isinstance(names, Sequence) else None
-        if not names or not all(isinstance(name, str) for name in names):
-            raise TypeError(f"each entry of layers must be a module name or a list of names, "
-                            f"got {entry!r}")
-        for name in names:
-            _, module = resolve_layer(model, name)
-            if not _resettable(module):
-                raise ValueError(f"layer {name!r} has no submodule with reset_parameters()")
-        steps.append(names)
+    steps = _randomization_steps(model, x, layers)
 
     given = reference is not None
     if not given:

@@ -17,10 +17,17 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._checks import check_model, resolve_layer
+from .layers import (
+    RECTIFIER_FUNCTIONS,
+    RECTIFIER_MODULES,
+    REFUSED_NAMES,
+    rectifier_call,
+    refused_activation,
+)
 
 __all__ = [
-    "RELU_RULES", "capture", "count_hooks", "eval_mode", "only_call", "record_outputs",
-    "relu_backward_rule", "stop_after",
+    "RELU_RULES", "capture", "count_hooks", "eval_mode", "only_call", "record_calls",
+    "record_outputs", "relu_backward_rule", "stop_after",
 ]
 
 
@@ -143,23 +150,6 @@ RELU_RULES = ("deconvnet", "guided")
 (only positive gradients pass) and `"guided"` (the forward gate and a positive gradient).
 """
 
-# Names under which a rectifier reaches PyTorch when called as a function
-# (F.relu, torch.relu_, x.relu(), F.relu6, F.hardtanh(x, 0, 6), F.threshold(x, 0, 0) ...).
-_FUNCTIONAL_RECTIFIER_NAMES = frozenset(
-    {"relu", "relu_", "relu6", "hardtanh", "hardtanh_", "threshold", "_threshold", "threshold_"}
-)
-
-# Activations that are not rectifiers: the ReLU rules do not define a backward for them,
-# so the methods refuse rather than pass a plain gradient under their name. Matched on
-# the lower-cased class name of a module (timm has its own Swish, GELU, HardSwish ...)
-# and on the name of a functional call.
-_OTHER_ACTIVATIONS = frozenset({
-    "silu", "silu_", "swish", "hardswish", "hardswish_", "hard_swish", "gelu", "gelutanh",
-    "quickgelu", "mish", "hardmish", "elu", "elu_", "selu", "selu_", "celu", "celu_",
-    "leakyrelu", "leaky_relu", "leaky_relu_", "prelu", "rrelu", "rrelu_", "softplus",
-})
-
-
 class _RectifierWithRule(torch.autograd.Function):
     """Forward: ``clamp(s, 0, upper)``. Backward by ``rule``, with g the incoming gradient:
 
@@ -182,36 +172,6 @@ class _RectifierWithRule(torch.autograd.Function):
             (open_gate,) = ctx.saved_tensors
             passed = passed.masked_fill(~open_gate, 0)
         return passed, None, None
-
-
-def _argument(args, kwargs, index: int, name: str, default):
-    if len(args) > index:
-        return args[index]
-    return kwargs.get(name, default)
-
-
-def _rectifier_call(name: str, args, kwargs):
-    """``(input, upper, inplace)`` of a functional rectifier call, or ``None`` when the
-    call is not a rectifier (``hardtanh`` with a lower bound other than 0, a nonzero
-    ``threshold``)."""
-    s = args[0] if args else kwargs.get("input", kwargs.get("self"))
-    inplace = name.endswith("_")
-    base = name.strip("_")
-    if base == "relu":
-        return s, None, inplace or bool(_argument(args, kwargs, 1, "inplace", False))
-    if base == "relu6":
-        return s, 6.0, inplace or bool(_argument(args, kwargs, 1, "inplace", False))
-    if base == "hardtanh":
-        low = float(_argument(args, kwargs, 1, "min_val", -1.0))
-        high = float(_argument(args, kwargs, 2, "max_val", 1.0))
-        if low != 0.0:
-            return None
-        return s, high, inplace or bool(_argument(args, kwargs, 3, "inplace", False))
-    threshold = float(_argument(args, kwargs, 1, "threshold", 0.0))
-    value = float(_argument(args, kwargs, 2, "value", 0.0))
-    if threshold != 0.0 or value != 0.0:
-        return None
-    return s, None, inplace or bool(_argument(args, kwargs, 3, "inplace", False))
 
 
 def _unsupported_message(rule: str, found: list[tuple[str, str]]) -> str:
@@ -247,8 +207,8 @@ class _FunctionalRectifierAlarm(TorchFunctionMode):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if self.hooked_depth[0] == 0:
-            if name in _FUNCTIONAL_RECTIFIER_NAMES:
-                call = _rectifier_call(name, args, kwargs)
+            if name in RECTIFIER_FUNCTIONS:
+                call = rectifier_call(name, args, kwargs)
                 if call is None:
                     self._refuse(f"{name} (not a rectifier with these arguments)")
                 else:
@@ -258,19 +218,15 @@ class _FunctionalRectifierAlarm(TorchFunctionMode):
                     if inplace:  # keep the caller's tensor identity: s now holds the result
                         return s.copy_(result)
                     return result
-            elif name in _OTHER_ACTIVATIONS:
+            elif name in REFUSED_NAMES:
                 self._refuse(f"functional {name}")
         return func(*args, **kwargs)
 
 
 def _activation_modules(model: nn.Module) -> list[tuple[str, str]]:
-    """``(qualified name, class name)`` of every non-rectifier activation module."""
-    found = []
-    for name, module in model.named_modules():
-        kind = type(module).__name__
-        if kind.lower() in _OTHER_ACTIVATIONS and not isinstance(module, (nn.ReLU, nn.ReLU6)):
-            found.append((name, kind))
-    return found
+    """``(qualified name, class name)`` of every activation module the rules refuse."""
+    found = [(name, refused_activation(module)) for name, module in model.named_modules()]
+    return [(name, kind) for name, kind in found if kind is not None]
 
 
 @contextmanager
@@ -335,54 +291,56 @@ def relu_backward_rule(model: nn.Module, rule: str,
         raise ValueError(_unsupported_message(rule, others))
     if _report is not None:
         _report.extend(others)
-    rectifiers = [m for _, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
-    hooked_depth = [0]  # > 0 while a hooked rectifier module is running
-    module_stack: list[str] = []  # qualified names of the modules running now
-    counts = {"modules": 0, "functional": 0}
+    alarm = _FunctionalRectifierAlarm(rule, [0], [], {"modules": 0, "functional": 0}, _report)
     handles = []
-
-    def make_hooks(module: nn.Module):
-        upper = float(module.max_val) if isinstance(module, nn.ReLU6) else None
-        outputs: list[torch.Tensor] = []  # one per call in flight
-
-        def pre_hook(module, args):
-            outputs.append(_RectifierWithRule.apply(args[0], rule, upper))
-            counts["modules"] += 1
-            hooked_depth[0] += 1
-
-        def hook(module, args, output):
-            hooked_depth[0] -= 1
-            return outputs.pop()
-
-        return pre_hook, hook
-
-    def make_name_hooks(name: str):
-        def enter(module, args):
-            module_stack.append(name)
-
-        def leave(module, args, output):
-            module_stack.pop()
-
-        return enter, leave
-
     try:
         for name, module in model.named_modules():
-            enter, leave = make_name_hooks(name)
-            handles.append(module.register_forward_pre_hook(enter))
-            handles.append(module.register_forward_hook(leave))
-        for module in rectifiers:
-            pre_hook, hook = make_hooks(module)
-            handles.append(module.register_forward_pre_hook(pre_hook))
-            handles.append(module.register_forward_hook(hook))
-        with _FunctionalRectifierAlarm(rule, hooked_depth, module_stack, counts, _report):
-            yield counts
-        if _report is None and counts["modules"] + counts["functional"] == 0:
+            handles += _track_name(name, module, alarm.module_stack)
+        for _, module in model.named_modules():
+            if isinstance(module, RECTIFIER_MODULES):
+                handles += _apply_rule(module, alarm)
+        with alarm:
+            yield alarm.counts
+        if _report is None and alarm.counts["modules"] + alarm.counts["functional"] == 0:
             raise ValueError(
                 f"no nn.ReLU/nn.ReLU6 module or functional relu call ran in the model, so the "
                 f"{rule!r} backward rule had nothing to apply to")
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _track_name(name: str, module: nn.Module, module_stack: list[str]) -> list:
+    """Hooks that keep ``name`` on ``module_stack`` while ``module`` runs (so a functional
+    call can be reported with the module that made it); their handles."""
+
+    def enter(module, args):
+        module_stack.append(name)
+
+    def leave(module, args, output):
+        module_stack.pop()
+
+    return [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+
+
+def _apply_rule(module: nn.Module, alarm: _FunctionalRectifierAlarm) -> list:
+    """Hooks that make the rectifier ``module`` compute through ``alarm.rule`` on every
+    call: the pre-hook computes the output from the input before the module runs (an
+    in-place ReLU then overwrites an input the rule no longer needs), the hook hands it on
+    instead of the module's own. While it runs, functional calls inside are left alone."""
+    upper = float(module.max_val) if isinstance(module, nn.ReLU6) else None
+    outputs: list[torch.Tensor] = []  # one per call in flight
+
+    def pre_hook(module, args):
+        outputs.append(_RectifierWithRule.apply(args[0], alarm.rule, upper))
+        alarm.counts["modules"] += 1
+        alarm.hooked_depth[0] += 1
+
+    def hook(module, args, output):
+        alarm.hooked_depth[0] -= 1
+        return outputs.pop()
+
+    return [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
 
 
 # --- Bookkeeping for shape/identity analyses (receptive fields) -------------------------
@@ -430,6 +388,38 @@ def record_outputs(model: nn.Module) -> Iterator[list[tuple[str, object]]]:
     try:
         for name, module in model.named_modules():
             handles.append(module.register_forward_hook(make_hook(name)))
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def record_calls(model: nn.Module) -> Iterator[list[tuple[str, int, object]]]:
+    """Like :func:`record_outputs`, with the order the calls *started* in too: yields a
+    list of ``(qualified_name, start rank, output)`` in the order the calls return (a
+    container's start rank is below its children's, its return after theirs). Hooks are
+    removed in ``finally``. :func:`convlens.layers.forward_calls` reads a pass with it."""
+    calls: list[tuple[str, int, object]] = []
+    running: list[int] = []  # start ranks of the calls in flight, innermost last
+    started = [0]
+    handles = []
+
+    def make_hooks(name: str):
+        def enter(module, inputs):
+            running.append(started[0])
+            started[0] += 1
+
+        def leave(module, inputs, output):
+            calls.append((name, running.pop(), output))
+
+        return enter, leave
+
+    try:
+        for name, module in model.named_modules():
+            enter, leave = make_hooks(name)
+            handles.append(module.register_forward_pre_hook(enter))
+            handles.append(module.register_forward_hook(leave))
         yield calls
     finally:
         for handle in handles:

@@ -31,8 +31,6 @@ at a time so the temporary copy stays small.
 from __future__ import annotations
 
 import copy
-import math
-import sys
 from collections.abc import Sequence
 
 import torch
@@ -40,17 +38,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_batch
+from .layers import same_padding, tf_same_padding, timm_class
 
 __all__ = ["kernel_maps", "KernelMapConv2d", "convert_convs"]
 
 def _is_timm_conv2d_same(conv: nn.Module) -> bool:
-    """timm's TensorFlow-style "same" convolution, which pads by the input size at run time.
-
-    Looked up in ``sys.modules``: such a module can only exist once timm is imported,
-    and importing convlens should not import timm.
-    """
-    timm_layers = sys.modules.get("timm.layers")
-    same = getattr(timm_layers, "Conv2dSame", None)
+    """timm's TensorFlow-style "same" convolution, which pads by the input size at run time
+    (looked up without importing timm: :func:`convlens.layers.timm_class`)."""
+    same = timm_class("Conv2dSame")
     return same is not None and isinstance(conv, same)
 
 
@@ -72,28 +67,19 @@ def _check_conv(conv) -> None:
         )
 
 
-def _tensorflow_same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TensorFlow "SAME": output ceil(size / stride), the odd pixel padded after."""
-    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def _padded_input(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, tuple | str]:
     """Pad ``x`` the way ``conv`` would; return it with the padding left for ``F.conv2d``."""
     kh, kw = conv.kernel_size
     if _pads_like_tensorflow(conv):
-        top, bottom = _tensorflow_same_padding(x.shape[-2], kh, conv.stride[0], conv.dilation[0])
-        left, right = _tensorflow_same_padding(x.shape[-1], kw, conv.stride[1], conv.dilation[1])
+        top, bottom = tf_same_padding(x.shape[-2], kh, conv.stride[0], conv.dilation[0])
+        left, right = tf_same_padding(x.shape[-1], kw, conv.stride[1], conv.dilation[1])
         return F.pad(x, (left, right, top, bottom)), (0, 0)
     if conv.padding_mode == "zeros":
         return x, conv.padding
     if conv.padding == "valid":
         return x, (0, 0)
     if conv.padding == "same":  # as nn.Conv2d: the odd pixel goes after
-        pads = []
-        for k, d in ((kw, conv.dilation[1]), (kh, conv.dilation[0])):
-            total = d * (k - 1)
-            pads += [total // 2, total - total // 2]
+        pads = [*same_padding(kw, conv.dilation[1]), *same_padding(kh, conv.dilation[0])]
     else:
         ph, pw = conv.padding
         pads = [pw, pw, ph, ph]

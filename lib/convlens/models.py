@@ -707,14 +707,6 @@ def _timm_preprocess(model: nn.Module) -> Preprocess:
 
 # --- Roles from one traced forward pass ------------------------------------------------
 
-_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
-            nn.LPPool2d, nn.FractionalMaxPool2d)
-
-
-def _is_pooling(module: nn.Module) -> bool:
-    # timm wraps its global pooling in SelectAdaptivePool2d
-    return isinstance(module, _POOLING) or type(module).__name__.endswith("AdaptivePool2d")
-
 
 @dataclass
 class _Trace:
@@ -724,8 +716,8 @@ class _Trace:
 
 
 def _trace(model: nn.Module, input_size=(224, 224)) -> _Trace:
-    """One forward pass of zeros, every module's output recorded (forward hooks of
-    :func:`convlens.hooks.record_outputs`), then:
+    """One forward pass of zeros, every module's output recorded
+    (:func:`convlens.layers.forward_calls`), then:
 
     - ``first_conv``: the first ``nn.Conv2d`` that runs;
     - a *spatial* output is a 4-D tensor ``[N, C, H, W]`` with H, W > 1 and the input's
@@ -740,71 +732,77 @@ def _trace(model: nn.Module, input_size=(224, 224)) -> _Trace:
     - ``middle``: ``stages[len(stages) // 2]``.
     """
     from ._checks import model_device_dtype
-    from .hooks import eval_mode, record_outputs
+    from .layers import forward_calls
 
     if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
             or not all(isinstance(v, int) and v > 0 for v in input_size)):
         raise ValueError(f"input_size must be (height, width) in pixels, got {input_size!r}")
     height, width = input_size
     device, dtype = model_device_dtype(model)
-    modules = dict(model.named_modules())
-    x = torch.zeros(1, 3, height, width, device=device, dtype=dtype)
-    with torch.no_grad(), eval_mode(model), record_outputs(model) as calls:
-        output = model(x)
+    calls = forward_calls(model, torch.zeros(1, 3, height, width, device=device, dtype=dtype))
+    output = calls[-1].output  # the model's own call returns last
     n_outputs = int(output.shape[-1]) if isinstance(output, torch.Tensor) and output.ndim == 2 \
         else None
-
-    convs = [name for name, _ in calls if isinstance(modules[name], nn.Conv2d)]
+    convs = [c.name for c in calls if isinstance(c.module, nn.Conv2d)]
     if not convs:
         raise ValueError("the model runs no nn.Conv2d on a 3-channel image; convlens's "
                          "lessons need a convolutional network")
+    stages = _stages(_spatial_outputs(calls, height, width))
+    layers = {"first_conv": convs[0], "middle": stages[len(stages) // 2],
+              "last_spatial": stages[-1]}
+    return _Trace(layers, tuple(stages), n_outputs)
 
-    producer: dict[int, str] = {}  # id(tensor) -> innermost module that returned it first
+
+def _spatial_outputs(calls, height: int, width: int) -> list[tuple[str, tuple[int, int]]]:
+    """``(outermost module name, (H, W))`` of each spatial map (see :func:`_trace`), in the
+    order the maps are returned."""
+    from .layers import is_pooling
+
+    producer: dict[int, nn.Module] = {}  # id(tensor) -> innermost module that returned it first
     events: list[tuple[int, tuple[int, int]]] = []  # (tensor id, (H, W)), in return order
     outermost: dict[int, str] = {}
-    keep = []  # hold every recorded tensor so ids stay unique during the analysis
-    for name, out in calls:
-        if not name or not isinstance(out, torch.Tensor):
+    for call in calls:  # ``calls`` holds every tensor, so ids stay unique meanwhile
+        out = call.output
+        if not call.name or not isinstance(out, torch.Tensor):
             continue
-        keep.append(out)
         key = id(out)
-        producer.setdefault(key, name)
+        producer.setdefault(key, call.module)
         if out.ndim != 4:
             continue
         h, w = int(out.shape[-2]), int(out.shape[-1])
         if h <= 1 or w <= 1 or abs(h * width - w * height) > max(height, width):
             continue
-        if _is_pooling(modules[producer[key]]):
+        if is_pooling(producer[key]):
             continue
-        outermost[key] = name  # a container returns after its children: outermost wins
+        outermost[key] = call.name  # a container returns after its children: outermost wins
         events.append((key, (h, w)))
     if not events:
         raise ValueError("the model has no spatial feature map (a 4-D output with H, W > 1)")
+    return [(outermost[key], size) for key, size in events]
 
+
+def _stages(outputs: list[tuple[str, tuple[int, int]]]) -> list[str]:
+    """Each resolution's stage: its least nested module (the latest of those), so the 1x1
+    convolution that opens the next, striding block (or a parallel branch that strides
+    first, as in ShuffleNet and RegNet) does not stand for this resolution; stages are
+    ordered by where their resolution is left for the last time, and a stage named twice
+    (a block called at two resolutions) is kept at its last place."""
     groups: dict[tuple[int, int], list[str]] = {}  # resolution -> its spatial outputs
     last_seen: dict[tuple[int, int], int] = {}
-    for index, (key, size) in enumerate(events):
-        groups.setdefault(size, []).append(outermost[key])
+    for index, (name, size) in enumerate(outputs):
+        groups.setdefault(size, []).append(name)
         last_seen[size] = index
-    # each resolution's stage: its least nested module (the latest of those), so the 1x1
-    # convolution that opens the next, striding block (or a parallel branch that strides
-    # first, as in ShuffleNet and RegNet) does not stand for this resolution; stages are
-    # ordered by where their resolution is left for the last time
     stages = []
     for size in sorted(groups, key=last_seen.get):
         run = groups[size]
         depth = min(name.count(".") for name in run)
         stages.append([name for name in run if name.count(".") == depth][-1])
-    # a stage name may repeat when a block is called at two resolutions; keep the last
     seen, ordered = set(), []
     for name in reversed(stages):
         if name not in seen:
             seen.add(name)
             ordered.append(name)
-    stages = ordered[::-1]
-    layers = {"first_conv": convs[0], "middle": stages[len(stages) // 2],
-              "last_spatial": stages[-1]}
-    return _Trace(layers, tuple(stages), n_outputs)
+    return ordered[::-1]
 
 
 def infer_layers(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> dict[str, str]:
@@ -924,8 +922,31 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         (['class 0', 'class 1', 'class 2'], '0', False)
     """
     parsed = _parse_spec(spec)
+    model, base, known_labels, notes = _build(parsed, spec, weights, download)
+    model.eval()
+    chosen = _resolve_preprocess(preprocess, base)
+
+    if parsed.kind == "registry":
+        entry = _SPECS[spec]
+        roles, stages = dict(entry.layers), entry.stages
+        n_outputs = 1000 if weights is None else _trace(model, (chosen.crop, chosen.crop)).n_outputs
+    else:
+        traced = _trace(model, (chosen.crop, chosen.crop))
+        roles, stages, n_outputs = traced.layers, traced.stages, traced.n_outputs
+    if layers is not None:
+        roles.update(_check_layers(model, layers, str(spec)))
+    if stages and stages[-1] != roles["last_spatial"]:
+        stages = tuple(s for s in stages if s != roles["last_spatial"]) + (roles["last_spatial"],)
+    names = _read_labels(labels, n_outputs) if labels is not None \
+        else _default_labels(n_outputs, known_labels)
+    return LoadedModel(model, chosen, names, str(spec), roles, tuple(stages), notes)
+
+
+def _build(parsed: _Parsed, spec, weights, download: bool):
+    """The model of a parsed spec with its weights loaded, its default preprocessing, the
+    class names its weights carry (None when they carry none) and notes on the loading (a
+    classifier resized to a fine-tuned checkpoint)."""
     known_labels = None
-    enum = None
     notes: list[str | None] = []
     if parsed.kind == "registry":
         entry = _SPECS[spec]
@@ -968,24 +989,7 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         base = DEFAULT_PREPROCESS
         if weights is not None:
             notes.append(_load_user_weights(model, weights, spec))
-    model.eval()
-    chosen = _resolve_preprocess(preprocess, base)
-
-    if parsed.kind == "registry":
-        entry = _SPECS[spec]
-        roles, stages = dict(entry.layers), entry.stages
-        n_outputs = 1000 if weights is None else _trace(model, (chosen.crop, chosen.crop)).n_outputs
-    else:
-        traced = _trace(model, (chosen.crop, chosen.crop))
-        roles, stages, n_outputs = traced.layers, traced.stages, traced.n_outputs
-    if layers is not None:
-        roles.update(_check_layers(model, layers, str(spec)))
-    if stages and stages[-1] != roles["last_spatial"]:
-        stages = tuple(s for s in stages if s != roles["last_spatial"]) + (roles["last_spatial"],)
-    names = _read_labels(labels, n_outputs) if labels is not None \
-        else _default_labels(n_outputs, known_labels)
-    return LoadedModel(model, chosen, names, str(spec), roles, tuple(stages),
-                       tuple(note for note in notes if note))
+    return model, base, known_labels, tuple(note for note in notes if note)
 
 
 def check_spec(spec) -> None:

@@ -60,7 +60,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._checks import check_batch, model_device_dtype, resolve_layer
-from .hooks import capture, eval_mode, only_call, record_outputs
+from .hooks import capture, eval_mode, only_call
+from .layers import ACTIVATION_FUNCTIONS, forward_calls, same_padding
 
 __all__ = ["RF", "ReceptiveFieldError", "receptive_field", "empirical_receptive_field"]
 
@@ -426,15 +427,14 @@ def _rule(*names: str):
     return register
 
 
-# Spatially pointwise functions (matched by ``__name__``: torch.x, Tensor.x and F.x alike).
-_POINTWISE = """relu relu_ relu6 hardtanh hardtanh_ elu elu_ selu selu_ celu leaky_relu leaky_relu_
-    prelu rrelu gelu silu mish hardswish hardsigmoid sigmoid sigmoid_ tanh tanh_ softplus
-    softsign logsigmoid threshold threshold_ dropout dropout1d dropout2d alpha_dropout
+# Spatially pointwise functions (matched by ``__name__``: torch.x, Tensor.x and F.x alike):
+# the activations (convlens.layers.ACTIVATIONS) and these other operations.
+_POINTWISE = ACTIVATION_FUNCTIONS | frozenset("""dropout dropout1d dropout2d alpha_dropout
     feature_alpha_dropout local_response_norm clone detach contiguous to float
     double half bfloat16 type type_as abs abs_ neg exp log sqrt rsqrt square pow clamp clamp_
     clip clip_ clamp_min clamp_max sign add add_ sub sub_ mul mul_ div div_ true_divide
     where maximum minimum __add__ __radd__ __iadd__ __sub__ __rsub__ __isub__ __mul__
-    __rmul__ __imul__ __truediv__ __rtruediv__ __itruediv__ __neg__ __pow__ __abs__""".split()
+    __rmul__ __imul__ __truediv__ __rtruediv__ __itruediv__ __neg__ __pow__ __abs__""".split())
 _RESHAPES = """view reshape flatten squeeze unsqueeze expand expand_as chunk split unbind narrow
     __getitem__ permute transpose""".split()
 
@@ -489,7 +489,7 @@ def _conv2d(call):
     if padding == "valid":
         padding = (0, 0)
     elif padding == "same":  # PyTorch puts the odd pixel on the right/bottom
-        padding = ((kh - 1) * dilation[0] // 2, (kw - 1) * dilation[1] // 2)
+        padding = (same_padding(kh, dilation[0])[0], same_padding(kw, dilation[1])[0])
     padding = _pair(padding)
     return replace(
         first,
@@ -758,14 +758,12 @@ def receptive_field(
 
     tracer = _FieldTracer()
     tracer.states[x] = _Field((1, 1, 0), (1, 1, 0))
-    with eval_mode(model), torch.no_grad(), record_outputs(model) as calls:
-        with tracer:
-            model(x)
+    calls = forward_calls(model, x, during=tracer)
 
-    modules = dict(model.named_modules())
     fields: dict[str, RF] = {}
     ambiguous: set[str] = set()
-    for name, output in calls:
+    for call in calls:
+        name, output = call.name, call.output
         if not isinstance(output, torch.Tensor):
             continue
         state = tracer.states.get(output)
@@ -774,7 +772,7 @@ def receptive_field(
         if isinstance(state, _Unsupported):
             for each in ambiguous:
                 del fields[each]
-            raise ReceptiveFieldError(name, type(modules[name]).__name__, state.reason, fields)
+            raise ReceptiveFieldError(name, type(call.module).__name__, state.reason, fields)
         field = _to_rf(state, (height, width))
         if name in fields and fields[name] != field:
             ambiguous.add(name)

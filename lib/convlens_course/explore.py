@@ -49,8 +49,9 @@ from torch import nn
 from convlens._checks import check_batch, check_positive_int, check_target, resolve_layer
 from convlens.cam import gradcam
 from convlens.features import feature_maps
-from convlens.hooks import capture, only_call, record_outputs
+from convlens.hooks import capture, only_call
 from convlens.kernel_decomposition import kernel_maps
+from convlens.layers import forward_calls, stride_of
 from convlens.occlusion_maps import occlusion
 from convlens.receptive_fields import empirical_receptive_field, receptive_field
 from convlens.saliency import gradient, smoothgrad
@@ -220,16 +221,12 @@ class Explorer:
 
 def _call_order(model: nn.Module, x: torch.Tensor) -> list[str]:
     """Modules called exactly once with a 4-D output, in the order they return."""
-    with torch.no_grad(), record_outputs(model) as calls:
-        model(x)
+    calls = forward_calls(model, x)
     counts: dict[str, int] = {}
-    for name, _ in calls:
-        counts[name] = counts.get(name, 0) + 1
-    order = []
-    for name, output in calls:
-        if name and counts[name] == 1 and isinstance(output, torch.Tensor) and output.ndim == 4:
-            order.append(name)
-    return order
+    for call in calls:
+        counts[call.name] = counts.get(call.name, 0) + 1
+    return [c.name for c in calls if c.name and counts[c.name] == 1
+            and isinstance(c.output, torch.Tensor) and c.output.ndim == 4]
 
 
 def strided_layers(model: nn.Module, x: torch.Tensor, include=()) -> list[str]:
@@ -239,11 +236,7 @@ def strided_layers(model: nn.Module, x: torch.Tensor, include=()) -> list[str]:
     order = _call_order(model, x[:1])
     modules = dict(model.named_modules())
     wanted = {resolve_layer(model, layer)[0] for layer in include}
-    for name in order:
-        module = modules[name]
-        stride = getattr(module, "stride", 1)
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)) and stride not in (1, (1, 1)):
-            wanted.add(name)
+    wanted.update(name for name in order if stride_of(modules[name]) not in (None, (1, 1)))
     return [name for name in order if name in wanted]
 
 
