@@ -23,8 +23,9 @@
 #
 # The input-gradient maps of the [saliency lesson](06-saliency-and-smoothgrad.ipynb) answer
 # at the resolution of pixels, and [guided back-propagation](07-deconvnet-and-guided-backprop.ipynb)
-# sharpens them, but neither is reliably *class-discriminative*: the pictures for two classes
-# often look alike. Grad-CAM (Selvaraju et al. 2017) looks somewhere else. The last
+# sharpens them, but neither is built to be *class-discriminative*: Selvaraju et al. show
+# guided back-propagation's pictures for two classes of one image looking alike. Grad-CAM
+# (Selvaraju et al. 2017) looks somewhere else. The last
 # convolutional layers of a classifier hold maps $A^k$ that are still spatial
 # ({{ square_size }} for a 224-pixel input on {{ name }}) but already semantic: channel $k$ fires where some part of some
 # object is. The class score is computed from those maps by the rest of the network, so the
@@ -116,7 +117,7 @@ lesson.show(fig, f"Grad-CAM at {layer} for two classes of the same input; each m
 # The two maps land on different objects of the same input ({{ cat_share }} of the cat map
 # on the cat's half, {{ cup_share }} of the {{ cup_name }} map on the cup's half): the weights $\alpha^c$ differ by
 # class, so the same feature maps are mixed differently. That is what "class-discriminative"
-# means, and it is what the gradient maps of the previous lessons do poorly.
+# means.
 #
 # ## The whole method in six lines
 #
@@ -298,15 +299,14 @@ lesson.record("pair_corrs", ", ".join(f"{k} {v:.2f}" for k, v in pair_corr.items
 
 # the same measurement over every photo of the pool
 pool_rows, pool_corr = [], {}
-for photo in convlens.images.photo_pool():
-    image_x = convlens.images.prepare(photo.image, ctx.preprocess).to(ctx.device)
+for pool_photo in convlens.images.photo_pool():
+    image_x = convlens.images.prepare(pool_photo.image, ctx.preprocess).to(ctx.device)
     two = [ctx.labels.index(label) for label, _ in ctx.top_classes(image_x, k=2)]
-    maps2 = convlens.gradcam(model, image_x.repeat(2, 1, 1, 1), torch.tensor(two), layer,
-                             upsample=False)
+    maps2 = convlens.gradcam(model, image_x.repeat(2, 1, 1, 1), torch.tensor(two), layer)
     r = (plot.correlation(maps2[0].cpu(), maps2[1].cpu())
          if maps2[0].max() > 0 and maps2[1].max() > 0 else float("nan"))
-    pool_corr[photo.name] = r
-    pool_rows.append([photo.name, ctx.labels[two[0]], ctx.labels[two[1]], f"{r:.2f}"])
+    pool_corr[pool_photo.name] = r
+    pool_rows.append([pool_photo.name, ctx.labels[two[0]], ctx.labels[two[1]], f"{r:.2f}"])
 _ = plot.table(["photo", "most probable class", "second", "r of the two maps"], pool_rows)
 alike = sum(v > 0.7 for v in pool_corr.values())
 lesson.record("n_pool", len(pool_corr))
@@ -385,8 +385,8 @@ _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
                   "than the first", separation)
 
 # %% [markdown]
-# The printed shares measure what the pictures suggest: the cat map's share on the cat's half
-# minus the coffee map's is {{ sep_first }} at the first depth and {{ sep_last }} at the
+# The printed shares put a number on it: the cat map's share on the cat's half minus the
+# coffee map's is {{ sep_first }} at the first depth and {{ sep_last }} at the
 # Grad-CAM layer. (Every depth but the last reads gradients that have passed back through
 # later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes none: on
 # this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at the
@@ -467,7 +467,7 @@ absent_dark = lesson.expect(
 
 # %% [markdown]
 # Divided by its own maximum, the map of {{ absent_name }} glows as brightly as the others
-# (top row). On the shared raw scale (bottom row) it is nearly dark: its raw maximum is
+# (top row). On the shared raw scale (bottom row) it is much dimmer: its raw maximum is
 # {{ absent_ratio }} of the smaller of the two present classes' maxima.
 
 # %% [markdown]
