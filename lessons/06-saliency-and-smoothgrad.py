@@ -147,23 +147,24 @@ pixels = {"most sensitive pixel": divmod(flat, W), "centre": (H // 2, W // 2),
 per_step_max = g_line.abs().flatten(1).amax(1)  # max entry of each gradient
 cos_line = torch.nn.functional.cosine_similarity(g_line.flatten(1), g_line[:1].flatten(1), dim=1)
 
-fig, axes = plt.subplots(1, 5, figsize=(12.5, 2.8))
+fig, grid = plt.subplots(2, 3, figsize=(9.5, 5.4))
 ts = t.flatten().cpu().numpy()
-axes[0].plot(ts, scores_line, color="black")
-axes[0].set_title(f"logit of {top[0][0]!r}", fontsize=9)
+grid[0][0].plot(ts, scores_line, color="black")
+grid[0][0].set_title(f"logit of {top[0][0]!r}", fontsize=9)
+grid[0][1].plot(ts, cos_line.cpu().numpy(), color="black")
+grid[0][1].set_ylim(0, 1.02)
+grid[0][1].set_title("cosine of the whole map with t = 0", fontsize=9)
+grid[0][2].axis("off")
 curves = []
-for ax, (name, (i, j)) in zip(axes[1:4], pixels.items()):
+for ax, (name, (i, j)) in zip(grid[1], pixels.items()):
     for ch, colour in enumerate(["tab:red", "tab:green", "tab:blue"]):
         curve = g_line[:, ch, i, j] / per_step_max
         curves.append(curve)
         ax.plot(ts, curve.cpu().numpy(), color=colour, lw=1)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_title(f"∂score/∂x at {name} ({i},{j})", fontsize=8)
-axes[1].set_ylabel("fraction of max |gradient entry|", fontsize=8)
-axes[4].plot(ts, cos_line.cpu().numpy(), color="black")
-axes[4].set_ylim(0, 1.02)
-axes[4].set_title("cosine of the whole map with t = 0", fontsize=8)
-for ax in axes:
+    ax.set_title(f"∂score/∂x, {name} ({i},{j})", fontsize=9)
+grid[1][0].set_ylabel("fraction of max |gradient entry|", fontsize=8)
+for ax in grid.flat:
     ax.set_xlabel("t")
 fig.tight_layout()
 lesson.show(fig, f"Along x + t·ε (σ = 1% of the input range): the logit of {top[0][0]!r}, the R, G, "
@@ -183,8 +184,8 @@ stats_x = convlens.saturation(model, x)
 units_x = sum(st.units for st in stats_x.values())
 lesson.record("line_cos", cos_line[-1], ".2f")
 lesson.record("line_cos_quarter", cos_line[steps // 4], ".2f")
-lesson.record("line_sign", ("none of the" if flips == 0 else f"only {flips} of the")
-              + f" {len(curves)} curves " + ("changes" if flips == 0 else "change") + " sign")
+lesson.record("line_sign", ("none" if flips == 0 else "only one" if flips == 1 else f"only {flips}")
+              + f" of the {len(curves)} curves " + ("changes" if flips <= 1 else "change") + " sign")
 lesson.expect(flips <= len(curves) // 4, "few of the nine partial derivatives change sign along "
               "the line", flips)
 lesson.record("line_drift", drift, ".2f")
@@ -225,7 +226,7 @@ def seeded(offset):
     return torch.Generator(device=ctx.device).manual_seed(ctx.seed + offset)
 
 
-def noisy_gradients(x, samples, noise, generator, chunk=16):
+def noisy_gradients(x, samples, noise, generator, chunk=8):
     """The gradients at ``samples`` noisy copies of x, drawn as convlens.smoothgrad draws them."""
     sigma = noise * (x.max() - x.min())  # a standard deviation, in the normalized input space
     eps = torch.cat([torch.randn(x.shape, generator=generator, device=ctx.device)
@@ -340,9 +341,10 @@ _ = lesson.expect(away[low][0] > away[0.1][0] > away[high][0],
 #
 # - **Small noise helps.** At noise {{ low_noise }} (2% of the range) SmoothGrad is steadier
 #   than the gradient per pixel from $N$ = {{ low_first_n }} on, and at $N = 32$ reaches
-#   {{ stab_low_32_px }} per pixel and {{ stab_low_32_blk }} over blocks. It stays close to the
-#   gradient it smooths (r = {{ away_low_px }} per pixel with the plain gradient): the same
-#   picture, with less of the point-to-point accident in it.
+#   {{ stab_low_32_px }} per pixel and {{ stab_low_32_blk }} over blocks. It stays about as
+#   close to the plain gradient at $x$ (r = {{ away_low_px }} per pixel) as the gradient at
+#   $x + \varepsilon$ does ({{ stab_grad_px }}): the same picture, with less of the
+#   point-to-point accident in it.
 # - **Large noise needs many samples and a coarse display.** The larger the noise, the more
 #   the gradients of two noisy copies differ (with one sample per map, the two maps correlate
 #   at {{ stab_low_1_px }} at noise {{ low_noise }} and {{ stab_high_1_px }} at 0.2), so the
@@ -354,9 +356,9 @@ _ = lesson.expect(away[low][0] > away[0.1][0] > away[high][0],
 #   ({{ stab_tenth_32_px }} at $N = 32$).
 # - **Large noise also changes what the map is about.** Its correlation with the plain
 #   gradient falls from {{ away_low_px }} at noise {{ low_noise }} to {{ away_tenth_px }} at 0.1
-#   and {{ away_high_px }} at 0.2: the average describes the model over a neighbourhood a fifth
-#   of the range wide, a different question from the gradient at $x$, not a cleaner answer to
-#   the same one.
+#   and {{ away_high_px }} at 0.2: the average describes the model over a neighbourhood whose
+#   standard deviation is a fifth of the range, a different question from the gradient at
+#   $x$, not a cleaner answer to the same one.
 #
 # The figure shows the two ends side by side, on the same displays.
 
@@ -386,8 +388,8 @@ lesson.show(fig, f"The gradient of {top[0][0]!r} and SmoothGrad (N = 32) at nois
 # Read the pairs across. The gradient's two maps share the rims of the eyes and the nose but
 # not their grain. At noise {{ low_noise }} the two SmoothGrad maps keep the same features and
 # agree with each other more closely (r = {{ stab_low_32_px }} against {{ stab_grad_px }}).
-# At noise {{ high_noise }} the picture is a different one, a diffuse texture over the face,
-# and its two maps agree less than the gradient's per pixel.
+# At noise {{ high_noise }} the picture is a different one, brighter around the eyes and
+# grainy elsewhere, and its two maps agree less than the gradient's per pixel.
 
 # %%
 lesson.record("high_noise", high)
@@ -449,7 +451,8 @@ _ = lesson.expect(wins["px"] > 0.75 * len(pool_rows) and wins["blk"] > 0.75 * le
 # SmoothGrad at noise {{ low_noise }} with 16 samples is steadier than the plain gradient on
 # {{ pool_wins_px }} of the {{ pool_n }} photos per pixel and on {{ pool_wins_blk }} over
 # 4×4 blocks. On this model, then, SmoothGrad helps where its noise is small: it removes part
-# of the accident of the exact input and keeps what the gradient shows. At the noise levels
+# of the accident of the exact input, and on the cat photo it stays as close to the gradient
+# as an invisible change of the input does. At the noise levels
 # usually recommended (0.1 to 0.2), 32 samples were not enough on the cat photo for it to be
 # as steady as the gradient pixel by pixel, and what it shows there is no longer the
 # gradient's picture.
@@ -485,7 +488,7 @@ explore.smoothgrad_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
 # <p>In <code>model.train()</code> dropout randomises the map and BatchNorm normalises with the
-# batch's own statistics, so the 20 noisy copies in one SmoothGrad batch influence each
+# batch's own statistics, so the noisy copies in one SmoothGrad batch influence each
 # other's gradients. Explain a model in <code>eval()</code> mode.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: σ² for σ, and the wrong range</p>
