@@ -7,9 +7,12 @@
                                     package.module:FUNCTION; --layer ROLE=NAME overrides a role)
     nox -s site -- --device cpu     force the CPU (default: CUDA when available)
     nox -s site -- --force          ignore the figure cache
-    nox -s tests                    the test suite (browser test included)
+    nox -s tests                    the fast tier: library, runtime and build checks (minutes)
+    nox -s tests_full               the full tier: whole-course builds on other models,
+                                    browser tests on the built site/, architecture sweeps
     nox -s serve                    build, then serve the site on http://127.0.0.1:8000
     nox -s lesson -- 08-grad-cam    execute one lesson
+    nox -s lab                      JupyterLab on lessons/ (each .py opens as a notebook)
     nox -s lint                     ruff
     nox -s bench                    benchmarks: tables of ratios against naive baselines
     nox -s bench -- occlusion       one benchmark (options after its name)
@@ -47,7 +50,7 @@ def _environment(session: nox.Session) -> None:
         session.run(str(BIN / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip",
                     external=True)
         session.run(str(BIN / "python"), "-m", "pip", "install", "--quiet", "-e",
-                    f"{ROOT}[docs,test]", external=True)
+                    f"{ROOT}[docs,test,lab]", external=True)
         stamp.write_text(wanted)
     session.env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     session.env["VIRTUAL_ENV"] = str(VENV)
@@ -74,12 +77,27 @@ def _browser(session: nox.Session) -> None:
                      "(install Debian's chromium package to run it)")
 
 
+FAST = "not slow and not browser"  # the fast tier; `slow` and `browser` are the full tier
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pass pytest options after --)."""
+    """The fast tier (pytest options after --): hand-computed values, small naive
+    references, the left-as-found contracts, the runtime, the build's functions and one
+    small lesson through a kernel. The 15 slowest tests are listed at the end."""
+    _environment(session)
+    _python(session, "-m", "pytest", "-m", FAST, "--durations=15", *session.posargs)
+
+
+@nox.session
+def tests_full(session: nox.Session) -> None:
+    """The full tier: every test marked ``slow`` or ``browser`` (whole-course builds on
+    other models, the browser tests of the site that ``nox -s site`` built, full-size
+    architecture sweeps). Run ``nox -s site`` first; CI runs site, tests, tests_full."""
     _environment(session)
     _browser(session)
-    _python(session, "-m", "pytest", *session.posargs)
+    _python(session, "-m", "pytest", "-m", "slow or browser", "--durations=15",
+            *session.posargs)
 
 
 @nox.session
@@ -106,6 +124,22 @@ def lesson(session: nox.Session) -> None:
     _environment(session)
     name, *rest = session.posargs
     _python(session, "-m", "coursebuild", "--only", name, *rest)
+
+
+@nox.session
+def lab(session: nox.Session) -> None:
+    """JupyterLab on the lessons, in the project's environment (its kernel has convlens).
+
+    jupytext opens each ``lessons/NN-slug.py`` as a notebook and saves back to the ``.py``.
+    Run by hand, a lesson's ``{{ name }}`` placeholders stay as they are (each ``record``
+    shows its value under its cell); the executed notebook with the values filled in is
+    ``build/docs/lessons/NN-slug.ipynb`` after ``nox -s site``. Options after ``--`` go to
+    ``jupyter lab`` (e.g. ``--no-browser --port 8890``).
+    """
+    _environment(session)
+    root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    _python(session, "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'lessons'}", *root,
+            *session.posargs)
 
 
 @nox.session

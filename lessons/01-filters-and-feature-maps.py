@@ -648,11 +648,11 @@ if bns:
 #    filters with `plot.filters_rgb` and with `plot.rgb_filter_mosaic(..., per_filter=False)`.
 #    How many filters are nearly dead?
 # 2. Fold the batch norm into the first-layer filters ($w' = w\,\gamma/\sigma$) and redraw
-#    Figure 1. Which filters change sign?
+#    [Figure 1](#figure-1). Which filters change sign?
 # 3. Pick one channel of `ctx.layers["middle"]` that fires on the cat. Compute its feature map
 #    for `ctx.image("coffee")` and `ctx.image("astronaut")`: does it respond to the same kind of
 #    texture there?
-# 4. Replace the channel mean by the channel *maximum* and by the mean of $|A|$ in Figure 6.
+# 4. Replace the channel mean by the channel *maximum* and by the mean of $|A|$ in [Figure 6](#figure-6).
 #    Which view is closest to "where the network looks" in [Grad-CAM](08-grad-cam.ipynb)?
 # 5. Train a tiny CNN on a toy data set for a few epochs and save its first-layer filters after
 #    each epoch: when do they stop looking like the random initialisation?

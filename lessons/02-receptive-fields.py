@@ -565,7 +565,7 @@ lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connect
                  "(architecture with random weights): every pixel contributes.")
 
 # %% [markdown]
-# Every pixel has a nonzero gradient. Compare with Figure 3: one unit of a convolutional map
+# Every pixel has a nonzero gradient. Compare with [Figure 3](#figure-3): one unit of a convolutional map
 # has a box; one unit of a fully connected layer has the whole image. (With other input sizes
 # this can fail at the borders: when the strides don't divide the input evenly, the last
 # windows stop short of the bottom and right edges, and the pixels there reach no unit at all.)
@@ -701,7 +701,7 @@ print(f"ResNet-18 layer4, traced through the graph (convlens):     size {traced.
 # <div class="admonition warning"><p class="admonition-title">Trap: padding puts edge units'
 # boxes outside the image</p>
 # <p>The offset $p_l$ grows with every padded layer, so the box of unit 0 starts at
-# $-p_l$: for the dashed box in Figure 2, part of the field is padding. When you crop "the
+# $-p_l$: for the dashed box in <a href="#figure-2">Figure 2</a>, part of the field is padding. When you crop "the
 # field of this unit" out of an image, clip the box (<code>RF.box(i, j, clip=True)</code>) and
 # remember that edge units see fewer real pixels than centre units.</p></div>
 #

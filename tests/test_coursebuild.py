@@ -6,6 +6,7 @@ is replaced by a fake one (so editing it is safe) and the weights identity by a 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from convlens_course.protocol import EXPLORER_SCHEMA
 from coursebuild import catalog, execute, keys, mkdocs_hooks, prose
 from coursebuild import pipeline as cb
 from coursebuild.pipeline import BuildFailed, build, main
@@ -170,11 +172,13 @@ def test_first_run_executes_second_run_hits_without_a_kernel(project):
 
     docs = project.out
     for rel in ("index.md", "references.md", "javascripts/mathjax.js", "build.md",
-                "build-info.json", "lessons/01-hello.ipynb", "lessons/01-hello.py",
-                "lessons/02-grad-cam.ipynb", "lessons/02-grad-cam.py",
+                "build-info.json", "lessons/01-hello.ipynb", "lessons/01-hello/01-hello.py",
+                "lessons/01-hello/01-hello.ipynb", "lessons/02-grad-cam.ipynb",
+                "lessons/02-grad-cam/02-grad-cam.py", "lessons/02-grad-cam/02-grad-cam.ipynb",
                 "javascripts/vendor/mathjax/tex-svg-full.js"):
         assert (docs / rel).is_file(), rel
-    assert (docs / "lessons/01-hello.py").read_text() == HELLO
+    assert (docs / "lessons/01-hello/01-hello.py").read_text() == HELLO
+    assert (docs / "javascripts/explorers/schema.json").read_bytes() == EXPLORER_SCHEMA.read_bytes()
     info = json.loads((docs / "build-info.json").read_text())
     assert [r["cache"] for r in info["lessons"]] == ["miss", "miss"]
     assert info["device"] == "cpu"
@@ -184,7 +188,12 @@ def test_first_run_executes_second_run_hits_without_a_kernel(project):
     assert f"hello from {sys.executable}\n" in texts
     assert "efficientnet_lite0 cpu 0\n" in texts
     assert "backend_inline" in texts
-    assert any("image/png" in o.get("data", {}) for o in outputs(docs / "lessons/01-hello.ipynb"))
+    # the figure: embedded in the download, a file beside the page
+    assert any("image/png" in o.get("data", {})
+               for o in outputs(docs / "lessons/01-hello/01-hello.ipynb"))
+    page = json.dumps(outputs(docs / "lessons/01-hello.ipynb"))
+    assert '<img src=\\"cell-3-1.png\\"' in page and "image/png" not in page
+    assert (docs / "lessons/01-hello/cell-3-1.png").is_file()
 
     page = (docs / "build.md").read_bytes()
     assert project.build() == {"01-hello": "hit", "02-grad-cam": "hit"}
@@ -298,9 +307,12 @@ def test_stale_docs_are_removed(warm):
     assert project.build() == {"01-hello": "hit"}
     left = sorted(p.relative_to(project.out).as_posix() for p in project.out.rglob("*"))
     assert left == ["build-info.json", "build.md", "index.md", "javascripts",
+                    "javascripts/explorers", "javascripts/explorers/schema.json",
                     "javascripts/mathjax.js", "javascripts/vendor",
                     "javascripts/vendor/mathjax", "javascripts/vendor/mathjax/tex-svg-full.js",
-                    "lessons", "lessons/01-hello.ipynb", "lessons/01-hello.py"]
+                    "lessons", "lessons/01-hello", "lessons/01-hello.ipynb",
+                    "lessons/01-hello/01-hello.ipynb", "lessons/01-hello/01-hello.py",
+                    "lessons/01-hello/cell-3-1.png"]
 
 
 def test_parallel_jobs(project):
@@ -322,14 +334,16 @@ def test_show_png_is_byte_identical_across_runs(project):
         ax.set_title("noise")
         lesson.show(fig, "random pixels")
         '''))
+    files = ("lessons/03-figure.ipynb", "lessons/03-figure/03-figure.ipynb",
+             "lessons/03-figure/figure-1.png")
     project.build(only=["03"])
-    first = (project.out / "lessons/03-figure.ipynb").read_bytes()
+    first = [(project.out / f).read_bytes() for f in files]
     project.build(only=["03"], force=True)
     assert project.runs == ["03-figure", "03-figure"]
-    assert (project.out / "lessons/03-figure.ipynb").read_bytes() == first
-    pngs = [o["data"]["image/png"] for o in outputs(project.out / "lessons/03-figure.ipynb")
+    assert [(project.out / f).read_bytes() for f in files] == first
+    pngs = [o["data"]["image/png"] for o in outputs(project.out / files[1])
             if "image/png" in o.get("data", {})]
-    assert len(pngs) == 1
+    assert len(pngs) == 1 and base64.b64decode(pngs[0]) == first[2]
 
 
 COMMON = {"trees": {"convlens": "a", "coursebuild": "b"}, "model": "m", "weights": "w",
@@ -484,7 +498,7 @@ def test_a_failed_claim_is_a_note_on_another_model_and_the_build_lists_it(projec
     assert project.build(only=["03"], model="alexnet",
                          log=lambda *a, **k: lines.append(" ".join(map(str, a))))["03-claims"] \
         == "miss"
-    cells = notebook_cells(project.out / "lessons/03-claims.ipynb")
+    cells = notebook_cells(project.out / "lessons/03-claims/03-claims.ipynb")  # the download
     html = [o["data"]["text/html"] for o in cells[3]["outputs"] if "text/html" in o.get("data", {})]
     [box] = html
     box = "".join(box)
@@ -516,14 +530,16 @@ def test_a_failed_claim_is_a_note_on_another_model_and_the_build_lists_it(projec
 def test_placeholders_are_filled_in_the_notebook_and_records_removed(project):
     project.write("03-claims", CLAIMS.replace("abs(ratio - 1) < 0.2", "ratio < 1"))
     project.build(only=["03"])
-    cells = notebook_cells(project.out / "lessons/03-claims.ipynb")
+    cells = notebook_cells(project.out / "lessons/03-claims/03-claims.ipynb")  # the download
     first = "".join(cells[0]["source"])
     assert "The ratio is 33.1% and the count is 12." in first
     assert "{{" not in json.dumps(cells)
     assert cells[1]["outputs"] == []  # the two records leave no output
     assert [text(o) for o in cells[3]["outputs"]] == ["after the check\n"]
-    # the .py beside the notebook (the source download) keeps the placeholders
-    assert "{{ ratio }}" in (project.out / "lessons/03-claims.py").read_text()
+    # the source download keeps the placeholders; the notebook download has them filled in
+    assert "{{ ratio }}" in (project.out / "lessons/03-claims/03-claims.py").read_text()
+    page = notebook_cells(project.out / "lessons/03-claims.ipynb")
+    assert "The ratio is 33.1% and the count is 12." in "".join(page[0]["source"])
     manifest = json.loads((project.entries("03-claims")[0] / "manifest.json").read_text())
     assert manifest["records"] == {"ratio": "33.1%", "count": "12"}
     assert manifest["checks"] == 1 and manifest["notes"] == []

@@ -33,6 +33,7 @@ METHODS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_method_runs_on_the_inputs_device(small_resnet, name, device):

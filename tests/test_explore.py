@@ -1,6 +1,6 @@
 """convlens_course.explore: the data each interactive figure carries is the library's result for
-each choice (up to the uint8 quantisation), the HTML output is what explorers.js expects,
-and bad input is named."""
+each choice (up to the uint8 quantisation), the HTML output is what the explorer modules
+expect, the data matches explorer_schema.json, and bad input is named."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 import convlens
-from convlens_course import explore
+from convlens_course import explore, protocol
 
 LABELS = [f"class {i}" for i in range(10)]
 
@@ -139,6 +139,71 @@ def test_explorer_kinds_are_checked():
         explore.Explorer("bogus", {}, "text")
 
 
+# --- the data format: one schema ------------------------------------------------------------
+
+def payload(e: explore.Explorer) -> dict:
+    """The data as the page reads it, from the HTML output."""
+    parser = _Roots()
+    parser.feed(e.to_html())
+    (attrs,) = parser.roots
+    return json.loads(attrs["data-convlens-data"])
+
+
+@pytest.fixture(scope="module")
+def schema():
+    from jsonschema import Draft202012Validator
+
+    document = json.loads(protocol.EXPLORER_SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(document)
+    return Draft202012Validator(document)
+
+
+@pytest.fixture(scope="module")
+def every_kind(model, x):
+    image, x2 = display(x), x.flip(-1)
+    return {
+        "receptive-field": explore.receptive_field_explorer(model, x, image, ["0", "5"], probes=2),
+        "gradcam": explore.gradcam_explorer(model, {"a": (x, image), "b": (x2, display(x2))},
+                                            ["2", "5"], LABELS, top=2),
+        "occlusion": explore.occlusion_explorer(model, x, image, LABELS, windows=(8, 16),
+                                                strides=(8,), top=2),
+        "smoothgrad": explore.smoothgrad_explorer(model, x, image, 3, noise=(0.2,), samples=(1, 2)),
+        "channels": explore.channels_explorer(model, x, image, ["2"], "0", filters=2),
+        "channels without a convolution": explore.channels_explorer(model, x, image, ["2", "5"]),
+    }
+
+
+def test_version_and_kinds_come_from_the_schema(schema):
+    assert explore.VERSION == schema.schema["properties"]["version"]["const"]
+    assert explore.KINDS == tuple(schema.schema["properties"]["kind"]["enum"])
+    assert "explorer_schema.json" in explore.__doc__
+
+
+def test_every_explorers_data_matches_the_schema(schema, every_kind):
+    assert {e.kind for e in every_kind.values()} == set(explore.KINDS)
+    for name, e in every_kind.items():
+        errors = [f"{'/'.join(map(str, err.absolute_path))}: {err.message}"
+                  for err in schema.iter_errors(payload(e))]
+        assert not errors, (name, errors[:5])
+
+
+def test_the_schema_refuses_what_it_does_not_describe(schema, every_kind):
+    data = payload(every_kind["gradcam"])
+    photo = data["photos"][0]
+    bad = [
+        {**data, "version": explore.VERSION + 1},
+        {**data, "kind": "bogus"},
+        {k: v for k, v in data.items() if k != "alpha"},
+        {**data, "extra": 1},
+        {**data, "luts": {"jet": data["luts"]["jet"][:-4]}},  # 765 bytes, not 768
+        {**data, "photos": [{**photo, "maps": [{**photo["maps"][0], "lo": 0.0}]}]},  # a map, not a stack
+        {**data, "photos": [{**photo, "image": {**photo["image"], "src": "https://example.org/a.jpg"}}]},
+        {**payload(every_kind["occlusion"]), "windows": [0]},
+    ]
+    for k, candidate in enumerate(bad):
+        assert not schema.is_valid(candidate), k
+
+
 # --- each explorer's data is the library's --------------------------------------------------
 
 def test_receptive_field_data(model, x):
@@ -200,6 +265,7 @@ def test_gradcam_data(model, x):
     assert e.data["luts"].keys() == {"jet"}
 
 
+@pytest.mark.slow
 def test_occlusion_data_for_every_class_from_the_same_passes(model, x):
     e = explore.occlusion_explorer(model, x, display(x), LABELS, windows=(8, 16),
                                    strides=(4, 8), top=3, batch_size=7)

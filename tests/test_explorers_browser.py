@@ -2,7 +2,7 @@
 library computes for it.
 
 A standalone page holds the five explorers of a tiny random-init CNN, the site's
-explorers.js and extra.css (fast); a tiny mkdocs site built through coursebuild checks that
+explorer modules (site_assets/javascripts/explorers/) and extra.css (fast); a tiny mkdocs site built through coursebuild checks that
 the notebook HTML output survives mkdocs-jupyter, that instant navigation re-initialises
 the explorers, and the page weight.
 """
@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import sys
-from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,11 @@ from torch import nn
 
 import convlens
 from convlens_course import explore
+from convlens_course.protocol import EXPLORER_SCHEMA
+from coursebuild.assemble import EXPLORER_SCHEMA_TARGET
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_explore import display, tiny_cnn  # noqa: E402  (the same tiny CNN as the data tests)
 from test_site_browser import (  # noqa: E402
     ARGS,
     CHROMIUM,
@@ -38,20 +40,9 @@ from test_site_browser import (  # noqa: E402
 
 pytestmark = pytest.mark.browser
 STEP = 1 / 255
-LABELS = [f"class {i}" for i in range(10)]
-
-
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
-
-
-def display(x: torch.Tensor) -> np.ndarray:
-    return ((x[0].permute(1, 2, 0).clamp(-2, 2) + 2) / 4).numpy()
+# as long as ImageNet's longest labels: the menus must still fit a 375-px screen
+LABELS = [f"class {i}: African hunting dog, hyena dog, Cape hunting dog, Lycaon pictus"
+          for i in range(10)]
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +66,19 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def standalone(tiny, tmp_path_factory):
-    """The explorers on one plain page (no Material), served over HTTP."""
+    """The explorers on one plain page (no Material), served over HTTP, with the modules and
+    the schema where the build puts them."""
     root = tmp_path_factory.mktemp("explorers")
-    shutil.copy(ROOT / "site_assets" / "javascripts" / "explorers.js", root)
+    shutil.copytree(ROOT / "site_assets" / "javascripts" / "explorers", root / "javascripts" / "explorers")
+    shutil.copy(EXPLORER_SCHEMA, root / EXPLORER_SCHEMA_TARGET)
     shutil.copy(ROOT / "site_assets" / "stylesheets" / "extra.css", root)
     body = "\n".join(f"<h2>{kind}</h2>\n{e.to_html()}" for kind, e in tiny[3].items())
     (root / "index.html").write_text(
-        '<!doctype html><html><head><meta charset="utf-8"><title>explorers</title><link rel="icon" href="data:,">'
-        f'<link rel="stylesheet" href="extra.css"></head><body>{body}'
-        '<script src="explorers.js"></script></body></html>')
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>explorers</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,"><link rel="stylesheet" href="extra.css"></head>'
+        f'<body>{body}<script type="module" src="javascripts/explorers/main.js"></script>'
+        '</body></html>')
     with serve(root) as base:
         yield base
 
@@ -304,6 +299,94 @@ def test_keyboard_focus_is_visible_and_dark_mode_redraws(page):
                            arg=[canvas.element_handle(), before], timeout=5000)
 
 
+FOCUS = """() => {
+    const e = document.activeElement, s = getComputedStyle(e), r = e.closest('[data-convlens-explorer]');
+    return {kind: r ? r.dataset.convlensExplorer : null, id: e.id || null, tag: e.tagName.toLowerCase(),
+            control: e.dataset.control || null,
+            ring: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2) || s.boxShadow !== 'none',
+            label: e.labels && e.labels.length ? e.labels[0].textContent : e.getAttribute('aria-label')};
+}"""
+
+
+def test_tab_reaches_every_control_with_a_visible_ring_and_keys_change_them(page):
+    """From the top of the page, Tab visits every control of every explorer in order, each
+    with a focus ring and a label; arrow keys step a slider and a menu, Space a checkbox."""
+    expected = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '[data-convlens-explorer] :is(select, input, canvas[tabindex])'), e => e.id || e.tagName.toLowerCase())""")
+    assert len(expected) >= 12
+    page.evaluate("document.activeElement.blur()")
+    visited, changed = [], set()
+    for _ in range(len(expected) + 5):
+        page.keyboard.press("Tab")
+        focus = page.evaluate(FOCUS)
+        if focus["kind"] is None:
+            break
+        visited.append(focus["id"] or focus["tag"])
+        assert focus["ring"], f"no visible focus ring on {focus}"
+        assert focus["label"] and focus["label"].strip(), f"no label on {focus}"
+        r = root(page, focus["kind"])
+        where = (focus["kind"], focus["control"] or focus["tag"])
+        keys, attribute = {("occlusion", "window"): ("ArrowLeft", "data-window"),
+                           ("occlusion", "class"): ("ArrowDown", "data-cls"),
+                           ("gradcam", "layer"): ("ArrowLeft", "data-layer"),
+                           ("smoothgrad", "noise"): ("Home", "data-noise"),
+                           ("receptive-field", "canvas"): ("ArrowRight", "data-unit")}.get(where, (None, None))
+        if keys:
+            before = r.get_attribute(attribute)
+            page.keyboard.press(keys)
+            assert r.get_attribute(attribute) != before, where
+            changed.add(where)
+        if where == ("smoothgrad", "blocks"):
+            page.keyboard.press("Space")
+            assert view(page, "smoothgrad", "blocks") is not None
+            changed.add(where)
+    assert visited == expected
+    assert len(changed) == 6, changed
+
+
+def test_at_375_px_the_page_never_scrolls_sideways(browser, standalone):
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    try:
+        page.goto(standalone, wait_until="networkidle")
+        page.wait_for_function("document.querySelectorAll('[data-convlens-ready=ready]').length == 5",
+                               timeout=15000)
+        # every mode of the channels explorer, the widest one last
+        menu = root(page, "channels").locator('select[data-control="mode"]')
+        for option in ("0", "1", "2"):
+            menu.select_option(option)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 375, option
+        # each figure fits the column (what cannot shrink scrolls inside the figure's box)
+        wider = page.evaluate("""() => Array.from(document.querySelectorAll('[data-convlens-explorer]'))
+            .filter(r => r.getBoundingClientRect().right > document.documentElement.clientWidth)
+            .map(r => r.dataset.convlensExplorer)""")
+        assert wider == [], wider
+    finally:
+        page.close()
+
+
+def test_data_of_another_version_is_refused_in_the_figure(page, tiny):
+    data = {**json.loads(json.dumps(tiny[3]["smoothgrad"].data)), "kind": "smoothgrad",
+            "title": "newer", "version": explore.VERSION + 1}
+    page.evaluate("""async (data) => {
+        const div = document.createElement('div');
+        div.className = 'convlens-explorer';
+        div.id = 'newer';
+        div.setAttribute('data-convlens-explorer', 'smoothgrad');
+        div.setAttribute('data-convlens-data', JSON.stringify(data));
+        div.innerHTML = '<p class="convlens-explorer-fallback">fallback</p>';
+        document.body.appendChild(div);
+        await window.convlensExplorers.start();
+    }""", data)
+    newer = page.locator("#newer")
+    assert newer.get_attribute("data-convlens-ready") == "mismatch"
+    assert newer.locator("canvas").count() == 0
+    message = newer.locator(".convlens-explorer-error")
+    assert message.is_visible()
+    assert f"version {explore.VERSION + 1}, but this site draws version {explore.VERSION}" in \
+        message.inner_text()
+    assert newer.locator(".convlens-explorer-fallback").is_visible()
+
+
 def test_without_javascript_the_fallback_shows(browser, standalone):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
@@ -339,14 +422,17 @@ image = ((x[0].permute(1, 2, 0).clamp(-2, 2) + 2) / 4).numpy()
 explore.receptive_field_explorer(model, x, image, ["0", "2"])
 
 # %%
-explore.gradcam_explorer(model, {"noise": (x, image)}, ["0", "2"], top=3)
+explore.gradcam_explorer(model, {"noise": (x, image)}, ["0", "2"], top=3,
+                         labels=[f"{i}: African hunting dog, hyena dog, Cape hunting dog"
+                                 for i in range(10)])
 '''
 
 
 def test_explorers_on_a_built_site_survive_instant_navigation(tmp_path, browser):
     """Through coursebuild and mkdocs-jupyter: the data script and data-* attributes are
-    kept, explorers.js is loaded site-wide, and a page reached by instant navigation (no
-    reload) is initialised too."""
+    kept, the explorer modules are loaded site-wide with the schema beside them, and a page
+    reached by instant navigation (no reload) is initialised too; in Material's layout the
+    focus ring shows and a 375-px screen does not scroll sideways."""
     import yaml
 
     (tmp_path / "lessons").mkdir()
@@ -367,11 +453,14 @@ def test_explorers_on_a_built_site_survive_instant_navigation(tmp_path, browser)
         run("-m", "mkdocs", "build", "--strict", "-f", str(tmp_path / "mkdocs.yml"), "-d",
             str(site), cwd=tmp_path, SITE_URL=base)
         html = (site / "lessons" / "01-explorers" / "index.html").read_text(encoding="utf-8")
-        assert html.count('data-convlens-explorer="') == 2
-        payloads = re.findall(r'data-convlens-data=(["\'])(.*?)\1', html, re.S)
-        assert [json.loads(unescape(text))["kind"] for _, text in payloads] == [
-            "receptive-field", "gradcam"]
-        assert "javascripts/explorers.js" in html
+        # the data is a file beside the page (coursebuild.figures), fetched by explorer-data.js
+        assert html.count('data-convlens-pending="') == 2 and "data-convlens-data" not in html
+        sources = re.findall(r'data-convlens-src="([^"]+)"', html)
+        folder = site / "lessons" / "01-explorers"
+        assert [json.loads((folder / src).read_text())["kind"] for src in sources] \
+            == ["receptive-field", "gradcam"]
+        assert re.search(r'<script src="[./]*javascripts/explorers/main\.js" type="module">', html)
+        assert (site / EXPLORER_SCHEMA_TARGET).read_bytes() == EXPLORER_SCHEMA.read_bytes()
         assert len(html.encode()) < MAX_PAGE_BYTES
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []
@@ -402,6 +491,15 @@ def test_explorers_on_a_built_site_survive_instant_navigation(tmp_path, browser)
             page.wait_for_function(
                 "document.querySelectorAll('[data-convlens-ready=ready]').length == 2",
                 timeout=15000)
+            # in Material's layout: keyboard focus shows the explorers' ring, and at 375 px
+            # the page does not scroll sideways
+            r.locator("select").focus()
+            page.keyboard.press("Tab")
+            focus = page.evaluate(FOCUS)
+            assert focus["kind"] == "receptive-field" and focus["tag"] == "canvas" and focus["ring"]
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.wait_for_function("document.documentElement.clientWidth == 375")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 375
         finally:
             page.close()
         assert not errors, errors

@@ -246,6 +246,7 @@ def test_functional_other_activation_refused_naming_module(method, activation, n
     ("efficientnet_b0", "SiLU", "features.0.2"),
     ("convnext_tiny", "GELU", "features.1.0.block.4"),
 ])
+@pytest.mark.slow
 def test_torchvision_other_activation_modules_refused(builder, activation, module):
     import torchvision
 
@@ -277,6 +278,7 @@ def _patched_relu_gradient(monkeypatch, model, x, target, function):
 @pytest.mark.parametrize("builder", ["densenet121", "googlenet"])
 @pytest.mark.parametrize("method, function", [(guided_backprop, GuidedReLUFunction),
                                                (deconvnet, DeconvReLUFunction)])
+@pytest.mark.slow
 def test_torchvision_functional_relu_models_match_reference(monkeypatch, builder, method,
                                                              function):
     import torchvision
@@ -331,6 +333,7 @@ def test_resnet18_shared_inplace_relu_matches_reference(attribution_resnet18, me
     assert not torch.allclose(result, gradient(attribution_resnet18, x, target))
 
 
+@pytest.mark.slow
 def test_vgg11_guided_matches_reference(attribution_vgg11):
     torch.manual_seed(0)
     x = torch.randn(1, 3, 32, 32)
@@ -340,6 +343,7 @@ def test_vgg11_guided_matches_reference(attribution_vgg11):
                                rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_timm_relu6_model_runs_with_rule():
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)

@@ -74,6 +74,7 @@ def test_selection_equals_slice_of_full_result(kind):
 @pytest.mark.parametrize(
     "builder, size", [(torchvision.models.alexnet, 67), (torchvision.models.vgg16, 64)]
 )
+@pytest.mark.slow
 def test_every_conv_of_alexnet_and_vgg16(builder, size):
     torch.manual_seed(0)
     model = builder(weights=None).eval()
@@ -126,6 +127,7 @@ def test_kernel_map_conv_equals_source_and_is_trainable():
     assert same.dynamic_same_padding
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", [torchvision.models.alexnet, torchvision.models.vgg11])
 def test_convert_convs_keeps_outputs_and_leaves_model_untouched(builder):
     torch.manual_seed(0)

@@ -164,15 +164,21 @@ def test_record_rejects_bad_names_and_formats():
         lesson.record("v", 1, 2)
 
 
-def test_strict_is_the_default_model_with_its_own_settings_on_the_cpu(monkeypatch):
+def test_strict_is_the_default_model_with_its_own_settings_on_any_device(monkeypatch):
     for name in ("CONVLENS_MODEL", "CONVLENS_WEIGHTS", "CONVLENS_LABELS", "CONVLENS_LAYERS",
-                 "CONVLENS_STRICT"):
+                 "CONVLENS_PREPROCESS", "CONVLENS_STRICT"):
         monkeypatch.delenv(name, raising=False)
     lesson._current = None
     monkeypatch.setenv("CONVLENS_DEVICE", "cpu")
     assert lesson.strict()
+    # the device does not make a build lenient: the text must hold on a GPU too
+    lesson._current = lesson.LessonContext("efficientnet_lite0", None, None, [], {},
+                                           torch.device("cuda"), 0)
+    assert lesson.strict()
+    lesson._current = None
     for name, value in [("CONVLENS_MODEL", "alexnet"), ("CONVLENS_WEIGHTS", "my.pt"),
-                        ("CONVLENS_LABELS", "l.txt"), ("CONVLENS_LAYERS", "last_conv=x")]:
+                        ("CONVLENS_LABELS", "l.txt"), ("CONVLENS_LAYERS", "last_conv=x"),
+                        ("CONVLENS_PREPROCESS", "crop=200")]:
         with monkeypatch.context() as m:
             m.setenv(name, value)
             assert not lesson.strict(), name
@@ -216,3 +222,35 @@ def test_most_probable_picks_among_present_candidates_and_falls_back(capsys):
     assert "'goldfish' is not a class of this model" in capsys.readouterr().out
     assert ctx.most_probable(("goldfish",), x, exclude=(3,)) == 1  # top taken: the next one
     assert "already used; taking 'tiger cat' instead" in capsys.readouterr().out
+
+
+def test_setup_sets_the_reproducibility_switches_and_lists_nondeterministic_ops(monkeypatch):
+    import warnings
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cuda.matmul.allow_tf32 = True
+    lesson._deterministic()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.are_deterministic_algorithms_enabled()
+    # what PyTorch warns for an op without a deterministic CUDA kernel is remembered once
+    text = ("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, "
+            "but you set 'torch.use_deterministic_algorithms(True, warn_only=True)'.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning(UserWarning(text), UserWarning, __file__, 1)
+        warnings.showwarning(UserWarning(text), UserWarning, __file__, 2)
+    assert lesson.nondeterministic_operations() == ["adaptive_avg_pool2d_backward_cuda"]
+    lesson._deterministic()  # a new lesson starts with an empty list
+    assert lesson.nondeterministic_operations() == []
+
+
+def test_show_needs_a_caption_since_it_is_the_alt_text():
+    import matplotlib.pyplot as plt
+
+    fig = _figure()
+    with pytest.raises(ValueError, match="caption must say what the figure shows"):
+        lesson.show(fig, "  ")
+    assert not plt.fignum_exists(fig.number)  # closed all the same

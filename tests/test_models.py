@@ -43,6 +43,7 @@ def test_loaded_model_is_in_eval_mode_with_module_activations(lite0):
     assert len(lite0.labels) == 1000 and lite0.labels[281] == "tabby"
 
 
+@pytest.mark.slow
 def test_layer_roles_exist_in_every_architecture():
     for name in models.KNOWN_MODELS:
         names = dict(models.architecture(name).named_modules())
@@ -287,6 +288,7 @@ def test_torchvision_spec_reads_the_hub_cache(tmp_path, monkeypatch):
     assert models.weights_identity("torchvision:mobilenet_v3_small") != "missing"
 
 
+@pytest.mark.slow
 def test_torchvision_spec_preprocessing_from_the_weights_enum(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     _plant(tmp_path, "efficientnet_b1")  # its transforms: resize 255, crop 240, bicubic
@@ -383,6 +385,7 @@ INFERRED = {  # builder: (first_conv, middle, last_spatial, stages)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", list(INFERRED))
 def test_inferred_roles_on_torchvision_architectures(builder):
     extra = {"aux_logits": False, "init_weights": True} if builder == "googlenet" else {}
@@ -396,6 +399,7 @@ def test_inferred_roles_on_torchvision_architectures(builder):
     assert all(not m._forward_hooks for m in model.modules())
 
 
+@pytest.mark.slow
 def test_inferred_roles_agree_with_the_registry():
     """first_conv and last_spatial agree everywhere. middle differs on two models, by the
     documented rule stages[len // 2]: AlexNet's stages are 55, 27, 13 px (middle
@@ -418,3 +422,46 @@ def test_infer_layers_needs_a_convolution():
                             (4, 4))
     with pytest.raises(ValueError, match="input_size"):
         models.infer_layers(torchvision.models.alexnet(), 224)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned_resnet18(tmp_path_factory):
+    """A ResNet-18 checkpoint with a 10-class head, as fine-tuning leaves it, and its labels."""
+    folder = tmp_path_factory.mktemp("fine_tuned")
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None)
+    net.fc = torch.nn.Linear(512, 10)
+    torch.save(net.state_dict(), folder / "finetuned.pt")
+    (folder / "labels.txt").write_text("".join(f"part {i}\n" for i in range(10)))
+    return folder / "finetuned.pt", folder / "labels.txt", net.eval()
+
+
+@pytest.mark.parametrize("spec", ["resnet18", "torchvision:resnet18"])
+def test_a_fine_tuned_head_is_resized_to_the_checkpoint(fine_tuned_resnet18, spec):
+    weights, labels, reference = fine_tuned_resnet18
+    loaded = models.load(spec, weights=weights, labels=labels)
+    assert loaded.model.fc.out_features == 10 and len(loaded.labels) == 10
+    assert loaded.labels[3] == "part 3"
+    assert any("'fc'" in note and "1000 to 10" in note for note in loaded.notes), loaded.notes
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x))
+    unlabelled = models.load(spec, weights=weights)
+    assert unlabelled.labels == [f"class {i}" for i in range(10)]
+
+
+def test_a_fine_tuned_head_needs_labels_of_its_size(fine_tuned_resnet18, tmp_path):
+    weights, _, _ = fine_tuned_resnet18
+    five = tmp_path / "five.txt"
+    five.write_text("a\nb\nc\nd\ne\n")
+    with pytest.raises(ValueError, match="has 5 class names but the model has 10 outputs"):
+        models.load("resnet18", weights=weights, labels=five)
+
+
+def test_other_mismatches_still_fail_and_point_to_a_model_function(tmp_path):
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None)
+    net.layer4[0].conv1 = torch.nn.Conv2d(256, 256, 3, stride=2, padding=1, bias=False)
+    torch.save(net.state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"shape mismatches.*layer4\.0\.conv1.*file\.py:build"):
+        models.load("resnet18", weights=tmp_path / "other.pt")

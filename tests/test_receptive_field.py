@@ -108,6 +108,7 @@ def test_alexnet_matches_published_fields(alexnet):
     assert not rf["classifier.1"].has_window and "global" in repr(rf["classifier.1"])
 
 
+@pytest.mark.slow
 def test_vgg16_matches_published_fields(vgg16):
     rf = receptive_field(vgg16)
     convs = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
@@ -161,6 +162,7 @@ def test_timm_conv2d_same_padding_depends_on_input_size():
         (torchvision.models.vgg16, 112, [("features.16", (0, 5, 7)), ("features.28", (3, 0, 6))]),
     ],
 )
+@pytest.mark.slow
 def test_empirical_field_equals_analytic_box_with_positive_weights(builder, size, probes):
     model = _positive_averaging_copy(builder(weights=None))
     rf = receptive_field(model, (size, size))
@@ -475,6 +477,7 @@ def test_course_model_global_pool_is_global():
     ["alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v3_small", "densenet121",
      "convnext_tiny", "efficientnet_b0"],
 )
+@pytest.mark.slow
 def test_torchvision_zoo_is_analysed_and_its_heads_are_global(builder):
     torch.manual_seed(0)
     model = getattr(torchvision.models, builder)(weights=None).eval()

@@ -133,6 +133,7 @@ def test_smoothgrad_bad_arguments(kwargs, error, words):
         smoothgrad(tiny_tanh_net(), torch.randn(1, 1, 6, 6), 0, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size", [("alexnet", 64), ("vgg11", 32), ("resnet18", 32)])
 def test_torchvision_gradient_equals_plain_autograd(request, name, size):
     model = request.getfixturevalue(f"attribution_{name}")

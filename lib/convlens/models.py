@@ -106,6 +106,8 @@ class LoadedModel(NamedTuple):
     layers: dict[str, str]
     #: the blocks lesson 08 walks through, early to late, ending with ``layers["last_spatial"]``
     stages: tuple[str, ...] = ()
+    #: what loading changed, one sentence each (e.g. a classifier resized to a checkpoint)
+    notes: tuple[str, ...] = ()
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -361,7 +363,45 @@ def _few(names, limit: int = 6) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _load_user_weights(model: nn.Module, weights, spec: str) -> None:
+def _classifier_to_resize(model: nn.Module, state: dict, shapes: list[str]) -> str | None:
+    """The qualified name of the model's last layer when the checkpoint differs from the
+    architecture only in that layer's number of outputs (a head fine-tuned on other
+    classes); else ``None``."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) or (
+                isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+                and module.groups == 1):
+            last = name
+    if last is None or not shapes:
+        return None
+    keys = {f"{last}.weight", f"{last}.bias"}
+    mismatched = {item.split(" ")[0] for item in shapes}
+    weight = state.get(f"{last}.weight")
+    expected = model.get_submodule(last).weight
+    if not mismatched <= keys or weight is None or weight.ndim != expected.ndim \
+            or weight.shape[1:] != expected.shape[1:]:
+        return None
+    bias = state.get(f"{last}.bias")
+    if (bias is None) != (model.get_submodule(last).bias is None) or (
+            bias is not None and tuple(bias.shape) != (weight.shape[0],)):
+        return None
+    return last
+
+
+def _resize_classifier(model: nn.Module, name: str, outputs: int) -> None:
+    """Replace the layer ``name`` by a fresh one with ``outputs`` outputs (same inputs)."""
+    old = model.get_submodule(name)
+    if isinstance(old, nn.Linear):
+        new = nn.Linear(old.in_features, outputs, bias=old.bias is not None)
+    else:
+        new = nn.Conv2d(old.in_channels, outputs, 1, bias=old.bias is not None)
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def _load_user_weights(model: nn.Module, weights, spec: str) -> str | None:
+    """Load a checkpoint strictly; return a note when the classifier was resized to it."""
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
@@ -372,7 +412,15 @@ def _load_user_weights(model: nn.Module, weights, spec: str) -> None:
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
               for k in sorted(set(state) & set(expected))
               if hasattr(state[k], "shape") and state[k].shape != expected[k].shape]
-    if missing or unexpected or shapes:
+    head = None if missing or unexpected else _classifier_to_resize(model, state, shapes)
+    note = None
+    if head is not None:
+        outputs = int(state[f"{head}.weight"].shape[0])
+        before = int(expected[f"{head}.weight"].shape[0])
+        _resize_classifier(model, head, outputs)
+        note = (f"the classifier {head!r} was resized from {before} to {outputs} outputs to "
+                f"fit the checkpoint {path.name!r} (a fine-tuned head)")
+    elif missing or unexpected or shapes:
         parts = []
         if missing:
             parts.append(f"missing keys ({len(missing)}): {_few(missing)}")
@@ -381,8 +429,10 @@ def _load_user_weights(model: nn.Module, weights, spec: str) -> None:
         if shapes:
             parts.append(f"shape mismatches (file vs model): {_few(shapes, 4)}")
         raise ValueError(f"checkpoint {str(path)!r} does not fit the {spec!r} architecture: "
-                         + "; ".join(parts))
+                         + "; ".join(parts) + ". If the file holds another architecture, "
+                         "load it through a function: --model path/to/file.py:build")
     model.load_state_dict(state, strict=True)
+    return note
 
 
 # --- Labels, layers, preprocessing -----------------------------------------------------
@@ -648,7 +698,10 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
 
     ``weights``: a checkpoint file (a state dict, or a dict with a ``state_dict``
     entry) for the architecture; loaded strictly, and a mismatch raises ``ValueError``
-    naming the missing and unexpected keys. Without it, registry and ``torchvision:``
+    naming the missing and unexpected keys. One mismatch is accepted: a checkpoint whose
+    last layer (the classifier) has another number of outputs, a head fine-tuned on other
+    classes; that layer is resized to the checkpoint, ``notes`` says so, and ``labels``
+    must then name that many classes. Without it, registry and ``torchvision:``
     models read their pretrained file from the torch hub cache
     (``$TORCH_HOME/hub/checkpoints``), downloaded there when ``download`` is true and
     the network allows it; file and module models keep the initialisation their
@@ -670,13 +723,14 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
     parsed = _parse_spec(spec)
     known_labels = None
     enum = None
+    notes: list[str | None] = []
     if parsed.kind == "registry":
         entry = _SPECS[spec]
         enum = entry.weights_enum
         base = entry.preprocess
         model = entry.build()
         if weights is not None:
-            _load_user_weights(model, weights, spec)
+            notes.append(_load_user_weights(model, weights, spec))
         elif enum is None:
             state = _load_checkpoint(weights_path(spec))
             model.load_state_dict(_efficientnet_state_dict(state, model), strict=True)
@@ -691,7 +745,7 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         if weights is not None:
             model = builder(weights=None, num_classes=len(known_labels)) if known_labels \
                 else builder(weights=None)
-            _load_user_weights(model, weights, spec)
+            notes.append(_load_user_weights(model, weights, spec))
         else:
             _ensure_hub_file(spec, enum, download)
             # torchvision's own loader reads the cached file (and renames DenseNet's old keys)
@@ -705,21 +759,19 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         except RuntimeError as error:  # timm: "Unknown model (name)"
             raise ValueError(f"model spec {spec!r}: {error}") from None
         base = _timm_preprocess(model)
-        _load_user_weights(model, weights, spec)
+        notes.append(_load_user_weights(model, weights, spec))
     else:
         model = _user_function(parsed)()
         base = DEFAULT_PREPROCESS
         if weights is not None:
-            _load_user_weights(model, weights, spec)
+            notes.append(_load_user_weights(model, weights, spec))
     model.eval()
     chosen = _resolve_preprocess(preprocess, base)
 
     if parsed.kind == "registry":
         entry = _SPECS[spec]
         roles, stages = dict(entry.layers), entry.stages
-        n_outputs = 1000 if weights is None else None
-        if labels is not None and n_outputs is None:
-            n_outputs = _trace(model, (chosen.crop, chosen.crop)).n_outputs
+        n_outputs = 1000 if weights is None else _trace(model, (chosen.crop, chosen.crop)).n_outputs
     else:
         traced = _trace(model, (chosen.crop, chosen.crop))
         roles, stages, n_outputs = traced.layers, traced.stages, traced.n_outputs
@@ -729,7 +781,8 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         stages = tuple(s for s in stages if s != roles["last_spatial"]) + (roles["last_spatial"],)
     names = _read_labels(labels, n_outputs) if labels is not None \
         else _default_labels(n_outputs, known_labels)
-    return LoadedModel(model, chosen, names, str(spec), roles, tuple(stages))
+    return LoadedModel(model, chosen, names, str(spec), roles, tuple(stages),
+                       tuple(note for note in notes if note))
 
 
 def check_spec(spec) -> None:

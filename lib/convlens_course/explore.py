@@ -13,15 +13,19 @@ instant navigation re-creates every inline script of the new page without its ``
 runs it as JavaScript (a JSON object is a syntax error there, and the data is lost), and an
 attribute is also left out of the search index.
 
-The site-wide ``site_assets/javascripts/explorers.js`` finds these roots on every page
-(Material's instant navigation included) and draws them on canvases: no kernel, no CDN, no
-request. Without JavaScript (or in Jupyter, where the script is not loaded) only the fallback
+The site-wide modules under ``site_assets/javascripts/explorers/`` find these roots on every
+page (Material's instant navigation included) and draw them on canvases: no kernel, no CDN.
+Without JavaScript (or in Jupyter, where the script is not loaded) only the fallback
 sentence shows, and the lesson's static figure beside it still tells the story.
 
-Encoding (``version`` 1). Every map is quantised to ``uint8`` over its own range
-``[lo, hi]`` (``value = lo + q * (hi - lo) / 255``, so the error is at most half a step),
-compressed with zlib and base64-encoded: ``{"shape": [...], "lo": ..., "hi": ..., "z": "..."}``;
-a stack ``[K, ...]`` has one ``lo``/``hi`` per leading index. The browser inflates it with
+The data's layout is described once, in ``explorer_schema.json`` (JSON Schema; see
+:mod:`convlens_course.protocol`): ``VERSION`` and ``KINDS`` are read from it, the page
+refuses data of another version, and the tests validate every explorer against it.
+
+Encoding. Every map is quantised to ``uint8`` over its own range ``[lo, hi]``
+(``value = lo + q * (hi - lo) / 255``, so the error is at most half a step), compressed with
+zlib and base64-encoded: ``{"shape": [...], "lo": ..., "hi": ..., "z": "..."}``; a stack
+``[K, ...]`` has one ``lo``/``hi`` per leading index. The browser inflates it with
 ``DecompressionStream("deflate")``. Colour maps are matplotlib's, shipped as 256-entry RGB
 tables (``"luts"``), applied the way ``imshow`` does (index ``floor(256 * v)``, clipped).
 Photos are JPEG data URIs. :func:`decode` reads a map back (the tests compare it with the
@@ -50,6 +54,7 @@ from convlens.kernel_decomposition import kernel_maps
 from convlens.occlusion_maps import occlusion
 from convlens.receptive_fields import empirical_receptive_field, receptive_field
 from convlens.saliency import gradient, smoothgrad
+from convlens_course.protocol import EXPLORER_KINDS, EXPLORER_VERSION
 
 __all__ = [
     "Explorer",
@@ -65,8 +70,8 @@ __all__ = [
     "strided_layers",
 ]
 
-VERSION = 1
-KINDS = ("receptive-field", "gradcam", "occlusion", "smoothgrad", "channels")
+VERSION = EXPLORER_VERSION
+KINDS = EXPLORER_KINDS
 
 
 # --- encoding -------------------------------------------------------------------------------

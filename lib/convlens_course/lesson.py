@@ -23,6 +23,7 @@ Values and claims in prose (read by ``coursebuild.prose`` after the lesson ran):
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import os
@@ -35,14 +36,21 @@ import torch
 
 from convlens import images, models
 
-from .protocol import EXPECT_MIME, RECORD_MIME
+from .protocol import (
+    CUBLAS_WORKSPACE_CONFIG,
+    EXPECT_MIME,
+    FIGURE_METADATA,
+    NONDETERMINISTIC_MIME,
+    RECORD_MIME,
+)
 
 # The classes the lessons explain on the photos of a cat and of a cup of coffee.
 CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
 COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 
 __all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "DPI", "ClaimFailed", "LessonContext", "expect",
-           "load_from_environment", "record", "setup", "show", "strict"]
+           "load_from_environment", "nondeterministic_operations", "record", "setup", "show",
+           "strict"]
 
 DPI = 100
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -148,6 +156,58 @@ def load_from_environment(download: bool = True) -> models.LoadedModel:
                        preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download)
 
 
+def _deterministic() -> None:
+    """PyTorch's documented switches for reproducible results (see its "Reproducibility"
+    notes): cuBLAS's fixed workspace (read at its first use, so the build also sets it in
+    the kernel's environment), no TF32 in matrix products and convolutions, cuDNN's
+    deterministic algorithms without autotuning, and deterministic kernels everywhere. An
+    operation with no deterministic CUDA kernel (some backward passes of adaptive pooling
+    and interpolation) warns instead of failing; :func:`nondeterministic_operations` lists
+    what warned, and the build reports it per lesson."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    _watch_nondeterminism()
+
+
+_NONDETERMINISTIC = re.compile(r"^(\S+) does not have a deterministic implementation")
+_nondeterministic: list[str] = []
+
+
+def _watch_nondeterminism() -> None:
+    """Remember each operation PyTorch reports as having no deterministic implementation
+    (the warning of ``use_deterministic_algorithms(True, warn_only=True)``): the current
+    ``warnings.showwarning`` is wrapped once (a wrapper is recognised by its marker, so a
+    second setup, or a test harness that restored the original, is handled)."""
+    import warnings
+
+    _nondeterministic.clear()
+    shown = warnings.showwarning
+    if getattr(shown, "_convlens_watch", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        found = _NONDETERMINISTIC.match(str(message))
+        if found:
+            if found.group(1) not in _nondeterministic:
+                _nondeterministic.append(found.group(1))
+                _emit({NONDETERMINISTIC_MIME: {"operation": found.group(1)},
+                       "text/plain": f"no deterministic kernel: {found.group(1)}"})
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    showwarning._convlens_watch = True
+    warnings.showwarning = showwarning
+
+
+def nondeterministic_operations() -> list[str]:
+    """The operations that ran without a deterministic kernel since :func:`setup`."""
+    return list(_nondeterministic)
+
+
 def _fix_matplotlib() -> None:
     import matplotlib
 
@@ -173,11 +233,11 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
     overrides come from ``CONVLENS_LABELS`` and ``CONVLENS_LAYERS`` only).
 
     Side effects, on purpose and process-wide (a lesson is one kernel): seeds Python's,
-    NumPy's and torch's global generators; ``torch.use_deterministic_algorithms(True,
-    warn_only=True)``; ``torch.backends.cudnn.benchmark = False``; sets
-    ``os.environ["CUBLAS_WORKSPACE_CONFIG"]`` when unset (cuBLAS reads it at its first
-    use); resets matplotlib's rcParams to the course's; restarts figure numbering and
-    forgets values recorded with :func:`record`.
+    NumPy's and torch's global generators; PyTorch's reproducibility switches
+    (:func:`_deterministic`: deterministic algorithms, no TF32, deterministic cuDNN, and
+    ``os.environ["CUBLAS_WORKSPACE_CONFIG"]`` when unset); resets matplotlib's rcParams to
+    the course's; restarts figure numbering and forgets values recorded with
+    :func:`record`.
     """
     global _figure_count, _current
     _figure_count = 0
@@ -185,13 +245,10 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
     device_ = _pick_device(device or os.environ.get("CONVLENS_DEVICE", "auto"))
     seed = int(seed if seed is not None else os.environ.get("CONVLENS_SEED", 0))
 
-    # cuBLAS needs this before its first use to be deterministic.
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    _deterministic()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
     _fix_matplotlib()
 
     if model is not None or weights is not None:  # explicit arguments: a hand-run notebook
@@ -220,19 +277,22 @@ def strict() -> bool:
     """Whether a failed :func:`expect` fails the lesson (else it becomes a note on the page).
 
     Strict is the configuration the lesson text was written for: the default model
-    (``efficientnet_lite0`` with its embedded weights, labels and layer roles: none of
-    ``CONVLENS_WEIGHTS``, ``CONVLENS_LABELS``, ``CONVLENS_LAYERS`` set) on the CPU. Any
-    other model, weights, labels, layers or device (CUDA) is lenient. ``CONVLENS_STRICT=1``
-    or ``=0`` overrides the rule (e.g. to check the text on a GPU build).
+    (``efficientnet_lite0`` with its embedded weights, labels, layer roles and
+    preprocessing: none of ``CONVLENS_WEIGHTS``, ``CONVLENS_LABELS``, ``CONVLENS_LAYERS``,
+    ``CONVLENS_PREPROCESS`` set), on any device: a claim on the default model must hold on a
+    GPU as on the CPU (claims whose measurement rounds differently on a GPU state their
+    tolerance). Any other model or setting is lenient. ``CONVLENS_STRICT=1`` or ``=0``
+    overrides the rule.
     """
     override = os.environ.get("CONVLENS_STRICT", "").strip()
     if override in ("0", "1"):
         return override == "1"
     if override:
         raise ValueError(f"CONVLENS_STRICT must be 0 or 1, got {override!r}")
-    model, device = _model_and_device()
-    overridden = any(os.environ.get(f"CONVLENS_{v}") for v in ("WEIGHTS", "LABELS", "LAYERS"))
-    return model == models.DEFAULT_MODEL and not overridden and device.split(":")[0] == "cpu"
+    model, _ = _model_and_device()
+    overridden = any(os.environ.get(f"CONVLENS_{v}")
+                     for v in ("WEIGHTS", "LABELS", "LAYERS", "PREPROCESS"))
+    return model == models.DEFAULT_MODEL and not overridden
 
 
 def _model_and_device() -> tuple[str, str]:
@@ -255,14 +315,14 @@ def _format(value, fmt: str | None) -> str:
         raise ValueError(f"fmt {fmt!r} cannot format {value!r}: {error}") from None
 
 
-def _emit(bundle: dict) -> None:
+def _emit(bundle: dict, metadata: dict | None = None) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # plain Python: nothing to display on
         return
     if get_ipython() is not None:
-        display(bundle, raw=True)
+        display(bundle, raw=True, metadata=metadata)
 
 
 def record(name: str, value, fmt: str | None = None):
@@ -374,35 +434,40 @@ def encode_figure(png: bytes) -> tuple[bytes, str]:
 def show(fig, caption: str) -> None:
     """Display ``fig`` with a numbered caption naming the model and device; close it.
 
-    Returns nothing, so a cell ending in ``show(...)`` prints nothing more; set
-    ``CONVLENS_FIGURE_DIR`` to also get each figure as a PNG file. A large, mostly
-    photographic figure is displayed as a JPEG (:func:`encode_figure`).
+    ``caption`` says what the figure shows, in a sentence: it is printed under the figure
+    and is the image's alt text on the site. Returns nothing, so a cell ending in
+    ``show(...)`` prints nothing more; set ``CONVLENS_FIGURE_DIR`` to also get each figure
+    as a PNG file. A large, mostly photographic figure is displayed as a JPEG
+    (:func:`encode_figure`). Both outputs carry ``FIGURE_METADATA`` (number, caption), which
+    the build reads to publish the figure as a file with the anchor ``#figure-N``.
     """
     import matplotlib.pyplot as plt
 
     global _figure_count
+    if not isinstance(caption, str) or not caption.strip():
+        plt.close(fig)
+        raise ValueError("show: caption must say what the figure shows (a non-empty str): "
+                         "it is printed under the figure and is its alt text on the site")
     _figure_count += 1
+    number = _figure_count
     png = render_png(fig)
     plt.close(fig)
     data, kind = encode_figure(png)
     folder = os.environ.get("CONVLENS_FIGURE_DIR")
     if folder:  # optional copy of every figure as a file, for review
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"figure-{_figure_count:02d}.png"), "wb") as handle:
+        with open(os.path.join(folder, f"figure-{number:02d}.png"), "wb") as handle:
             handle.write(png)
     if _current is not None:
         model, device = _current.name, str(_current.device)
     else:
         model, device = "none", "cpu"
-    text = (f"<p class=\"convlens-caption\"><strong>Figure {_figure_count}.</strong> "
+    text = (f"<p class=\"convlens-caption\" id=\"figure-{number}\"><strong>Figure {number}.</strong> "
             f"{html.escape(caption)} <em>(model: {html.escape(model)}; device: "
             f"{html.escape(device)})</em></p>")
-    try:
-        from IPython import get_ipython
-        from IPython.display import HTML, Image, display
-
-        if get_ipython() is not None:
-            display(Image(data=data, format=kind))
-            display(HTML(text))
-    except ImportError:  # plain Python: nothing to display on
-        pass
+    about = {"number": number, "caption": caption, "model": model, "device": device}
+    _emit({f"image/{kind}": base64.b64encode(data).decode("ascii"),
+           "text/plain": f"<Figure {number}: {caption}>"},
+          metadata={FIGURE_METADATA: about})
+    _emit({"text/html": text, "text/plain": f"Figure {number}. {caption}"},
+          metadata={FIGURE_METADATA: {"number": number, "role": "caption"}})

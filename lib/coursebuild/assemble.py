@@ -1,8 +1,10 @@
 """Lay out ``build/docs/``: the MkDocs source tree, generated, never edited by hand.
 
-It holds a copy of ``site_assets/``, the vendored MathJax bundle, one executed notebook and
-its ``.py`` source per lesson under ``lessons/``, ``build-info.json`` and the ``build.md``
-page. The line ``<!-- lessons -->`` of ``index.md`` becomes the list of lessons
+It holds a copy of ``site_assets/``, the vendored MathJax bundle, the explorers' data schema
+(``convlens_course/explorer_schema.json``, beside the modules that read it), per lesson its
+page's notebook ``lessons/NN-slug.ipynb`` and a folder ``lessons/NN-slug/`` with its figures
+and its two downloads (:mod:`coursebuild.lessonpage`), ``build-info.json`` and the
+``build.md`` page. The line ``<!-- lessons -->`` of ``index.md`` becomes the list of lessons
 (:mod:`coursebuild.catalog`); the nav is made from ``build-info.json`` by the MkDocs hook. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
 every other file is removed, so a renamed or deleted lesson leaves nothing behind.
 
@@ -19,11 +21,14 @@ import json
 import os
 from pathlib import Path
 
-from coursebuild import catalog
+from convlens_course.protocol import EXPLORER_SCHEMA
+from coursebuild import catalog, lessonpage
 
 MATHJAX_FILE = "tex-svg-full.js"
 MATHJAX_TARGET = f"javascripts/vendor/mathjax/{MATHJAX_FILE}"
 LESSONS = "lessons"
+# the explorers' data format, beside the modules that read it (site_assets/javascripts/explorers)
+EXPLORER_SCHEMA_TARGET = "javascripts/explorers/schema.json"
 
 
 def mathjax_source() -> Path:
@@ -99,9 +104,13 @@ def write_if_changed(path: Path, data: bytes) -> None:
 
 
 def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]],
-             info: dict, keep: set[str] = frozenset()) -> None:
+             info: dict, keep: set[str] = frozenset(),
+             sources: dict[str, Path] | None = None) -> list[str]:
     """Write ``out`` from the assets, ``notebooks`` (slug -> (lesson .py, executed .ipynb))
-    and ``info``; delete whatever else is there except the relative paths in ``keep``."""
+    and ``info``; delete whatever else is there except the relative paths in ``keep`` (a
+    path ending in ``/``: a folder). Each lesson's files: :mod:`coursebuild.lessonpage`;
+    ``sources`` (slug -> lesson file, every lesson) lets links to lessons not built now be
+    checked. Returns the errors (broken links in lessons); with errors, nothing is written."""
     out, assets_dir = Path(out), Path(assets_dir)
     wanted: dict[str, Path | bytes] = {}
     if assets_dir.is_dir():
@@ -109,9 +118,15 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]
             if f.is_file():
                 wanted[f.relative_to(assets_dir).as_posix()] = f
     wanted[MATHJAX_TARGET] = mathjax_source()
-    for slug, (source, notebook) in notebooks.items():
-        wanted[f"{LESSONS}/{slug}.ipynb"] = notebook
-        wanted[f"{LESSONS}/{slug}.py"] = source
+    wanted[EXPLORER_SCHEMA_TARGET] = EXPLORER_SCHEMA
+    kept = {k.split("/")[1]: out / k / f"{k.split('/')[1]}.ipynb"
+            for k in keep if k.startswith(f"{LESSONS}/") and k.endswith("/")}
+    files, errors, warnings = lessonpage.publish(notebooks, sources or {}, kept)
+    if errors:
+        return errors
+    for warning in warnings:
+        print(f"warning: {warning}", flush=True)
+    wanted.update(files)
     wanted["build-info.json"] = (json.dumps(info, indent=1) + "\n").encode()
     wanted["build.md"] = build_page(info).encode()
     if isinstance(wanted.get("index.md"), Path):  # the lessons that have a page, as the nav
@@ -128,5 +143,7 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path]
         if path.is_dir():
             if not any(path.iterdir()):
                 path.rmdir()
-        elif rel not in wanted and rel not in keep:
+        elif rel not in wanted and rel not in keep and not any(
+                rel.startswith(k) for k in keep if k.endswith("/")):
             path.unlink()
+    return []

@@ -221,10 +221,14 @@ def build_info(p: Plan) -> dict:
 def report(p: Plan, out: Path, assets: Path, cache: Path, log) -> None:
     """Assemble the docs, prune the cache, print the summary; raise if a lesson failed."""
     notebooks = {r.slug: (r.lesson, r.entry.notebook) for r in p.results if r.entry}
-    keep = {f"{assembly.LESSONS}/{r.slug}.{ext}"
-            for r in p.results if r.cache == "skipped" for ext in ("ipynb", "py")}
+    keep = {f"{assembly.LESSONS}/{r.slug}{ext}"
+            for r in p.results if r.cache == "skipped" for ext in (".ipynb", "/")}
     info = build_info(p)
-    assembly.assemble(out, assets, notebooks, info, keep)
+    broken = assembly.assemble(out, assets, notebooks, info, keep,
+                               sources={r.slug: r.lesson for r in p.results})
+    if broken:  # links to lessons, headings or figures that do not exist (docs not written)
+        broken = ["broken links in lessons (write them as NN-slug.ipynb#anchor, see "
+                  "CONTRIBUTING.md):", *broken]
     for r in p.results:
         if r.entry:
             execute.prune(cache, r.slug, r.key)
@@ -238,9 +242,9 @@ def report(p: Plan, out: Path, assets: Path, cache: Path, log) -> None:
     notes = notes_summary(info)
     if notes:
         log(notes, flush=True)
-    failed = [r for r in p.results if r.cache == "failed"]
+    failed = [r.error for r in p.results if r.cache == "failed"] + ["\n".join(broken)] * bool(broken)
     if failed:
-        raise BuildFailed("\n\n".join(r.error for r in failed))
+        raise BuildFailed("\n\n".join(failed))
 
 
 def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", assets="site_assets",

@@ -6,8 +6,9 @@ with a private MIME type (below). After execution, :func:`finish`:
 
 - collects the recorded values (a name recorded twice with different texts is an error,
   naming both cells);
-- replaces every ``{{ name }}`` in the markdown cells with its text (a name no code cell
-  recorded is an error naming the markdown cell and the placeholder);
+- replaces every ``{{ name }}`` in the markdown cells with its text, written for where it
+  lands (:mod:`coursebuild.inline`: as markdown, inside code, or as HTML in an HTML block);
+  a name no code cell recorded is an error naming the markdown cell and the placeholder;
 - collects the checks: a claim that did not hold in lenient mode is a *note* (its cell
   keeps the warning box ``expect`` displayed); a strict failure never gets here, because
   ``expect`` raised in its cell;
@@ -22,6 +23,7 @@ import re
 
 # The runtime's constants, from the one module that defines them (it imports no torch).
 from convlens_course.protocol import EXPECT_MIME, RECORD_MIME
+from coursebuild import inline
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -71,8 +73,9 @@ def fill(nb, records: dict[str, str]) -> list[str]:
             known = ", ".join(sorted(records)) or "none"
             errors.append(f"markdown cell {index + 1} uses {{{{ {name} }}}}, which no code cell "
                           f"records (recorded: {known})")
-        if not unknown:
-            cell.source = PLACEHOLDER.sub(lambda m: records[m.group(1)], cell.source)
+        if not unknown:  # written for where it lands: markdown, code, an HTML block (inline)
+            cell.source, problems = inline.fill_cell(cell.source, PLACEHOLDER, records.get)
+            errors += [f"markdown cell {index + 1}: {problem}" for problem in problems]
     return errors
 
 
