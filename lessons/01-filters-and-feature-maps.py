@@ -167,17 +167,26 @@ lesson.show(fig, f"The R, G and B kernels (columns) of the six filters of {first
 # $1\times1$ convolution that mixes channels (a plain $C_\text{out}\times C_\text{in}$ matrix).
 # The code below picks, generically, the first later convolution with a real spatial kernel
 # over all of its input channels (`groups == 1`, kernel > 1); if the network has none, it shows
-# the two factors instead.
+# the two factors of its first depthwise-separable convolution instead: the first depthwise
+# convolution, and the first $1\times1$ convolution run after it that reads as many channels
+# as the depthwise one outputs (the call order comes from the forward pass above).
 
 # %%
-convs = [(n, m) for n, m in model.named_modules()
-         if isinstance(m, nn.Conv2d) and n != ctx.layers["first_conv"]]
+convs = [(n, modules[n]) for n in called  # in the order the forward pass ran them
+         if isinstance(modules[n], nn.Conv2d) and n != ctx.layers["first_conv"]]
 full = [(n, m) for n, m in convs
         if m.groups == 1 and max(m.kernel_size) > 1 and m.in_channels > 1]
 depthwise = next(((n, m) for n, m in convs
                   if m.groups == m.in_channels > 1 and max(m.kernel_size) > 1), None)
-pointwise = next(((n, m) for n, m in convs if m.groups == 1 and m.kernel_size == (1, 1)
-                  and m.in_channels * m.out_channels >= 2000), None)
+pointwise = None
+if depthwise is not None:  # the 1x1 convolution that mixes the depthwise outputs
+    after = convs[[n for n, _ in convs].index(depthwise[0]) + 1:]
+    pointwise = next(((n, m) for n, m in after if m.groups == 1 and m.kernel_size == (1, 1)
+                      and m.in_channels == depthwise[1].out_channels), None)
+    between = called[called.index(depthwise[0]) + 1:called.index(pointwise[0])] if pointwise else []
+    print("between the two factors:", ", ".join(
+        f"{n} ({type(modules[n]).__name__})" for n in between
+        if not isinstance(modules[n], nn.Identity)) or "nothing")
 
 if full:  # AlexNet, VGG, ResNet: a real k×k kernel over many input channels
     name, conv = full[0]
@@ -214,12 +223,16 @@ elif depthwise and pointwise:  # depthwise-separable network: show the two facto
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    caption = (f"Deeper kernels: the depthwise kernels of {dw_name} (each rescaled on its own) "
-               f"and the 1×1 channel-mixing matrix of {pw_name} (one shared signed scale).")
+    caption = (f"The two factors of one depthwise-separable convolution: the depthwise kernels "
+               f"of {dw_name} (each rescaled on its own) and the 1×1 matrix of {pw_name} that "
+               "mixes their outputs (one shared signed scale).")
     lesson.record("deeper_figure", "This network has no full $k\\times k$ convolution over many "
-                                   "channels, so the figure shows the two factors: the depthwise "
-                                   f"kernels of `{dw_name}` (left) and the channel-mixing matrix "
-                                   f"of `{pw_name}` (right).")
+                                   "channels, so the figure shows the two factors of its first "
+                                   f"depthwise-separable convolution: the {wd.shape[0]} depthwise "
+                                   f"kernels of `{dw_name}` (left) and the matrix of `{pw_name}` "
+                                   f"(right), whose {wp.shape[1]} columns are the {wd.shape[0]} "
+                                   "outputs of those kernels (after the BatchNorm and activation "
+                                   "printed above).")
 else:
     fig = None
     lesson.record("deeper_figure", "This network has neither full nor depthwise-separable "
@@ -258,8 +271,8 @@ lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat pho
 # fur. Note the printed range: the raw convolution output is signed
 # (we hooked the convolution itself, before any batch norm or activation that follows it).
 #
-# Deeper, the maps get coarser and more abstract. To see that a deep channel stands for a
-# *kind of thing*, wherever it is, we switch to a photo with two objects: the cat next to a
+# Deeper, the maps get coarser and more abstract. To see whether a deep channel responds to
+# one *kind of thing* rather than to any texture, we switch to a photo with two objects: the cat next to a
 # cup of coffee, resized whole to $224\times448$ so that nothing is cropped away, the cat on
 # the left half, the cup on the right. In the last spatial feature map (the layer role
 # `last_spatial`, here `{{ deep_name }}`, the last map before global pooling) each map is a
@@ -337,22 +350,54 @@ lesson.record("middle_min", float(middle_maps.min()), ".1f")
 lesson.record("middle_max", float(middle_maps.max()), ".1f")
 lesson.expect(bool(middle_maps.min() < 0), "the middle layer's channels are signed",
               float(middle_maps.min()))
-last_mean = means[2]
-inner = last_mean[1:-1, 1:-1].mean() if min(last_mean.shape) > 2 else last_mean.mean()
-border = (last_mean.sum() - last_mean[1:-1, 1:-1].sum()) / (last_mean.numel()
-                                                             - last_mean[1:-1, 1:-1].numel())
+
+
+def inside_and_ring(picture):
+    """The channel mean of the last spatial map: its mean inside, and on the outer ring of cells."""
+    mean = convlens.feature_maps(model, picture, ctx.layers["last_spatial"])[0].mean(dim=0)
+    core = mean[1:-1, 1:-1]
+    return float(core.mean()), float((mean.sum() - core.sum()) / (mean.numel() - core.numel()))
+
+
+inner, border = inside_and_ring(x2)
 print(f"mean of {ctx.layers['last_spatial']}: inside {inner:.3f}, outer ring {border:.3f}")
-lesson.record("inner_mean", float(inner), ".2f")
-lesson.record("border_mean", float(border), ".2f")
-_ = lesson.expect(bool(inner > border), "the last spatial map's mean is higher inside than on "
-                  "its border", float(inner - border))
+lesson.record("inner_mean", inner, ".2f")
+lesson.record("border_mean", border, ".2f")
+# the same contrast on every photo of the pool, and on a blank image (the padding's value)
+pool = convlens.images.photo_pool()
+contrast = {p.name: inside_and_ring(convlens.images.prepare(p.image, ctx.preprocess).to(ctx.device))
+            for p in pool}
+for name, (a, b) in contrast.items():
+    print(f"  {name:18s} inside {a:.3f}  ring {b:.3f}")
+textures = [n for n in ("grass", "gravel", "brick") if n in contrast]
+blank_inner, blank_border = inside_and_ring(torch.zeros_like(x))
+print(f"  blank (all mean colour) inside {blank_inner:.3f}  ring {blank_border:.3f}")
+lesson.record("n_pool", len(pool))
+lesson.record("pool_inner", sum(a > b for a, b in contrast.values()))
+lesson.record("blank_inner", blank_inner, ".2f")
+lesson.record("blank_border", blank_border, ".2f")
+_ = lesson.expect(sum(a > b for a, b in contrast.values()) >= 0.9 * len(pool)
+                  and all(contrast[n][0] > contrast[n][1] for n in textures)
+                  and not blank_inner > blank_border,
+                  "the inside beats the ring on nearly every pool photo, the textures included, "
+                  "and not on a blank image", contrast)
 
 # %% [markdown]
 # The first layer's mean is still a filtered copy of the photo. The middle layer's mean is a
 # patchwork: its channels are signed (here from {{ middle_min }} to {{ middle_max }}) and
 # cancel. The mean of the last spatial feature map is higher inside the picture
-# ({{ inner_mean }} on average) than on its outer ring of cells ({{ border_mean }}): late
-# features are about objects, and the plain mean is already a crude "where is something" map. Which object is brighter says little: the mean mixes
+# ({{ inner_mean }} on average) than on its outer ring of cells ({{ border_mean }}). It is
+# tempting to read this as "late features are about objects, so the mean marks where
+# something is". The photo pool (every permissively licensed photo that ships with the
+# course's packages, listed on the References page) says otherwise: the inside beats the ring
+# on {{ pool_inner }} of its {{ n_pool }} photos, among them grass, gravel and brick, close-ups
+# of a texture with no object in them. That is what an edge effect produces: a unit of the
+# outer ring has part of its field in the padding, where there is nothing to respond to. A
+# blank image, all of it the mean colour (the value the padding has in the model's input
+# space), gives a last map close to zero everywhere ({{ blank_inner }} inside,
+# {{ blank_border }} on the ring): the padding alone makes no contrast; content beside it does.
+# So the plain mean is no "where is something" map, and which object is brighter says
+# little either: the mean mixes
 # cat channels and cup channels, which is why class-specific maps such as
 # [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
 #
@@ -361,15 +406,26 @@ _ = lesson.expect(bool(inner > border), "the last spatial map's mean is higher i
 # Are these patterns learned, or would any network show them? `convlens.models.architecture`
 # builds the same network with its initial random weights. Below, the filters of both are
 # drawn twice: each rescaled on its own (the usual picture), and on one shared scale per layer
-# (grey = 0), which keeps their relative strength.
+# (grey = 0), which keeps their relative strength. Strength is measured where it means
+# something: each network's BatchNorm is folded into its filters first, as for Figure 2 (a
+# freshly initialised BatchNorm has $\gamma = 1$ and $\sigma = 1$, so folding leaves the
+# random filters as they are).
 
 # %%
 torch.manual_seed(ctx.seed)
 random_model = convlens.models.architecture(ctx.name).to(ctx.device).eval()
-w1_random = dict(random_model.named_modules())[ctx.layers["first_conv"]].weight.detach()
+random_modules = dict(random_model.named_modules())
+w1_random = random_modules[first_name].weight.detach()
+if bn_after is None:
+    random_scale = torch.ones(w1_random.shape[0], device=w1_random.device)
+else:  # the same BatchNorm, in the random network
+    rbn = random_modules[bn_after[0]]
+    random_scale = (rbn.weight / torch.sqrt(rbn.running_var + rbn.eps)).detach()
+    print(f"random {bn_after[0]}: γ/σ from {random_scale.min():.4f} to {random_scale.max():.4f}")
+w1_random_folded = w1_random * random_scale[:, None, None, None]
 
 fig, axes = plt.subplots(2, 2, figsize=(9, 4.6 * max(1, w1.shape[0] / 32)))
-for row, (tag, weight) in enumerate([("trained", w1), ("random init", w1_random)]):
+for row, (tag, weight) in enumerate([("trained", w1_folded), ("random init", w1_random_folded)]):
     for col, per_filter in enumerate([True, False]):
         ax = axes[row][col]
         ax.imshow(plot.rgb_filter_mosaic(weight, ncols=8, per_filter=per_filter))
@@ -377,8 +433,8 @@ for row, (tag, weight) in enumerate([("trained", w1), ("random init", w1_random)
         ax.set_title(f"{tag}: {scale}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}: trained (top) and random "
-                 "initialisation (bottom), per-filter and shared colour scales.")
+lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, BatchNorm folded in: trained "
+                 "(top) and random initialisation (bottom), per-filter and shared colour scales.")
 
 
 def spread(weight):
@@ -386,45 +442,87 @@ def spread(weight):
     return float(norms.max() / norms.median().clamp(min=1e-12))
 
 
-lesson.record("trained_spread", spread(w1), ".1f")
-lesson.record("random_spread", spread(w1_random), ".1f")
-_ = lesson.expect(spread(w1) > spread(w1_random), "trained filter strengths differ more than random "
-                  "ones", spread(w1) - spread(w1_random))
+lesson.record("trained_spread", spread(w1_folded), ".1f")
+lesson.record("random_spread", spread(w1_random_folded), ".1f")
+lesson.record("raw_spread", spread(w1), ".1f")
+_ = lesson.expect(spread(w1_folded) > 2 * spread(w1_random_folded), "folded, the trained filter "
+                  "strengths differ far more than the random ones",
+                  spread(w1_folded) - spread(w1_random_folded))
 
 # %% [markdown]
 # Random filters are independent noise in every weight, all of about the same strength (the
-# largest filter norm is {{ random_spread }} times the median). Trained ones have structure (a
-# single hue over the whole patch, spots, two-tone edges), and their strengths differ
-# more: the largest is {{ trained_spread }} times the median, so on a shared scale many look
-# faint. (With a BatchNorm after the layer, these raw strengths are themselves rescaled; see
-# the trap below.) The feature maps tell the same story. A random first layer still passes the
-# photo through (any local weighted sum of an image looks like the image), so first-layer maps
-# alone can't tell you whether a network learned anything. At the last spatial map the
-# difference shows: the four trained channels put on average {{ trained_side }} of their
-# activation on one object's half, the same channels of the random network
-# {{ random_side }}.
+# largest folded filter norm is {{ random_spread }} times the median). Trained ones have
+# structure (a single hue over the whole patch, spots, two-tone edges), and their strengths
+# differ far more: the largest folded norm is {{ trained_spread }} times the median, so on the
+# shared scale most trained filters are close to grey and a few dominate. (The raw weights,
+# before folding, would say {{ raw_spread }} times: the BatchNorm, not the convolution, sets
+# most of the differences in strength.)
+#
+# The feature maps tell the same story. A random first layer still passes the photo through
+# (any local weighted sum of an image looks like the image), so first-layer maps alone can't
+# tell you whether a network learned anything. At the last spatial map the difference shows.
+# Take each network's own four most active channels there (largest mean $|A|$), and ask what
+# share of a channel's activation lies on one object's half of the two-object photo: on
+# average {{ trained_side }} for the trained network, {{ random_side }} for the random one.
+# The random network's four are nearly constant: on {{ random_top_share }} of their cells they
+# sit at the same value, {{ random_top }}, the ceiling of the ReLU6 that ends this layer, so
+# they cannot tell the cat from the cup. Over every channel that is active on
+# at least a tenth of the cells, not only the four drawn, {{ trained_live_sided }} of the
+# trained network's {{ trained_live }} such channels put at least 80% on one half, against
+# {{ random_live_sided }} of the random network's {{ random_live }}. (A channel that is zero
+# everywhere, as {{ trained_dead }} of the trained network's {{ n_channels }} are on this photo,
+# has no half to prefer and is left out.)
 
 # %%
-rows, titles, labels, side_share = [], [], [], {}
+rows, titles, labels, side_share, live_sided, top_max = [], [], [], {}, {}, {}
 for role_ in ("first_conv", "last_spatial"):
     for tag, net in [("trained", model), ("random init", random_model)]:
         maps = convlens.feature_maps(net, x2, ctx.layers[role_])[0]
-        chosen = list(range(4)) if role_ == "first_conv" else top_deep[:4]
+        if role_ == "first_conv":
+            chosen = list(range(4))
+        else:  # each network's own four most active channels
+            chosen = maps.flatten(1).abs().mean(dim=1).argsort(descending=True)[:4].tolist()
+            side = left_share(maps)
+            side = torch.maximum(side, 1 - side)  # the share on the channel's own better half
+            side_share[tag] = float(side[chosen].mean())
+            live = (maps != 0).flatten(1).float().mean(dim=1) >= 0.1  # active on >= 10% of cells
+            live_sided[tag] = (int(live.sum()), float((side[live] >= 0.8).float().mean()),
+                               int((maps.flatten(1).abs().sum(dim=1) == 0).sum()))
+            top_max[tag] = (float(maps[chosen].max()),
+                            float((maps[chosen] == maps[chosen].max()).float().mean()))
+            print(f"{tag}: channels {chosen}, one-half share "
+                  f"{[round(v, 2) for v in side[chosen].tolist()]}; {live_sided[tag][0]} channels "
+                  f"active on >= 10% of the cells, {live_sided[tag][1]:.0%} of them >= 80% on "
+                  f"one half; {live_sided[tag][2]} of {maps.shape[0]} channels zero everywhere; "
+                  f"the four drawn reach {top_max[tag][0]:.2f}, on {top_max[tag][1]:.0%} of "
+                  "their cells")
         rows.append([maps[c] for c in chosen])
         titles.append([f"ch {c}" for c in chosen])
         labels.append(f"{tag}\n{ctx.layers[role_]}")
-        if role_ == "last_spatial":
-            side = left_share(maps[chosen])
-            side_share[tag] = float(torch.maximum(side, 1 - side).mean())
 fig = map_rows(rows, 4, titles, labels)
 lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
-                 f"initialised network, at {ctx.layers['first_conv']} (rows 1–2) and "
-                 f"{ctx.layers['last_spatial']} (rows 3–4, the channels drawn above).")
+                 f"initialised network, at {ctx.layers['first_conv']} (rows 1–2, channels 0–3) "
+                 f"and {ctx.layers['last_spatial']} (rows 3–4, each network's four most active "
+                 "channels).")
 lesson.record("trained_side", side_share["trained"], ".0%")
 lesson.record("random_side", side_share["random init"], ".0%")
-_ = lesson.expect(side_share["trained"] > side_share["random init"] + 0.1,
-                  "the trained last-layer channels are more one-sided than the random ones",
-                  side_share["trained"] - side_share["random init"])
+lesson.record("trained_live", live_sided["trained"][0])
+lesson.record("random_live", live_sided["random init"][0])
+lesson.record("trained_live_sided", live_sided["trained"][1], ".0%")
+lesson.record("random_live_sided", live_sided["random init"][1], ".0%")
+lesson.record("trained_dead", live_sided["trained"][2])
+lesson.record("random_top", top_max["random init"][0], ".1f")
+lesson.record("random_top_share", top_max["random init"][1], ".0%")
+_ = lesson.expect(top_max["random init"][1] > 0.5 and abs(top_max["random init"][0] - 6) < 1e-4,
+                  "the random network's four most active channels sit at 6, ReLU6's ceiling, on "
+                  "most of their cells", top_max["random init"])
+lesson.record("n_channels", maps.shape[0])
+_ = lesson.expect(side_share["trained"] > side_share["random init"] + 0.1
+                  and live_sided["trained"][1] > live_sided["random init"][1] + 0.3,
+                  "the trained last-layer channels are more one-sided than the random ones, "
+                  "for the four drawn and over all active channels",
+                  (side_share["trained"], side_share["random init"],
+                   live_sided["trained"][1], live_sided["random init"][1]))
 
 # %% [markdown]
 # ## Traps

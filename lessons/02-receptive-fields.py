@@ -26,8 +26,9 @@
 # own window one layer further down, and so on. Unrolled to the input, a unit depends on a
 # **rectangle** of pixels, its *receptive field*. Because every layer takes a window, the
 # answer is never a single pixel: it is a region that grows with depth (and with every stride,
-# it grows faster). Only after a fully connected layer does it stop being local: such a unit
-# sees the whole image.
+# it grows faster). It stops being local once the region covers the whole image. A unit of a
+# fully connected layer reads every position of the map below, so it always sees the whole
+# image; a deep enough convolutional layer gets there too, as the tables below show.
 #
 # Along one axis, three numbers per layer describe the fields of all units of its map: the
 # field **size** $r_l$, the **jump** $j_l$ (how many input pixels apart the fields of two
@@ -195,6 +196,32 @@ def known(value, fmt=""):
     return "n/a" if value is None or value != value else format(value, fmt)
 
 
+
+
+def covers_image(name, units):
+    """Whether the theoretical box of each of ``units`` (i, j) holds the whole input."""
+    f = fields[name]
+    if not f.has_window:
+        return True
+    return all(box[0] <= 0 and box[1] <= 0 and box[2] >= x.shape[-2] and box[3] >= x.shape[-1]
+               for box in (f.box(i, j) for i, j in units))
+
+
+def first_covering(every_unit):
+    """The first layer (in call order) whose centre unit, or every unit, sees the whole input."""
+    for name in course_names:
+        h, w = map_sizes[ctx.name, name]
+        units = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)] if every_unit else [(h // 2, w // 2)]
+        if covers_image(name, units):
+            return name
+    return None
+
+
+centre_covers, every_covers = first_covering(False), first_covering(True)
+print("first layer whose centre unit sees the whole input:", centre_covers,
+      "| whose every unit does:", every_covers)
+lesson.record("centre_covers", f"`{centre_covers}`" if centre_covers else "no layer of the table")
+lesson.record("every_covers", f"`{every_covers}`" if every_covers else "no layer of the table")
 lesson.record("last_name", last_name)
 lesson.record("last_rf", known(last_rf))
 lesson.record("last_ratio", known(last_rf / x.shape[-1] if last_rf else None, ".1f"))
@@ -211,7 +238,11 @@ _ = lesson.expect(last_rf is not None and last_rf > 2 * x.shape[-1],
 # {{ vgg_block5_growth }} pixels. And deep fields outgrow the image. VGG16's last pooling layer
 # sees {{ vgg_last_rf }} pixels (almost the whole $224\times224$ image); the course model's
 # last spatial layer, `{{ last_name }}`, has a theoretical field of {{ last_rf }} pixels,
-# {{ last_ratio }} times the width of the image: most of it lies in the padding.
+# {{ last_ratio }} times the width of the image: most of it lies in the padding. On the course
+# model the first layer of the table where the centre unit's field holds the whole image is
+# {{ centre_covers }}, and the first where every unit's field does, the corners' included,
+# is {{ every_covers }}: from there on a convolutional unit is no more local than a fully
+# connected one.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -297,16 +328,21 @@ lesson.show(fig, f"Receptive-field boxes of the centre unit of {ctx.layers['firs
 
 # %% [markdown]
 # The same boxes for any unit: choose a layer and point at a unit (tap it, or move it with the
-# arrow keys); at the dotted units the measured gradient footprint of the next section is
-# drawn too.
+# arrow keys). At the dotted units the measured gradient footprint of the next section is
+# drawn too, for the most active channel whose gradient reaches the input at all: a more
+# active channel held at its activation's ceiling has no gradient (see "When the gradient
+# sees nothing" below) and is skipped.
 
 # %%
+from IPython.display import display
+
 from convlens_course import explore
 
 x_explore = ctx.image("chelsea")
-explore.receptive_field_explorer(
+rf_explorer = explore.receptive_field_explorer(
     ctx.model, x_explore, ctx.to_display(x_explore),
     explore.strided_layers(ctx.model, x_explore, include=ctx.layers.values()), margin=70)
+display(rf_explorer)  # kept in a variable: a later cell reads its probes
 
 # %% [markdown]
 # ## The autograd check: a gradient probe
@@ -352,9 +388,9 @@ _ = lesson.expect(box is not None and not (mask & ~inside).any(),
 
 # %% [markdown]
 # The gradient region sits inside the analytic box, never outside it. It can be smaller: a
-# ReLU that is off at this input, a max pool (its gradient goes to one element per window) or
-# a zero weight cuts paths, so the gradient probe answers "which pixels matter *for this
-# image*", the recurrence "which pixels *could* matter".
+# ReLU that is off at this input, a ReLU6 held at its ceiling, a max pool (its gradient goes
+# to one element per window) or a zero weight cuts paths, so the gradient probe answers "which
+# pixels matter *for this image*", the recurrence "which pixels *could* matter".
 #
 # The reverse direction, from one input pixel to the units it reaches, needs only forward
 # passes: change one pixel and see which units of the layer change. (Feeding an all-zero image
@@ -397,6 +433,104 @@ for ax in axes[:1]:
 lesson.show(fig, f"Left: pixels that influence one unit of {ctx.layers['middle']} (gradient probe "
                  "with a one-hot grad_outputs) inside its analytic box. Right: the units of that "
                  "layer changed by one input pixel.")
+
+# %% [markdown]
+# ## When the gradient sees nothing: off and saturated units
+#
+# The course model's activation is ReLU6, $a = \min(\max(z, 0), 6)$. Its derivative is 1 on the
+# slope $0 < z < 6$ and 0 on both flat parts: a unit that is off ($z \le 0$) and a unit held at
+# the ceiling ($z \ge 6$) both pass no gradient back. Every gradient method inherits this: a
+# gradient probe, an input-gradient saliency map, an effective receptive field see the input
+# only through units on the slope. `convlens.saturation(model, x)` counts, for each clamping
+# activation module, the outputs at each end of its range. Over the {{ pool_n }} photos of the
+# photo pool (every permissively licensed photo that ships with the course's packages, listed
+# on the References page):
+
+# %%
+pool = convlens.images.photo_pool()
+totals = {}  # activation module -> [units, off, at the ceiling], summed over the pool
+for photo in pool:
+    stats = convlens.saturation(model, convlens.images.prepare(photo.image, ctx.preprocess)
+                                .to(ctx.device))
+    for name, st in stats.items():
+        t = totals.setdefault(name, [0, 0, 0, st.upper])
+        t[0], t[1], t[2] = t[0] + st.units, t[1] + st.at_lower, t[2] + st.at_upper
+names_act = list(totals)
+off = [totals[n][1] / totals[n][0] for n in names_act]
+ceiling = [totals[n][2] / totals[n][0] for n in names_act]
+units = sum(t[0] for t in totals.values())
+lesson.record("pool_n", len(pool))
+lesson.record("n_clamps", len(names_act))
+lesson.record("off_all", sum(t[1] for t in totals.values()) / units, ".0%")
+lesson.record("ceiling_all", sum(t[2] for t in totals.values()) / units, ".1%")
+has_ceiling = any(t[3] is not None for t in totals.values())
+print(f"{len(names_act)} clamping activations; over {len(pool)} photos: "
+      f"{sum(t[1] for t in totals.values()) / units:.1%} of all their outputs off, "
+      f"{sum(t[2] for t in totals.values()) / units:.2%} at the ceiling")
+fig, ax = plt.subplots(figsize=(9, 2.8))
+ax.plot(off, marker=".", label="off (at the lower bound)")
+ax.plot(ceiling, marker=".", label="at the ceiling" if has_ceiling else "at the ceiling (none)")
+ax.set(xlabel="activation module, in the order of the network", ylabel="share of its outputs",
+       ylim=(0, 1), title=f"{ctx.name}: units without a gradient, {len(pool)} photos")
+ax.legend(fontsize=8)
+lesson.show(fig, f"Share of the outputs of each clamping activation of {ctx.name} that sit at its "
+                 f"lower bound (off) or its upper bound (ReLU6: 6), summed over the {len(pool)} "
+                 "photos of the pool: both pass no gradient.")
+
+# the layer the explorer probes last: where the top channel of a position sits
+last_act = [n for n in names_act if n == last_name or n.startswith(last_name + ".")]
+with torch.no_grad():
+    last_maps = convlens.feature_maps(model, x, last_name)[0]
+top_values = last_maps.amax(dim=0)
+ceiling_value = totals[last_act[0]][3] if last_act else None
+top_saturated = (float((top_values >= ceiling_value).float().mean())
+                 if ceiling_value is not None else 0.0)
+lesson.record("top_saturated", top_saturated, ".0%")
+lesson.record("last_ceiling_share", (totals[last_act[0]][2] / totals[last_act[0]][0])
+              if last_act else 0.0, ".1%")
+print(f"{last_name}: the most active channel sits at the ceiling at {top_saturated:.0%} of the "
+      "positions of the cat photo")
+# probe the centre unit twice: its most active channel, then the explorer's choice
+ci, cj = last_maps.shape[1] // 2, last_maps.shape[2] // 2
+top_channel = int(last_maps[:, ci, cj].argmax())
+top_mask = convlens.empirical_receptive_field(model, last_name, (top_channel, ci, cj), x=x)
+last_probes = next(entry["measured"] for entry in rf_explorer.data["layers"]
+                   if entry["name"] == last_name)
+probe = next(p for p in last_probes if tuple(p["unit"]) == (ci, cj))
+skips = [p["skipped"] for p in last_probes]
+print(f"centre unit ({ci}, {cj}) of {last_name}: channel {top_channel} = "
+      f"{float(last_maps[top_channel, ci, cj]):.2f}, footprint {int(top_mask.sum())} pixels; "
+      f"the explorer's channel {probe['channel']} ({probe['skipped']} skipped) = "
+      f"{float(last_maps[probe['channel'], ci, cj]):.2f}, footprint {probe['pixels']} pixels")
+lesson.record("top_channel", top_channel)
+lesson.record("top_value", float(last_maps[top_channel, ci, cj]), ".1f")
+lesson.record("top_pixels", int(top_mask.sum()))
+lesson.record("probe_channel", probe["channel"])
+lesson.record("probe_value", float(last_maps[probe["channel"], ci, cj]), ".2f")
+lesson.record("probe_skipped", probe["skipped"])
+lesson.record("probe_pixels", probe["pixels"])
+lesson.record("probes_skipping", sum(k > 0 for k in skips))
+lesson.record("probes_n", len(skips))
+_ = lesson.expect(top_saturated > 0.5 and int(top_mask.sum()) == 0 and probe["pixels"] > 0,
+                  f"at most positions of {last_name} the most active channel is at the ceiling, "
+                  "where its gradient, and so its footprint, is empty; the explorer's channel "
+                  "has one", (top_saturated, int(top_mask.sum()), probe["pixels"]))
+
+# %% [markdown]
+# Across the {{ n_clamps }} activations, {{ off_all }} of all outputs are off and
+# {{ ceiling_all }} at the ceiling: the ceiling is rare on average. It is not rare where a
+# probe looks first. At the last spatial layer `{{ last_name }}`, whose output is taken after its
+# ReLU6, only {{ last_ceiling_share }} of the outputs sit at 6, but the largest channel of a
+# position is there at {{ top_saturated }} of the positions of the cat photo: the strongest
+# responses are exactly the clipped ones. Probe the centre unit's most active channel
+# ({{ top_channel }}, value {{ top_value }}) and the footprint has {{ top_pixels }} pixels: not
+# because the unit sees nothing, but because its derivative is zero. The explorer therefore
+# takes, at each dotted unit, the most active channel whose gradient reaches the input; at
+# the centre unit that is channel {{ probe_channel }} (value {{ probe_value }}, after
+# {{ probe_skipped }} saturated ones), with {{ probe_pixels }} pixels, and
+# {{ probes_skipping }} of the {{ probes_n }} dotted units of `{{ last_name }}` needed the
+# skip. When a gradient map is empty or patchy, check the activations on the path before
+# concluding that the pixels do not matter.
 
 # %% [markdown]
 # ## Why a fully connected unit sees everything
@@ -447,10 +581,11 @@ lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connect
 # occupies a fraction of the theoretical one, and training makes it larger.
 #
 # Below: the centre position of two layers of the pretrained course model, the sum over all
-# its channels, gradient magnitude averaged over four photos.
+# its channels (those off or at the ceiling at that position add nothing), gradient magnitude
+# averaged over the {{ pool_n }} photos of the pool.
 
 # %%
-photos = torch.cat([ctx.image(name) for name in ("chelsea", "coffee", "astronaut", "rocket")])
+photos = torch.cat([convlens.images.prepare(p.image, ctx.preprocess) for p in pool]).to(ctx.device)
 
 
 def effective_field(net, layer, images):
@@ -510,7 +645,7 @@ for col, role in enumerate(("middle", "last_spatial")):
           f"{2 * half + 1}×{2 * half + 1} square around the centre; profile at the box's edges: "
           f"{edge:.1%} of its peak" + (" (edges outside the image)" if not edge_columns else ""))
 lesson.show(fig, f"Effective receptive field of the centre unit of {ctx.layers['middle']} and "
-                 f"{ctx.layers['last_spatial']} (|gradient| averaged over 4 photos), with the "
+                 f"{ctx.layers['last_spatial']} (|gradient| averaged over {len(pool)} photos), with the "
                  "theoretical box (square-root colour scale); bottom: column profile, summed over rows.")
 
 mid_rf, mid_side, mid_edge, _ = effective.get("middle", (None, None, float("nan"), None))

@@ -144,16 +144,32 @@ lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on
                  "one scale per row).")
 
 # %% [markdown]
-# To look at other filters (the strongest ones by weight norm), or at any channel of two deeper
-# layers, pick them here:
+# To look at other filters, or at any channel of two deeper layers, pick them here. The
+# explorer offers the eight strongest filters, ranked as in the lesson on filters and feature
+# maps: with the BatchNorm that reads the layer's
+# output folded in ($w'_o = w_o\,\gamma_o/\sigma_o$), because the raw weight norm of a
+# convolution followed by a BatchNorm says nothing about the strength the next layer sees.
 
 # %%
 from convlens_course import explore
 
+with torch.no_grad(), record_outputs(model) as first_calls:
+    model(x)
+after_first = [n for n, _ in first_calls]
+after_first = after_first[after_first.index(ctx.layers["first_conv"]) + 1:]
+first_bn = next((modules[n] for n in after_first[:3] if isinstance(modules[n], nn.BatchNorm2d)
+                 and modules[n].num_features == first.out_channels), None)
+fold = (torch.ones(first.out_channels, device=x.device) if first_bn is None else
+        (first_bn.weight / torch.sqrt(first_bn.running_var + first_bn.eps)).detach())
+strength = (first.weight.detach().flatten(1).norm(dim=1) * fold.abs())
+strongest = sorted(strength.argsort(descending=True)[:8].tolist())
+raw_top = sorted(first.weight.detach().flatten(1).norm(dim=1).argsort(descending=True)[:8].tolist())
+print("BatchNorm folded:", "none found" if first_bn is None else type(first_bn).__name__,
+      "| eight strongest, folded:", strongest, "| by raw norm:", raw_top)
 x_explore = ctx.image("chelsea")
 explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
                           [ctx.layers["middle"], ctx.layers["last_spatial"]],
-                          first_conv=ctx.layers["first_conv"], filters=8)
+                          first_conv=ctx.layers["first_conv"], filters=strongest)
 
 # %% [markdown]
 # The decomposition shows *how* a filter builds its response. The rows are chosen by

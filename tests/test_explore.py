@@ -104,6 +104,22 @@ class _Roots(HTMLParser):
         self.text.append(data)
 
 
+def test_receptive_field_probe_skips_a_saturated_channel():
+    """A channel held at ReLU6's ceiling has no gradient: the probe takes the next one."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1, bias=False), torch.nn.ReLU6())
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].weight[0] = 10.0  # channel 0: far above 6 on a positive image, saturated
+        net[0].weight[1] = 0.01  # channel 1: small and positive, on the slope
+    xp = torch.rand(1, 3, 8, 8) + 0.5
+    e = explore.receptive_field_explorer(net, xp, display(xp), ["1"], probes=1)
+    (probe,) = e.data["layers"][0]["measured"]
+    assert (probe["channel"], probe["skipped"]) == (1, 1)
+    assert probe["pixels"] == 4  # unit (0, 0): its 3 x 3 window holds 2 x 2 image pixels
+    with pytest.raises(ValueError, match="tries"):
+        explore.receptive_field_explorer(net, xp, display(xp), ["1"], tries=0)
+
+
 def test_html_output_holds_the_kind_the_data_and_a_fallback(model, x):
     e = explore.receptive_field_explorer(model, x, display(x), ["0", "5"], probes=2)
     parser = _Roots()
@@ -208,7 +224,13 @@ def test_receptive_field_data(model, x):
         activation = convlens.feature_maps(model, x, layer["name"])[0]
         for probe in layer["measured"]:
             i, j = probe["unit"]
-            assert probe["channel"] == int(activation[:, i, j].argmax())
+            # the most active channel whose gradient reaches the input; the ones skipped
+            # before it (more active) have an empty footprint
+            order = activation[:, i, j].argsort(descending=True, stable=True).tolist()
+            assert probe["channel"] == order[probe["skipped"]]
+            for more_active in order[:probe["skipped"]]:
+                assert not convlens.empirical_receptive_field(
+                    model, layer["name"], (more_active, i, j), x=x).any()
             mask = convlens.empirical_receptive_field(model, layer["name"],
                                                       (probe["channel"], i, j), x=x).numpy()
             assert probe["pixels"] == mask.sum()
@@ -360,6 +382,10 @@ def test_bad_input_is_named(model, x):
         explore._photo(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="windows"):
         explore.occlusion_explorer(model, x, image, LABELS, windows=(0,))
+    with pytest.raises(ValueError, match="gaps between the windows"):  # x is 32 x 48
+        explore.occlusion_explorer(model, x, image, LABELS, windows=(8,), strides=(16,))
+    with pytest.raises(ValueError, match="uncovered border"):
+        explore.occlusion_explorer(model, x, image, LABELS, windows=(12,), strides=(8,))
 
 
 def test_the_model_is_left_as_found(x):

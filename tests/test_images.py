@@ -87,3 +87,16 @@ def test_photo_pool_names_every_photo_with_its_licence():
     assert all(p.colour for p in colour) and 0 < len(colour) < len(pool)
     with pytest.raises(TypeError, match="colour_only"):
         images.photo_pool(colour_only="yes")
+
+
+def test_references_page_states_every_pool_licence():
+    """The References page lists each photo of the pool with the licence POOL gives it."""
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "site_assets" / "references.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in page.splitlines()
+            if line.startswith("| `")}
+    for name, (_, licence, _) in images.POOL.items():
+        row = next((line for key, line in rows.items() if key.startswith(f"`{name}`")), None)
+        assert row is not None, f"{name} is not on the References page"
+        assert licence in row, f"{name}: the page does not state {licence!r}"

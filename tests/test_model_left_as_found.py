@@ -10,7 +10,7 @@ from torch import nn
 
 from convlens.cam import gradcam, guided_gradcam
 from convlens.evaluate import deletion_curve, insertion_curve, randomization_similarity
-from convlens.features import feature_maps
+from convlens.features import feature_maps, saturation
 from convlens.guided import deconvnet, guided_backprop
 from convlens.occlusion_maps import occlusion
 from convlens.path_integral import integrated_gradients
@@ -142,6 +142,17 @@ def test_feature_maps_leaves_model_as_found():
     before = snapshot(model)
     feature_maps(model, torch.randn(1, 3, 8, 8), LAYER)
     assert_same(before, snapshot(model))
+
+
+def test_saturation_leaves_model_as_found():
+    model = fresh_model(False)
+    before = snapshot(model)
+    x = torch.randn(1, 3, 8, 8)
+    x_before = x.clone()
+    stats = saturation(model, x)
+    assert_same(before, snapshot(model))
+    assert torch.equal(x, x_before)
+    assert stats["block.relu"].units == 2 * 4 * 8 * 8  # the shared ReLU, called twice
 
 
 # ---- bad input, named -------------------------------------------------------------------

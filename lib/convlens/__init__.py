@@ -30,6 +30,7 @@ _FUNCTIONS = {
     "Visualization": "input_optimization",
     "maximize_activation": "input_optimization",
     "feature_maps": "features",
+    "saturation": "features",
     "gradient": "saliency",
     "gradient_x_input": "saliency",
     "smoothgrad": "saliency",

@@ -274,19 +274,40 @@ def _top_classes(model: nn.Module, x: torch.Tensor, labels, k: int) -> list[dict
 
 # --- the explorers --------------------------------------------------------------------------
 
+def _footprint(model: nn.Module, x: torch.Tensor, name: str, activation: torch.Tensor,
+               unit: tuple[int, int], tries: int) -> tuple[int, int, np.ndarray]:
+    """(channel, skipped, mask): the most active channel at ``unit`` whose gradient reaches
+    the input, how many more active ones had none, and its footprint (the most active
+    channel's empty one when none of the first ``tries`` has a gradient)."""
+    i, j = unit
+    order = activation[:, i, j].argsort(descending=True, stable=True)[:tries].tolist()
+    first = None
+    for skipped, channel in enumerate(order):
+        mask = empirical_receptive_field(model, name, (channel, i, j), x=x).cpu().numpy()
+        if mask.any():
+            return channel, skipped, mask
+        first = first or (channel, 0, mask)
+    return first
+
+
 def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
-                             probes: int = 3, margin: int | None = None) -> Explorer:
+                             probes: int = 3, margin: int | None = None,
+                             tries: int = 16) -> Explorer:
     """Hover a unit of a layer: its theoretical box (:func:`receptive_field`) on the photo.
 
     For a ``probes x probes`` grid of units per layer (first, middle and last rows and
     columns for 3; the middle one is ``h // 2``, the unit the page starts on) it also ships the measured footprint, the pixels with a nonzero gradient
-    (:func:`empirical_receptive_field` on this photo, for the unit's most active channel).
+    (:func:`empirical_receptive_field` on this photo), for the unit's most active channel
+    whose gradient reaches the input: a more active channel held at a clamp's bound (ReLU6
+    at 6) has a zero gradient and an empty footprint, and is skipped (``skipped`` counts
+    them; at most ``tries`` channels are tried, the most active first).
     ``margin`` pixels of padding are drawn around the photo (default: an eighth of its side)
     so that boxes reaching into the padding stay visible.
     """
     x = _one_image(x)
     _check_image(image, x)
     probes = check_positive_int(probes, "probes")
+    tries = check_positive_int(tries, "tries")
     names = _names(model, layers)
     height, width = x.shape[-2:]
     fields = receptive_field(model, (height, width))
@@ -309,8 +330,7 @@ def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
         measured = []
         for i in rows:
             for j in cols:
-                channel = int(activation[:, i, j].argmax())
-                mask = empirical_receptive_field(model, name, (channel, i, j), x=x).cpu().numpy()
+                channel, skipped, mask = _footprint(model, x, name, activation, (i, j), tries)
                 ys, xs = np.nonzero(mask)
                 if ys.size == 0:
                     box, bits = [0, 0, 0, 0], ""
@@ -318,8 +338,8 @@ def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
                     box = [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
                     crop = mask[box[0]:box[2], box[1]:box[3]]
                     bits = _b64(zlib.compress(np.packbits(crop.ravel()).tobytes(), 9))
-                measured.append({"unit": [i, j], "channel": channel, "box": box,
-                                 "pixels": int(mask.sum()), "z": bits})
+                measured.append({"unit": [i, j], "channel": channel, "skipped": skipped,
+                                 "box": box, "pixels": int(mask.sum()), "z": bits})
         f = fields[name]
         entries.append({"name": name, "size": list(f.size), "stride": list(f.stride),
                         "padding": list(f.padding), "map": [int(h), int(w)],
@@ -372,19 +392,29 @@ def gradcam_explorer(model: nn.Module, photos: Mapping, layers, labels=None, top
 
 
 def occlusion_explorer(model: nn.Module, x: torch.Tensor, image, labels=None,
-                       windows: Sequence[int] = (16, 32, 64), strides: Sequence[int] = (16, 32),
+                       windows: Sequence[int] = (32, 64), strides: Sequence[int] = (16, 32),
                        top: int = 3, fill: float = 0.0, batch_size: int | None = None) -> Explorer:
     """Occlusion maps (:func:`occlusion`) for every window x stride, for the ``top`` classes.
 
     All classes come from the same occluded passes (``occlusion(..., target=None)``);
     ``batch_size`` None is the device's default. On the page every map shares one
     symmetric colour scale (``RdBu_r``, red = hiding the window lowers the logit) and each
-    cell is centred on its window, as in the lesson's figures.
+    cell is centred on its window, as in the lesson's figures. Every window must tile the
+    image at every stride (no window narrower than the stride, no uncovered border), so
+    that each painted cell stands for pixels that were really hidden.
     """
     x = _one_image(x)
     _check_image(image, x)
     windows = [check_positive_int(w, "windows") for w in windows]
     strides = [check_positive_int(s, "strides") for s in strides]
+    for w in windows:
+        for s in strides:
+            if w < s or any((size - w) % s for size in x.shape[-2:]):
+                raise ValueError(
+                    f"windows {w} at stride {s} do not tile the {x.shape[-2]}x{x.shape[-1]} "
+                    "image: " + ("gaps between the windows" if w < s else "an uncovered border")
+                    + " would never be occluded (choose windows >= strides with (size - window) "
+                    "divisible by the stride)")
     classes = _top_classes(model, x, labels, check_positive_int(top, "top"))
     indices = [c["index"] for c in classes]
     maps = []
