@@ -81,7 +81,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: nn.Module | str) -> t
 
 @dataclass(frozen=True)
 class Saturation:
-    """The outputs of one clamping activation for a batch, counted at its two bounds. A unit
+    r"""The outputs of one clamping activation for a batch, counted at its two bounds. A unit
     at either bound has a zero derivative.
 
     Attributes:
