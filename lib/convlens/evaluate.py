@@ -12,6 +12,23 @@ area under the curve is better). *Insertion* starts from a blurred copy and puts
 original pixels back (the score should rise fast: a **higher** area is better). Both areas
 come from :func:`auc` (trapezoid rule over f in [0, 1]).
 
+**ROAD** (Rong, Leemann, Borisov, Kasneci & Kasneci 2022, "A Consistent and Efficient
+Evaluation Strategy for Attribution Methods", ICML, arXiv:2202.00449). Deleting pixels to a
+constant leaves a trace the model can read (the *shape* of the deleted set), and for
+Integrated Gradients and gradient x input, whose baseline is that constant, the test favours
+them by construction. ROAD removes pixels by *noisy linear imputation* instead: each removed
+pixel takes the mean of its four neighbours, all removed pixels at once (the discrete Laplace
+equation, a sparse linear system), plus small Gaussian noise,
+
+    v_i = (1 / |N(i)|) sum_{j in N(i)} v_j + e_i,   e_i ~ N(0, noise^2),   for removed i,
+
+so that a removed region is filled from its surroundings and hides where it was.
+``order="most"`` removes the most important pixels first (MoRF: lower is better),
+``"least"`` the least important first (LeRF: higher is better).
+
+**Evidence mass**: on images whose deciding pixels are known (:func:`convlens.images.
+evidence_set`), the share of a map's positive attribution that falls on them.
+
 **Pointing game** (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop",
 arXiv:1608.00507): a map scores a hit when its maximum lies within ``tolerance`` pixels of
 the object's box (15 px in TorchRay's implementation, Fong et al. 2019).
@@ -29,6 +46,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,8 +54,9 @@ from torch import nn
 from ._checks import check_batch, check_positive_int, check_target, resolve_layer
 from .path_integral import path_baseline
 
-__all__ = ["RandomizationResult", "auc", "deletion_curve", "gaussian_blur", "insertion_curve",
-           "layers_top_down", "pointing_game", "randomization_similarity"]
+__all__ = ["RandomizationResult", "auc", "deletion_curve", "evidence_mass", "gaussian_blur",
+           "impute", "insertion_curve", "layers_top_down", "pointing_game",
+           "randomization_similarity", "road_curve"]
 
 
 # ---- shared helpers ---------------------------------------------------------------------
@@ -196,6 +215,198 @@ def auc(fractions: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     if (fractions.diff() < 0).any():
         raise ValueError("fractions must be non-decreasing")
     return torch.trapezoid(scores, fractions.to(scores.device, scores.dtype), dim=-1)
+
+
+# ---- ROAD: removal by noisy linear imputation ---------------------------------------------
+
+def _laplace_system(removed: np.ndarray):
+    """The sparse matrix of "each removed pixel is the mean of its 4 neighbours" over the
+    removed pixels that can reach a kept one, and per removed pixel the kept neighbours'
+    weights (``(rows, kept flat indices, weights)`` for the right-hand side)."""
+    from scipy import ndimage, sparse
+
+    height, width = removed.shape
+    components, count = ndimage.label(removed)  # 4-connected regions of removed pixels
+    touching = np.zeros(count + 1, bool)
+    kept = ~removed
+    grown = ndimage.binary_dilation(kept)  # removed pixels next to a kept one
+    touching[np.unique(components[grown & removed])] = True
+    touching[0] = False
+    solvable = touching[components]  # regions with no kept neighbour are left out
+    index = -np.ones(removed.shape, np.int64)
+    index[solvable] = np.arange(int(solvable.sum()))
+    rows, cols = np.nonzero(solvable)
+    degree = ((rows > 0).astype(float) + (rows < height - 1) + (cols > 0) + (cols < width - 1))
+    a_rows, a_cols, a_vals = [np.arange(len(rows))], [np.arange(len(rows))], [np.ones(len(rows))]
+    b_rows, b_pixels, b_vals = [], [], []
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r, c = rows + dr, cols + dc
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        eq, r, c = np.nonzero(inside)[0], r[inside], c[inside]
+        weight = 1.0 / degree[eq]
+        unknown = solvable[r, c]
+        a_rows.append(eq[unknown])
+        a_cols.append(index[r[unknown], c[unknown]])
+        a_vals.append(-weight[unknown])
+        b_rows.append(eq[~unknown])
+        b_pixels.append(r[~unknown] * width + c[~unknown])
+        b_vals.append(weight[~unknown])
+    n = len(rows)
+    matrix = sparse.csc_matrix((np.concatenate(a_vals), (np.concatenate(a_rows),
+                                                         np.concatenate(a_cols))), shape=(n, n))
+    return matrix, solvable, (np.concatenate(b_rows), np.concatenate(b_pixels),
+                              np.concatenate(b_vals))
+
+
+def impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """ROAD's noisy linear imputation: ``x`` with the ``removed`` pixels filled in.
+
+    ``x`` is ``[N, C, H, W]``, ``removed`` a bool ``[N, H, W]`` (or ``[H, W]``) mask. Each
+    removed pixel becomes the mean of its edge-adjacent neighbours inside the image (4, 3
+    on a border, 2 in a corner), all removed pixels solved together as one sparse linear
+    system per image (SciPy's SuperLU), the same for every channel; then Gaussian noise of
+    standard deviation ``noise`` (in ``x``'s units, drawn with ``generator``) is added to
+    each removed value. A region of removed pixels with no kept neighbour (the whole image,
+    at the end of a curve) cannot be imputed from anything and is set to 0, the model's
+    normalised mean colour. Kept pixels are returned unchanged. A linear ramp satisfies the
+    equation at every pixel off the border, so without noise a ramp whose removed pixels
+    lie off the border is reproduced exactly, and a constant image whatever is removed
+    (short of everything).
+    """
+    from scipy.sparse.linalg import splu
+
+    x = check_batch(x).detach()
+    n, channels, height, width = x.shape
+    if not isinstance(removed, torch.Tensor) or removed.dtype != torch.bool:
+        raise TypeError(f"removed must be a bool tensor, got "
+                        f"{getattr(removed, 'dtype', type(removed).__name__)}")
+    if removed.ndim == 2:
+        removed = removed.expand(n, -1, -1)
+    if tuple(removed.shape) != (n, height, width):
+        raise ValueError(f"removed must be [N, H, W] = {(n, height, width)} or [H, W], got "
+                         f"{tuple(removed.shape)}")
+    noise = _check_noise(noise)
+    out = x.clone()
+    masks = removed.cpu().numpy()
+    for i in range(n):
+        if not masks[i].any():
+            continue
+        matrix, solvable, (b_rows, b_pixels, b_vals) = _laplace_system(masks[i])
+        pixels = x[i].reshape(channels, -1).cpu().double().numpy()
+        filled = np.zeros((channels, height, width))
+        if matrix.shape[0]:
+            rhs = np.zeros((matrix.shape[0], channels))
+            np.add.at(rhs, b_rows, b_vals[:, None] * pixels[:, b_pixels].T)
+            filled[:, solvable] = splu(matrix).solve(rhs).T
+        values = torch.from_numpy(filled).to(x.device, x.dtype)
+        if noise > 0:
+            values = values + noise * torch.randn(values.shape, generator=generator,
+                                                  device=values.device if generator is None
+                                                  else generator.device,
+                                                  dtype=x.dtype).to(x.device)
+        mask = removed[i].to(x.device)
+        out[i] = torch.where(mask, values, x[i])
+    return out
+
+
+def _check_noise(noise) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (
+            math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a standard deviation >= 0, got {noise!r}")
+    return float(noise)
+
+
+def road_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attribution: torch.Tensor,
+    steps: int = 32,
+    order: str = "most",
+    noise: float = 0.01,
+    generator: torch.Generator | None = None,
+    batch_size: int = 16,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROAD (Rong et al. 2022): ``(fractions [steps + 1], scores [N, steps + 1])``.
+
+    Pixels are ranked by ``attribution`` (``[N, C, H, W]`` summed over channels, or
+    ``[N, H, W]``), largest first for ``order="most"`` (MoRF: a lower area is better),
+    smallest first for ``"least"`` (LeRF: a higher area is better); ties in row-major order.
+    At step k the first ``round(k P / steps)`` of the P pixels are removed by
+    :func:`impute` (noisy linear imputation, noise standard deviation ``noise`` in the
+    model's input units, drawn with ``generator``), and the score is the target's softmax
+    probability, as in :func:`deletion_curve`. With every pixel removed nothing is left to
+    impute from, and the image is 0 (the last point equals deletion's). ``batch_size``
+    images go through the model at a time, under ``torch.no_grad``.
+    """
+    x = check_batch(x).detach()
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if order not in ("most", "least"):
+        raise ValueError(f"order must be 'most' or 'least', got {order!r}")
+    _check_noise(noise)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    n, _, height, width = x.shape
+    target = check_target(target, n).to(x.device)
+    ranking = _pixel_map(attribution, n, (height, width)).reshape(n, -1).float()
+    if not torch.isfinite(ranking).all():
+        raise ValueError("attribution holds NaN or infinite values")
+    pixels = height * width
+    first = torch.argsort(-ranking if order == "most" else ranking, dim=1, stable=True).cpu()
+    counts = [round(k * pixels / steps) for k in range(steps + 1)]
+    images = []
+    for count in counts:
+        removed = torch.zeros(n, pixels, dtype=torch.bool)
+        removed.scatter_(1, first[:, :count], True)
+        images.append(impute(x, removed.view(n, height, width), noise, generator))
+    stacked = torch.stack(images, dim=1).reshape(n * (steps + 1), *x.shape[1:])
+    scores = torch.empty(n * (steps + 1), dtype=x.dtype, device=x.device)
+    example = torch.arange(n, device=x.device).repeat_interleave(steps + 1)
+    with torch.no_grad():
+        for start in range(0, len(stacked), batch_size):
+            logits = model(stacked[start:start + batch_size])
+            if logits.ndim != 2:
+                raise ValueError(f"the model must return logits [N, classes], got "
+                                 f"{tuple(logits.shape)}")
+            check_target(target, n, logits.shape[1])
+            rows = example[start:start + batch_size]
+            scores[start:start + len(rows)] = logits.softmax(1).gather(
+                1, target[rows][:, None])[:, 0].to(x.dtype)
+    fractions = torch.tensor(counts, dtype=x.dtype, device=x.device) / pixels
+    return fractions, scores.view(n, steps + 1)
+
+
+def evidence_mass(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The share of each map's positive attribution that lies inside ``mask``: ``[N]``.
+
+    ``attribution`` is ``[N, C, H, W]`` (summed over channels first) or ``[N, H, W]``;
+    ``mask`` a bool ``[N, H, W]`` (or ``[H, W]`` for every map) marking the pixels known
+    to decide the class. With a = max(attribution, 0) per pixel,
+
+        mass = sum_{i in mask} a_i / sum_i a_i,
+
+    so 1 means every positive value lies on the evidence, and a map spread evenly scores
+    the mask's share of the image. Rank a magnitude map by passing its absolute values.
+    A map with no positive value has no share: NaN.
+    """
+    maps = _pixel_map(attribution)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.ndim == 2:
+        mask = mask.expand(maps.shape[0], -1, -1)
+    if mask.shape != maps.shape:
+        raise ValueError(f"mask must be [N, H, W] = {tuple(maps.shape)} or [H, W], got "
+                         f"{tuple(mask.shape)}")
+    if torch.isnan(maps).any():
+        raise ValueError("attribution holds NaN values")
+    positive = maps.clamp(min=0).double()
+    total = positive.sum(dim=(1, 2))
+    inside = (positive * mask.to(positive.device)).sum(dim=(1, 2))
+    return torch.where(total > 0, inside / total.clamp_min(1e-300),
+                       torch.full_like(total, float("nan")))
 
 
 # ---- the pointing game ------------------------------------------------------------------

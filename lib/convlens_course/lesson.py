@@ -42,7 +42,7 @@ CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat
 COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 
 __all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "DPI", "ClaimFailed", "LessonContext", "expect",
-           "load_from_environment", "record", "setup", "show", "strict"]
+           "load_from_environment", "load_model", "record", "setup", "show", "strict"]
 
 DPI = 100
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -135,7 +135,9 @@ def load_from_environment(download: bool = True) -> models.LoadedModel:
     - ``CONVLENS_LABELS``: a labels file, one class name per line,
     - ``CONVLENS_LAYERS``: ``"role=name,role=name"``, e.g. ``last_spatial=features.28``,
     - ``CONVLENS_PREPROCESS``: ``"resize=256,crop=224,mean=A/B/C,std=A/B/C,
-      interpolation=bicubic"`` (any subset; the rest from the weights' metadata).
+      interpolation=bicubic"`` (any subset; the rest from the weights' metadata),
+    - ``CONVLENS_CACHE_DIR``: where a network convlens trains itself (``evidence_net``)
+      keeps its weights (default: the torch hub cache).
 
     Unset or empty variables take the defaults.
     """
@@ -145,7 +147,18 @@ def load_from_environment(download: bool = True) -> models.LoadedModel:
     return models.load(spec, weights=_environment_value("CONVLENS_WEIGHTS"),
                        labels=_environment_value("CONVLENS_LABELS"),
                        layers=models.parse_layers(layers) if layers else None,
-                       preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download)
+                       preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download,
+                       cache_dir=_environment_value("CONVLENS_CACHE_DIR"))
+
+
+def load_model(spec: str) -> models.LoadedModel:
+    """A second model for a lesson (``"evidence_net"``, the network with a known answer),
+    on the lesson's device, with the build's cache folder (``CONVLENS_CACHE_DIR``). Call
+    :func:`setup` first."""
+    if _current is None:
+        raise RuntimeError("call lesson.setup() before lesson.load_model()")
+    loaded = models.load(spec, cache_dir=_environment_value("CONVLENS_CACHE_DIR"))
+    return loaded._replace(model=loaded.model.to(_current.device))
 
 
 def _fix_matplotlib() -> None:
@@ -196,7 +209,8 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
 
     if model is not None or weights is not None:  # explicit arguments: a hand-run notebook
         loaded = models.load(model or os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
-                             weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None)
+                             weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None,
+                             cache_dir=_environment_value("CONVLENS_CACHE_DIR"))
     else:
         loaded = load_from_environment()
     generator = torch.Generator(device=device_).manual_seed(seed)
