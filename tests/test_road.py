@@ -160,3 +160,22 @@ def test_evidence_mass_bad_input_is_named():
         evidence_mass(torch.rand(1, 2, 2), torch.ones(2, 2))
     with pytest.raises(ValueError, match="mask must be"):
         evidence_mass(torch.rand(2, 2, 2), torch.ones(3, 2, 2, dtype=torch.bool))
+
+
+def test_bootstrap_means_are_paired_and_seeded():
+    from convlens.evaluate import bootstrap_means
+
+    values = torch.tensor([[1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0]])
+    b = bootstrap_means(values, resamples=500, generator=torch.Generator().manual_seed(0))
+    assert b.shape == (500, 2)
+    # the same images for both rows: the difference is exactly 1 in every resample
+    torch.testing.assert_close(b[:, 1] - b[:, 0], torch.ones(500, dtype=torch.float64))
+    assert 2.0 < float(b[:, 0].mean()) < 3.0 and float(b[:, 0].min()) >= 1.0
+    again = bootstrap_means(values, resamples=500, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(b, again)
+    one = bootstrap_means(torch.tensor([5.0, float("nan"), 5.0]), resamples=20)
+    assert torch.all((one == 5.0) | one.isnan())
+    with pytest.raises(TypeError, match="values must be a floating-point tensor"):
+        bootstrap_means(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="resamples"):
+        bootstrap_means(values, resamples=0)

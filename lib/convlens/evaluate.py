@@ -54,7 +54,8 @@ from torch import nn
 from ._checks import check_batch, check_positive_int, check_target, resolve_layer
 from .path_integral import path_baseline
 
-__all__ = ["RandomizationResult", "auc", "deletion_curve", "evidence_mass", "gaussian_blur",
+__all__ = ["RandomizationResult", "auc", "bootstrap_means", "deletion_curve", "evidence_mass",
+           "gaussian_blur",
            "impute", "insertion_curve", "layers_top_down", "pointing_game",
            "randomization_similarity", "road_curve"]
 
@@ -410,6 +411,34 @@ def evidence_mass(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     inside = (positive * mask.to(positive.device)).sum(dim=(1, 2))
     return torch.where(total > 0, inside / total.clamp_min(1e-300),
                        torch.full_like(total, float("nan")))
+
+
+# ---- how sure is a mean over images? -------------------------------------------------------
+
+def bootstrap_means(values: torch.Tensor, resamples: int = 2000,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Paired bootstrap (Efron 1979): ``[resamples, M]`` means of each of the M rows of
+    ``values`` (``[M, N]``: M methods scored on the same N images, or ``[N]``) over the same
+    N images drawn with replacement, ``resamples`` times (with ``generator``).
+
+    Percentiles of a column give an interval for that method's mean; the same draws for
+    every row make differences between rows paired: ``(b[:, i] - b[:, j])`` whose 2.5th to
+    97.5th percentiles contain 0 says that methods i and j are not told apart by these
+    images. NaN entries (a map with no positive value, say) are left out of each mean.
+    """
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+        raise TypeError(f"values must be a floating-point tensor [M, N] or [N], got "
+                        f"{getattr(values, 'dtype', type(values).__name__)}")
+    rows = values.detach().double().cpu()
+    rows = rows[None] if rows.ndim == 1 else rows
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        raise ValueError(f"values must be [M, N] with N >= 1 images, got shape "
+                         f"{tuple(values.shape)}")
+    resamples = check_positive_int(resamples, "resamples")
+    n = rows.shape[1]
+    draws = torch.randint(n, (resamples, n), generator=generator)
+    picked = rows[:, draws]  # [M, resamples, N]
+    return picked.nanmean(dim=2).T
 
 
 # ---- the pointing game ------------------------------------------------------------------
