@@ -664,51 +664,41 @@ lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the scor
 # {{ object_low }} to {{ object_high }} of the frame) and placed anywhere in the frame, so
 # that, as in photo benchmarks, the centre of the image is often but not always on an object.
 # Each object is explained for its own class (the model's most probable among
-# `images.OBJECT_CLASSES`). An explanation is *usable* when the model sees that object at all:
-# its class is among the image's five most probable. Every usable explanation of the set
-# counts, and the noise of a hit rate is estimated by resampling the explanations (a paired
-# bootstrap, 2000 resamples): methods whose difference from the best is within its 95%
-# interval are reported as tied.
+# `images.OBJECT_CLASSES`), so every image is asked twice, once per object, and every
+# explanation of the set counts. The noise of a hit rate is estimated by resampling the
+# explanations (a paired bootstrap, 2000 resamples): methods whose difference from the best
+# lies within the 95% interval of the paired differences are reported as tied.
 
 # %%
 # 160-px images keep the CPU build short; a GPU affords more of them at the model's own size.
 GPU_TRUTH = 32
-N_TRUTH, TRUTH_SIZE = (10, 160) if ctx.device.type == "cpu" else (GPU_TRUTH, 224)
+N_TRUTH, TRUTH_SIZE = (12, 160) if ctx.device.type == "cpu" else (GPU_TRUTH, 224)
 truth = images.ground_truth_set(N_TRUTH, size=TRUTH_SIZE,
                                 generator=torch.Generator().manual_seed(ctx.seed))
 lesson.record("object_low", images.OBJECT_SIZE[0], fmt="{:.0%}")
 lesson.record("object_high", images.OBJECT_SIZE[1], fmt="{:.0%}")
 hits = {name: [] for name in EVERY}
 peaks = {name: [] for name in EVERY}  # (column, row) of each map's maximum, in item order
-asked, used = 0, []  # explanations asked; (item, object) of the usable ones
 # Every method runs once on a batch: the wide composite alone, then all square images.
-for group_start, group in ((0, [truth[0]]), (1, truth[1:])):
+for group in ([truth[0]], truth[1:]):
     xs = torch.cat([images.prepare(item.image, ctx.preprocess, size=item.image.size[::-1])
                     for item in group]).to(ctx.device)
-    with torch.no_grad():
-        top5 = model(xs).topk(5, dim=1).indices.cpu()
     batch, classes, boxes = [], [], []
     for i, item in enumerate(group):
         for obj, box in item.boxes.items():
-            asked += 1
-            # the object's most probable class; a model without any of them: its top class
-            c = ctx.most_probable(images.OBJECT_CLASSES[obj], xs[i:i + 1])
-            if c not in top5[i]:
-                continue
             batch.append(i)
-            classes.append(c)
+            # the object's most probable class; a model without any of them: its top class
+            classes.append(ctx.most_probable(images.OBJECT_CLASSES[obj], xs[i:i + 1]))
             boxes.append(box)
-            used.append((group_start + i, obj))
-    if not batch:
-        continue
-    pairs = xs[torch.tensor(batch, device=xs.device)]  # each image once per usable object
+        print(f"{item.background:>8} {item.image.size}: " + ", ".join(
+            f"{o} as {ctx.labels[c]!r}" for o, c in zip(item.boxes, classes[-len(item.boxes):])))
+    pairs = xs[torch.tensor(batch, device=xs.device)]  # each image once per object
     for name, method in EVERY.items():
         ranked = ranking(name, method(model, pairs, torch.tensor(classes)))
         hits[name] += evaluate.pointing_game(ranked, boxes, tolerance=15).tolist()
         flat = ranked.flatten(1).argmax(1).cpu()
         peaks[name] += [(int(p % ranked.shape[-1]), int(p // ranked.shape[-1])) for p in flat]
 explanations = len(hits["gradient"])
-print(f"{explanations} usable explanations of {asked} asked ({len(truth)} images)")
 hit_table = torch.tensor([hits[name] for name in EVERY], dtype=torch.float64)  # [methods, N]
 boot = evaluate.bootstrap_means(hit_table, resamples=2000, generator=seeded("cpu", 3))
 low, high = boot.quantile(0.025, dim=0), boot.quantile(0.975, dim=0)
@@ -744,7 +734,6 @@ lesson.expect(0.2 <= pointing["centre map"] <= 0.8, "the centre of the image is 
               "always on an object (the centre map hits 20-80% of the objects)",
               value=pointing["centre map"])
 lesson.record("pointing_explanations", explanations)
-lesson.record("pointing_asked", asked)
 lesson.record("pointing_images", len(truth))
 lesson.record("pointing_best_acc", pointing[best_pointing], fmt="{:.0%}")
 lesson.record("pointing_best", best_pointing)
@@ -769,9 +758,8 @@ lesson.expect(len(pointing_tied) >= 3,
               "several methods are tied at the top of the pointing game", value=pointing)
 
 # %% [markdown]
-# Of {{ pointing_asked }} explanations ({{ pointing_images }} images, two objects each),
-# {{ pointing_explanations }} are usable. One hit is {{ one_hit }} of them. The highest hit
-# rate, {{ pointing_best_acc }} (95% interval {{ best_low }} to {{ best_high }}), goes to
+# On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each)
+# one hit is {{ one_hit }}. The highest hit rate, {{ pointing_best_acc }} (95% interval {{ best_low }} to {{ best_high }}), goes to
 # {{ pointing_best }}, but its lead is within the noise over {{ pointing_tied }}: these
 # {{ pointing_n_tied }} methods are tied. Grad-CAM hits {{ pointing_gradcam }}, SmoothGrad
 # {{ pointing_smoothgrad }}, occlusion {{ pointing_occlusion }}, the gradient
@@ -782,30 +770,30 @@ lesson.expect(len(pointing_tied) >= 3,
 
 # %%
 shown_truth = truth[:9]  # the composite and (up to) eight square images, two rows of five units
-position = {key: k for k, key in enumerate(used)}  # (item, object) -> usable explanation
+first = 0
 fig = plt.figure(figsize=(12, 5))
 grid = fig.add_gridspec(2, 5)
 cells = [grid[0, :2]] + [grid[r, c] for r, c in [(0, 2), (0, 3), (0, 4)] + [(1, c) for c in range(5)]]
-for item_index, (item, cell) in enumerate(zip(shown_truth, cells)):
+for item, cell in zip(shown_truth, cells):
     ax = fig.add_subplot(cell)
     ax.imshow(np.asarray(item.image))
     width, height = item.image.size
     ax.plot((width - 1) / 2, (height - 1) / 2, "+", color="black", ms=8, mew=1.5)
-    for (obj, (x0, y0, x1, y1)), colour in zip(item.boxes.items(), ["tab:red", "tab:blue"]):
-        usable = (item_index, obj) in position
+    for index, ((x0, y0, x1, y1), colour) in enumerate(zip(item.boxes.values(),
+                                                            ["tab:red", "tab:blue"])):
         ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                                   ec=colour, lw=1.5, ls="-" if usable else ":"))
+                                   ec=colour, lw=1.5))
         for name, marker in [("Grad-CAM", "o"), ("guided backprop", "x")]:
-            if name in peaks and usable:
-                px, py = peaks[name][position[item_index, obj]]
+            if name in peaks:
+                px, py = peaks[name][first + index]
                 ax.plot(px, py, marker, color=colour, ms=6, mew=1.5)
+    first += len(item.boxes)
     ax.set_axis_off()
     ax.set_title(item.background, fontsize=8)
 marked = "Grad-CAM (o) and of guided backprop (x)" if "guided backprop" in peaks else "Grad-CAM (o)"
 lesson.show(fig, f"The first {len(shown_truth)} images of the ground-truth set with their boxes "
-                 f"(cat red, cup blue; dotted: not usable, the model does not see the object), "
-                 f"the maximum of {marked} for each usable object's class, and the image centre "
-                 "(+), where the centre map points.")
+                 f"(cat red, cup blue), the maximum of {marked} for each object's class, and the "
+                 "image centre (+), where the centre map points.")
 
 # %% [markdown]
 # ## A network whose evidence we know
@@ -830,14 +818,17 @@ lesson.show(fig, f"The first {len(shown_truth)} images of the ground-truth set w
 # - **pointing**: does the map's maximum lie on the patch (no tolerance)?
 # - **evidence mass** (`evaluate.evidence_mass`): the share of the map's positive values
 #   (of |value| for the gradient family) that lies on the patch;
-# - **deletion to 0 and ROAD**: as above, now averaged over the images.
+# - **deletion to 0 and ROAD**: as above, averaged over the images. The evidence is small, so
+#   the curves stop at {{ ev_up_to }} of the pixels, in {{ ev_steps }} steps of
+#   {{ ev_step_share }} (about the patch's size); the number is the mean class probability over
+#   that range (`evaluate.auc` divided by the range), lower is better.
 #
 # Every number comes with a 95% bootstrap interval over the images, and methods within the
 # noise of the best are marked as tied.
 
 # %%
 evidence = lesson.load_model("evidence_net")
-N_EV, EV_WINDOW, EV_STRIDE, EV_STEPS = 32, 16, 8, 6
+N_EV, EV_WINDOW, EV_STRIDE, EV_STEPS, EV_UP_TO = 32, 16, 8, 8, 0.25
 ev_pixels, ev_labels, ev_truth = images.evidence_set(
     N_EV, generator=torch.Generator().manual_seed(ctx.seed + 100))
 ev_x = convlens.evidence_net.normalize(ev_pixels).to(ctx.device)
@@ -873,11 +864,17 @@ batch_x = ev_x.repeat(len(ev_names), 1, 1, 1)
 batch_t = ev_labels.repeat(len(ev_names))
 start = time.perf_counter()
 ev_fractions, ev_curve = evaluate.deletion_curve(evidence.model, batch_x, batch_t, stacked,
-                                                 steps=EV_STEPS, batch_size=256)
-ev_scores["deletion to 0"] = evaluate.auc(ev_fractions, ev_curve).view(len(ev_names), N_EV).cpu()
+                                                 steps=EV_STEPS, batch_size=256, up_to=EV_UP_TO)
 _, ev_road = evaluate.road_curve(evidence.model, batch_x, batch_t, stacked, steps=EV_STEPS,
-                                 noise=ROAD_NOISE, generator=seeded("cpu", 4), batch_size=256)
-ev_scores["ROAD"] = evaluate.auc(ev_fractions, ev_road).view(len(ev_names), N_EV).cpu()
+                                 noise=ROAD_NOISE, generator=seeded("cpu", 4), batch_size=256,
+                                 up_to=EV_UP_TO)
+for metric, curve in (("deletion to 0", ev_curve), ("ROAD", ev_road)):
+    # the mean probability over the first quarter of the pixels: the area divided by 1/4
+    ev_scores[metric] = (evaluate.auc(ev_fractions, curve) / ev_fractions[-1]).view(
+        len(ev_names), N_EV).cpu()
+lesson.record("ev_steps", EV_STEPS)
+lesson.record("ev_up_to", EV_UP_TO, fmt="{:.0%}")
+lesson.record("ev_step_share", EV_UP_TO / EV_STEPS, fmt="{:.1%}")
 print(f"deletion and ROAD curves of {len(ev_names)} x {N_EV} maps: "
       f"{time.perf_counter() - start:.1f} s")
 HIGHER = {"pointing": True, "evidence mass": True, "deletion to 0": False, "ROAD": False}
@@ -901,7 +898,10 @@ def with_interval(metric, name, fmt):
 
 ev_rows = [[name] + [with_interval(m, name, ".0%" if m in ("pointing", "evidence mass")
                                    else ".3f") for m in ev_scores] for name in ev_names]
-_ = plot.table(["method", "pointing ↑", "evidence mass ↑", "deletion to 0 ↓", "ROAD ↓"], ev_rows)
+ev_summary = plot.table(["method", "pointing ↑", "evidence mass ↑", "deletion to 0 ↓", "ROAD ↓"],
+                        ev_rows)
+if get_ipython() is None:
+    print(ev_summary)
 
 # %%
 ev_show = [0, 1, 2, 3]  # one image of each class
@@ -987,17 +987,29 @@ ev_rho = {name: r.spearman_abs.nanmean(dim=1).tolist() for name, r in ev_randomi
 print(f"{'Spearman |map|':>21}: " + "  ".join(f"{label:>11}" for label in ev_step_labels))
 for name, values in ev_rho.items():
     print(f"{name:>21}: " + "  ".join(f"{v:11.2f}" for v in values))
-ev_unchanged = [name for name in EV_METHODS if ev_rho[name][0] > 0.8]
 lesson.record("ev_random_images", EV_RANDOM_IMAGES)
-lesson.record("ev_unchanged", ", ".join(ev_unchanged) or "no method")
-lesson.record("ev_rho_top_guided", text_of({k: v[0] for k, v in ev_rho.items()},
-                                           "guided backprop", ".2f"))
-lesson.record("ev_rho_top_deconvnet", text_of({k: v[0] for k, v in ev_rho.items()},
-                                              "deconvnet", ".2f"))
-lesson.record("ev_rho_top_gradient", ev_rho["gradient"][0], fmt="{:.2f}")
-lesson.expect({"guided backprop"} <= set(ev_unchanged) and "gradient" not in ev_unchanged,
-              "on evidence_net too, guided backprop survives a random classifier and the "
-              "gradient does not", value=ev_rho)
+first_step = {name: values[0] for name, values in ev_rho.items()}
+least_changed = sorted(EV_METHODS, key=first_step.get, reverse=True)[:2]
+least_changed_course = sorted(METHODS, key=rho_top.get, reverse=True)[:2]
+lesson.record("ev_least_changed", " and ".join(least_changed))
+for key, name in [("guided", "guided backprop"), ("deconvnet", "deconvnet"),
+                  ("gradient", "gradient"), ("gradcam", "Grad-CAM"),
+                  ("guided_gradcam", "guided Grad-CAM")]:
+    lesson.record(f"ev_rho_top_{key}", text_of(first_step, name, ".2f"))
+lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
+              and set(least_changed_course) == {"guided backprop", "deconvnet"},
+              "on both networks, guided backprop and the deconvnet are the two maps that change "
+              "least when the classifier is randomised", value=(first_step, rho_top))
+
+# %% [markdown]
+# The order is the course model's, less extreme: with the classifier randomised, the two maps
+# that change least are {{ ev_least_changed }} (ρ = {{ ev_rho_top_guided }} for guided
+# backprop, {{ ev_rho_top_deconvnet }} for the deconvnet), against {{ ev_rho_top_gradient }}
+# for the gradient. This classifier has only four outputs, so its random replacement is a
+# different mixture of the same 64 features, and the maps of the gradient family keep part of
+# their picture. Grad-CAM ({{ ev_rho_top_gradcam }}) and guided Grad-CAM
+# ({{ ev_rho_top_guided_gradcam }}) change completely: the class weights that Grad-CAM
+# averages come straight from that classifier.
 
 # %% [markdown]
 # ## Two tables
@@ -1057,30 +1069,36 @@ shared = {
                                   {n: ev_rho[n][0] for n in EV_METHODS}, False),
 }
 common = [n for n in METHODS if n in EV_METHODS]
-agreement_rows, agreement = [], {}
+agreement_rows, agreement, p_values = [], {}, {}
 for metric, (pre, known, higher) in shared.items():
-    rho = spearmanr([pre[n] for n in common], [known[n] for n in common])[0]
-    agreement[metric] = rho
+    rho, p = spearmanr([pre[n] for n in common], [known[n] for n in common])
+    agreement[metric], p_values[metric] = rho, p
     top_pre, top_known = (sorted(common, key=t.get, reverse=higher)[:3] for t in (pre, known))
-    agreement_rows.append([metric, f"{rho:.2f}", ", ".join(top_pre), ", ".join(top_known)])
+    agreement_rows.append([metric, f"{rho:.2f} (p = {p:.2f})", ", ".join(top_pre),
+                           ", ".join(top_known)])
 _ = plot.table(["measurement", "rank correlation", f"best three on {ctx.name}",
                 "best three on evidence_net"], agreement_rows)
+if get_ipython() is None:
+    print(agreement_rows)
 for key, metric in [("zero", "deletion to 0"), ("road", "ROAD"), ("pointing", "pointing"),
                     ("sanity", f"ρ after {step_labels[0]}")]:
     lesson.record(f"agree_models_{key}", agreement[metric], fmt="{:.2f}")
-both_fail = [n for n in common if rho_step[n][0] > 0.8 and ev_rho[n][0] > 0.8]
-lesson.record("both_fail", ", ".join(both_fail) or "no method")
-lesson.expect(agreement[f"ρ after {step_labels[0]}"] > 0.5,
-              "the two networks agree on which maps survive a random classifier",
-              value=agreement)
+beyond_chance = [metric for metric in shared if p_values[metric] < 0.05]
+lesson.record("agree_beyond_chance", ", ".join(beyond_chance) or "none of them")
+lesson.record("n_common", len(common))
+lesson.expect(len(beyond_chance) <= 1, "at most one measurement orders the methods alike on "
+              "the two networks beyond chance", value=p_values)
 
 # %% [markdown]
-# The networks agree most on the sanity test (rank correlation {{ agree_models_sanity }}):
-# {{ both_fail }} survive a random classifier on both, a property of the methods rather than
-# of one network. On deletion to 0 the correlation is {{ agree_models_zero }}, on ROAD
-# {{ agree_models_road }}, on the pointing game {{ agree_models_pointing }}: read with the
-# intervals above, a ranking of methods by faithfulness or localisation on one network is a
-# weak guide to another, and on the pretrained model we have only a proxy to rank by.
+# With {{ n_common }} methods, a rank correlation has to be large before it is more than
+# chance (p < 0.05 in the table). The correlations are {{ agree_models_sanity }} for the first
+# randomisation step, {{ agree_models_zero }} for deletion to 0, {{ agree_models_road }} for
+# ROAD and {{ agree_models_pointing }} for the pointing game; beyond chance:
+# {{ agree_beyond_chance }}. What holds on both networks is coarser than a ranking: guided
+# backprop and the deconvnet are the two maps that change least when the classifier is
+# randomised, and deletion to 0 puts gradient × input and Integrated Gradients near the top
+# while ROAD does not (see each table). A ranking of methods by faithfulness or localisation
+# on one network is a weak guide to another, and on the pretrained model it rests on a proxy.
 #
 # ## Which method for which question
 #

@@ -179,3 +179,20 @@ def test_bootstrap_means_are_paired_and_seeded():
         bootstrap_means(torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="resamples"):
         bootstrap_means(values, resamples=0)
+
+
+def test_up_to_stops_early_on_the_same_grid():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 8 * 8, 3))
+    x, attribution = torch.randn(2, 3, 8, 8), torch.randn(2, 8, 8)
+    full = deletion_curve(model, x, [0, 2], attribution, steps=8)
+    half = deletion_curve(model, x, [0, 2], attribution, steps=4, up_to=0.5)
+    torch.testing.assert_close(half[0], full[0][:5])
+    torch.testing.assert_close(half[1], full[1][:, :5])
+    road_full = road_curve(model, x, [0, 2], attribution, steps=8, noise=0)
+    road_half = road_curve(model, x, [0, 2], attribution, steps=4, noise=0, up_to=0.5)
+    torch.testing.assert_close(road_half[1], road_full[1][:, :5])
+    with pytest.raises(ValueError, match="up_to must be a fraction"):
+        road_curve(model, x, 0, attribution, up_to=0)
+    with pytest.raises(ValueError, match="up_to must be a fraction"):
+        deletion_curve(model, x, 0, attribution, up_to=1.5)
