@@ -462,8 +462,8 @@ lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1],
 # {{ guided_hits }}, the gradient {{ gradient_hits }}). So on a network that pools by maxima,
 # the deconvnet does see the image, through the switches and only through them: every
 # positive signal from above is sent down to the positions that won the max-pooling in this
-# image, and in a network trained to find the shape those are the shape's pixels. Lesson 09
-# scores every method on this network against the known evidence.
+# image, and in a network trained to find the shape many of those positions lie on it. Lesson
+# 09 scores every method on this network against the known evidence.
 
 # %% [markdown]
 # ## Implementing the rules with hooks, correctly
