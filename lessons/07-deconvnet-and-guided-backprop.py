@@ -228,11 +228,12 @@ if rules_apply:
 
     # Is the deconvnet's picture a grid? Correlate its centre (away from the borders) with
     # itself shifted by a few pixels along the rows.
-    def shifted_correlation(a, shift, margin=40):
+    def shifted_correlation(a, shift):
         plane = a[0].sum(0).cpu()
-        rows = plane.shape[0]
-        return plot.correlation(plane[margin:rows - margin, margin:-margin],
-                                plane[margin + shift:rows - margin + shift, margin:-margin])
+        rows, cols = plane.shape
+        margin = min(40, rows // 4)  # away from the borders, where padding changes the pattern
+        return plot.correlation(plane[margin:rows - margin, margin:cols - margin],
+                                plane[margin + shift:rows - margin + shift, margin:cols - margin])
 
     strided = [n for n, m in model.named_modules()
                if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)]

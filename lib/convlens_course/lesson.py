@@ -104,9 +104,10 @@ class LessonContext:
 
     @torch.no_grad()
     def top_classes(self, x: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` most probable classes of the first image of ``x``."""
+        """The ``k`` most probable classes of the first image of ``x`` (all of them when the
+        model has fewer, e.g. the four of ``evidence_net``)."""
         probabilities = self.model(x).softmax(dim=1)[0]
-        values, indices = probabilities.topk(k)
+        values, indices = probabilities.topk(min(k, probabilities.numel()))
         return [(self.labels[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
     def to_display(self, x: torch.Tensor) -> np.ndarray:
