@@ -58,6 +58,9 @@ def _environment(session: nox.Session) -> None:
     session.env["VIRTUAL_ENV"] = str(VENV)
     session.env["PYTHONHASHSEED"] = "0"
     session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's banner about MkDocs 2; we pin mkdocs<2
+    # where networks convlens trains itself (evidence_net) keep their weights: the build's cache
+    session.env.setdefault("CONVLENS_CACHE_DIR",
+                           os.environ.get("CONVLENS_CACHE_DIR") or str(ROOT / ".cache" / "models"))
 
 
 def _python(session: nox.Session, *args: str, **kwargs) -> None:

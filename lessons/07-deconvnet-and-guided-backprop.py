@@ -29,12 +29,14 @@
 # above, whatever the forward pass did. Springenberg et al.'s **guided back-propagation** asks
 # for both: the unit was active *and* the signal arriving from above is positive.
 #
-# That one change has large consequences. Dropping every negative signal at every ReLU means
-# that contributions can no longer cancel on the way down, so the maps are less noisy than the
-# gradient. The price is that they are no longer the derivative of anything: they stop
-# answering "how would the score change", and, as we will measure, one of them does not depend
-# on the photo at all on this course's model, and both barely depend on the class. With $s$ the
-# ReLU's forward input and $g$ the gradient arriving at its output, the three backward rules are
+# That one change has large consequences. Only positive signals pass a rectifier on the way
+# down, so contributions that meet at a rectifier add up instead of cancelling there. (The maps
+# still have both signs: the convolutions between the rectifiers, and the first one, have
+# weights of both signs.) The price is that the maps are no longer the derivative of anything:
+# they stop answering "how would the score change", and, as we will measure, on this course's
+# model one of them does not depend on the photo at all, and both barely depend on the class.
+# With $s$ the ReLU's forward input and $g$ the gradient arriving at its output, the three
+# backward rules are
 #
 # $$ \underbrace{\mathbf 1\{s>0\}\,g}_{\text{gradient}} \qquad
 #    \underbrace{\mathbf 1\{g>0\}\,g}_{\text{deconvnet}} \qquad
@@ -211,22 +213,63 @@ if rules_apply:
                      "RGB, both clipped at the 99.5th percentile of |·|.")
 
     print("            max |value|   share of positive entries")
+    positive = {}
     for name, a in maps.items():
-        print(f"{name:16s} {a.abs().max().item():9.3g}   {(a > 0).float().mean().item():10.1%}")
+        positive[name] = (a > 0).float().mean().item()
+        print(f"{name:16s} {a.abs().max().item():9.3g}   {positive[name]:10.1%}")
     ratio = (maps["deconvnet"].abs().max() / maps["gradient"].abs().max()).item()
     lesson.record("deconv_ratio", ratio, ".0f")
+    lesson.record("deconv_positive", positive["deconvnet"], ".0%")
+    lesson.record("guided_positive", positive["guided backprop"], ".0%")
     lesson.expect(ratio > 10, "the deconvnet's raw values are far larger than the gradient's",
                   ratio)
+    lesson.expect(all(0.3 < share < 0.7 for share in positive.values()),
+                  "all three maps have both signs, each roughly half positive", positive)
+
+    # Is the deconvnet's picture a grid? Correlate its centre (away from the borders) with
+    # itself shifted by a few pixels along the rows.
+    def shifted_correlation(a, shift):
+        plane = a[0].sum(0).cpu()
+        rows, cols = plane.shape
+        margin = min(40, rows // 4)  # away from the borders, where padding changes the pattern
+        return plot.correlation(plane[margin:rows - margin, margin:cols - margin],
+                                plane[margin + shift:rows - margin + shift, margin:cols - margin])
+
+    strided = [n for n, m in model.named_modules()
+               if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)]
+    jump = convlens.receptive_field(model)[ctx.layers["last_spatial"]].stride[0]
+    shifts = {s: shifted_correlation(maps["deconvnet"], s) for s in (1, 2, jump // 2, jump)}
+    print("deconvnet map against itself shifted down by s pixels:",
+          ", ".join(f"s={s}: {r:.2f}" for s, r in shifts.items()))
+    print(f"{len(strided)} strided convolutions; total stride at {ctx.layers['last_spatial']}: "
+          f"{jump} px")
+    lesson.record("n_strided", len(strided))
+    lesson.record("total_stride", jump)
+    lesson.record("half_stride", jump // 2)
+    lesson.record("grid_corr_half", shifts[jump // 2], ".2f")
+    lesson.record("grid_corr_full", shifts[jump], ".2f")
+    lesson.record("grid_corr_one", shifts[1], ".2f")
+    lesson.expect(min(shifts[jump // 2], shifts[jump]) > 0.9 and shifts[1] < 0,
+                  "the deconvnet map repeats itself at the network's stride (correlation > 0.9) "
+                  "and flips sign from one pixel to the next", shifts)
 else:
-    skip("deconv_ratio")
+    skip("deconv_ratio", "deconv_positive", "guided_positive", "n_strided", "total_stride",
+         "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one")
 
 # %% [markdown]
 # The gradient is the familiar speckle of [the saliency lesson](06-saliency-and-smoothgrad.ipynb).
-# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's, because
-# negative contributions never cancel on the way down. Its picture is a regular pattern
-# with no cat in it; guided backprop, which also gates by the forward pass, does follow the
-# photo. Is the deconvnet's pattern about this photo at all? Give it a completely different
-# photo, the coffee cup, with the same class:
+# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's: at every
+# rectifier only positive signals pass, so what arrives there adds up instead of cancelling.
+# Its signs still mix ({{ deconv_positive }} of its entries are positive, {{ guided_positive }}
+# of guided backprop's): the convolutions between the rectifiers multiply by weights of both
+# signs.
+#
+# The deconvnet's picture is a regular grid with no cat in it. Shifted down by
+# {{ half_stride }} pixels, its centre correlates with itself at {{ grid_corr_half }}, by
+# {{ total_stride }} pixels at {{ grid_corr_full }}, and by one pixel at {{ grid_corr_one }}
+# (the sign flips from one pixel to the next). Guided backprop, which also gates by the forward
+# pass, does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
+# completely different photo, the coffee cup, with the same class:
 
 # %%
 if rules_apply:
@@ -259,7 +302,17 @@ else:
 # per channel), the residual additions, global average pooling and the classifier. This model
 # has {{ n_maxpool }} max-pooling layers. So the deconvnet's backward pass, started from the
 # logit of one class, is a fixed chain of linear maps and positive parts that never looks at the
-# photo: it draws the imprint of the weights, here the grid left by the strided convolutions.
+# photo: it draws the imprint of the weights.
+#
+# Why a grid? The design of the network draws it. Global average pooling hands the *same*
+# vector to every position of the last feature map. This network shrinks the image with
+# {{ n_strided }} strided convolutions instead of pooling layers (a total stride of
+# {{ total_stride }} pixels), and going backwards each of them is a transposed convolution that
+# paints the same kernel-sized pattern into every cell of its stride. Identical signals at
+# every position, painted through the same kernels, give a pattern that repeats at the
+# stride; the first convolution's stride of 2 adds the pixel-to-pixel sign flip (the
+# checkerboard of transposed convolutions, Odena, Dumoulin & Olah 2016,
+# [Distill](https://distill.pub/2016/deconv-checkerboard/)).
 #
 # In Zeiler & Fergus's network the photo did get in, through **max-pooling switches**. Each
 # max-pooling layer records, in the forward pass, which position of each pooling window held
@@ -269,8 +322,149 @@ else:
 # this image, not a class logit), and they are what make their pictures look like parts of the
 # photo. PyTorch's backward of `nn.MaxPool2d` does the same routing, so on a network with
 # max-pooling (AlexNet, VGG, ResNet's stem) `convlens.deconvnet` uses switches without further
-# work, and its maps change with the photo. Guided backprop keeps a memory of the input at
-# every rectifier (the gate $\mathbf 1\{s>0\}$), which is why it follows the cat here.
+# work. Guided backprop keeps a memory of the input at every rectifier (the gate
+# $\mathbf 1\{s>0\}$), which is why it follows the cat here.
+#
+# ## Switches: the deconvnet on a network with max-pooling
+#
+# To see what the switches do, we need a trained network with max-pooling. The course has one
+# whose answer we also know: `evidence_net`, a small VGG-style network (a 7×7 convolution,
+# then 3×3 convolutions, ReLUs and three 2×2 max-poolings) that the build trains itself on
+# `convlens.images.evidence_set`. Each of its 64×64 images holds one small shape
+# (a plus, a cross, a ring or a corner) among clutter that never decides the class, so the
+# pixels that decide, the *evidence*, are known: the shape's square patch (outlined in red
+# below). `convlens.deconvnet(..., switches=False)` is the same deconvnet with the memory
+# removed: each max-pooling spreads the signal evenly over its 2×2 window instead of sending
+# it to the maximum.
+#
+# First the two rules on one 2×2 max-pooling of a 4×4 input, whose maxima sit at the
+# bottom-right of each window, followed by a linear read-out with weights 1, −2, 3, 4:
+
+# %%
+pool_net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4, 1, bias=False)).eval()
+with torch.no_grad():
+    pool_net[0].weight.fill_(1.0)  # the identity
+    pool_net[4].weight.copy_(torch.tensor([[1.0, -2.0, 3.0, 4.0]]))
+grid = torch.arange(16.0).view(1, 1, 4, 4)
+with_switches = convlens.deconvnet(pool_net, grid, 0)[0, 0]
+without_switches = convlens.deconvnet(pool_net, grid, 0, switches=False)[0, 0]
+print("input:\n", grid[0, 0].int().numpy())
+print("deconvnet with switches:\n", with_switches.numpy())
+print("deconvnet without switches:\n", without_switches.numpy())
+
+# %% [markdown]
+# With switches the signal of each window returns to the one pixel that won the max-pooling in
+# this input; the weight −2 is dropped by the deconvnet's ReLU rule either way. Without
+# switches each window's signal is shared by its four pixels, whatever the input held.
+#
+# Now the trained network, on evidence images of all four classes, each map for the image's
+# own class:
+
+# %%
+evidence = lesson.load_model("evidence_net")
+N_EVIDENCE = 32
+pixels, labels, truth = convlens.images.evidence_set(
+    N_EVIDENCE, generator=torch.Generator().manual_seed(ctx.seed + 7))
+inputs = convlens.evidence_net.normalize(pixels).to(ctx.device)
+labels = labels.to(ctx.device)
+with torch.no_grad():
+    accuracy = (evidence.model(inputs).argmax(1) == labels).float().mean().item()
+print(f"evidence_net: {len(evidence.labels)} classes {evidence.labels}, accuracy on these "
+      f"{N_EVIDENCE} images: {accuracy:.0%}")
+lesson.record("evidence_accuracy", accuracy, ".0%")
+lesson.record("n_evidence", N_EVIDENCE)
+
+switch_maps = {
+    "deconvnet (switches)": convlens.deconvnet(evidence.model, inputs, labels),
+    "deconvnet (no switches)": convlens.deconvnet(evidence.model, inputs, labels,
+                                                  switches=False),
+    "guided backprop": convlens.guided_backprop(evidence.model, inputs, labels),
+    "gradient": convlens.gradient(evidence.model, inputs, labels),
+}
+magnitudes = {name: a.detach().abs().amax(dim=1).cpu() for name, a in switch_maps.items()}
+
+fig, axes = plt.subplots(4, 1 + len(switch_maps), figsize=(9.0, 7.6))
+for row, i in enumerate(range(4)):  # one image of each class
+    axes[row, 0].imshow(pixels[i].permute(1, 2, 0).numpy())
+    rows, cols = np.nonzero(truth[i].numpy())
+    axes[row, 0].add_patch(plt.Rectangle((cols.min() - 0.5, rows.min() - 0.5),
+                                         cols.max() - cols.min() + 1, rows.max() - rows.min() + 1,
+                                         fill=False, ec="red", lw=1.5))
+    axes[row, 0].set_title(f"input: {evidence.labels[int(labels[i])]}", fontsize=9)
+    for col, (name, m) in enumerate(magnitudes.items(), start=1):
+        top = max(float(np.percentile(m[i].numpy(), 99.5)), 1e-12)
+        axes[row, col].imshow(m[i].numpy(), cmap="gray_r", vmin=0, vmax=top)
+        if row == 0:
+            axes[row, col].set_title(name, fontsize=9)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.tight_layout()
+lesson.show(fig, "evidence_net: four evidence images (the deciding patch outlined in red) and "
+                 "max |·| over RGB of each map for the image's class (dark = large, each panel "
+                 "clipped at its 99.5th percentile).")
+
+# %% [markdown]
+# Three numbers say what the figure shows, over all {{ n_evidence }} images (the network
+# classifies {{ evidence_accuracy }} of them correctly): how similar the maps of two
+# *different* images of the same class are, the share of each map's magnitude that lies on
+# the deciding patch (`convlens.evaluate.evidence_mass`; a map spread evenly scores the
+# patch's share of the image, {{ patch_share }}), and how often its largest value lies on the
+# patch (the pointing game with no tolerance).
+
+# %%
+def same_class_correlation(m):
+    """Mean correlation between the maps of two different images of the same class."""
+    values = [plot.correlation(m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m))
+              if labels[i] == labels[j]]
+    return float(np.mean(values))
+
+
+boxes = []
+for mask in truth.numpy():
+    rows, cols = np.nonzero(mask)
+    boxes.append((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+switch_table = {}
+print(f"{'':>24} {'same-class r':>13} {'evidence mass':>14} {'pointing':>9}")
+for name, m in magnitudes.items():
+    switch_table[name] = (same_class_correlation(m),
+                          convlens.evaluate.evidence_mass(m, truth).mean().item(),
+                          convlens.evaluate.pointing_game(m, boxes, tolerance=0)
+                          .float().mean().item())
+    r, mass, hits = switch_table[name]
+    print(f"{name:>24} {r:13.2f} {mass:14.1%} {hits:9.0%}")
+patch_share = truth.float().mean().item()
+print(f"{'(patch share of image)':>24} {'':13} {patch_share:14.1%}")
+with_s, without_s = switch_table["deconvnet (switches)"], switch_table["deconvnet (no switches)"]
+lesson.record("patch_share", patch_share, ".1%")
+lesson.record("switch_corr", with_s[0], ".2f")
+lesson.record("noswitch_corr", without_s[0], ".2f")
+lesson.record("switch_mass", with_s[1], ".0%")
+lesson.record("noswitch_mass", without_s[1], ".1%")
+lesson.record("switch_hits", with_s[2], ".0%")
+lesson.record("noswitch_hits", without_s[2], ".0%")
+lesson.record("guided_hits", switch_table["guided backprop"][2], ".0%")
+lesson.record("gradient_hits", switch_table["gradient"][2], ".0%")
+lesson.expect(without_s[0] > 0.999 and with_s[0] < 0.5,
+              "without switches the deconvnet draws one picture per class; with them, "
+              "different images give different maps", (with_s[0], without_s[0]))
+lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1],
+              "with switches the deconvnet points at the evidence far more often, and puts "
+              "more of its mass there", (with_s, without_s))
+
+# %% [markdown]
+# Without switches the deconvnet draws one picture per class: two different images of the
+# same class give maps that correlate at {{ noswitch_corr }}, its mass on the deciding patch
+# is {{ noswitch_mass }} (about the patch's share of the image) and its maximum lands on the
+# patch for {{ noswitch_hits }} of the images. With switches the same rule gives different
+# maps for different images ({{ switch_corr }}), puts {{ switch_mass }} of its mass on the
+# patch and points at it in {{ switch_hits }} of the images (guided backprop
+# {{ guided_hits }}, the gradient {{ gradient_hits }}). So on a network that pools by maxima,
+# the deconvnet does see the image, through the switches and only through them: every
+# positive signal from above is sent down to the positions that won the max-pooling in this
+# image, and in a network trained to find the shape many of those positions lie on it. Lesson
+# 09 scores every method on this network against the known evidence.
 
 # %% [markdown]
 # ## Implementing the rules with hooks, correctly
@@ -678,9 +872,10 @@ else:
 # 3. Repeat the cat vs coffee comparison on your own two-object photo, and add a class
 #    that is in neither object (e.g. `"goldfish"`). How correlated is its guided backprop map
 #    with the other two?
-# 4. Run `convlens.deconvnet` on two different photos with a network that has max-pooling
-#    (`torchvision.models.alexnet(weights=None)` is enough to see the effect of the switches):
-#    how correlated are the two maps now?
+# 4. Run `convlens.deconvnet` with and without switches on two photos with a network that has
+#    max-pooling (`torchvision.models.alexnet(weights=None)` is enough): how correlated are
+#    the two photos' maps in each case? Then explain one of `evidence_net`'s classes to an
+#    image of another class: does the deconvnet with switches still point at the shape?
 # 5. Make the sanity check cascading, as Adebayo et al. do: re-initialise the layers one at a
 #    time from the top (the classifier, then `ctx.layers["last_spatial"]`, then earlier blocks) and
 #    plot the correlation with the trained map after each step, for the gradient and for guided

@@ -11,27 +11,36 @@
 #     name: python3
 # ---
 
+
 # %% [markdown]
 # # Can you trust a saliency map?
 #
-# **Summary.** Every method side by side, measured: model randomisation, deletion and insertion, the pointing game.
+# **Summary.** Every method side by side, measured on a pretrained model and on a network whose evidence we know: model randomisation, deletion (to a colour, to a blur, by ROAD), insertion, the pointing game and the evidence mass.
 #
 # **The question.** "Eight lessons gave me nine ways to draw what the network looks at. Which
 # of these maps should I believe, and for which question?"
 #
 # A saliency map is a claim about the network: *these pixels are why it said "cat"*. A claim
-# can be tested. This lesson runs three tests from the literature on every method of the
-# course, on the course model, and puts the results in one table.
+# can be tested. This lesson runs the tests of the literature on every method of the course,
+# on two networks. The course model is pretrained on ImageNet, and nobody knows which pixels
+# really decide its answers, so every test on it measures agreement with a proxy (an object's
+# box, the effect of one way of removing pixels). The second network, `evidence_net`, is
+# trained during the build on images whose deciding pixels we placed ourselves: on it some
+# answers are known.
 #
 # - **Sanity** (Adebayo et al. 2018). If the map explains the *trained* network, destroying
 #   the training must change it. Re-initialise the layers from the output down, one block
 #   after another (*cascading randomisation*), and measure how similar each map stays to the
-#   trained one. A map that does not change is not explaining what the network learnt.
-# - **Faithfulness** (Petsiuk et al. 2018). If the map ranks the pixels by importance, removing
-#   the top-ranked pixels first should make the class probability collapse (*deletion*), and
-#   putting them back first into a blurred copy should restore it (*insertion*).
+#   trained one, at every step. A map that does not change is not explaining what the network
+#   learnt.
+# - **Faithfulness** (Petsiuk et al. 2018; Rong et al. 2022). If the map ranks the pixels by
+#   importance, removing the top-ranked pixels first should make the class probability
+#   collapse (*deletion*), and putting them back first into a blurred copy should restore it
+#   (*insertion*). *How* a pixel is removed matters, so we remove it three ways: to a constant
+#   colour, to a blurred copy, and by ROAD's imputation from its neighbours.
 # - **Localisation** (Zhang et al. 2016). On images where we know where the object is, does the
-#   map's maximum land on it (*pointing game*)?
+#   map's maximum land on it (*pointing game*)? On `evidence_net` we also measure how much of
+#   the map lies on the known evidence (*evidence mass*).
 #
 # With $x^{(k)}$ the image after the $n_k$ top-ranked of the $P$ pixels have been changed,
 # $f_k = n_k / P$ and $s_k = \mathrm{softmax}(\text{model}(x^{(k)}))_c$,
@@ -48,7 +57,11 @@
 # ([arXiv:1810.03292](https://arxiv.org/abs/1810.03292)); Petsiuk, Das & Saenko, *RISE:
 # Randomized Input Sampling for Explanation of Black-box Models*, BMVC 2018
 # ([arXiv:1806.07421](https://arxiv.org/abs/1806.07421)); Zhang et al., *Top-down Neural
-# Attention by Excitation Backprop*, ECCV 2016 ([arXiv:1608.00507](https://arxiv.org/abs/1608.00507)).
+# Attention by Excitation Backprop*, ECCV 2016 ([arXiv:1608.00507](https://arxiv.org/abs/1608.00507));
+# Rong, Leemann, Borisov, Kasneci & Kasneci, *A Consistent and Efficient Evaluation Strategy
+# for Attribution Methods* (ROAD), ICML 2022 ([arXiv:2202.00449](https://arxiv.org/abs/2202.00449));
+# and, for networks with a known answer, Hesse, Schaub-Meyer & Roth, *FunnyBirds*, ICCV 2023
+# ([arXiv:2308.06248](https://arxiv.org/abs/2308.06248)).
 # Two methods are new here: **gradient × input** (Shrikumar et al. 2016,
 # [arXiv:1605.01713](https://arxiv.org/abs/1605.01713)) and **Integrated Gradients**
 # (Sundararajan, Taly & Yan 2017, [arXiv:1703.01365](https://arxiv.org/abs/1703.01365)),
@@ -69,6 +82,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from IPython import get_ipython
+from scipy.stats import spearmanr
 
 import convlens
 from convlens import evaluate, images, plot
@@ -101,43 +115,50 @@ def seeded(device, offset=0):
     return torch.Generator(device=device).manual_seed(ctx.seed + offset)
 
 
-def occlusion_map(model, x, target):
+def occlusion_map(model, x, target, window=WINDOW, stride=STRIDE):
     """Occlusion as a per-pixel map: each pixel gets the mean drop of the windows covering it."""
     # target=None: the drops of every class from the same passes, so an image that comes twice
     # in a row (the pointing game asks each image once per object) is occluded only once.
     distinct, which = torch.unique_consecutive(x.flatten(1), dim=0, return_inverse=True)
-    every = convlens.occlusion(model, distinct.view(-1, *x.shape[1:]), None, window=WINDOW,
-                               stride=STRIDE)  # [distinct images, classes, H', W']
+    every = convlens.occlusion(model, distinct.view(-1, *x.shape[1:]), None, window=window,
+                               stride=stride)  # [distinct images, classes, H', W']
     target = torch.as_tensor(target, device=x.device).expand(x.shape[0])
     drops = every[which, target]  # [N, H', W']
-    box = torch.ones(1, 1, WINDOW, WINDOW, dtype=x.dtype, device=x.device)
-    total = F.conv_transpose2d(drops[:, None].to(x.dtype), box, stride=STRIDE)
+    box = torch.ones(1, 1, window, window, dtype=x.dtype, device=x.device)
+    total = F.conv_transpose2d(drops[:, None].to(x.dtype), box, stride=stride)
     count = F.conv_transpose2d(torch.ones_like(total[:1, :, :drops.shape[1], :drops.shape[2]]),
-                               box, stride=STRIDE)
+                               box, stride=stride)
     pixels = total / count
     return F.pad(pixels, (0, x.shape[-1] - pixels.shape[-1], 0, x.shape[-2] - pixels.shape[-2]))
 
 
-METHODS = {
-    "occlusion": occlusion_map,
-    "gradient": convlens.gradient,
-    "gradient × input": convlens.gradient_x_input,
-    "SmoothGrad": lambda m, x, t: convlens.smoothgrad(m, x, t, samples=SMOOTHGRAD_SAMPLES,
-                                                      generator=seeded(x.device)),
-    "Integrated Gradients": lambda m, x, t: convlens.integrated_gradients(m, x, t, steps=IG_STEPS),
-    "deconvnet": convlens.deconvnet,
-    "guided backprop": convlens.guided_backprop,
-    "Grad-CAM": lambda m, x, t: convlens.gradcam(m, x, t, layer),
-    "guided Grad-CAM": lambda m, x, t: convlens.guided_gradcam(m, x, t, layer),
-}
-# The three rectifier rules are defined for ReLU networks only (lesson 07); on a model with
-# another activation they refuse, and their rows are left out of every comparison here.
+def methods_for(model, layer, window, stride):
+    """Every method of the course for one network: its Grad-CAM layer, its occlusion window."""
+    methods = {
+        "occlusion": lambda m, x, t: occlusion_map(m, x, t, window, stride),
+        "gradient": convlens.gradient,
+        "gradient × input": convlens.gradient_x_input,
+        "SmoothGrad": lambda m, x, t: convlens.smoothgrad(m, x, t, samples=SMOOTHGRAD_SAMPLES,
+                                                          generator=seeded(x.device)),
+        "Integrated Gradients": lambda m, x, t: convlens.integrated_gradients(m, x, t,
+                                                                              steps=IG_STEPS),
+        "deconvnet": convlens.deconvnet,
+        "guided backprop": convlens.guided_backprop,
+        "Grad-CAM": lambda m, x, t: convlens.gradcam(m, x, t, layer),
+        "guided Grad-CAM": lambda m, x, t: convlens.guided_gradcam(m, x, t, layer),
+    }
+    # The three rectifier rules are defined for ReLU networks only (lesson 07); on a model with
+    # another activation they refuse, and their rows are left out of every comparison here.
+    support = rectifier_support(model)
+    if support not in ("modules", "functional"):
+        for name in RECTIFIER_METHODS:
+            del methods[name]
+        print(f"rectifier_support: {support}; left out: {', '.join(RECTIFIER_METHODS)}")
+    return methods, support
+
+
 RECTIFIER_METHODS = ("deconvnet", "guided backprop", "guided Grad-CAM")
-support = rectifier_support(model)
-if support not in ("modules", "functional"):
-    for name in RECTIFIER_METHODS:
-        del METHODS[name]
-    print(f"rectifier_support: {support}; left out: {', '.join(RECTIFIER_METHODS)}")
+METHODS, support = methods_for(model, layer, WINDOW, STRIDE)
 lesson.expect(support in ("modules", "functional"),
               "deconvnet, guided backprop and guided Grad-CAM apply to this model (they are left "
               "out of every comparison on this page otherwise)", value=support)
@@ -160,7 +181,8 @@ def centre_map(model, x, target):
     h, w = x.shape[-2:]
     rows = torch.arange(h, device=x.device, dtype=x.dtype) - (h - 1) / 2
     cols = torch.arange(w, device=x.device, dtype=x.dtype) - (w - 1) / 2
-    return -(rows[:, None] ** 2 + cols[None] ** 2).sqrt().expand(x.shape[0], 1, h, w)
+    distance = (rows[:, None] ** 2 + cols[None] ** 2).sqrt()
+    return (distance.max() - distance).expand(x.shape[0], 1, h, w)  # >= 0, largest at the centre
 
 
 EVERY = {**METHODS, "random map": random_map, "centre map": centre_map}
@@ -169,6 +191,10 @@ BASELINE_STYLE = {"random map": dict(ls="--", color="black"),
 # Maps whose sign is not evidence for the class (the gradient family) are ranked by magnitude,
 # as their lessons display them; additive ones (contributions, score drops, CAM) by value.
 MAGNITUDE = {"gradient", "SmoothGrad", "deconvnet", "guided backprop", "guided Grad-CAM"}
+RANKED_BY = {name: "|value|, max over RGB" if name in MAGNITUDE
+             else "value (≥ 0 by construction)" if name == "Grad-CAM"
+             else "value (one channel)" if name in ("random map", "centre map")
+             else "signed value, sum over RGB" for name in EVERY}
 
 
 def ranking(name, attribution):
@@ -285,10 +311,39 @@ lesson.show(fig, f"Every method for {ctx.labels[target]!r} on one photo: the map
                  "measurements rank by, each divided by its own maximum (signed maps clipped "
                  "at the 99.5th percentile of |value|).")
 
+
 # %% [markdown]
 # Looking at these pictures decides nothing: each looks plausible in its own way. The rest of
 # the lesson measures them.
 #
+# ## Signed or absolute?
+#
+# Before a measurement can rank the pixels of a map it must decide what "important" means, and
+# the methods answer differently. The table below is what every measurement on this page
+# uses.
+#
+# - The **gradient family** (gradient, SmoothGrad, deconvnet, guided backprop, guided
+#   Grad-CAM) is ranked by **magnitude**, the largest |value| over the three colour channels.
+#   Its sign says in which direction a pixel would move the score, not whether the pixel is
+#   evidence for the class: a large negative derivative marks a pixel the score depends on as
+#   much as a large positive one. Lessons 06 and 07 display these maps the same way.
+# - **Gradient × input, Integrated Gradients and occlusion** are **contributions**: their
+#   values add up (exactly for occlusion's single window, approximately for the other two) to
+#   a change of the score, so a positive value is evidence for the class and a negative one
+#   evidence against it. They are ranked by the **signed** value summed over the channels,
+#   most positive first: removing a pixel with a negative contribution should *raise* the
+#   score.
+# - **Grad-CAM** is non-negative by construction (the ReLU at its end), so both readings
+#   agree. The random and centre maps have one channel.
+#
+# The choice is part of the method: ranking gradient × input by magnitude would mix evidence
+# for and against the class, and ranking the gradient by its signed value would call half of
+# its most sensitive pixels the least important.
+
+# %%
+_ = plot.table(["method", "pixels ranked by"], [[name, RANKED_BY[name]] for name in EVERY])
+
+# %% [markdown]
 # ## Sanity: randomise the network from the top down
 #
 # Adebayo et al. re-initialise the weights of the network block by block, starting at the
@@ -378,6 +433,12 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 #   {{ rho_last_gradient }} for the plain gradient. And Grad-CAM, although it changes at once,
 #   never becomes unrelated to its trained map (ρ = {{ rho_last_gradcam }} with every layer
 #   random): part of that coarse map does not come from the learnt weights.
+# - The deconvnet fails at the first step (ρ = {{ rho_top_deconvnet }}) and then changes
+#   completely (ρ = {{ rho_third_deconvnet }} once everything down to {{ third_step }} is
+#   random). That is no sign that it explains the decision: on this model its map is an
+#   imprint of the weights (lesson 07), so it changes whenever the weights do. Averaged over
+#   the cascade its ρ would be {{ rho_mean_deconvnet }}, close to Integrated Gradients'
+#   {{ rho_mean_ig }}, which is why this page reports every step and never the mean.
 # - The two baselines ignore the network and stay at exactly 1: a "perfect" score on this
 #   test is a failure.
 
@@ -395,13 +456,18 @@ for key, name in [("guided", "guided backprop"), ("deconvnet", "deconvnet"),
 lesson.record("rho_second_guided", text_of({k: v[1] for k, v in rho_step.items()},
                                            "guided backprop", ".2f"))
 lesson.record("second_step", step_labels[1].lstrip("…"))
+lesson.record("third_step", step_labels[2].lstrip("…"))
+lesson.record("rho_third_deconvnet", text_of({k: v[2] for k, v in rho_step.items()},
+                                             "deconvnet", ".2f"))
+for key, name in [("deconvnet", "deconvnet"), ("ig", "Integrated Gradients")]:
+    lesson.record(f"rho_mean_{key}", text_of(rho_mean, name, ".2f"))
 for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
                   ("gradient", "gradient"), ("gradcam", "Grad-CAM")]:
     lesson.record(f"rho_last_{key}", rho_step[name][-1], fmt="{:.2f}")
 lesson.record("sanity_failures", ", ".join(unchanged) or "none")
 lesson.record("sanity_answer",
-              f"Not for {', '.join(unchanged)}: they survive a random classifier, so what they "
-              "draw is mostly the image, not the decision." if unchanged else
+              f"On {ctx.name}, not for {', '.join(unchanged)}: they survive a random "
+              "classifier, so what they draw does not come from the decision." if unchanged else
               "On this model no method stays unchanged (ρ > 0.8) when the classifier is "
               "re-initialised, so none fails this test at its first step.")
 lesson.expect({"guided backprop", "deconvnet", "guided Grad-CAM"} <= set(unchanged)
@@ -411,114 +477,182 @@ lesson.expect({"guided backprop", "deconvnet", "guided Grad-CAM"} <= set(unchang
               "change (rho < 0.6)", value=rho_top)
 lesson.expect("guided backprop" in rho_step and rho_step["guided backprop"][1] > 0.8,
               "guided backprop is still unchanged after the second step", value=rho_step)
+lesson.expect("deconvnet" in rho_step and rho_step["deconvnet"][2] < 0.3
+              and abs(rho_mean["deconvnet"] - rho_mean["Integrated Gradients"]) < 0.15,
+              "the deconvnet changes completely by the third step, and its mean over the "
+              "cascade is close to Integrated Gradients'", value=rho_step)
 lesson.expect(min(rho_step["gradient × input"][-1], rho_step["Integrated Gradients"][-1])
               > rho_step["gradient"][-1] + 0.1 and rho_step["Grad-CAM"][-1] > 0.3,
               "with every layer random, gradient x input and IG keep a higher rho than the "
               "gradient, and Grad-CAM keeps rho > 0.3", value=rho_step)
 
 # %% [markdown]
-# ## Faithfulness: deletion and insertion
+# ## Faithfulness: deletion three ways, and insertion
 #
-# Deletion sets the top-ranked pixels to zero in the model's normalised input space, which is
-# the dataset's mean colour (a grey-brown), not black; insertion starts from the photo blurred
-# with RISE's Gaussian (kernel 11, σ 5) and puts the top-ranked pixels back. Both take
-# {{ curve_steps }} steps of 1/{{ curve_steps }} of the pixels, all channels of a pixel at once.
-# All eleven maps are ranked in one batch: `deletion_curve` builds the
-# {{ curve_images }} modified images and sends them through the model 32 at a time.
+# Deletion changes the top-ranked pixels of the photo, all channels of a pixel at once, in
+# {{ curve_steps }} steps of 1/{{ curve_steps }} of the pixels, and records the class
+# probability. *What* a deleted pixel becomes is a choice, and the three choices below are
+# not equally fair:
+#
+# - **to 0** in the model's normalised input space, the dataset's mean colour (a grey-brown),
+#   as in RISE. This is exactly the baseline Integrated Gradients integrates from, and the
+#   point gradient × input linearises towards: both estimate how the score changes when a
+#   pixel goes to 0, so this test favours them *by construction*. And a scatter of grey
+#   specks is itself a pattern the network can react to.
+# - **to a blur** of the photo (RISE's Gaussian, kernel 11, σ 5): a deleted pixel keeps its
+#   local colour, and loses only its detail.
+# - **by ROAD** (Rong et al. 2022): each deleted pixel is imputed from its neighbours (the
+#   mean of its four neighbours, all deleted pixels solved together as one sparse linear
+#   system, plus noise of standard deviation {{ road_noise }}), so that the deleted region
+#   is filled from its surroundings and its shape gives nothing away
+#   (`evaluate.road_curve`, most important pixels first).
+#
+# Insertion starts from the blurred photo and puts the top-ranked pixels back. All
+# {{ n_every }} maps are ranked in one batch, on the photo above; the curves of one photo are
+# one measurement each, with no error bar: the known-answer network below gives the error
+# bars.
 
 # %%
-CURVE_STEPS = 10
+CURVE_STEPS = 6  # 6 steps keep the lesson's CPU time in budget (ROAD solves one system per step)
+ROAD_NOISE = 0.01
 names = list(EVERY)
 batch = x.expand(len(names), -1, -1, -1)
 ranks = torch.cat([ranking(name, maps[name]) for name in names])  # [11, 224, 224]
+start = time.perf_counter()
 fractions, deletion = evaluate.deletion_curve(model, batch, target, ranks, steps=CURVE_STEPS,
                                               batch_size=32)
+_, blur_deletion = evaluate.deletion_curve(model, batch, target, ranks, steps=CURVE_STEPS,
+                                           baseline=evaluate.gaussian_blur(x), batch_size=32)
+_, road = evaluate.road_curve(model, batch, target, ranks, steps=CURVE_STEPS, noise=ROAD_NOISE,
+                              generator=seeded("cpu", 2), batch_size=32)
 _, insertion = evaluate.insertion_curve(model, batch, target, ranks, steps=CURVE_STEPS,
                                         batch_size=32)
-deletion_auc = dict(zip(names, evaluate.auc(fractions, deletion).tolist()))
-insertion_auc = dict(zip(names, evaluate.auc(fractions, insertion).tolist()))
+print(f"four curves for {len(names)} maps: {time.perf_counter() - start:.1f} s")
+CURVES = {"deletion to 0": deletion, "deletion to blur": blur_deletion, "ROAD": road,
+          "insertion": insertion}
+area = {kind: dict(zip(names, evaluate.auc(fractions, c).tolist())) for kind, c in CURVES.items()}
+deletion_auc, insertion_auc = area["deletion to 0"], area["insertion"]
 lesson.record("curve_steps", CURVE_STEPS)
-lesson.record("curve_images", 2 * len(names) * (CURVE_STEPS + 1))
+lesson.record("road_noise", ROAD_NOISE)
+lesson.record("n_every", len(names))
+print(f"{'AUC':>21}: " + "  ".join(f"{kind:>16}" for kind in CURVES))
 for name in names:
-    print(f"{name:>21}: deletion AUC {deletion_auc[name]:.3f}   insertion AUC "
-          f"{insertion_auc[name]:.3f}")
+    print(f"{name:>21}: " + "  ".join(f"{area[kind][name]:16.3f}" for kind in CURVES))
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
-for i, name in enumerate(names):
-    style = BASELINE_STYLE.get(name, {})
-    axes[0].plot(fractions.cpu(), deletion[i].cpu(), label=name, **style)
-    axes[1].plot(fractions.cpu(), insertion[i].cpu(), label=name, **style)
-axes[0].set_title("deletion (lower area is better)", fontsize=9)
-axes[1].set_title("insertion (higher area is better)", fontsize=9)
-for ax in axes:
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), sharey=True)
+for ax, (kind, curves) in zip(axes, CURVES.items()):
+    for i, name in enumerate(names):
+        ax.plot(fractions.cpu(), curves[i].cpu(), label=name, **BASELINE_STYLE.get(name, {}))
+    better = "higher" if kind == "insertion" else "lower"
+    ax.set_title(f"{kind} ({better} area is better)", fontsize=9)
     ax.set_xlabel("fraction of pixels changed")
 axes[0].set_ylabel(f"p({ctx.labels[target]!r})")
-axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-lesson.show(fig, f"Deletion and insertion curves of every map for {ctx.labels[target]!r} on "
-                 "the photo; the baselines in black (random dashed, centre dotted).")
-
-# %% [markdown]
-# Read the areas against the baselines, not against zero:
-#
-# - **Deletion.** {{ deletion_first }} and {{ deletion_second }} have by far the lowest areas
-#   ({{ deletion_first_auc }} and {{ deletion_second_auc }}): the pixels they rank first are
-#   those whose removal takes the score away. The *random map* scores {{ deletion_random }},
-#   better than every method except {{ beats_random_deletion }}. Deleting scattered pixels
-#   riddles the image with grey dots, which destroys the class by itself, whatever the
-#   ranking: a deletion area means something only next to the random map's.
-# - Grad-CAM ({{ deletion_gradcam }}) and the centre map ({{ deletion_centre }}) delete whole
-#   regions, and the photo with those regions painted grey keeps its class: Grad-CAM's
-#   deletion curve even *rises*, to p = {{ gradcam_peak }} with {{ gradcam_peak_fraction }}
-#   of the pixels grey.
-# - **Insertion.** The blurred photo already scores p = {{ blurred_p }}; putting back the first
-#   tenth of the pixels *lowers* the score for {{ insertion_dips }} of the 11 maps (sharp
-#   specks in a blurred image are unnatural too). The best areas are {{ insertion_first }}
-#   ({{ insertion_first_auc }}) and {{ insertion_second }} ({{ insertion_second_auc }}); the
-#   maps above the random map's {{ insertion_random }} by more than 0.01 are
-#   {{ beats_random_insertion }}.
-#
-# This is one photo and one class; the curves are a measurement of these maps, not a ranking of
-# the methods in general.
+axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+lesson.show(fig, f"Deletion to the mean colour, to a blur and by ROAD's imputation, and "
+                 f"insertion, for every map of {ctx.labels[target]!r} on the photo; the "
+                 "baselines in black (random dashed, centre dotted).")
 
 # %%
-by_deletion = sorted(METHODS, key=deletion_auc.get)
-by_insertion = sorted(METHODS, key=insertion_auc.get, reverse=True)
-beats_random_deletion = [n for n in by_deletion if deletion_auc[n] < deletion_auc["random map"]]
-beats_random_insertion = [n for n in by_insertion
-                          if insertion_auc[n] > insertion_auc["random map"] + 0.01]
-print("deletion, best first:", by_deletion)
-print("insertion, best first:", by_insertion)
-for rank, name in zip(["first", "second"], by_deletion[:2]):
-    lesson.record(f"deletion_{rank}", name)
-    lesson.record(f"deletion_{rank}_auc", deletion_auc[name], fmt="{:.3f}")
-for rank, name in zip(["first", "second"], by_insertion[:2]):
-    lesson.record(f"insertion_{rank}", name)
-    lesson.record(f"insertion_{rank}_auc", insertion_auc[name], fmt="{:.3f}")
-for key, name in [("random", "random map"), ("centre", "centre map"), ("gradcam", "Grad-CAM")]:
-    lesson.record(f"deletion_{key}", deletion_auc[name], fmt="{:.3f}")
-lesson.record("insertion_random", insertion_auc["random map"], fmt="{:.3f}")
-lesson.record("beats_random_deletion", ", ".join(beats_random_deletion))
-lesson.record("beats_random_insertion", ", ".join(beats_random_insertion) or "none")
+def rank_of(table, lower_is_better=True):
+    """1-based rank of every method (baselines excluded) in one column."""
+    order = sorted(METHODS, key=table.get, reverse=not lower_is_better)
+    return {name: order.index(name) + 1 for name in METHODS}
+
+
+deletion_kinds = ("deletion to 0", "deletion to blur", "ROAD")
+ranks_by = {kind: rank_of(area[kind]) for kind in deletion_kinds}
+print(f"{'rank (1 = best)':>21}: " + "  ".join(f"{kind:>16}" for kind in deletion_kinds))
+for name in METHODS:
+    print(f"{name:>21}: " + "  ".join(f"{ranks_by[kind][name]:16d}" for kind in deletion_kinds))
+n_methods = len(METHODS)
+contribution = [n for n in ("gradient × input", "Integrated Gradients") if n in METHODS]
+for kind, key in zip(deletion_kinds, ("zero", "blur", "road")):
+    best = min(METHODS, key=area[kind].get)
+    lesson.record(f"best_{key}", best)
+    lesson.record(f"best_{key}_auc", area[kind][best], fmt="{:.3f}")
+    lesson.record(f"random_{key}_auc", area[kind]["random map"], fmt="{:.3f}")
+    lesson.record(f"contribution_ranks_{key}",
+                  " and ".join(str(ranks_by[kind][n]) for n in contribution))
+    beats = [n for n in sorted(METHODS, key=area[kind].get)
+             if area[kind][n] < area[kind]["random map"]]
+    lesson.record(f"beats_random_{key}", ", ".join(beats) or "none")
+lesson.record("n_methods_ranked", n_methods)
+agreement = {pair: spearmanr([ranks_by[pair[0]][n] for n in METHODS],
+                             [ranks_by[pair[1]][n] for n in METHODS])[0]
+             for pair in [("deletion to 0", "deletion to blur"), ("deletion to 0", "ROAD"),
+                          ("deletion to blur", "ROAD")]}
+for pair, rho in agreement.items():
+    print(f"rank correlation, {pair[0]} vs {pair[1]}: {rho:.2f}")
+lesson.record("agree_zero_road", agreement[("deletion to 0", "ROAD")], fmt="{:.2f}")
+lesson.record("agree_blur_road", agreement[("deletion to blur", "ROAD")], fmt="{:.2f}")
+lesson.record("agree_zero_blur", agreement[("deletion to 0", "deletion to blur")], fmt="{:.2f}")
+top_two_zero = {min(METHODS, key=area["deletion to 0"].get),
+                sorted(METHODS, key=area["deletion to 0"].get)[1]}
+lesson.expect(top_two_zero == set(contribution),
+              "gradient x input and Integrated Gradients are the two best at deletion to 0",
+              value=area["deletion to 0"])
+lesson.expect(max(ranks_by["ROAD"][n] for n in contribution) > 2
+              or max(ranks_by["deletion to blur"][n] for n in contribution) > 2,
+              "with another way of deleting, gradient x input or IG loses its place in the top "
+              "two", value=ranks_by)
 gradcam_curve = deletion[names.index("Grad-CAM")]
 peak = int(gradcam_curve.argmax())
 lesson.record("gradcam_peak", gradcam_curve[peak].item(), fmt="{:.2f}")
 lesson.record("gradcam_peak_fraction", fractions[peak].item(), fmt="{:.0%}")
+lesson.record("deletion_gradcam", area["deletion to 0"]["Grad-CAM"], fmt="{:.3f}")
+lesson.record("deletion_centre", area["deletion to 0"]["centre map"], fmt="{:.3f}")
 lesson.record("blurred_p", insertion[0, 0].item(), fmt="{:.2f}")
 dips = int((insertion[:, 1] < insertion[:, 0]).sum())
 lesson.record("insertion_dips", dips)
-lesson.expect(set(by_deletion[:2]) == {"gradient × input", "Integrated Gradients"}
-              and deletion_auc[by_deletion[2]] > 1.5 * deletion_auc[by_deletion[1]],
-              "gradient x input and IG have by far the lowest deletion AUC", value=deletion_auc)
-lesson.expect(len(beats_random_deletion) <= 4 and not {"gradient", "guided backprop"}
-              & set(beats_random_deletion),
-              "the random map beats most methods at deletion, the gradient and guided "
-              "backprop among them", value=deletion_auc)
+by_insertion = sorted(METHODS, key=insertion_auc.get, reverse=True)
+for rank, name in zip(["first", "second"], by_insertion[:2]):
+    lesson.record(f"insertion_{rank}", name)
+    lesson.record(f"insertion_{rank}_auc", insertion_auc[name], fmt="{:.3f}")
+lesson.record("insertion_random", insertion_auc["random map"], fmt="{:.3f}")
+beats_random_insertion = [n for n in by_insertion
+                          if insertion_auc[n] > insertion_auc["random map"] + 0.01]
+lesson.record("beats_random_insertion", ", ".join(beats_random_insertion) or "none")
 lesson.expect(deletion_auc["Grad-CAM"] > deletion_auc["random map"]
               and deletion_auc["centre map"] > deletion_auc["random map"]
               and gradcam_curve.max() > gradcam_curve[0],
-              "Grad-CAM and the centre map delete worse than the random map, and Grad-CAM's "
-              "deletion curve rises above its start", value=deletion_auc)
-lesson.expect(dips >= 8, "the first insertion step lowers the score for most maps", value=dips)
+              "Grad-CAM and the centre map delete to 0 worse than the random map, and Grad-CAM's "
+              "curve rises above its start", value=deletion_auc)
+lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the score for most maps",
+              value=dips)
+
+# %% [markdown]
+# Read each area against the random map's, not against zero, and read the ranks across the
+# three columns:
+#
+# - **Deletion to 0.** {{ best_zero }} deletes best ({{ best_zero_auc }}; the random map
+#   {{ random_zero_auc }}), and gradient × input and Integrated Gradients rank
+#   {{ contribution_ranks_zero }} of {{ n_methods_ranked }}. Better than the random map:
+#   {{ beats_random_zero }}. Riddling the photo with grey specks destroys the class by itself,
+#   so the random map is hard to beat; Grad-CAM ({{ deletion_gradcam }}) and the centre map
+#   ({{ deletion_centre }}), which delete whole regions, do worse than it, and Grad-CAM's curve
+#   even *rises*, to p = {{ gradcam_peak }} with {{ gradcam_peak_fraction }} of the pixels
+#   grey.
+# - **Deletion to a blur.** {{ best_blur }} is best ({{ best_blur_auc }}; random
+#   {{ random_blur_auc }}); gradient × input and IG rank {{ contribution_ranks_blur }}.
+#   Better than the random map: {{ beats_random_blur }}.
+# - **ROAD.** {{ best_road }} is best ({{ best_road_auc }}; random {{ random_road_auc }});
+#   gradient × input and IG rank {{ contribution_ranks_road }}. Better than the random map:
+#   {{ beats_random_road }}.
+# - **How much the ranking depends on the baseline.** The rank correlation of the methods'
+#   order is {{ agree_zero_blur }} between deletion to 0 and to a blur,
+#   {{ agree_zero_road }} between deletion to 0 and ROAD, and {{ agree_blur_road }} between
+#   blur and ROAD. The two methods built on the zero baseline owe their lead at deletion to 0
+#   partly to that baseline: a deletion score is a statement about one way of removing
+#   pixels, and must be reported with it.
+# - **Insertion.** The blurred photo already scores p = {{ blurred_p }}; putting back the first
+#   1/{{ curve_steps }} of the pixels *lowers* the score for {{ insertion_dips }} of the {{ n_every }} maps
+#   (sharp specks in a blurred image are unnatural too). The best areas are
+#   {{ insertion_first }} ({{ insertion_first_auc }}) and {{ insertion_second }}
+#   ({{ insertion_second_auc }}); the maps above the random map's {{ insertion_random }} by more
+#   than 0.01 are {{ beats_random_insertion }}.
+#
+# This is one photo and one class: a case study of how the baseline changes the verdict, not a
+# ranking of the methods in general.
 
 # %% [markdown]
 # ## Localisation: the pointing game
@@ -530,12 +664,15 @@ lesson.expect(dips >= 8, "the first insertion step lowers the score for most map
 # {{ object_low }} to {{ object_high }} of the frame) and placed anywhere in the frame, so
 # that, as in photo benchmarks, the centre of the image is often but not always on an object.
 # Each object is explained for its own class (the model's most probable among
-# `images.OBJECT_CLASSES`), so every image is asked twice, once per object.
+# `images.OBJECT_CLASSES`), so every image is asked twice, once per object, and every
+# explanation of the set counts. The noise of a hit rate is estimated by resampling the
+# explanations (a paired bootstrap, 2000 resamples): methods whose difference from the best
+# lies within the 95% interval of the paired differences are reported as tied.
 
 # %%
 # 160-px images keep the CPU build short; a GPU affords more of them at the model's own size.
 GPU_TRUTH = 32
-N_TRUTH, TRUTH_SIZE = (8, 160) if ctx.device.type == "cpu" else (GPU_TRUTH, 224)
+N_TRUTH, TRUTH_SIZE = (10, 160) if ctx.device.type == "cpu" else (GPU_TRUTH, 224)
 truth = images.ground_truth_set(N_TRUTH, size=TRUTH_SIZE,
                                 generator=torch.Generator().manual_seed(ctx.seed))
 lesson.record("object_low", images.OBJECT_SIZE[0], fmt="{:.0%}")
@@ -561,53 +698,82 @@ for group in ([truth[0]], truth[1:]):
         hits[name] += evaluate.pointing_game(ranked, boxes, tolerance=15).tolist()
         flat = ranked.flatten(1).argmax(1).cpu()
         peaks[name] += [(int(p % ranked.shape[-1]), int(p // ranked.shape[-1])) for p in flat]
-pointing = {name: float(np.mean(h)) for name, h in hits.items()}
 explanations = len(hits["gradient"])
+hit_table = torch.tensor([hits[name] for name in EVERY], dtype=torch.float64)  # [methods, N]
+boot = evaluate.bootstrap_means(hit_table, resamples=2000, generator=seeded("cpu", 3))
+low, high = boot.quantile(0.025, dim=0), boot.quantile(0.975, dim=0)
+pointing = {name: hit_table[i].mean().item() for i, name in enumerate(EVERY)}
+pointing_interval = {name: (low[i].item(), high[i].item()) for i, name in enumerate(EVERY)}
+for name in EVERY:
+    lo, hi = pointing_interval[name]
+    print(f"{name:>21}: {int(sum(hits[name])):2d} of {explanations} hits ({pointing[name]:.0%}, "
+          f"95% interval {lo:.0%}-{hi:.0%})")
+
+
+def tied_with_best(table, boot, candidates, higher_is_better=True):
+    """The best of ``candidates`` and those whose paired difference from it has a 95%
+    bootstrap interval that contains 0."""
+    names = list(table)
+    sign = 1 if higher_is_better else -1
+    best = max(candidates, key=lambda n: sign * table[n])
+    tied = []
+    for name in candidates:
+        diff = boot[:, names.index(name)] - boot[:, names.index(best)]
+        if name == best or (diff.quantile(0.025) <= 0 <= diff.quantile(0.975)):
+            tied.append(name)
+    return best, tied
+
+
+best_pointing, pointing_tied = tied_with_best(pointing, boot, list(METHODS))
+beats_centre = [name for name in METHODS
+                if (boot[:, list(EVERY).index(name)]
+                    - boot[:, list(EVERY).index("centre map")]).quantile(0.025) > 0]
+print("best:", best_pointing, "| tied with it:", pointing_tied,
+      "| above the centre map beyond noise:", beats_centre)
 lesson.expect(0.2 <= pointing["centre map"] <= 0.8, "the centre of the image is often but not "
               "always on an object (the centre map hits 20-80% of the objects)",
               value=pointing["centre map"])
 lesson.record("pointing_explanations", explanations)
 lesson.record("pointing_images", len(truth))
-for name in EVERY:
-    print(f"{name:>21}: {sum(hits[name]):2d} of {explanations} hits ({pointing[name]:.0%})")
-best_pointing = max(pointing[name] for name in METHODS)
-pointing_best = [name for name in METHODS if pointing[name] == best_pointing]
-lesson.record("pointing_best", ", ".join(pointing_best))
+lesson.record("pointing_best_acc", pointing[best_pointing], fmt="{:.0%}")
+lesson.record("pointing_best", best_pointing)
+lesson.record("pointing_tied", ", ".join(n for n in pointing_tied if n != best_pointing)
+              or "no other method")
+lesson.record("pointing_n_tied", len(pointing_tied))
+lesson.record("beats_centre", ", ".join(beats_centre) or "no method")
+lesson.record("best_low", pointing_interval[best_pointing][0], fmt="{:.0%}")
+lesson.record("best_high", pointing_interval[best_pointing][1], fmt="{:.0%}")
 lesson.record("one_hit", 1 / explanations, fmt="{:.0%}")
-if best_pointing > pointing["centre map"]:
-    answer = (f"{' and '.join(pointing_best)}: "
-              f"{'its maximum lands' if len(pointing_best) == 1 else 'their maxima land'} "
-              f"on the object in "
-              f"{best_pointing:.0%} of the cases here, above the centre map's "
-              f"{pointing['centre map']:.0%}. Measure on more images before relying on a "
-              "difference of a few hits.")
-else:
-    answer = (f"On this set no method points better than the centre map "
-              f"({pointing['centre map']:.0%}; best method {best_pointing:.0%}): the pointing "
-              "game cannot separate them here. Use more images (a GPU build uses "
-              f"{GPU_TRUTH}).")
-lesson.record("pointing_answer", answer)
-lesson.record("pointing_best_acc", best_pointing, fmt="{:.0%}")
 for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam", "Grad-CAM"),
                   ("guided", "guided backprop"), ("gradient", "gradient"),
-                  ("occlusion", "occlusion")]:
+                  ("occlusion", "occlusion"), ("smoothgrad", "SmoothGrad")]:
     lesson.record(f"pointing_{key}", text_of(pointing, name, ".0%"))
+lesson.record("pointing_answer",
+              f"No single method: {', '.join(pointing_tied)} "
+              f"{'are' if len(pointing_tied) > 1 else 'is'} tied at the top of the pointing "
+              f"game (best {pointing[best_pointing]:.0%})"
+              + (f", and only {', '.join(beats_centre)} beat the centre map beyond the noise."
+                 if beats_centre else ", and none beats the centre map beyond the noise."))
+lesson.expect(len(pointing_tied) >= 3,
+              "several methods are tied at the top of the pointing game", value=pointing)
 
 # %% [markdown]
-# On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each),
-# the best score among the methods, {{ pointing_best_acc }}, goes to {{ pointing_best }}. Grad-CAM hits
-# {{ pointing_gradcam }}, occlusion {{ pointing_occlusion }}, the gradient
+# On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each)
+# one hit is {{ one_hit }}. The highest hit rate, {{ pointing_best_acc }} (95% interval {{ best_low }} to {{ best_high }}), goes to
+# {{ pointing_best }}, but its lead is within the noise over {{ pointing_tied }}: these
+# {{ pointing_n_tied }} methods are tied. Grad-CAM hits {{ pointing_gradcam }}, SmoothGrad
+# {{ pointing_smoothgrad }}, occlusion {{ pointing_occlusion }}, the gradient
 # {{ pointing_gradient }} and guided backprop {{ pointing_guided }}; the centre map
-# {{ pointing_centre }} and the random map {{ pointing_random }}. With so few explanations one
-# hit is {{ one_hit }}, so differences of a hit or two are noise. The figure shows where two of
-# the maps put their maximum.
+# {{ pointing_centre }} and the random map {{ pointing_random }}. Above the centre map by
+# more than the noise: {{ beats_centre }}. The figure shows where two of the maps put their
+# maximum.
 
 # %%
 shown_truth = truth[:9]  # the composite and (up to) eight square images, two rows of five units
+first = 0
 fig = plt.figure(figsize=(12, 5))
 grid = fig.add_gridspec(2, 5)
 cells = [grid[0, :2]] + [grid[r, c] for r, c in [(0, 2), (0, 3), (0, 4)] + [(1, c) for c in range(5)]]
-first = 0
 for item, cell in zip(shown_truth, cells):
     ax = fig.add_subplot(cell)
     ax.imshow(np.asarray(item.image))
@@ -618,10 +784,9 @@ for item, cell in zip(shown_truth, cells):
         ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                    ec=colour, lw=1.5))
         for name, marker in [("Grad-CAM", "o"), ("guided backprop", "x")]:
-            if name not in peaks:
-                continue
-            px, py = peaks[name][first + index]
-            ax.plot(px, py, marker, color=colour, ms=6, mew=1.5)
+            if name in peaks:
+                px, py = peaks[name][first + index]
+                ax.plot(px, py, marker, color=colour, ms=6, mew=1.5)
     first += len(item.boxes)
     ax.set_axis_off()
     ax.set_title(item.background, fontsize=8)
@@ -631,39 +796,350 @@ lesson.show(fig, f"The first {len(shown_truth)} images of the ground-truth set w
                  "image centre (+), where the centre map points.")
 
 # %% [markdown]
-# ## One table
+# ## A network whose evidence we know
 #
-# Every number above in one place. Randomisation is the mean of Spearman's ρ of |map| over the
-# {{ cascade_steps }} steps of the cascade (near 0: the map depends on the weights, as it
-# should; near 1: it does not). Time is the wall time of one map of one image on this machine,
-# measured above, without the warm-up.
+# Every test so far measured agreement with a proxy: a box drawn around an object, or the
+# effect of one way of removing pixels. On a pretrained network nothing better exists, since
+# nobody knows which pixels really decided its answer. So the course also trains a network
+# where we do know. `convlens.images.evidence_set` draws 64×64 images that each hold one small
+# shape, a plus, a cross, a ring or a corner, anywhere on a cluttered background; the shape
+# decides the class, and the clutter (discs, squares and single bars, drawn without regard to
+# the class, never touching the shape) cannot. `evidence_net`, a small VGG-style network
+# (a 7×7 convolution, then 3×3 convolutions, ReLUs and max-pooling; lesson 07 uses it for the
+# deconvnet's switches), is trained on such images during the build. Below it classifies
+# {{ ev_accuracy }} of {{ n_ev }} new images correctly.
+#
+# On these images the shape's square patch, a {{ ev_patch_share }} share of the pixels, is the
+# only place that can tell the classes apart. A map of the class score may still give some
+# weight to the clutter (it moves every class's score), but a map that points away from the
+# patch, or puts most of its mass elsewhere, is not showing what decided the class. Three
+# measurements follow from that:
+#
+# - **pointing**: does the map's maximum lie on the patch (no tolerance)?
+# - **evidence mass** (`evaluate.evidence_mass`): the share of the map's positive values
+#   (of |value| for the gradient family) that lies on the patch;
+# - **deletion to 0 and ROAD**: as above, averaged over the images. The evidence is small, so
+#   the curves stop at {{ ev_up_to }} of the pixels, in {{ ev_steps }} steps of
+#   {{ ev_step_share }} (about the patch's size); the number is the mean class probability over
+#   that range (`evaluate.auc` divided by the range), lower is better.
+#
+# Every number comes with a 95% bootstrap interval over the images, and methods within the
+# noise of the best are marked as tied.
+
+# %%
+evidence = lesson.load_model("evidence_net")
+N_EV, EV_WINDOW, EV_STRIDE, EV_STEPS, EV_UP_TO = 32, 16, 8, 8, 0.25
+ev_pixels, ev_labels, ev_truth = images.evidence_set(
+    N_EV, generator=torch.Generator().manual_seed(ctx.seed + 100))
+ev_x = convlens.evidence_net.normalize(ev_pixels).to(ctx.device)
+ev_labels = ev_labels.to(ctx.device)
+with torch.no_grad():
+    ev_accuracy = (evidence.model(ev_x).argmax(1) == ev_labels).float().mean().item()
+EV_METHODS, _ = methods_for(evidence.model, evidence.layers["last_spatial"], EV_WINDOW, EV_STRIDE)
+EV_EVERY = {**EV_METHODS, "random map": random_map, "centre map": centre_map}
+start = time.perf_counter()
+ev_maps = {name: method(evidence.model, ev_x, ev_labels) for name, method in EV_EVERY.items()}
+ev_ranks = {name: ranking(name, a) for name, a in ev_maps.items()}
+print(f"{len(EV_EVERY)} maps of {N_EV} images: {time.perf_counter() - start:.1f} s")
+ev_boxes = []
+for mask in ev_truth.numpy():
+    rows, cols = np.nonzero(mask)
+    ev_boxes.append((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+lesson.record("ev_accuracy", ev_accuracy, fmt="{:.0%}")
+lesson.record("n_ev", N_EV)
+lesson.record("ev_patch_share", ev_truth.float().mean().item(), fmt="{:.1%}")
+lesson.expect(ev_accuracy >= 0.9, "evidence_net classifies at least 90% of new images correctly",
+              value=ev_accuracy)
+
+# per image: [methods, images] for every measurement
+ev_names = list(EV_EVERY)
+ev_scores = {
+    "pointing": torch.stack([evaluate.pointing_game(ev_ranks[n], ev_boxes, tolerance=0).double()
+                             for n in ev_names]),
+    "evidence mass": torch.stack([evaluate.evidence_mass(ev_ranks[n], ev_truth.to(ev_x.device))
+                                  .cpu() for n in ev_names]),
+}
+stacked = torch.cat([ev_ranks[n] for n in ev_names])
+batch_x = ev_x.repeat(len(ev_names), 1, 1, 1)
+batch_t = ev_labels.repeat(len(ev_names))
+start = time.perf_counter()
+ev_fractions, ev_curve = evaluate.deletion_curve(evidence.model, batch_x, batch_t, stacked,
+                                                 steps=EV_STEPS, batch_size=256, up_to=EV_UP_TO)
+_, ev_road = evaluate.road_curve(evidence.model, batch_x, batch_t, stacked, steps=EV_STEPS,
+                                 noise=ROAD_NOISE, generator=seeded("cpu", 4), batch_size=256,
+                                 up_to=EV_UP_TO)
+for metric, curve in (("deletion to 0", ev_curve), ("ROAD", ev_road)):
+    # the mean probability over the first quarter of the pixels: the area divided by 1/4
+    ev_scores[metric] = (evaluate.auc(ev_fractions, curve) / ev_fractions[-1]).view(
+        len(ev_names), N_EV).cpu()
+lesson.record("ev_steps", EV_STEPS)
+lesson.record("ev_up_to", EV_UP_TO, fmt="{:.0%}")
+lesson.record("ev_step_share", EV_UP_TO / EV_STEPS, fmt="{:.1%}")
+print(f"deletion and ROAD curves of {len(ev_names)} x {N_EV} maps: "
+      f"{time.perf_counter() - start:.1f} s")
+HIGHER = {"pointing": True, "evidence mass": True, "deletion to 0": False, "ROAD": False}
+ev_mean, ev_interval, ev_tied = {}, {}, {}
+for i_metric, (metric, values) in enumerate(ev_scores.items()):
+    b = evaluate.bootstrap_means(values.double(), resamples=2000,
+                                 generator=seeded("cpu", 10 + i_metric))
+    ev_mean[metric] = dict(zip(ev_names, values.double().nanmean(dim=1).tolist()))
+    ev_interval[metric] = dict(zip(ev_names, zip(b.quantile(0.025, 0).tolist(),
+                                                 b.quantile(0.975, 0).tolist())))
+    _, ev_tied[metric] = tied_with_best(ev_mean[metric], b, list(EV_METHODS), HIGHER[metric])
+    print(f"{metric}: best (with ties) {ev_tied[metric]}")
+
+
+def with_interval(metric, name, fmt):
+    low, high = ev_interval[metric][name]
+    star = " *" if name in ev_tied[metric] else ""
+    return (f"{format(ev_mean[metric][name], fmt)} "
+            f"({format(low, fmt)}–{format(high, fmt)}){star}")
+
+
+ev_rows = [[name] + [with_interval(m, name, ".0%" if m in ("pointing", "evidence mass")
+                                   else ".3f") for m in ev_scores] for name in ev_names]
+ev_summary = plot.table(["method", "pointing ↑", "evidence mass ↑", "deletion to 0 ↓", "ROAD ↓"],
+                        ev_rows)
+if get_ipython() is None:
+    print(ev_summary)
+
+# %%
+ev_show = [0, 1, 2, 3]  # one image of each class
+ev_panels = [n for n in EV_METHODS]
+fig, axes = plt.subplots(len(ev_show), len(ev_panels) + 1,
+                         figsize=(1.25 * (len(ev_panels) + 1), 1.35 * len(ev_show)))
+for row, i in enumerate(ev_show):
+    axes[row, 0].imshow(ev_pixels[i].permute(1, 2, 0).numpy())
+    x0, y0, x1, y1 = ev_boxes[i]
+    axes[row, 0].add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                         ec="red", lw=1.2))
+    axes[row, 0].set_ylabel(evidence.labels[int(ev_labels[i])], fontsize=8)
+    for col, name in enumerate(ev_panels, start=1):
+        draw(axes[row, col], name, ev_maps[name][i:i + 1], ev_pixels[i].permute(1, 2, 0).numpy(),
+             name if row == 0 else None)
+for ax in axes[:, 0]:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.tight_layout()
+lesson.show(fig, "evidence_net: one image of each class (the deciding patch outlined in red) "
+                 "and every method's map for the image's class, drawn as in the first figure.")
+
+# %% [markdown]
+# The table gives the mean over the {{ n_ev }} images with its 95% bootstrap interval; a star
+# marks the best method and those tied with it (their difference from the best is within
+# the interval of the paired differences). What the known answer says:
+#
+# - **Pointing.** {{ ev_sentence_pointing }} The random map lands on the patch
+#   {{ ev_random_pointing }} of the time and the centre map {{ ev_centre_pointing }}.
+# - **Evidence mass.** {{ ev_sentence_mass }} The best puts {{ ev_best_mass }} of its mass on a
+#   patch that covers {{ ev_patch_share }} of the image; the plain gradient puts
+#   {{ ev_gradient_mass }} there, SmoothGrad {{ ev_smoothgrad_mass }}.
+# - **Deletion to 0.** {{ ev_sentence_zero }}
+# - **ROAD.** {{ ev_sentence_road }}
+#
+# Here the deletion tests themselves can be checked: a method that puts its mass on the patch
+# should delete well. Over the methods, the rank correlation between evidence mass and the
+# deletion area is {{ ev_mass_vs_zero }} for deletion to 0 and {{ ev_mass_vs_road }} for ROAD
+# (−1: the order of the methods by evidence mass is exactly their order by deletion).
+# {{ ev_deletion_verdict }}
+
+# %%
+def spearman_over_methods(a, b):
+    return spearmanr([a[n] for n in EV_METHODS], [b[n] for n in EV_METHODS])[0]
+
+
+ev_mass_vs_zero = spearman_over_methods(ev_mean["evidence mass"], ev_mean["deletion to 0"])
+ev_mass_vs_road = spearman_over_methods(ev_mean["evidence mass"], ev_mean["ROAD"])
+print(f"rank correlation over methods: evidence mass vs deletion to 0 {ev_mass_vs_zero:.2f}, "
+      f"vs ROAD {ev_mass_vs_road:.2f}")
+lesson.record("ev_mass_vs_zero", ev_mass_vs_zero, fmt="{:.2f}")
+lesson.record("ev_mass_vs_road", ev_mass_vs_road, fmt="{:.2f}")
+def tie_sentence(metric):
+    """Who is best on one measurement, with the methods tied with it."""
+    tied = ev_tied[metric]
+    if len(tied) == len(EV_METHODS):
+        return "No method is told apart from the best: on these images the test cannot rank them."
+    if len(tied) == 1:
+        return f"{tied[0]} is best, beyond the noise."
+    return f"Tied at the top: {', '.join(tied)}."
+
+
+for key, metric in [("pointing", "pointing"), ("mass", "evidence mass"),
+                    ("zero", "deletion to 0"), ("road", "ROAD")]:
+    lesson.record(f"ev_tied_{key}", ", ".join(ev_tied[metric]))
+    lesson.record(f"ev_sentence_{key}", tie_sentence(metric))
+lesson.record("ev_deletion_verdict",
+              "ROAD orders the methods much as the known evidence does, deletion to 0 much less: "
+              "on this network, removing pixels without leaving a trace is what makes a deletion "
+              "test measure the evidence." if ev_mass_vs_road < ev_mass_vs_zero - 0.3 else
+              "The two deletion tests follow the known evidence about equally well here.")
+best_mass = max(EV_METHODS, key=ev_mean["evidence mass"].get)
+lesson.record("ev_best_mass", ev_mean["evidence mass"][best_mass], fmt="{:.0%}")
+lesson.record("ev_random_pointing", ev_mean["pointing"]["random map"], fmt="{:.0%}")
+lesson.record("ev_centre_pointing", ev_mean["pointing"]["centre map"], fmt="{:.0%}")
+lesson.record("ev_gradient_mass", ev_mean["evidence mass"]["gradient"], fmt="{:.0%}")
+lesson.record("ev_smoothgrad_mass", ev_mean["evidence mass"]["SmoothGrad"], fmt="{:.0%}")
+lesson.expect(ev_mean["evidence mass"][best_mass] > 3 * ev_truth.float().mean().item(),
+              "the best method puts more than three times the patch's share of its mass on it",
+              value=ev_mean["evidence mass"])
+lesson.expect(ev_mass_vs_road < -0.6 and ev_mass_vs_road < ev_mass_vs_zero - 0.3,
+              "ROAD orders the methods much as the evidence mass does, deletion to 0 much less",
+              value=(ev_mass_vs_zero, ev_mass_vs_road))
+
+# %% [markdown]
+# ### Randomisation on the known-answer network
+#
+# The same cascade, on {{ ev_random_images }} of the images: the classifier, then each
+# convolution from the top down.
+
+# %%
+EV_RANDOM_IMAGES = 4
+ev_steps = [[name] for name in evaluate.layers_top_down(evidence.model, ev_x)]
+ev_step_labels = [s[0] for s in ev_steps]
+ev_randomised = {name: evaluate.randomization_similarity(
+    evidence.model, ev_x[:EV_RANDOM_IMAGES], ev_labels[:EV_RANDOM_IMAGES], method,
+    order="cascading", layers=ev_steps, seed=ctx.seed,
+    reference=ev_maps[name][:EV_RANDOM_IMAGES]) for name, method in EV_METHODS.items()}
+ev_rho = {name: r.spearman_abs.nanmean(dim=1).tolist() for name, r in ev_randomised.items()}
+print(f"{'Spearman |map|':>21}: " + "  ".join(f"{label:>11}" for label in ev_step_labels))
+for name, values in ev_rho.items():
+    print(f"{name:>21}: " + "  ".join(f"{v:11.2f}" for v in values))
+lesson.record("ev_random_images", EV_RANDOM_IMAGES)
+first_step = {name: values[0] for name, values in ev_rho.items()}
+least_changed = sorted(EV_METHODS, key=first_step.get, reverse=True)[:2]
+least_changed_course = sorted(METHODS, key=rho_top.get, reverse=True)[:2]
+lesson.record("ev_least_changed", " and ".join(least_changed))
+for key, name in [("guided", "guided backprop"), ("deconvnet", "deconvnet"),
+                  ("gradient", "gradient"), ("gradcam", "Grad-CAM"),
+                  ("guided_gradcam", "guided Grad-CAM")]:
+    lesson.record(f"ev_rho_top_{key}", text_of(first_step, name, ".2f"))
+lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
+              and set(least_changed_course) == {"guided backprop", "deconvnet"},
+              "on both networks, guided backprop and the deconvnet are the two maps that change "
+              "least when the classifier is randomised", value=(first_step, rho_top))
+
+# %% [markdown]
+# The order is the course model's, less extreme: with the classifier randomised, the two maps
+# that change least are {{ ev_least_changed }} (ρ = {{ ev_rho_top_guided }} for guided
+# backprop, {{ ev_rho_top_deconvnet }} for the deconvnet), against {{ ev_rho_top_gradient }}
+# for the gradient. This classifier has only four outputs, so its random replacement is a
+# different mixture of the same 64 features, and the maps of the gradient family keep part of
+# their picture. Grad-CAM ({{ ev_rho_top_gradcam }}) and guided Grad-CAM
+# ({{ ev_rho_top_guided_gradcam }}) change completely: the class weights that Grad-CAM
+# averages come straight from that classifier.
+
+# %% [markdown]
+# ## Two tables
+#
+# Every number above in one place. First the course model, {{ model_name }}: deletion to 0
+# and ROAD on the one photo (no interval), the pointing game over its
+# {{ pointing_explanations }} usable explanations (a star: tied with the best), and Spearman's
+# ρ of |map| after each of the {{ cascade_steps }} steps of the cascade (near 0: the map
+# changed with the weights, as it should; near 1: it did not), again on the one photo. Time
+# is the wall time of one map of one image on this machine, measured above.
 
 # %%
 lesson.record("cascade_steps", len(steps))
+lesson.record("model_name", ctx.name)
 
 
-HEADERS = ["method", "deletion AUC ↓", "insertion AUC ↑", "pointing ↑", "randomisation ρ ↓",
-           "time per image"]
-rows = [[name, f"{deletion_auc[name]:.3f}", f"{insertion_auc[name]:.3f}",
-         f"{pointing[name]:.0%}", f"{rho_mean[name]:.2f}", f"{seconds[name]:.2f} s"]
-        for name in EVERY]
+def star(name, tied):
+    return " *" if name in tied else ""
+
+
+HEADERS = (["method", "ranked by", "deletion to 0 ↓", "ROAD ↓", "pointing ↑"]
+           + [f"ρ after {label}" for label in step_labels] + ["time per image"])
+rows = [[name, RANKED_BY[name], f"{area['deletion to 0'][name]:.3f}", f"{area['ROAD'][name]:.3f}",
+         f"{pointing[name]:.0%}{star(name, pointing_tied)}"]
+        + [f"{v:.2f}" for v in rho_step[name]] + [f"{seconds[name]:.2f} s"] for name in EVERY]
 table = plot.table(HEADERS, rows)
 if get_ipython() is None:  # plain Python: print what a notebook renders
     print(table)
 
 # %% [markdown]
+# Then `evidence_net`, on {{ n_ev }} images with a known answer: means with their 95%
+# intervals as above (a star: tied with the best), and ρ after each step of its cascade (the
+# mean over {{ ev_random_images }} images).
+
+# %%
+EV_HEADERS = (["method", "pointing ↑", "evidence mass ↑", "deletion to 0 ↓", "ROAD ↓"]
+              + [f"ρ after {label}" for label in ev_step_labels])
+ev_table_rows = [row + ([f"{v:.2f}" for v in ev_rho[row[0]]] if row[0] in ev_rho
+                        else ["1.00"] * len(ev_step_labels)) for row in ev_rows]
+ev_table = plot.table(EV_HEADERS, ev_table_rows)
+if get_ipython() is None:
+    print(ev_table)
+
+# %% [markdown]
+# ## Where the two networks agree
+#
+# For each measurement that both tables hold, the rank correlation over the methods between
+# the two networks (1: the same order; 0: unrelated), and the methods that come out best on
+# each.
+
+# %%
+shared = {
+    "deletion to 0": (area["deletion to 0"], ev_mean["deletion to 0"], False),
+    "ROAD": (area["ROAD"], ev_mean["ROAD"], False),
+    "pointing": (pointing, ev_mean["pointing"], True),
+    f"ρ after {step_labels[0]}": ({n: rho_step[n][0] for n in METHODS},
+                                  {n: ev_rho[n][0] for n in EV_METHODS}, False),
+}
+common = [n for n in METHODS if n in EV_METHODS]
+agreement_rows, agreement, p_values = [], {}, {}
+for metric, (pre, known, higher) in shared.items():
+    rho, p = spearmanr([pre[n] for n in common], [known[n] for n in common])
+    agreement[metric], p_values[metric] = rho, p
+    top_pre, top_known = (sorted(common, key=t.get, reverse=higher)[:3] for t in (pre, known))
+    agreement_rows.append([metric, f"{rho:.2f} (p = {p:.2f})", ", ".join(top_pre),
+                           ", ".join(top_known)])
+_ = plot.table(["measurement", "rank correlation", f"best three on {ctx.name}",
+                "best three on evidence_net"], agreement_rows)
+if get_ipython() is None:
+    print(agreement_rows)
+for key, metric in [("zero", "deletion to 0"), ("road", "ROAD"), ("pointing", "pointing"),
+                    ("sanity", f"ρ after {step_labels[0]}")]:
+    lesson.record(f"agree_models_{key}", agreement[metric], fmt="{:.2f}")
+beyond_chance = [metric for metric in shared if p_values[metric] < 0.05]
+lesson.record("agree_beyond_chance", ", ".join(beyond_chance) or "none of them")
+lesson.record("n_common", len(common))
+zero_leaders = {"gradient × input", "Integrated Gradients"}
+lesson.record("agree_comment",
+              "The one ranking that carries over is deletion to 0's, which the zero baseline "
+              "shapes by construction: gradient × input and Integrated Gradients lead it on "
+              "both networks." if beyond_chance == ["deletion to 0"] and zero_leaders <= set(
+                  sorted(common, key=area["deletion to 0"].get)[:2]) and zero_leaders <= set(
+                  sorted(common, key=ev_mean["deletion to 0"].get)[:2]) else "")
+lesson.expect(len(beyond_chance) <= 1, "at most one measurement orders the methods alike on "
+              "the two networks beyond chance", value=p_values)
+
+# %% [markdown]
+# With {{ n_common }} methods, a rank correlation has to be large before it is more than
+# chance (p < 0.05 in the table). The correlations are {{ agree_models_sanity }} for the first
+# randomisation step, {{ agree_models_zero }} for deletion to 0, {{ agree_models_road }} for
+# ROAD and {{ agree_models_pointing }} for the pointing game; beyond chance:
+# {{ agree_beyond_chance }}. {{ agree_comment }} Otherwise, what holds on both networks is
+# coarser than a ranking: guided backprop and the deconvnet are the two maps that change least
+# when the classifier is randomised. A ranking of methods by faithfulness or localisation on
+# one network is a weak guide to another, and on the pretrained model it rests on a proxy.
+#
 # ## Which method for which question
 #
-# Each answer is read off the table, for this model and these images; on another model the
-# build derives them again from its own measurements (and flags the sentences that no longer
-# hold).
+# Each answer is read off the tables, for these networks and these images, with ties kept as
+# ties; on another model the build derives them again from its own measurements (and flags
+# the sentences that no longer hold).
 #
-# - *"Which pixels does this score depend on: change them and the score changes?"* Gradient ×
-#   input and Integrated Gradients. Their top pixels are those whose deletion removes the score
-#   fastest ({{ deletion_first }}: {{ deletion_first_auc }}, against {{ deletion_random }} for
-#   a random ranking). Check Integrated Gradients' completeness gap before reading its values
-#   as shares of the score ({{ ig_gap }} off at {{ ig_steps }} steps here).
-# - *"Where in the image is the evidence for this class?"* {{ pointing_answer }}
+# - *"Which pixels does this score depend on: change them and the score changes?"* Measure it
+#   with ROAD rather than deletion to a constant: on the network with a known answer, ROAD's
+#   order of the methods follows the evidence mass (rank correlation {{ ev_mass_vs_road }})
+#   and deletion to 0's much less ({{ ev_mass_vs_zero }}). The best by ROAD there:
+#   {{ ev_tied_road }}. Deletion to 0 favours gradient × input and Integrated Gradients by
+#   construction; whatever the test, state how pixels were removed next to the number. Check
+#   Integrated Gradients' completeness gap before reading its values as shares of the score
+#   ({{ ig_gap }} off at {{ ig_steps }} steps here).
+# - *"Where in the image is the evidence for this class?"* On the pretrained model:
+#   {{ pointing_answer }} On the network with a known answer the most mass on the evidence
+#   goes to {{ ev_tied_mass }}, and the pointing game's best are {{ ev_tied_pointing }}.
 # - *"Is the picture about what this network learnt?"* {{ sanity_answer }} The
 #   input-times-gradient maps and Grad-CAM keep part of their picture even after every layer
 #   is random.
@@ -672,10 +1148,10 @@ if get_ipython() is None:  # plain Python: print what a notebook renders
 #   Gradients pay one pass per sample or step, and occlusion one forward pass per window
 #   ({{ time_occlusion }}).
 #
-# No method wins every column. Together the three tests say what each map is evidence *of*:
-# the deletion curve tests the ranking of pixels, the pointing game the location of the
-# maximum, randomisation the dependence on the weights, and a method can pass one and fail
-# another.
+# No method wins every column. Together the tests say what each map is evidence *of*: the
+# deletion curves test the ranking of pixels under one way of removing them, the pointing game
+# the location of the maximum, the evidence mass the whole map against a known answer, and
+# randomisation the dependence on the weights; a method can pass one and fail another.
 
 # %%
 one_pass = [seconds[n] for n in ("gradient", "gradient × input", "deconvnet", "guided backprop",
@@ -694,8 +1170,17 @@ lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s")
 # <div class="admonition warning"><p class="admonition-title">Trap: what "removed" means</p>
 # <p>Zero in the normalised input space is the dataset's mean colour, not black. Black is
 # <code>preprocess.normalize(torch.zeros(3, 1, 1))</code>; a blurred copy is another choice
-# (<code>baseline=evaluate.gaussian_blur(x)</code>). Each choice gives different curves and can
-# reorder the methods: state it next to the number.</p></div>
+# (<code>baseline=evaluate.gaussian_blur(x)</code>), ROAD's imputation
+# (<code>evaluate.road_curve</code>) a third. Each choice gives different curves and can
+# reorder the methods, and a constant that is also a method's own baseline (zero, for
+# Integrated Gradients and gradient × input) favours that method: state the choice next to
+# the number.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: a ranking within the noise</p>
+# <p>With a few dozen images, one or two hits of the pointing game, or a few thousandths of a
+# deletion area, are noise. Resample the images (<code>evaluate.bootstrap_means</code>) and
+# report the methods whose difference from the best lies within the interval as tied, not as
+# a winner and its runners-up.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: no baselines</p>
 # <p>A random ranking deletes well because scattered grey pixels are unnatural, and a centre
@@ -715,8 +1200,9 @@ lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s")
 #
 # ## Exercises
 #
-# 1. Run the deletion curves with black (`preprocess.normalize(torch.zeros(3, 1, 1))`) and with
-#    a blurred copy as the baseline. Which methods change rank?
+# 1. Run the deletion curves with black (`preprocess.normalize(torch.zeros(3, 1, 1))`) as the
+#    baseline, and ROAD with `order="least"` (least important pixels first: a higher area is
+#    better). Which methods change rank?
 # 2. Raise `IG_STEPS` until the completeness gap is below 5%. How many steps does that take on
 #    this photo, and do the deletion and insertion areas of Integrated Gradients change?
 # 3. Repeat the randomisation with `order="independent"`: re-initialise one block at a time,
@@ -724,4 +1210,8 @@ lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s")
 # 4. Make the pointing game harder: tolerance 0, and only the textured backgrounds. Does the
 #    centre map still keep up?
 # 5. Run the lesson on another model (`nox -s site -- --model resnet18` where its weights are
-#    available) and compare the table. Which sentences of this page does the build flag?
+#    available, or `--model evidence_net`) and compare the table. Which sentences of this page
+#    does the build flag?
+# 6. Add a fifth class to `evidence_set` that differs from "ring" only inside the ring (a dot
+#    in the hollow), retrain `evidence_net`, and measure whether the evidence mass of each
+#    method moves to the inside.

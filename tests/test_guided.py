@@ -362,3 +362,77 @@ def test_batch_with_different_targets_equals_per_example(attribution_resnet18, m
     for n in range(2):
         torch.testing.assert_close(together[n : n + 1], method(attribution_resnet18, x[n : n + 1], target[n]),
                                    rtol=1e-4, atol=1e-6)
+
+
+# --- deconvnet with and without max-pooling switches -------------------------------------
+
+def pooled_net():
+    """conv -> ReLU -> 2x2 max-pool -> linear, with a hand-set 1x1 conv (identity)."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(4, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[4].weight.copy_(torch.tensor([[1.0, -2.0, 3.0, 4.0]]))
+    return net.eval()
+
+
+def test_deconvnet_switches_route_to_the_maximum_and_without_spread_evenly():
+    net = pooled_net()
+    x = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)  # max: bottom-right of each window
+    with_switches = deconvnet(net, x, 0)
+    expected = torch.zeros(4, 4)
+    # the ReLU rule passes max(0, g): -2 is dropped; the switches pick position (1, 1) of
+    # each 2x2 window
+    expected[1, 1], expected[1, 3], expected[3, 1], expected[3, 3] = 1.0, 0.0, 3.0, 4.0
+    torch.testing.assert_close(with_switches[0, 0], expected)
+    without = deconvnet(net, x, 0, switches=False)
+    spread = torch.tensor([[1.0, 0.0], [3.0, 4.0]]).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    torch.testing.assert_close(without[0, 0], spread / 4)
+    other = torch.flip(x, (2, 3))  # maxima now top-left: switches move, no-switch map stays
+    assert not torch.equal(deconvnet(net, other, 0), with_switches)
+    torch.testing.assert_close(deconvnet(net, other, 0, switches=False), without)
+
+
+def test_deconvnet_without_switches_is_the_same_for_every_input(attribution_alexnet):
+    a, b = torch.randn(2, 1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    maps = [deconvnet(attribution_alexnet, x, 3, switches=s) for x in (a, b) for s in (True, False)]
+    assert not torch.allclose(maps[0], maps[2])
+    torch.testing.assert_close(maps[1], maps[3])
+    assert count_all_hooks(attribution_alexnet) == 0
+
+
+def count_all_hooks(model):
+    from convlens.hooks import count_hooks
+
+    return count_hooks(model)
+
+
+def test_deconvnet_without_switches_functional_pool_and_refusals():
+    class Functional(nn.Module):
+        def __init__(self, pool):
+            super().__init__()
+            self.conv, self.pool = nn.Conv2d(1, 2, 3, padding=1), pool
+            self.head = nn.Linear(2, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            h = F.max_pool2d(h, 2) if self.pool is None else self.pool(h)
+            return self.head(h.mean((2, 3)))
+
+    torch.manual_seed(0)
+    module_net = Functional(nn.MaxPool2d(2)).eval()
+    functional_net = copy.deepcopy(module_net)
+    functional_net.pool = None
+    x = torch.randn(1, 1, 6, 6)
+    torch.testing.assert_close(deconvnet(functional_net, x, 1, switches=False),
+                               deconvnet(module_net, x, 1, switches=False))
+    adaptive = copy.deepcopy(module_net)
+    adaptive.pool = nn.AdaptiveMaxPool2d(2)
+    with pytest.raises(ValueError, match="adaptive_max_pool2d"):
+        deconvnet(adaptive, x, 1, switches=False)
+    dilated = copy.deepcopy(module_net)
+    dilated.pool = nn.MaxPool2d(2, dilation=2)
+    with pytest.raises(ValueError, match="dilated"):
+        deconvnet(dilated, x, 1, switches=False)
+    with pytest.raises(TypeError, match="switches must be a bool"):
+        deconvnet(module_net, x, 1, switches="no")

@@ -254,3 +254,35 @@ def test_show_needs_a_caption_since_it_is_the_alt_text():
     with pytest.raises(ValueError, match="caption must say what the figure shows"):
         lesson.show(fig, "  ")
     assert not plt.fignum_exists(fig.number)  # closed all the same
+
+
+def test_top_classes_of_a_model_with_fewer_classes_than_asked():
+    class Four(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[0.0, 2.0, 1.0, -1.0]]).expand(len(x), -1)
+
+    ctx = lesson.LessonContext("four", Four(), None, ["a", "b", "c", "d"], {},
+                               torch.device("cpu"), 0)
+    assert [label for label, _ in ctx.top_classes(torch.zeros(1, 3, 8, 8), k=5)] == \
+        ["b", "c", "a", "d"]
+
+
+def test_load_model_needs_setup_and_uses_the_cache_folder(monkeypatch, tmp_path):
+    from convlens import evidence_net, models
+
+    lesson._current = None
+    with pytest.raises(RuntimeError, match="call lesson.setup"):
+        lesson.load_model("evidence_net")
+    seen = {}
+
+    def fake_load(spec, cache_dir=None, **kwargs):
+        seen["spec"], seen["cache_dir"] = spec, cache_dir
+        return models.LoadedModel(evidence_net.EvidenceNet(), None, ["x"] * 4, spec, {})
+
+    monkeypatch.setattr(models, "load", fake_load)
+    monkeypatch.setenv("CONVLENS_CACHE_DIR", str(tmp_path))
+    lesson._current = lesson.LessonContext("m", torch.nn.Identity(), None, [], {},
+                                           torch.device("cpu"), 0)
+    loaded = lesson.load_model("evidence_net")
+    assert seen == {"spec": "evidence_net", "cache_dir": str(tmp_path)}
+    assert next(loaded.model.parameters()).device.type == "cpu"

@@ -45,6 +45,7 @@ _FUNCTIONS = {
 _MODULES = (
     "cam",
     "evaluate",
+    "evidence_net",
     "features",
     "guided",
     "hooks",

@@ -14,6 +14,25 @@ area under the curve is better). *Insertion* starts from a blurred copy and puts
 original pixels back (the score should rise fast: a **higher** area is better). Both areas
 come from [`auc`][convlens.evaluate.auc] (trapezoid rule over $f \in [0, 1]$).
 
+**ROAD** ([Rong et al. 2022][ref-rong2022], "A Consistent and Efficient Evaluation Strategy
+for Attribution Methods"). Deleting pixels to a constant leaves a trace the model can read
+(the *shape* of the deleted set), and for Integrated Gradients and gradient x input, whose
+baseline is that constant, the test favours them by construction. ROAD removes pixels by
+*noisy linear imputation* instead: each removed pixel takes the mean of its four neighbours,
+all removed pixels at once (the discrete Laplace equation, a sparse linear system), plus small
+Gaussian noise,
+
+$$ v_i = \frac{1}{|N(i)|} \sum_{j \in N(i)} v_j + e_i, \qquad e_i \sim \mathcal{N}(0,
+\sigma^2), \quad \text{for removed } i, $$
+
+so that a removed region is filled from its surroundings and hides where it was.
+`order="most"` removes the most important pixels first (MoRF: lower is better), `"least"` the
+least important first (LeRF: higher is better).
+
+**Evidence mass**: on images whose deciding pixels are known
+([`evidence_set`][convlens.images.evidence_set]), the share of a map's positive attribution
+that falls on them.
+
 **Pointing game** ([Zhang et al. 2016][ref-zhang2016], "Top-down Neural Attention by
 Excitation Backprop"): a map scores a hit when its maximum lies within ``tolerance`` pixels of
 the object's box (15 px in TorchRay's implementation, [Fong et al. 2019][ref-fong2019]).
@@ -31,6 +50,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,8 +59,10 @@ from ._checks import check_batch, check_positive_int, check_target, resolve_laye
 from .layers import forward_calls
 from .path_integral import path_baseline
 
-__all__ = ["RandomizationResult", "auc", "deletion_curve", "gaussian_blur", "insertion_curve",
-           "layers_top_down", "pointing_game", "randomization_similarity"]
+__all__ = ["RandomizationResult", "auc", "bootstrap_means", "deletion_curve", "evidence_mass",
+           "gaussian_blur",
+           "impute", "insertion_curve", "layers_top_down", "pointing_game",
+           "randomization_similarity", "road_curve"]
 
 
 # ---- shared helpers ---------------------------------------------------------------------
@@ -110,7 +132,18 @@ def gaussian_blur(x: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) ->
     return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _curve(model, start, end, target, attribution, steps, batch_size):
+def _check_up_to(up_to) -> float:
+    if isinstance(up_to, bool) or not isinstance(up_to, (int, float)) or not 0 < up_to <= 1:
+        raise ValueError(f"up_to must be a fraction of the pixels in (0, 1], got {up_to!r}")
+    return float(up_to)
+
+
+def _counts(pixels: int, steps: int, up_to: float) -> list[int]:
+    """How many pixels are changed at each step: round(k * up_to * P / steps), k = 0..steps."""
+    return [round(k * up_to * pixels / steps) for k in range(steps + 1)]
+
+
+def _curve(model, start, end, target, attribution, steps, batch_size, up_to=1.0):
     """Scores of images that take the top-ranked pixels from ``end`` and the rest from ``start``."""
     n, _, height, width = start.shape
     pixels = height * width
@@ -121,7 +154,7 @@ def _curve(model, start, end, target, attribution, steps, batch_size):
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(pixels, device=order.device).expand(n, -1))
     rank = rank.to(start.device)
-    counts = torch.tensor([round(k * pixels / steps) for k in range(steps + 1)],
+    counts = torch.tensor(_counts(pixels, steps, up_to),
                           device=start.device)
     target = check_target(target, n).to(start.device)
     jobs = n * (steps + 1)
@@ -153,6 +186,7 @@ def deletion_curve(
     steps: int = 32,
     baseline=0.0,
     batch_size: int = 16,
+    up_to: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RISE deletion: the target's probability as the top-ranked pixels are deleted. Lower AUC
     is better.
@@ -174,6 +208,9 @@ def deletion_curve(
         steps: the number of steps $m$.
         baseline: a number, or a tensor broadcastable to `x`.
         batch_size: images per forward pass.
+        up_to: stop after this fraction of the pixels (`steps` steps of `up_to / steps`): a
+            finer curve where the evidence is known to be small; divide
+            [`auc`][convlens.evaluate.auc] by `fractions[-1]` for the mean score over it.
 
     Returns:
         `(fractions [steps + 1], scores [N, steps + 1])`.
@@ -204,7 +241,7 @@ def deletion_curve(
     batch_size = check_positive_int(batch_size, "batch_size")
     check_target(target, x.shape[0])
     end = path_baseline(x, baseline)
-    return _curve(model, x, end, target, attribution, steps, batch_size)
+    return _curve(model, x, end, target, attribution, steps, batch_size, _check_up_to(up_to))
 
 
 def insertion_curve(
@@ -304,6 +341,232 @@ def auc(fractions: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     if (fractions.diff() < 0).any():
         raise ValueError("fractions must be non-decreasing")
     return torch.trapezoid(scores, fractions.to(scores.device, scores.dtype), dim=-1)
+
+
+# ---- ROAD: removal by noisy linear imputation ---------------------------------------------
+
+def _laplace_system(removed: np.ndarray):
+    """The sparse matrix of "each removed pixel is the mean of its 4 neighbours" over the
+    removed pixels that can reach a kept one, and per removed pixel the kept neighbours'
+    weights (``(rows, kept flat indices, weights)`` for the right-hand side)."""
+    from scipy import ndimage, sparse
+
+    height, width = removed.shape
+    components, count = ndimage.label(removed)  # 4-connected regions of removed pixels
+    touching = np.zeros(count + 1, bool)
+    kept = ~removed
+    grown = ndimage.binary_dilation(kept)  # removed pixels next to a kept one
+    touching[np.unique(components[grown & removed])] = True
+    touching[0] = False
+    solvable = touching[components]  # regions with no kept neighbour are left out
+    index = -np.ones(removed.shape, np.int64)
+    index[solvable] = np.arange(int(solvable.sum()))
+    rows, cols = np.nonzero(solvable)
+    degree = ((rows > 0).astype(float) + (rows < height - 1) + (cols > 0) + (cols < width - 1))
+    a_rows, a_cols, a_vals = [np.arange(len(rows))], [np.arange(len(rows))], [np.ones(len(rows))]
+    b_rows, b_pixels, b_vals = [], [], []
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r, c = rows + dr, cols + dc
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        eq, r, c = np.nonzero(inside)[0], r[inside], c[inside]
+        weight = 1.0 / degree[eq]
+        unknown = solvable[r, c]
+        a_rows.append(eq[unknown])
+        a_cols.append(index[r[unknown], c[unknown]])
+        a_vals.append(-weight[unknown])
+        b_rows.append(eq[~unknown])
+        b_pixels.append(r[~unknown] * width + c[~unknown])
+        b_vals.append(weight[~unknown])
+    n = len(rows)
+    matrix = sparse.csc_matrix((np.concatenate(a_vals), (np.concatenate(a_rows),
+                                                         np.concatenate(a_cols))), shape=(n, n))
+    return matrix, solvable, (np.concatenate(b_rows), np.concatenate(b_pixels),
+                              np.concatenate(b_vals))
+
+
+def impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """ROAD's noisy linear imputation: ``x`` with the ``removed`` pixels filled in.
+
+    ``x`` is ``[N, C, H, W]``, ``removed`` a bool ``[N, H, W]`` (or ``[H, W]``) mask. Each
+    removed pixel becomes the mean of its edge-adjacent neighbours inside the image (4, 3
+    on a border, 2 in a corner), all removed pixels solved together as one sparse linear
+    system per image (SciPy's SuperLU, one factorisation for all channels); then Gaussian noise of
+    standard deviation ``noise`` (in ``x``'s units, drawn with ``generator``) is added to
+    each removed value. A region of removed pixels with no kept neighbour (the whole image,
+    at the end of a curve) cannot be imputed from anything and is set to 0, the model's
+    normalised mean colour. Kept pixels are returned unchanged. A linear ramp satisfies the
+    equation at every pixel off the border, so without noise a ramp whose removed pixels
+    lie off the border is reproduced exactly, and a constant image whatever is removed
+    (short of everything).
+    """
+    from scipy.sparse.linalg import splu
+
+    x = check_batch(x).detach()
+    n, channels, height, width = x.shape
+    if not isinstance(removed, torch.Tensor) or removed.dtype != torch.bool:
+        raise TypeError(f"removed must be a bool tensor, got "
+                        f"{getattr(removed, 'dtype', type(removed).__name__)}")
+    if removed.ndim == 2:
+        removed = removed.expand(n, -1, -1)
+    if tuple(removed.shape) != (n, height, width):
+        raise ValueError(f"removed must be [N, H, W] = {(n, height, width)} or [H, W], got "
+                         f"{tuple(removed.shape)}")
+    noise = _check_noise(noise)
+    out = x.clone()
+    masks = removed.cpu().numpy()
+    for i in range(n):
+        if not masks[i].any():
+            continue
+        matrix, solvable, (b_rows, b_pixels, b_vals) = _laplace_system(masks[i])
+        pixels = x[i].reshape(channels, -1).cpu().double().numpy()
+        filled = np.zeros((channels, height, width))
+        if matrix.shape[0]:
+            rhs = np.zeros((matrix.shape[0], channels))
+            np.add.at(rhs, b_rows, b_vals[:, None] * pixels[:, b_pixels].T)
+            # the pattern is symmetric (neighbours of neighbours): a minimum-degree ordering
+            # of A + A^T keeps the fill-in small even when most pixels are removed
+            factor = splu(matrix, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+            filled[:, solvable] = factor.solve(rhs).T
+        values = torch.from_numpy(filled).to(x.device, x.dtype)
+        if noise > 0:
+            values = values + noise * torch.randn(values.shape, generator=generator,
+                                                  device=values.device if generator is None
+                                                  else generator.device,
+                                                  dtype=x.dtype).to(x.device)
+        mask = removed[i].to(x.device)
+        out[i] = torch.where(mask, values, x[i])
+    return out
+
+
+def _check_noise(noise) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (
+            math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a standard deviation >= 0, got {noise!r}")
+    return float(noise)
+
+
+def road_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target,
+    attribution: torch.Tensor,
+    steps: int = 32,
+    order: str = "most",
+    noise: float = 0.01,
+    generator: torch.Generator | None = None,
+    batch_size: int = 16,
+    up_to: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROAD (Rong et al. 2022): ``(fractions [steps + 1], scores [N, steps + 1])``.
+
+    Pixels are ranked by ``attribution`` (``[N, C, H, W]`` summed over channels, or
+    ``[N, H, W]``), largest first for ``order="most"`` (MoRF: a lower area is better),
+    smallest first for ``"least"`` (LeRF: a higher area is better); ties in row-major order.
+    At step k the first ``round(k P / steps)`` of the P pixels are removed by
+    :func:`impute` (noisy linear imputation, noise standard deviation ``noise`` in the
+    model's input units, drawn with ``generator``), and the score is the target's softmax
+    probability, as in :func:`deletion_curve`. With every pixel removed nothing is left to
+    impute from, and the image is 0 (the last point equals deletion's). ``batch_size``
+    images go through the model at a time, under ``torch.no_grad``; ``up_to`` stops after
+    that fraction of the pixels, as in :func:`deletion_curve`.
+    """
+    x = check_batch(x).detach()
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if order not in ("most", "least"):
+        raise ValueError(f"order must be 'most' or 'least', got {order!r}")
+    _check_noise(noise)
+    up_to = _check_up_to(up_to)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    n, _, height, width = x.shape
+    target = check_target(target, n).to(x.device)
+    ranking = _pixel_map(attribution, n, (height, width)).reshape(n, -1).float()
+    if not torch.isfinite(ranking).all():
+        raise ValueError("attribution holds NaN or infinite values")
+    pixels = height * width
+    first = torch.argsort(-ranking if order == "most" else ranking, dim=1, stable=True).cpu()
+    counts = _counts(pixels, steps, up_to)
+    images = []
+    for count in counts:
+        removed = torch.zeros(n, pixels, dtype=torch.bool)
+        removed.scatter_(1, first[:, :count], True)
+        images.append(impute(x, removed.view(n, height, width), noise, generator))
+    stacked = torch.stack(images, dim=1).reshape(n * (steps + 1), *x.shape[1:])
+    scores = torch.empty(n * (steps + 1), dtype=x.dtype, device=x.device)
+    example = torch.arange(n, device=x.device).repeat_interleave(steps + 1)
+    with torch.no_grad():
+        for start in range(0, len(stacked), batch_size):
+            logits = model(stacked[start:start + batch_size])
+            if logits.ndim != 2:
+                raise ValueError(f"the model must return logits [N, classes], got "
+                                 f"{tuple(logits.shape)}")
+            check_target(target, n, logits.shape[1])
+            rows = example[start:start + batch_size]
+            scores[start:start + len(rows)] = logits.softmax(1).gather(
+                1, target[rows][:, None])[:, 0].to(x.dtype)
+    fractions = torch.tensor(counts, dtype=x.dtype, device=x.device) / pixels
+    return fractions, scores.view(n, steps + 1)
+
+
+def evidence_mass(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The share of each map's positive attribution that lies inside ``mask``: ``[N]``.
+
+    ``attribution`` is ``[N, C, H, W]`` (summed over channels first) or ``[N, H, W]``;
+    ``mask`` a bool ``[N, H, W]`` (or ``[H, W]`` for every map) marking the pixels known
+    to decide the class. With a = max(attribution, 0) per pixel,
+
+        mass = sum_{i in mask} a_i / sum_i a_i,
+
+    so 1 means every positive value lies on the evidence, and a map spread evenly scores
+    the mask's share of the image. Rank a magnitude map by passing its absolute values.
+    A map with no positive value has no share: NaN.
+    """
+    maps = _pixel_map(attribution)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.ndim == 2:
+        mask = mask.expand(maps.shape[0], -1, -1)
+    if mask.shape != maps.shape:
+        raise ValueError(f"mask must be [N, H, W] = {tuple(maps.shape)} or [H, W], got "
+                         f"{tuple(mask.shape)}")
+    if torch.isnan(maps).any():
+        raise ValueError("attribution holds NaN values")
+    positive = maps.clamp(min=0).double()
+    total = positive.sum(dim=(1, 2))
+    inside = (positive * mask.to(positive.device)).sum(dim=(1, 2))
+    return torch.where(total > 0, inside / total.clamp_min(1e-300),
+                       torch.full_like(total, float("nan")))
+
+
+# ---- how sure is a mean over images? -------------------------------------------------------
+
+def bootstrap_means(values: torch.Tensor, resamples: int = 2000,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Paired bootstrap (Efron 1979): ``[resamples, M]`` means of each of the M rows of
+    ``values`` (``[M, N]``: M methods scored on the same N images, or ``[N]``) over the same
+    N images drawn with replacement, ``resamples`` times (with ``generator``).
+
+    Percentiles of a column give an interval for that method's mean; the same draws for
+    every row make differences between rows paired: ``(b[:, i] - b[:, j])`` whose 2.5th to
+    97.5th percentiles contain 0 says that methods i and j are not told apart by these
+    images. NaN entries (a map with no positive value, say) are left out of each mean.
+    """
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+        raise TypeError(f"values must be a floating-point tensor [M, N] or [N], got "
+                        f"{getattr(values, 'dtype', type(values).__name__)}")
+    rows = values.detach().double().cpu()
+    rows = rows[None] if rows.ndim == 1 else rows
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        raise ValueError(f"values must be [M, N] with N >= 1 images, got shape "
+                         f"{tuple(values.shape)}")
+    resamples = check_positive_int(resamples, "resamples")
+    n = rows.shape[1]
+    draws = torch.randint(n, (resamples, n), generator=generator)
+    picked = rows[:, draws]  # [M, resamples, N]
+    return picked.nanmean(dim=2).T
 
 
 # ---- the pointing game ------------------------------------------------------------------

@@ -9,7 +9,12 @@ each method back-propagates through the rectifier as
 | deconvnet ([Zeiler & Fergus 2014][ref-zeiler2014]) | $\max(0, g)$ |
 | guided backpropagation ([Springenberg et al. 2014][ref-springenberg2014]) | $\mathbb{1}[s > 0] \, \mathbb{1}[g > 0] \, g$ |
 
-and like the plain gradient through every other layer. For ReLU6 the forward gate is
+and like the plain gradient through every other layer. Max-pooling's backward sends each
+output's signal to the position that held the maximum in the forward pass: Zeiler & Fergus's
+*switches*, the deconvnet's only memory of the input. `deconvnet(..., switches=False)`
+forgets them too: every 2-D max-pooling then spreads each output's signal evenly over its
+window (the backward of average pooling with the same window), and the deconvnet's map no
+longer depends on the input at all. For ReLU6 the forward gate is
 $\mathbb{1}[0 < s < 6]$. The rule swap is
 [`relu_backward_rule`][convlens.hooks.relu_backward_rule]; it covers `nn.ReLU`/`nn.ReLU6`
 modules (called any number of times, in-place or not) and functional
@@ -25,8 +30,13 @@ is. Results are raw and signed, with the shape of `x`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ._checks import check_batch, check_target, model_device_dtype
 from .hooks import eval_mode, relu_backward_rule
@@ -42,7 +52,74 @@ def _gradient_with_rule(model: nn.Module, x: torch.Tensor, target, rule: str) ->
         return gradient(model, x, target)
 
 
-def deconvnet(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
+class _PoolWithoutSwitches(torch.autograd.Function):
+    """Forward: the max-pooling's own output. Backward: average pooling's (each output's
+    signal divided evenly over the k_h * k_w positions of its window)."""
+
+    @staticmethod
+    def forward(ctx, x, pooled, kernel, stride, padding, ceil_mode):
+        ctx.save_for_backward(x)
+        ctx.settings = (kernel, stride, padding, ceil_mode)
+        return pooled.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        kernel, stride, padding, ceil_mode = ctx.settings
+        with torch.enable_grad():
+            z = x.detach().requires_grad_(True)
+            spread = F.avg_pool2d(z, kernel, stride, padding, ceil_mode, count_include_pad=True)
+            (passed,) = torch.autograd.grad(spread, z, grad)
+        return passed, None, None, None, None, None
+
+
+_MAX_POOLS = frozenset({"max_pool1d", "max_pool3d", "max_pool1d_with_indices",
+                        "max_pool2d_with_indices", "max_pool3d_with_indices",
+                        "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+                        "adaptive_max_pool2d_with_indices", "fractional_max_pool2d"})
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+class _ForgetSwitches(TorchFunctionMode):
+    """Replace every 2-D max-pooling call (``nn.MaxPool2d`` modules and functional calls
+    alike) by :class:`_PoolWithoutSwitches`; refuse other max-poolings and dilation."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _MAX_POOLS or (name == "max_pool2d" and kwargs.get("return_indices")):
+            raise ValueError(f"deconvnet(switches=False) knows how to forget the switches of a "
+                             f"plain 2-D max-pooling only; this model calls {name}")
+        if name != "max_pool2d":
+            return func(*args, **kwargs)
+        names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode")
+        given = {**dict(zip(names, args)), **kwargs}
+        kernel = _pair(given["kernel_size"])
+        stride = _pair(given.get("stride") or kernel)
+        if _pair(given.get("dilation", 1)) != (1, 1):
+            raise ValueError("deconvnet(switches=False): a dilated max-pooling has no "
+                             "average-pooling counterpart")
+        pooled = func(*args, **kwargs)
+        self.count += 1
+        return _PoolWithoutSwitches.apply(given["input"], pooled, kernel, stride,
+                                          _pair(given.get("padding", 0)),
+                                          bool(given.get("ceil_mode", False)))
+
+
+@contextmanager
+def _without_switches() -> Iterator[_ForgetSwitches]:
+    with _ForgetSwitches() as mode:
+        yield mode
+
+
+def deconvnet(model: nn.Module, x: torch.Tensor, target, switches: bool = True) -> torch.Tensor:
     r"""Zeiler & Fergus's deconvnet: only positive gradients pass each ReLU, whatever $s$.
 
     Args:
@@ -50,15 +127,21 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
             returning logits `[N, classes]`; left as found.
         x: the input batch `[N, C, H, W]` (floating point, normalised).
         target: an int for every example, or one class index per example.
+        switches: True (the paper's deconvnet): max-pooling layers send the signal back to
+            the positions of this input's maxima. False: they spread it evenly over each
+            window, so nothing of the input is left in the backward pass (an ablation: the
+            map is then the same for every input).
 
     Returns:
         The modified gradient, raw and signed, with the shape of `x` `[N, C, H, W]`.
 
     Raises:
-        TypeError: `x` is not a floating-point tensor, or `target` is not integer.
+        TypeError: `x` is not a floating-point tensor, `target` is not integer, or
+            `switches` is not a bool.
         ValueError: `x` is not `[N, C, H, W]`; `target` does not fit the batch or the
             model's outputs; the model runs another activation (named with its module),
-            or no rectifier at all.
+            or no rectifier at all; with `switches=False`, a max-pooling other than a plain
+            undilated 2-D one.
 
     Examples:
         Below a ReLU whose input is negative, the plain gradient is 0; the deconvnet
@@ -78,7 +161,12 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:
         >>> convlens.deconvnet(model, x, 0).flatten().tolist()
         [2.0, 2.0]
     """
-    return _gradient_with_rule(model, x, target, "deconvnet")
+    if not isinstance(switches, bool):
+        raise TypeError(f"switches must be a bool, got {type(switches).__name__}")
+    if switches:
+        return _gradient_with_rule(model, x, target, "deconvnet")
+    with _without_switches():
+        return _gradient_with_rule(model, x, target, "deconvnet")
 
 
 def guided_backprop(model: nn.Module, x: torch.Tensor, target) -> torch.Tensor:

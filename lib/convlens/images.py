@@ -8,6 +8,7 @@ cup for "espresso" in the same input).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["KNOWN_IMAGES", "OBJECT_CLASSES", "OBJECT_SIZE", "POOL", "GroundTruthImage",
-           "PoolPhoto", "ground_truth_set", "load", "photo_pool", "prepare", "to_display"]
+__all__ = ["EVIDENCE_CLASSES", "KNOWN_IMAGES", "OBJECT_CLASSES", "OBJECT_SIZE", "POOL", "GroundTruthImage",
+           "PoolPhoto", "evidence_set", "ground_truth_set", "load", "photo_pool", "prepare", "to_display"]
 
 _SKIMAGE_PHOTOS = {
     "chelsea": "chelsea",  # a tabby cat
@@ -431,3 +432,150 @@ def ground_truth_set(n: int = 8, size: int = 224, generator: torch.Generator | N
             boxes[name] = box
         items.append(GroundTruthImage(canvas, boxes, kind))
     return items
+
+
+# ---- a data set whose evidence we place ourselves ---------------------------------------
+
+#: The classes of :func:`evidence_set`, in label order: the shape of the one *target* each
+#: image holds. A plus and a cross are two crossing bars, a ring is a hollow square, a corner
+#: is two bars meeting at an end (in any of four orientations).
+EVIDENCE_CLASSES: tuple[str, ...] = ("plus", "cross", "ring", "corner")
+
+
+@functools.cache
+def _target_shape(kind: str, side: int, stroke: int, turn: int) -> np.ndarray:
+    """The stroke pixels of one target, a bool ``[side, side]`` array (read-only)."""
+    r, c = np.mgrid[:side, :side]
+    low, high = (side - stroke) // 2, (side - stroke) // 2 + stroke
+    if kind == "plus":
+        shape = ((r >= low) & (r < high)) | ((c >= low) & (c < high))
+    elif kind == "cross":
+        width = 0.71 * stroke
+        shape = (np.abs(r - c) < width) | (np.abs(r + c - (side - 1)) < width)
+    elif kind == "ring":
+        shape = (r < stroke) | (r >= side - stroke) | (c < stroke) | (c >= side - stroke)
+    else:  # corner: a bar along the top and one down the left side, turned
+        shape = np.rot90((r < stroke) | (c < stroke), turn)
+    shape = np.ascontiguousarray(shape)
+    shape.flags.writeable = False
+    return shape
+
+
+@functools.cache
+def _distractor_pixels(kind: int, extent: int, stroke: int) -> np.ndarray:
+    """A filled disc (kind 0, ``extent`` = twice the radius, in tenths of a pixel), a filled
+    square (1), or a horizontal, vertical, diagonal or anti-diagonal bar (2-5)."""
+    if kind == 0:
+        radius = extent / 20
+        side = int(2 * radius) + 1
+        r, c = np.mgrid[:side, :side] - (side - 1) / 2
+        shape = r**2 + c**2 <= radius**2
+    elif kind == 1:
+        shape = np.ones((extent, extent), bool)
+    else:
+        r, c = np.mgrid[:extent, :extent]
+        low, high = (extent - stroke) // 2, (extent - stroke) // 2 + stroke
+        shape = [(r >= low) & (r < high), (c >= low) & (c < high),
+                 np.abs(r - c) < 0.71 * stroke, np.abs(r + c - (extent - 1)) < 0.71 * stroke
+                 ][kind - 2]
+    shape = np.ascontiguousarray(shape)
+    shape.flags.writeable = False
+    return shape
+
+
+def _distractor_shape(rng: np.random.Generator, unit: float) -> np.ndarray:
+    """A filled disc, a filled square or one straight bar (never two bars: no target)."""
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return _distractor_pixels(0, int(rng.uniform(30, 90) * unit), 0)
+    if kind == 1:
+        return _distractor_pixels(1, max(int(rng.integers(3, 9) * unit), 2), 0)
+    length, stroke = max(int(rng.integers(7, 14) * unit), 4), max(int(round(2 * unit)), 1)
+    return _distractor_pixels(2 + int(rng.integers(4)), length, stroke)
+
+
+def _place(rng: np.random.Generator, shape: np.ndarray, size: int, taken: np.ndarray,
+           margin: int) -> tuple[int, int] | None:
+    """A top-left corner where ``shape`` fits inside the frame and its box, grown by
+    ``margin``, covers no taken pixel (``None`` after 50 tries)."""
+    h, w = shape.shape
+    for _ in range(50):
+        top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+        if not taken[max(top - margin, 0):top + h + margin,
+                     max(left - margin, 0):left + w + margin].any():
+            return top, left
+    return None
+
+
+def _item_colour(rng: np.random.Generator) -> np.ndarray:
+    """Light or dark, with equal chance, for targets and distractors alike."""
+    return rng.uniform(0.65, 1.0, 3) if rng.random() < 0.5 else rng.uniform(0.0, 0.35, 3)
+
+
+def _evidence_image(rng: np.random.Generator, size: int, label: int, blobs: np.ndarray):
+    """One image ``[size, size, 3]`` in [0, 1] and its evidence box (a bool mask)."""
+    unit = size / 64
+    pixels = 0.3 + 0.4 * blobs  # smooth background colours in [0.3, 0.7]
+    taken = np.zeros((size, size), bool)
+    side = int(rng.integers(9, 14) * unit)
+    stroke = max(int(round(2 * unit)), 1)
+    target = _target_shape(EVIDENCE_CLASSES[label], side, stroke, int(rng.integers(4)))
+    top, left = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
+    pixels[top:top + side, left:left + side][target] = _item_colour(rng)
+    evidence = np.zeros((size, size), bool)
+    evidence[top:top + side, left:left + side] = True
+    taken |= evidence
+    for _ in range(int(rng.integers(3, 7))):
+        shape = _distractor_shape(rng, unit)
+        corner = _place(rng, shape, size, taken, margin=max(int(3 * unit), 2))
+        if corner is None:
+            continue
+        y, x = corner
+        pixels[y:y + shape.shape[0], x:x + shape.shape[1]][shape] = _item_colour(rng)
+        taken[y:y + shape.shape[0], x:x + shape.shape[1]] = True
+    pixels += rng.uniform(-0.06, 0.06, (size, size, 3))  # grain
+    return np.clip(pixels, 0, 1, out=pixels), evidence
+
+
+def evidence_set(n: int, size: int = 64, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Procedural images whose class is decided by known pixels only:
+    ``(x [n, 3, size, size] in [0, 1], labels [n], evidence [n, size, size] bool)``.
+
+    Each image holds exactly one *target*, a small stroked shape whose kind is the class
+    (:data:`EVIDENCE_CLASSES`: plus, cross, ring, corner; its side 9-13 px at ``size`` 64,
+    strokes 2 px, both scaled with ``size``), placed uniformly anywhere in the frame, on a
+    smooth random background with 3-6 *distractors*: filled discs, filled squares and
+    single straight bars (horizontal, vertical or diagonal). Distractors keep a margin from
+    the target and from each other, so they never touch it or form a target between them;
+    their number, kinds, places and colours are drawn independently of the class, as is
+    every colour (targets and distractors alike are light or dark at random). Fine grain
+    noise covers the whole image. So the class is decided by the target's square patch
+    alone: ``evidence`` marks that patch (its strokes and its hollow parts), and no pixel
+    outside it carries information about the class. Labels cycle through the classes in
+    order (``i % 4``), so every class has ``n / 4`` images.
+
+    ``x`` holds pixels in [0, 1]; normalise them for a model (``preprocess.normalize``).
+    ``generator`` (a CPU ``torch.Generator``; None: seed 0) draws one seed for NumPy's
+    PCG64, which draws everything else: the same generator state gives the same set.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise ValueError(f"size must be an int >= 32 pixels, got {size!r}")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    elif not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
+        raise TypeError(f"generator must be a CPU torch.Generator, got {generator!r}")
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+    coarse = torch.from_numpy(rng.random((n, 3, 4, 4), dtype=np.float32))
+    blobs = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic",
+                                            align_corners=False).clamp_(0, 1)
+    blobs = blobs.permute(0, 2, 3, 1).numpy()
+    labels = torch.arange(n) % len(EVIDENCE_CLASSES)
+    x = np.empty((n, size, size, 3), np.float32)
+    evidence = np.empty((n, size, size), bool)
+    for i in range(n):
+        x[i], evidence[i] = _evidence_image(rng, size, int(labels[i]), blobs[i].copy())
+    return (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), labels,
+            torch.from_numpy(evidence))

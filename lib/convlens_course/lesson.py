@@ -49,7 +49,7 @@ CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat
 COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 
 __all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "DPI", "ClaimFailed", "LessonContext", "expect",
-           "load_from_environment", "nondeterministic_operations", "record", "setup", "show",
+           "load_from_environment", "load_model", "nondeterministic_operations", "record", "setup", "show",
            "strict"]
 
 DPI = 100
@@ -112,9 +112,10 @@ class LessonContext:
 
     @torch.no_grad()
     def top_classes(self, x: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` most probable classes of the first image of ``x``."""
+        """The ``k`` most probable classes of the first image of ``x`` (all of them when the
+        model has fewer, e.g. the four of ``evidence_net``)."""
         probabilities = self.model(x).softmax(dim=1)[0]
-        values, indices = probabilities.topk(k)
+        values, indices = probabilities.topk(min(k, probabilities.numel()))
         return [(self.labels[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
     def to_display(self, x: torch.Tensor) -> np.ndarray:
@@ -143,7 +144,9 @@ def load_from_environment(download: bool = True) -> models.LoadedModel:
     - ``CONVLENS_LABELS``: a labels file, one class name per line,
     - ``CONVLENS_LAYERS``: ``"role=name,role=name"``, e.g. ``last_spatial=features.28``,
     - ``CONVLENS_PREPROCESS``: ``"resize=256,crop=224,mean=A/B/C,std=A/B/C,
-      interpolation=bicubic"`` (any subset; the rest from the weights' metadata).
+      interpolation=bicubic"`` (any subset; the rest from the weights' metadata),
+    - ``CONVLENS_CACHE_DIR``: where a network convlens trains itself (``evidence_net``)
+      keeps its weights (default: the torch hub cache).
 
     Unset or empty variables take the defaults.
     """
@@ -153,7 +156,18 @@ def load_from_environment(download: bool = True) -> models.LoadedModel:
     return models.load(spec, weights=_environment_value("CONVLENS_WEIGHTS"),
                        labels=_environment_value("CONVLENS_LABELS"),
                        layers=models.parse_layers(layers) if layers else None,
-                       preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download)
+                       preprocess=_environment_value("CONVLENS_PREPROCESS"), download=download,
+                       cache_dir=_environment_value("CONVLENS_CACHE_DIR"))
+
+
+def load_model(spec: str) -> models.LoadedModel:
+    """A second model for a lesson (``"evidence_net"``, the network with a known answer),
+    on the lesson's device, with the build's cache folder (``CONVLENS_CACHE_DIR``). Call
+    :func:`setup` first."""
+    if _current is None:
+        raise RuntimeError("call lesson.setup() before lesson.load_model()")
+    loaded = models.load(spec, cache_dir=_environment_value("CONVLENS_CACHE_DIR"))
+    return loaded._replace(model=loaded.model.to(_current.device))
 
 
 def _deterministic() -> None:
@@ -253,7 +267,8 @@ def setup(model: str | None = None, device: str | None = None, seed: int | None 
 
     if model is not None or weights is not None:  # explicit arguments: a hand-run notebook
         loaded = models.load(model or os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
-                             weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None)
+                             weights=weights or os.environ.get("CONVLENS_WEIGHTS") or None,
+                             cache_dir=_environment_value("CONVLENS_CACHE_DIR"))
     else:
         loaded = load_from_environment()
     generator = torch.Generator(device=device_).manual_seed(seed)
