@@ -924,6 +924,9 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
             ([`parse_preprocess`][convlens.models.parse_preprocess]), replacing fields of the
             default (the weights' metadata where known, ImageNet's 256/224 otherwise).
         download: allow downloading pretrained weights.
+        cache_dir: where a model trained by convlens (`evidence_net`) keeps its weights
+            (None: the torch hub cache); it is trained there on first use (under two minutes
+            on a CPU) and again only when its code changes.
 
     Returns:
         A [`LoadedModel`][convlens.models.LoadedModel].
@@ -952,14 +955,15 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
         (['class 0', 'class 1', 'class 2'], '0', False)
     """
     parsed = _parse_spec(spec)
-    model, base, known_labels, notes = _build(parsed, spec, weights, download)
+    model, base, known_labels, notes = _build(parsed, spec, weights, download, cache_dir)
     model.eval()
     chosen = _resolve_preprocess(preprocess, base)
 
     if parsed.kind == "registry":
         entry = _SPECS[spec]
         roles, stages = dict(entry.layers), entry.stages
-        n_outputs = 1000 if weights is None else _trace(model, (chosen.crop, chosen.crop)).n_outputs
+        n_outputs = len(known_labels) if weights is None \
+            else _trace(model, (chosen.crop, chosen.crop)).n_outputs
     else:
         traced = _trace(model, (chosen.crop, chosen.crop))
         roles, stages, n_outputs = traced.layers, traced.stages, traced.n_outputs
@@ -972,7 +976,7 @@ def load(spec: str = DEFAULT_MODEL, weights: str | os.PathLike | None = None,
     return LoadedModel(model, chosen, names, str(spec), roles, tuple(stages), notes)
 
 
-def _build(parsed: _Parsed, spec, weights, download: bool):
+def _build(parsed: _Parsed, spec, weights, download: bool, cache_dir=None):
     """The model of a parsed spec with its weights loaded, its default preprocessing, the
     class names its weights carry (None when they carry none) and notes on the loading (a
     classifier resized to a fine-tuned checkpoint)."""
