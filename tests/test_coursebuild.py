@@ -1301,3 +1301,48 @@ def test_mkdocs_serve_shows_a_lesson_edit_and_settles(project, tmp_path):
         server.wait(30)
         log.close()
         print((tmp_path / "serve.log").read_text()[-3000:])
+
+
+def test_operations_without_a_deterministic_kernel_reach_the_manifest_and_the_build_page(
+        monkeypatch):
+    """What the runtime reports on CUDA (one private output per operation) is collected in
+    order, stripped from the page and listed on the Build page; the kernel's environment
+    fixes cuBLAS's workspace before the lesson starts."""
+    import nbformat
+
+    def output(operation):
+        return nbformat.v4.new_output("display_data", data={
+            protocol.NONDETERMINISTIC_MIME: {"operation": operation},
+            "text/plain": f"no deterministic kernel: {operation}"})
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("a", outputs=[output("adaptive_avg_pool2d_backward_cuda")]),
+        nbformat.v4.new_code_cell("b", outputs=[output("upsample_bilinear2d_backward_out_cuda"),
+                                                output("adaptive_avg_pool2d_backward_cuda"),
+                                                nbformat.v4.new_output("stream", text="kept\n")]),
+    ])
+    part = prose.finish("lessons/01-x.py", nb)
+    assert part["nondeterministic"] == ["adaptive_avg_pool2d_backward_cuda",
+                                        "upsample_bilinear2d_backward_out_cuda"]
+    assert [len(c.outputs) for c in nb.cells] == [0, 1]  # only the stream output is left
+    info = {"model": "m", "weights": "w" * 16, "device": "cuda", "seed": 0, "versions": {},
+            "settings": "s", "lessons": [
+                {"slug": "01-x", "cache": "miss", "executed_seconds": 1.0, "cells": 2,
+                 "key": "k" * 12, "settings": "s", "checks": 0, "notes": [],
+                 "nondeterministic": part["nondeterministic"]},
+                {"slug": "02-y", "cache": "miss", "executed_seconds": 1.0, "cells": 2,
+                 "key": "k" * 12, "settings": "s", "checks": 0, "notes": [],
+                 "nondeterministic": []}]}
+    page = assemble_module().build_page(info)
+    assert "## Operations without a deterministic kernel" in page
+    [row] = [line for line in page.splitlines() if "upsample_bilinear2d" in line]
+    assert row.startswith("| [01-x]") and "`adaptive_avg_pool2d_backward_cuda`" in row
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert execute.kernel_env({}, "cuda", 0, 1)["CUBLAS_WORKSPACE_CONFIG"] == \
+        protocol.CUBLAS_WORKSPACE_CONFIG
+
+
+def assemble_module():
+    from coursebuild import assemble
+
+    return assemble

@@ -38,7 +38,6 @@ ENVIRONMENT = (
     "CONVLENS_DEVICE",
     "CONVLENS_SEED",
     "CONVLENS_STRICT",
-    "CONVLENS_CACHE_DIR",
 )
 
 EXPLORER_SCHEMA = Path(__file__).with_name("explorer_schema.json")

@@ -72,6 +72,14 @@ def build_page(info: dict) -> str:
         absent = ["", f"Not on this site (no build with these settings yet): "
                   f"{', '.join(absent)}."]
     checks = sum(r.get("checks", 0) for r in shown)
+    unsettled = [f"| [{r['slug']}](lessons/{r['slug']}.ipynb) | "
+                 + ", ".join(f"`{op}`" for op in r["nondeterministic"]) + " |"
+                 for r in shown if r.get("nondeterministic")]
+    if unsettled:
+        unsettled = ["", "## Operations without a deterministic kernel", "",
+                     "These lessons ran operations that have no deterministic implementation "
+                     "on this device: their values can differ in the last digits between two "
+                     "builds.", "", "| Lesson | operations |", "|---|---|", *unsettled]
     return "\n".join([
         "# Build",
         "",
@@ -98,6 +106,7 @@ def build_page(info: dict) -> str:
         *rows,
         *absent,
         *noted,
+        *unsettled,
         "",
     ])
 

@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from coursebuild import keys, prose
+from convlens_course.protocol import CUBLAS_WORKSPACE_CONFIG
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STOP = threading.Event()  # set by the build on Ctrl-C: running lessons stop, kernels end
@@ -154,6 +155,8 @@ def kernel_env(settings_env: dict[str, str], device: str, seed: int, jobs: int) 
                         "CONVLENS_LAYERS", "CONVLENS_PREPROCESS", "MPLBACKEND")}
     env.update(settings_env, CONVLENS_DEVICE=device, CONVLENS_SEED=str(seed),
                PYTHONHASHSEED="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    # cuBLAS reads its workspace setting once, before the lesson's first line could set it
+    env.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
     if jobs > 1:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     return env

@@ -61,7 +61,10 @@ ENVIRONMENT = {"CONVLENS_MODEL": "model", "CONVLENS_WEIGHTS": "weights",
                "CONVLENS_PREPROCESS": "preprocess", "CONVLENS_DEVICE": "device",
                "CONVLENS_SEED": "seed", "CONVLENS_STRICT": "strict"}
 # Read by the runtime without shaping a notebook, with the reason (a test holds this list).
-NOT_KEYED = {"CONVLENS_FIGURE_DIR": "a folder that also receives each figure as a PNG file"}
+NOT_KEYED = {"CONVLENS_FIGURE_DIR": "a folder that also receives each figure as a PNG file",
+             "CONVLENS_CACHE_DIR": "where evidence_net keeps the weights it trained, under a "
+                                   "hash of its code (which the depfile covers): the folder "
+                                   "saves time, it does not change the result"}
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 CHANGED_DURING_RUN = "changed-during-run"  # never equals a digest: the next build re-runs
 

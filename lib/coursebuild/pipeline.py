@@ -260,6 +260,7 @@ def build_info(p: Plan) -> dict:
                "records": len(manifest.get("records", {})),
                "checks": manifest.get("checks", 0),
                "notes": r.published.notes if r.published else [],
+               "nondeterministic": manifest.get("nondeterministic", []),
                "settings": p.settings_id if r.published else None}
         row["key"] = r.key
         if r.kept:

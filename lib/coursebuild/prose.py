@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 # The runtime's constants, from the one module that defines them (it imports no torch).
-from convlens_course.protocol import EXPECT_MIME, RECORD_MIME
+from convlens_course.protocol import EXPECT_MIME, NONDETERMINISTIC_MIME, RECORD_MIME
 from coursebuild import inline
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -62,6 +62,18 @@ def collect(nb) -> tuple[dict[str, str], list[dict], int, list[str]]:
     return {name: text for name, (text, _) in records.items()}, notes, checks, errors
 
 
+def nondeterministic(nb) -> list[str]:
+    """The operations the lesson ran without a deterministic kernel (on CUDA: the runtime
+    reports each once), in the order they first ran."""
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else ():
+            operation = _data(output).get(NONDETERMINISTIC_MIME, {}).get("operation")
+            if operation and operation not in found:
+                found.append(operation)
+    return found
+
+
 def fill(nb, records: dict[str, str]) -> list[str]:
     """Replace the placeholders of the markdown cells of ``nb``; return the errors."""
     errors = []
@@ -88,7 +100,7 @@ def strip(nb) -> None:
         kept = []
         for output in cell.get("outputs", []):
             data = _data(output)
-            if RECORD_MIME in data:
+            if RECORD_MIME in data or NONDETERMINISTIC_MIME in data:
                 continue
             if EXPECT_MIME in data:
                 if data[EXPECT_MIME]["holds"]:
@@ -112,8 +124,11 @@ def check_fill(lesson, nb, records: dict[str, str]) -> None:
 
 def finish(lesson, nb) -> dict:
     """Fill, check and strip ``nb`` (executed from ``lesson``); return the manifest part
-    ``{"records": {...}, "checks": n, "notes": [...]}``; raise :class:`ProseError`."""
+    ``{"records": {...}, "checks": n, "notes": [...], "nondeterministic": [...]}``; raise
+    :class:`ProseError`."""
     records, notes, checks, errors = collect(nb)
     _raise(lesson, errors + fill(nb, records))
+    operations = nondeterministic(nb)
     strip(nb)
-    return {"records": records, "checks": checks, "notes": notes}
+    return {"records": records, "checks": checks, "notes": notes,
+            "nondeterministic": operations}
