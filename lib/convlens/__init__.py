@@ -29,6 +29,15 @@ _FUNCTIONS = {
     "Transforms": "input_optimization",
     "Visualization": "input_optimization",
     "maximize_activation": "input_optimization",
+    "ChannelObjective": "feature_visualization",
+    "ClassObjective": "feature_visualization",
+    "maco": "feature_visualization",
+    "visualize_class": "feature_visualization",
+    "accentuate": "accentuation",
+    "dataset_examples": "exemplars",
+    "natural_spectrum": "natural_statistics",
+    "transfer_scores": "visualization_checks",
+    "layer_similarity": "visualization_checks",
     "feature_maps": "features",
     "gradient": "saliency",
     "gradient_x_input": "saliency",
@@ -43,7 +52,10 @@ _FUNCTIONS = {
 # public submodules (the topics): ``convlens.evaluate.deletion_curve`` and so on
 _MODULES = (
     "cam",
+    "accentuation",
     "evaluate",
+    "exemplars",
+    "feature_visualization",
     "features",
     "guided",
     "hooks",
@@ -51,11 +63,13 @@ _MODULES = (
     "input_optimization",
     "kernel_decomposition",
     "models",
+    "natural_statistics",
     "occlusion_maps",
     "path_integral",
     "plot",
     "receptive_fields",
     "saliency",
+    "visualization_checks",
 )
 
 __all__ = sorted([*_FUNCTIONS, *_MODULES, "__version__"])
