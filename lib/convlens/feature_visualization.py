@@ -53,8 +53,8 @@ from .hooks import capture, eval_mode, stop_after
 from .input_optimization import Visualization, _normalizer
 from .natural_statistics import ColourBasis, natural_spectrum
 
-__all__ = ["ChannelObjective", "ClassObjective", "PhaseImage", "maco", "random_crops",
-           "visualize_class"]
+__all__ = ["CLASS_RECIPE", "ChannelObjective", "ClassObjective", "PhaseImage", "maco",
+           "random_crops", "transparent", "visualize_class"]
 
 
 @dataclass(frozen=True)
@@ -336,3 +336,24 @@ def visualize_class(model: nn.Module, target: int, *, steps: int | None = None,
         raise TypeError(f"target must be a class index (int), got {type(target).__name__}")
     return maco(model, [ClassObjective(target)], normalize=normalize, generator=generator,
                 cache_dir=cache_dir, **recipe)[0]
+
+
+def transparent(visualization: Visualization, *, blur: float = 2.0, quantile: float = 0.98,
+                background: float = 1.0) -> torch.Tensor:
+    """The picture with its importance as opacity, over a plain ``background`` (1: white):
+    ``alpha = clip(g / q, 0, 1)``, ``g`` the importance blurred by a Gaussian of standard
+    deviation ``blur`` pixels and ``q`` its ``quantile``. Returns ``[3, H, W]`` in [0, 1]."""
+    if visualization.importance is None:
+        raise ValueError("this visualisation has no importance map (MACO returns one)")
+    if not 0 < quantile <= 1 or blur < 0:
+        raise ValueError(f"quantile must be in (0, 1] and blur >= 0, got {quantile}, {blur}")
+    weight = visualization.importance.detach().double().cpu()[None, None]
+    if blur > 0:
+        radius = max(1, int(3 * blur))
+        taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / blur) ** 2)
+        taps = taps / taps.sum()
+        weight = F.pad(weight, (radius, radius, radius, radius), mode="reflect")
+        weight = F.conv2d(F.conv2d(weight, taps.reshape(1, 1, 1, -1)), taps.reshape(1, 1, -1, 1))
+    alpha = (weight[0, 0] / torch.quantile(weight.flatten(), quantile).clamp(min=1e-30)).clamp(0, 1)
+    image = visualization.image.detach().double().cpu()
+    return (alpha * image + (1 - alpha) * background).to(visualization.image.dtype)
