@@ -339,7 +339,7 @@ _ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form o
 # One practical catch first. The lesson's `last_spatial` layer is, on this model, the output of
 # the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
 # starting image has zero gradient and never moves; one that reaches 6 everywhere has nothing
-# left to gain. Twelve steps on the four channels most active on the cat photo, each from the
+# left to gain. Eight steps on the four channels most active on the cat photo, each from the
 # usual near-grey start:
 
 # %%
@@ -351,7 +351,7 @@ def most_active(layer, k=4):
     return maps.flatten(1).mean(dim=1).argsort(descending=True)[:k].tolist()
 
 
-deep_settings = dict(steps=12, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
+deep_settings = dict(steps=8, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
                      transforms=Transforms(jitter=4))
 stuck = {"dead": 0, "saturated": 0}
 with warnings.catch_warnings(record=True) as caught:
@@ -359,10 +359,10 @@ with warnings.catch_warnings(record=True) as caught:
     for c in most_active(ctx.layers["last_spatial"]):
         objective = convlens.maximize_activation(model, ctx.layers["last_spatial"], c, generator=seeded(),
                                                  **deep_settings).history["objective"]
-        print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 6, 12 = "
-              f"{objective[0]:.3f}, {objective[5]:.3f}, {objective[11]:.3f}")
+        print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 4, 8 = "
+              f"{objective[0]:.3f}, {objective[3]:.3f}, {objective[7]:.3f}")
         stuck["dead"] += bool((objective == 0).all())
-        stuck["saturated"] += bool((objective[5:] > 5.99).all())
+        stuck["saturated"] += bool((objective[3:] > 5.99).all())
 if caught:
     print(f"{len(caught)} warning(s), e.g.: {caught[0].message}")
 print("channels that stay at 0 (dead start):", stuck["dead"], "| pinned at 6 (saturated):", stuck["saturated"])
@@ -370,7 +370,7 @@ lesson.record("n_dead", stuck["dead"])
 _ = lesson.expect(stuck["dead"] > 0, "some of these channels are dead at the grey start", stuck)
 
 # %% [markdown]
-# {{ n_dead }} of the four stay at exactly 0 for all twelve steps: the channels that fire most
+# {{ n_dead }} of the four stay at exactly 0 for all eight steps: the channels that fire most
 # on a cat photo are off for a grey image, and with a zero gradient the ascent cannot even
 # begin (convlens warns). From here on, channel objectives are taken on *convolution outputs*
 # (before their batch norm and clipping), which have a gradient everywhere.
@@ -694,15 +694,15 @@ for part, columns in enumerate((range(half), range(half, len(classes)))):
 check_layers = list(ctx.stages)
 photo_owner = torch.arange(len(pool)).repeat_interleave(len(views) // len(pool))
 view_pixels = views.float()
-margins = {}  # recipe -> [layers, classes]
 candidates = {**{name: class_pictures[name][:len(photo_classes)] for name in class_pictures},
               "control: random phase": prior.image()[:1].detach().float().expand(len(photo_classes), -1, -1, -1)}
-for name, pictures in candidates.items():
-    similarity = convlens.layer_similarity(model, check_layers, pictures.to(ctx.device),
-                                           view_pixels.to(ctx.device), normalize=ctx.preprocess.normalize)
+similarity = convlens.layer_similarity(model, check_layers, torch.cat(list(candidates.values())).to(ctx.device),
+                                       view_pixels.to(ctx.device), normalize=ctx.preprocess.normalize)
+margins = {}  # recipe -> [layers, classes]
+for r, name in enumerate(candidates):
     rows = []
     for layer_name in check_layers:
-        values = similarity[layer_name].cpu()
+        values = similarity[layer_name][r * len(photo_classes):(r + 1) * len(photo_classes)].cpu()
         rows.append([float(values[k, photo_owner == owner].mean() - values[k, photo_owner != owner].mean())
                      for k, owner in enumerate(photo_classes.values())])
     margins[name] = torch.tensor(rows)
@@ -736,7 +736,7 @@ lesson.record("control_margin_last", float(margins["control: random phase"][-1].
 # 2017). `convlens.dataset_examples(model, layer, channel, images, k)` ranks every position of
 # the channel over a pool of images and returns the top ones, each with the box of its
 # receptive field. The pool here is the {{ pool_size }} photos as {{ example_views }} views of
-# 224×224 pixels (two crops each, and their mirror images).
+# 224×224 pixels (a centre crop of each, and its mirror image).
 #
 # Six convolutions, evenly spaced in depth (leaving out the first, whose picture we already
 # know, and the depthwise ones, whose channels each see a single channel of their input), and
@@ -746,20 +746,21 @@ lesson.record("control_margin_last", float(margins["control: random phase"][-1].
 # {{ channel_steps }} steps of {{ maco_crops }} crops, importance as opacity.
 
 # %%
-example_pixels = natural_statistics.photo_views([p.image for p in pool], (224, 224), crops=2).float()
+example_pixels = natural_statistics.photo_views([p.image for p in pool], (224, 224), crops=1).float()
 example_inputs = ctx.preprocess.normalize(example_pixels).to(ctx.device)
 lesson.record("example_views", len(example_inputs))
 dense = [n for n in convolutions_in("")[1:] if modules[n].groups == 1]
 depth_layers = list(dict.fromkeys(dense[round(i)] for i in np.linspace(0, len(dense) - 1, 6)))
-stats = {n: [] for n in depth_layers}  # per batch: max, sum, sum of squares, count per channel
+stats, best_view = {}, {}  # layer -> its most selective channel; that channel's best view mean
 with torch.no_grad(), capture(model, depth_layers) as records:
-    for start in range(0, len(example_inputs), 13):
-        model(example_inputs[start:start + 13])
+    model(example_inputs)
 for name in depth_layers:
-    maps = torch.cat(records[name]).transpose(0, 1).flatten(1).double()  # [channels, positions]
+    output = records[name][0]
+    maps = output.transpose(0, 1).flatten(1).double()  # [channels, all positions of all views]
     selectivity = (maps.max(dim=1).values - maps.mean(dim=1)) / maps.std(dim=1).clamp(min=1e-12)
     stats[name] = int(selectivity.argmax())
-del records
+    best_view[name] = float(output[:, stats[name]].mean(dim=(1, 2)).max())
+del records, maps, output
 print("layer -> most selective channel:", stats)
 channel_steps = lesson.record("channel_steps", maco_steps)
 channel_pictures = {}
@@ -771,14 +772,10 @@ examples = {name: convlens.dataset_examples(model, name, c, example_inputs, k=5,
             for name, c in stats.items()}
 # the picture's objective against the pool's best view, on the same measure (mean over positions)
 picture_inputs = ctx.preprocess.normalize(torch.stack([v.image for v in channel_pictures.values()]))
-ratios = {}
 with torch.no_grad(), capture(model, depth_layers) as records:
     model(picture_inputs.to(ctx.device))
-    model(example_inputs)
-for i, (name, c) in enumerate(stats.items()):
-    picture_mean = float(records[name][0][i, c].mean())
-    best_view = float(records[name][1][:, c].mean(dim=(1, 2)).max())
-    ratios[name] = picture_mean / best_view if best_view > 0 else float("inf")
+ratios = {name: float(records[name][0][i, c].mean()) / best_view[name] if best_view[name] > 0 else float("inf")
+          for i, (name, c) in enumerate(stats.items())}
 del records
 print("objective of the picture / of the best pool view:", {k: round(v, 2) for k, v in ratios.items()})
 lesson.record("ratio_low", min(ratios.values()), ".1f")
@@ -838,7 +835,7 @@ diverse_layer = depth_layers[len(depth_layers) // 2]
 objective = ChannelObjective(diverse_layer, stats[diverse_layer])
 diverse = {}
 for weight in (0.0, 10.0):
-    diverse[weight] = convlens.maco(model, [objective] * 3, steps=channel_steps, crops=maco_crops,
+    diverse[weight] = convlens.maco(model, [objective] * 3, steps=channel_steps, crops=1,
                                     image_size=fv_size, spectrum=(magnitude, basis), diversity=weight,
                                     diversity_layer=diverse_layer, normalize=ctx.preprocess.normalize,
                                     generator=seeded())
@@ -901,7 +898,7 @@ deep_layer = depth_layers[-1]
 accent_objectives = {f"logit '{ctx.labels[cat_class]}'": ClassObjective(cat_class),
                      f"mean of ch {stats[deep_layer]} of {deep_layer}": ChannelObjective(deep_layer, stats[deep_layer])}
 accented = {label: convlens.accentuate(model, accent_pixels, objective, strength=accent_strength,
-                                       steps=accent_steps, normalize=ctx.preprocess.normalize,
+                                       steps=accent_steps, crops=1, normalize=ctx.preprocess.normalize,
                                        generator=seeded())
             for label, objective in accent_objectives.items()}
 fig, axes = plt.subplots(1, 5, figsize=(12, 3.3))
