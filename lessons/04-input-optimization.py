@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Input optimisation
 #
-# **Summary.** Synthesising an image that excites a unit or a class, and the regularisers that make it look like something.
+# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures with dataset examples beside them, and two checks of what such pictures mean.
 #
 # **The question.** "To see what a filter detects, people start from a random image and
 # follow the gradient that raises the mean of that filter's feature map. But for a first-layer
@@ -29,6 +29,8 @@
 # norm penalty, or simply a fixed budget of small steps. Second, the interesting units are
 # **deep**: after many nonlinearities the objective is no longer linear, and the best bounded
 # image is no longer a trivial pattern of signs but a picture of what the unit responds to.
+# Whether that picture *means* something is a separate question, and the second half of this
+# page gives two ways to test it.
 #
 # With $a_{c}(x)$ the mean activation of channel $c$ of a layer, and $x = g(\theta)$ an image
 # produced from free parameters $\theta$ (the parameterisation), the method solves
@@ -43,18 +45,23 @@
 # class scores with an $L_2$ penalty; Mordvintsev et al. 2015
 # ([Inceptionism](https://research.google/blog/inceptionism-going-deeper-into-neural-networks/))
 # and Olah et al. 2017, [Feature Visualization](https://distill.pub/2017/feature-visualization/)
-# (Distill), added jitter, the Fourier parameterisation and decorrelated colour that make the
-# pictures clean.
+# (Distill), added jitter, the Fourier parameterisation and decorrelated colour; Fel et al. 2023,
+# [MACO](https://arxiv.org/abs/2306.06805) (NeurIPS), fixed the image's Fourier magnitude to
+# that of natural photos and optimised only its phase. Geirhos et al. 2024,
+# [Don't trust your eyes](https://arxiv.org/abs/2306.04719) (ICML), showed that such pictures
+# can be made to lie.
 
 # %%
 import time
 import warnings
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 import convlens
-from convlens import plot
+from convlens import images, natural_statistics, plot
+from convlens.feature_visualization import ChannelObjective, ClassObjective, PhaseImage, transparent
 from convlens.hooks import capture
 from convlens.input_optimization import Transforms
 from convlens_course import lesson
@@ -148,10 +155,57 @@ lesson.show(fig, f"Coefficient of each pixel in the mean of channel {channel} of
 
 # %% [markdown]
 # With stride $s$, the pixels fall into $s\times s$ classes by their position in the stride
-# grid, each touched by a different subset of the kernel's taps: the coefficient map is a
-# tiling of $s^2$ numbers per colour, with a different rim where windows stop. So for this
-# objective, the "best image" is known without any optimisation: each pixel goes as far as it
-# is allowed in the direction of the sign of its coefficient.
+# grid, each touched by a different subset of the kernel's taps: away from the border, a pixel
+# of phase $(a, b)$ gets the sum of the taps $w_c(u, v)$ with $u \equiv a$ and $v \equiv b$
+# (modulo $s$, counted from the padded origin), divided by $\sigma N$. The coefficient map is
+# a tiling of these $s^2$ *phase sums* per colour, with a different rim where windows stop.
+# The next cell checks that on the interior, and draws the kernel beside its phase sums.
+
+# %%
+def phase_sums(kernel, stride):
+    """[C, k, k] kernel -> [C, s, s]: the sum of the taps of each stride phase."""
+    sums = torch.zeros(kernel.shape[0], stride, stride, dtype=kernel.dtype)
+    for u in range(kernel.shape[1]):
+        for v in range(kernel.shape[2]):
+            sums[:, u % stride, v % stride] += kernel[:, u, v]
+    return sums
+
+
+sums = phase_sums(weight[channel].cpu(), s_y) if s_y == s_x and d_y == d_x == 1 else None
+if sums is not None:
+    rim = k_y  # pixels this close to the border see fewer windows
+    rows = torch.arange(rim, size - rim)
+    phase = (rows + pad[0]) % s_y
+    tiled = sums[:, phase][:, :, phase] / (torch.tensor(std)[:, None, None] * n_out)
+    interior = grad_a[:, rim:size - rim, rim:size - rim].cpu()
+    tiling_gap = float((tiled - interior).abs().max() / interior.abs().max())
+    print(f"interior coefficients vs tiled phase sums: largest gap {tiling_gap:.1e}")
+    _ = lesson.expect(tiling_gap < 1e-4, "inside the rim, the coefficient map is the tiling of "
+                      "the kernel's phase sums", tiling_gap)
+    fig, axes = plt.subplots(2, 3, figsize=(8.4, 5.4))
+    limit_w = float(weight[channel].abs().max())
+    limit_s = float(sums.abs().max())
+    for colour in range(3):
+        axes[0, colour].imshow(weight[channel, colour].cpu(), cmap="RdBu_r", vmin=-limit_w, vmax=limit_w)
+        axes[0, colour].set_title(f"{'RGB'[colour]}: the {k_y}×{k_x} kernel", fontsize=10)
+        axes[1, colour].imshow(sums[colour], cmap="RdBu_r", vmin=-limit_s, vmax=limit_s)
+        axes[1, colour].set_title(f"{'RGB'[colour]}: its {s_y}×{s_x} phase sums", fontsize=10)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    lesson.show(fig, f"Channel {channel} of {first_name}: the kernel (top) and the sums of its taps "
+                     f"per stride phase (bottom), the only numbers the coefficient map of Figure 1 "
+                     "repeats (red positive, blue negative; each row on one colour scale).")
+    lesson.record("n_taps", 3 * k_y * k_x)
+    lesson.record("n_sums", 3 * s_y * s_x)
+
+# %% [markdown]
+# So for this objective the "best image" is known without any optimisation: each pixel goes as
+# far as it is allowed in the direction of the sign of its coefficient. And it shows *less*
+# than the kernel: the {{ n_taps }} weights collapse into {{ n_sums }} phase sums, of which the
+# best image keeps only the signs. To see a first-layer filter, plot its weights
+# ([Filters and feature maps](01-filters-and-feature-maps.ipynb)); the optimised image of its
+# mean shows the signs of sums of its taps, tiled.
 #
 # ## Unbounded pixels diverge
 #
@@ -265,15 +319,16 @@ lesson.record("n_values", n_values)
 lesson.record("l2_gap", gap, ".0e")
 _ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form optimum", gap)
 
+
 # %% [markdown]
-# Every bound gives the same picture: the filter's sign pattern, tiled (the $L_2$ version in
-# shades of grey, since its pixels stop at $\frac12 + n\,\alpha_p/(2\lambda)$ instead of at 0
-# or 1; with $n =$ {{ n_values }} the formula and the ascent agree to {{ l2_gap }}). That answers the
-# question. The divergence is real but harmless for *looking*: the direction is found at once
-# and more steps only scale it (this is why tutorials that stop after a fixed number of steps
-# never notice). It also shows the limit of the method at the first layer: the "optimal image"
-# of a linear unit is nothing more than its weights, which you can just plot
-# ([Filters and feature maps](01-filters-and-feature-maps.ipynb)).
+# Every bound gives the same picture: the sign pattern of the phase sums, tiled (the $L_2$
+# version in shades of grey, since its pixels stop at $\frac12 + n\,\alpha_p/(2\lambda)$
+# instead of at 0 or 1; with $n =$ {{ n_values }} the formula and the ascent agree to
+# {{ l2_gap }}). That answers the question. The divergence is real but harmless for
+# *looking*: the direction is found at once and more steps only scale it (this is why
+# tutorials that stop after a fixed number of steps never notice). It also shows the limit of
+# the method at the first layer: the picture holds the signs of a few sums of weights, less
+# than a plot of the weights themselves.
 #
 # ## Deeper units: where it means something
 #
@@ -284,8 +339,8 @@ _ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form o
 # One practical catch first. The lesson's `last_spatial` layer is, on this model, the output of
 # the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
 # starting image has zero gradient and never moves; one that reaches 6 everywhere has nothing
-# left to gain, and its picture stops improving there. Twelve steps on the four channels most
-# active on the cat photo, each from the usual near-grey start:
+# left to gain. Eight steps on the four channels most active on the cat photo, each from the
+# usual near-grey start:
 
 # %%
 photo = ctx.image("chelsea")
@@ -296,19 +351,18 @@ def most_active(layer, k=4):
     return maps.flatten(1).mean(dim=1).argsort(descending=True)[:k].tolist()
 
 
-deep_settings = dict(steps=48, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
+deep_settings = dict(steps=8, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
                      transforms=Transforms(jitter=4))
 stuck = {"dead": 0, "saturated": 0}
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for c in most_active(ctx.layers["last_spatial"]):
-        history = convlens.maximize_activation(model, ctx.layers["last_spatial"], c, generator=seeded(),
-                                               **{**deep_settings, "steps": 12}).history
-        objective = history["objective"]
-        print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 6, 12 = "
-              f"{objective[0]:.3f}, {objective[5]:.3f}, {objective[11]:.3f}")
+        objective = convlens.maximize_activation(model, ctx.layers["last_spatial"], c, generator=seeded(),
+                                                 **deep_settings).history["objective"]
+        print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 4, 8 = "
+              f"{objective[0]:.3f}, {objective[3]:.3f}, {objective[7]:.3f}")
         stuck["dead"] += bool((objective == 0).all())
-        stuck["saturated"] += bool((objective[5:] > 5.99).all())
+        stuck["saturated"] += bool((objective[3:] > 5.99).all())
 if caught:
     print(f"{len(caught)} warning(s), e.g.: {caught[0].message}")
 print("channels that stay at 0 (dead start):", stuck["dead"], "| pinned at 6 (saturated):", stuck["saturated"])
@@ -316,113 +370,15 @@ lesson.record("n_dead", stuck["dead"])
 _ = lesson.expect(stuck["dead"] > 0, "some of these channels are dead at the grey start", stuck)
 
 # %% [markdown]
-# {{ n_dead }} of the four stay at exactly 0 for all twelve steps: the channels that fire most
+# {{ n_dead }} of the four stay at exactly 0 for all eight steps: the channels that fire most
 # on a cat photo are off for a grey image, and with a zero gradient the ascent cannot even
-# begin (convlens warns). So for the deep example we take the last *convolution* of the network (found generically:
-# the last `nn.Conv2d`), whose output comes before the batch norm and the clipping. First the
-# parameterisation alone: two channels (the most active on the cat photo), one of the middle
-# layer and one of that convolution, optimised from the same grey noise with the sigmoid of raw
-# pixels and with the Fourier ("fft") parameterisation in decorrelated colour, 112×112
-# pixels, {{ param_steps }} steps, jitter of 4 pixels.
-
-# %%
-last_conv_name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)][-1]
-deep = {ctx.layers["middle"]: most_active(ctx.layers["middle"], 2), last_conv_name: most_active(last_conv_name, 2)}
-print("channels:", deep)
-param_steps = lesson.record("param_steps", 64)
-compare = {}  # (layer, parameterisation) -> Visualization
-for layer_name, channels in deep.items():
-    for kind in ("sigmoid", "fft"):
-        compare[layer_name, kind] = convlens.maximize_activation(
-            model, layer_name, channels[0], parameterization=kind, decorrelate=kind == "fft",
-            generator=seeded(), **{**deep_settings, "steps": param_steps})
-
-fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.9))
-for ax, ((layer_name, kind), run) in zip(axes, compare.items()):
-    ax.imshow(run.image.permute(1, 2, 0).cpu())
-    ax.set_title(f"{layer_name} ch {deep[layer_name][0]}, {kind}\nobjective "
-                 f"{run.history['objective'][-1]:.1f}", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-lesson.show(fig, f"One channel of {ctx.layers['middle']} and one of {last_conv_name}: sigmoid of raw "
-                 f"pixels versus Fourier parameterisation with decorrelated colour ({param_steps} "
-                 "steps each); titles: channel, parameterisation and final mean activation.")
-gains = {name: float(compare[name, "fft"].history["objective"][-1]
-                     / compare[name, "sigmoid"].history["objective"][-1]) for name in deep}
-print("final objective, fft / sigmoid:", {k: round(v, 2) for k, v in gains.items()})
-lesson.record("fft_gain_low", min(gains.values()) - 1, ".0%")
-lesson.record("fft_gain_high", max(gains.values()) - 1, ".0%")
-_ = lesson.expect(all(g > 1 for g in gains.values()),
-                  "for the same number of steps the Fourier parameterisation reaches higher activations",
-                  min(gains.values()))
-
-# %% [markdown]
-# For the same number of steps the Fourier parameterisation reaches higher activations (by
-# {{ fft_gain_low }} and {{ fft_gain_high }} here) and bolder, larger-scale structure, while the
-# sigmoid of raw pixels stays a fine, low-contrast speckle: the Fourier parameters are scaled
-# so that coarse structure moves first, and the colours are decorrelated the way natural
-# images are. Both still carry a pixel-level grain at this number of steps.
-#
-# ## The whole recipe: transformation robustness
-#
-# The pictures in Olah et al. 2017 add one more ingredient and many more steps: before every
-# forward pass the image is jittered, zoomed and rotated at random (`Transforms(jitter=8,
-# scale=(0.9, 1.1), degrees=10)` here), so only a pattern that works at every offset, scale
-# and small angle survives, and they run for many more steps at full resolution. Below: the
-# two most active channels of each of the two layers, Fourier parameterisation in decorrelated
-# colour, {{ recipe_steps }} steps at {{ recipe_size }}×{{ recipe_size }} pixels, as much as
-# this page can afford to build on a CPU.
-
-# %%
-recipe_steps = lesson.record("recipe_steps", 192)
-recipe_size = lesson.record("recipe_size", 128)
-robust = Transforms(jitter=8, scale=(0.9, 1.1), degrees=10)
-recipe = {}
-for layer_name, channels in deep.items():
-    for c in channels:
-        recipe[layer_name, c] = convlens.maximize_activation(
-            model, layer_name, c, parameterization="fft", decorrelate=True, transforms=robust,
-            steps=recipe_steps, lr=0.05, image_size=(recipe_size, recipe_size),
-            normalize=ctx.preprocess.normalize, generator=seeded())
-
-fig, axes = plt.subplots(1, 4, figsize=(10, 3.0))
-for ax, ((layer_name, c), run) in zip(axes, recipe.items()):
-    ax.imshow(run.image.permute(1, 2, 0).cpu())
-    ax.set_title(f"{layer_name} ch {c}\nobjective {run.history['objective'][-1]:.1f}", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-lesson.show(fig, f"Two channels of {ctx.layers['middle']} and two of {last_conv_name}: Fourier "
-                 "parameterisation, decorrelated colour, random jitter, zoom and rotation, "
-                 f"{recipe_steps} steps at {recipe_size}×{recipe_size}; titles: final mean activation.")
-recipe_gain = {name: float(recipe[name, deep[name][0]].history["objective"][-1]
-                           / compare[name, "fft"].history["objective"][-1]) for name in deep}
-print(f"final objective, whole recipe / fft at {param_steps} steps without zoom and rotation:",
-      {k: round(v, 2) for k, v in recipe_gain.items()})
-lesson.record("recipe_gain_low", min(recipe_gain.values()) - 1, ".0%")
-lesson.record("recipe_gain_high", max(recipe_gain.values()) - 1, ".0%")
-_ = lesson.expect(all(g > 1 for g in recipe_gain.values()),
-                  "the whole recipe reaches higher activations than the short fft runs, although "
-                  "each step sees a randomly moved, zoomed and rotated image", min(recipe_gain.values()))
-
-# %% [markdown]
-# Look at what these pictures show, and what they do not. The middle-layer channels come out as
-# textures: one motif (a lattice of colour blobs, a band of parallel strokes) repeated over the
-# whole image, because the objective averages over every position and the middle layer's
-# units see only a patch of it. The last convolution's channels are larger-scale compositions
-# of curved contours and blocky shapes that do not repeat. The activations rise with the
-# longer, transformed runs ({{ recipe_gain_low }} to {{ recipe_gain_high }} above the short
-# Fourier runs of the same channels); but the pictures are still far from the published ones: a high-frequency grain remains, the colours are
-# saturated, and nothing in them is a recognisable object. Olah et al. optimise GoogLeNet (Inception V1)
-# for many more steps, at full size, with more transformations; this page, built on a CPU, can
-# afford {{ recipe_steps }} steps at {{ recipe_size }} pixels. So read these images as the
-# scale and kind of pattern a channel prefers, not as a portrait of what it detects: for that,
-# compare with the photo patches that activate it most (exercise 4) and check that the
-# picture holds across seeds (exercise 3).
+# begin (convlens warns). From here on, channel objectives are taken on *convolution outputs*
+# (before their batch norm and clipping), which have a gradient everywhere.
 #
 # ## Regularisers and their effect
 #
 # Even bounded, the ascent likes high-frequency patterns that real images don't have (the
-# network's equivalent of an adversarial example). Three cheap priors fix much of it:
+# network's equivalent of an adversarial example). Three cheap priors fight it:
 #
 # - an **$L_2$ penalty** pulls pixels towards grey, so only pixels that matter leave it;
 # - **total variation**, $\mathrm{TV}(x)$ = the mean of $|x_{i+1,j}-x_{i,j}|$ plus the mean of
@@ -432,43 +388,551 @@ _ = lesson.expect(all(g > 1 for g in recipe_gain.values()),
 #   every offset, not only on one exact pixel grid (Mordvintsev et al. 2015).
 #
 # The weights look large because `maximize_activation` uses *means*: the penalties average
-# over all pixels (typical values 0.01 to 0.1) while the objective is a mean activation of
-# order 10. What matters is the balance between the two. One middle-layer channel, sigmoid
-# parameterisation, 112×112, 40 steps each:
+# over all pixels while the objective is a mean activation. What matters is the balance between
+# the two. One channel of the middle layer's last convolution (the most active on the cat
+# photo), sigmoid of raw pixels, {{ reg_size }}×{{ reg_size }}, {{ reg_steps }} steps each:
 
 # %%
-channel_mid = deep[ctx.layers["middle"]][0]
-variants = {"none": {}, "L2, λ = 3000": {"l2": 3000.0}, "TV, λ = 1000": {"tv": 1000.0},
-            "jitter 8 px": {"transforms": Transforms(jitter=8)},
-            "L2 1000 + TV 300\n+ jitter 8": {"l2": 1000.0, "tv": 300.0,
-                                             "transforms": Transforms(jitter=8)}}
+def convolutions_in(prefix):
+    """The qualified names of the nn.Conv2d modules inside `prefix` (all of them for "")."""
+    return [n for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Conv2d) and (n.startswith(prefix + ".") or not prefix)]
+
+
+mid_conv = convolutions_in(ctx.layers["middle"])[-1] if convolutions_in(ctx.layers["middle"]) \
+    else convolutions_in("")[len(convolutions_in("")) // 2]
+channel_mid = most_active(mid_conv, 1)[0]
+reg_steps, reg_size = lesson.record("reg_steps", 40), lesson.record("reg_size", 112)
+variants = {"none": {}, "TV, λ = 1000": {"tv": 1000.0},
+            "L2 1000 + TV 300 + jitter 8": {"l2": 1000.0, "tv": 300.0, "transforms": Transforms(jitter=8)}}
 pictures, reg_objectives = [], {}
 for label, extra in variants.items():
-    settings_here = {**deep_settings, "steps": 40, "lr": 0.1, "transforms": None, **extra}
-    run = convlens.maximize_activation(model, ctx.layers["middle"], channel_mid,
-                                       parameterization="sigmoid", generator=seeded(), **settings_here)
+    run = convlens.maximize_activation(model, mid_conv, channel_mid, parameterization="sigmoid", steps=reg_steps,
+                                       lr=0.1, image_size=(reg_size, reg_size), generator=seeded(),
+                                       normalize=ctx.preprocess.normalize, **extra)
     pictures.append(run.image)
     reg_objectives[label] = float(run.history["objective"][-1])
-titles = [f"{label}\nobjective {value:.1f}" for label, value in reg_objectives.items()]
-fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], titles, cell=1.95)
-lesson.show(fig, f"Channel {channel_mid} of {ctx.layers['middle']} with different regularisers "
-                 "(sigmoid parameterisation, 40 steps); titles: the final mean activation.")
-print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
+titles = [f"{label}\nmean of ch {channel_mid}: {value:.1f}" for label, value in reg_objectives.items()]
+fig = plot.image_row([p.permute(1, 2, 0).cpu() for p in pictures], titles, cell=3.3)
+lesson.show(fig, f"Channel {channel_mid} of {mid_conv} with different regularisers (sigmoid "
+                 f"parameterisation, {reg_steps} steps); titles: the objective, the final mean activation.")
 none, combined = reg_objectives["none"], reg_objectives[list(variants)[-1]]
 lesson.record("reg_none", none, ".1f")
+lesson.record("reg_tv", reg_objectives["TV, λ = 1000"], ".1f")
 lesson.record("reg_all", combined, ".1f")
-_ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k.startswith(("L2", "TV"))),
+_ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k != "none"),
                   "each penalty costs activation", reg_objectives)
 
 # %% [markdown]
-# Without regularisation the picture is saturated, high-contrast speckle. The $L_2$ penalty
-# pulls everything towards grey, so only the pixels that pay for themselves keep their colour;
-# total variation merges the speckle into smooth blobs of colour. Each penalty costs
-# activation: the titles show {{ reg_none }} without regularisation and {{ reg_all }} with all
-# three combined; report it next to the picture. Jitter's contribution is not something to
-# judge from a 40-step picture: it acts over many steps, as in the long runs of the previous
-# figure. In practice you combine them and tune the weights by eye. Too strong and the picture becomes a grey, blurred
-# shadow of itself: the regulariser is a prior you impose, so part of what you see is you.
+# Without regularisation the picture is high-contrast speckle. Total variation merges the
+# speckle into blobs of colour; the $L_2$ penalty with it pulls everything towards grey, so
+# only the pixels that pay for themselves keep their colour. Each penalty costs activation:
+# {{ reg_none }} without regularisation, {{ reg_tv }} with total variation and {{ reg_all }}
+# with all three; report it next to the picture. Too strong and the picture becomes a grey,
+# blurred shadow of itself: the regulariser is a prior you impose, so part of what you see is
+# you. The classic recipe of Olah et al. 2017 replaces these penalties by a better
+# parameterisation: the image is written in Fourier space with every frequency scaled by
+# $1/f$ (coarse structure moves first), its colours are decorrelated the way natural images'
+# are, and random jitter, zoom and rotation are applied before every step
+# (`parameterization="fft", decorrelate=True, transforms=Transforms(...)` here).
+#
+# ## The modern recipe: MACO
+#
+# The classic recipe still lets the optimiser put energy wherever it likes: a high-frequency
+# pattern that a deep unit happens to love can grow as bright as the bounds allow, and on
+# deeper networks the pictures fill with it. MACO (Fel et al. 2023) removes that freedom. It
+# writes the image through its 2-D Fourier transform and **fixes the magnitude** of every
+# frequency to the average magnitude $m$ of natural photos; only the **phase** $\varphi$ is
+# optimised. For each decorrelated colour component $c$,
+#
+# $$ v_c = \mathcal F^{-1}\!\big[\, m_c \, e^{i \varphi_c} \big], \qquad
+#    x = \mathrm{sigmoid}\Big(\mathrm{logit}(\mu) + \frac{U v}{\mu (1-\mu)}\Big), $$
+#
+# with $U$ the decorrelated colour axes and $\mu$ the mean colour of the same photos (the
+# sigmoid is the identity to first order around $\mu$ and keeps pixels in $(0, 1)$). Every
+# image the optimiser can reach has the photos' amount of energy at every scale; the phase
+# decides only *where* edges and shapes go. At each step the objective is averaged over random
+# crops of the image (resized to the model's input) with a little Gaussian noise, and the
+# gradients that reach each pixel are summed over the steps into an **importance map**, which
+# is drawn as opacity: the parts of the picture the objective never asked for fade out.
+#
+# `convlens.natural_statistics.natural_spectrum` estimates $m$, $U$ and $\mu$ from the photos
+# that ship offline with the installed packages (`convlens.images.photo_pool()`), each as
+# crops and their mirror images, and caches the result on disk under a key that hashes the
+# photos' pixels. No ImageNet, nothing downloaded. The pool:
+
+# %%
+pool = images.photo_pool()
+_ = plot.table(["photo", "source", "licence", "colour"],
+               [(p.name, p.source, p.licence, "yes" if p.colour else "grey") for p in pool])
+lesson.record("pool_size", len(pool))
+lesson.record("pool_colour", sum(p.colour for p in pool))
+fv_size = lesson.record("fv_size", 128)  # the side of the synthesised pictures
+views = natural_statistics.photo_views([p.image for p in pool], (fv_size, fv_size))
+lesson.record("pool_views", len(views))
+magnitude, basis = natural_statistics.natural_spectrum(fv_size)
+print("mean colour of the pool (RGB):", [round(v, 3) for v in basis.mean.tolist()])
+print("decorrelated colour axes (columns):\n", basis.axes.numpy().round(3))
+
+# the radial profile and its slope on log-log axes, between 4 and 40 cycles per image
+fy = torch.fft.fftfreq(fv_size, d=1 / fv_size)[:, None]
+fx = torch.fft.rfftfreq(fv_size, d=1 / fv_size)[None, :]
+radius = (fx**2 + fy**2).sqrt()
+band = (radius >= 4) & (radius <= 40)
+slopes = [float(np.polyfit(np.log(radius[band]), np.log(magnitude[c][band]), 1)[0]) for c in range(3)]
+print("slope of log amplitude against log frequency, per component:", [round(v, 2) for v in slopes])
+lesson.record("slope_lum", -slopes[0], ".2f")
+_ = lesson.expect(1.0 < -slopes[0] < 2.0, "the photos' amplitude falls like 1/f^a with a between 1 and 2",
+                  slopes[0])
+
+# the phase-only parameterisation keeps the magnitude exactly, whatever the phase
+prior = PhaseImage(2, magnitude, basis, seeded(), dtype=torch.float64)
+gaps = []
+for _ in range(3):
+    gaps.append(float((torch.fft.rfft2(prior.spectral(), norm="ortho").abs() - magnitude).abs().max()
+                      / magnitude.max()))
+    with torch.no_grad():
+        prior.params.add_(torch.randn(prior.params.shape, generator=seeded(), dtype=torch.float64))
+lesson.record("magnitude_gap", max(gaps), ".0e")
+_ = lesson.expect(max(gaps) < 1e-9, "the phase-only image has exactly the photos' magnitude", max(gaps))
+
+# %%
+flat = magnitude.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()  # about the same energy, spread evenly
+white = PhaseImage(1, torch.where(magnitude > 0, flat, 0.0), basis,
+                   seeded(), dtype=torch.float64)
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+bins = torch.arange(1, fv_size // 2 + 1)
+for c, name in enumerate(("luminance", "colour axis 2", "colour axis 3")):
+    profile = [float(magnitude[c][(radius >= b - 0.5) & (radius < b + 0.5)].mean()) for b in bins]
+    axes[0].loglog(bins, profile, label=f"{name} (slope {slopes[c]:.2f})")
+axes[0].set(xlabel="frequency (cycles per image)", ylabel="mean amplitude",
+            title="the pool's amplitude spectrum")
+axes[0].legend(fontsize=8)
+with torch.no_grad():
+    axes[1].imshow(prior.image()[0].permute(1, 2, 0).float())
+    axes[2].imshow(white.image()[0].permute(1, 2, 0).float())
+axes[1].set_title("random phase, the photos' magnitude\n(where MACO starts)", fontsize=10)
+axes[2].set_title("random phase, flat magnitude\n(about the same energy)", fontsize=10)
+for ax in axes[1:]:
+    ax.set_xticks([])
+    ax.set_yticks([])
+lesson.show(fig, f"The amplitude spectrum of the {len(pool)} offline photos ({len(views)} views), per "
+                 "decorrelated colour component, and two images with random phases: with that "
+                 "spectrum (MACO's prior) and with a flat one of about the same energy.")
+
+# %% [markdown]
+# The amplitude of the luminance falls roughly like $1/f^{a}$ with $a =$ {{ slope_lum }}
+# between 4 and 40 cycles per image (for large collections of natural photos $a$ is close to 1,
+# Field 1987; our {{ pool_size }} photos, {{ pool_colour }} of them in colour, include textures,
+# a microscope-like retina image and the Hubble deep field, so read it as *their* spectrum, not
+# nature's). With random phases that spectrum gives the cloudy texture in the middle: the
+# picture MACO starts from. The same energy spread evenly over the frequencies is fine grain.
+# Because only the phase is free, every optimised picture below keeps that spectrum exactly
+# (checked: the largest deviation is {{ magnitude_gap }} of the largest amplitude).
+
+# %% [markdown]
+# ## Class visualisations, and whether they transfer
+#
+# A class visualisation maximises one logit. Three recipes, each given the same budget of
+# {{ class_passes }} forward-and-backward passes per picture at {{ fv_size }}×{{ fv_size }}
+# pixels: **plain pixels** (a sigmoid of free pixels, nothing else; Simonyan et al. 2014
+# without their $L_2$ penalty), **Olah et al. 2017** (the classic recipe above: $1/f$-scaled
+# Fourier parameters, decorrelated colour, jitter of 8 pixels, zoom 0.9–1.1, rotation up to
+# 10°) and **MACO** ({{ maco_steps }} steps of {{ maco_crops }} random crops each).
+#
+# How would we know that a picture shows the class rather than a pattern this one network
+# happens to score? One test is **transfer**: hand the picture to *other* networks trained on
+# the same task. Adversarial noise mostly does not transfer between networks; features that
+# look like the class tend to. The judges are {{ judge_a }} and {{ judge_b }}, two larger
+# EfficientNet-Lites with their own trained weights, each at its own input size.
+#
+# The classes were chosen **before any picture was made**, by two rules: (1) the top class of
+# each of the four pool photos the model is most sure of, so that the check after this one has
+# a photo of each; (2) four classes of Simonyan et al. 2014's first figure, which readers of
+# the feature-visualisation literature know: dumbbell, dalmatian, bell pepper, lemon.
+
+# %%
+imagenet = ctx.labels == convlens.models.imagenet_labels()
+with torch.no_grad():
+    pool_probabilities = torch.cat([model(images.prepare(p.image, ctx.preprocess).to(ctx.device)).softmax(1)
+                                    for p in pool]).cpu()
+confidence, top_class = pool_probabilities.max(dim=1)
+photo_classes = {}  # class index -> the pool photo that defined it
+for index in confidence.argsort(descending=True).tolist():
+    if int(top_class[index]) not in photo_classes and len(photo_classes) < 4:
+        photo_classes[int(top_class[index])] = index
+literature = [ctx.labels.index(name) for name in ("dumbbell", "dalmatian", "bell pepper", "lemon")
+              if name in ctx.labels and ctx.labels.index(name) not in photo_classes]
+classes = [*photo_classes, *literature]
+for c in classes:
+    source = (f"top class of the photo {pool[photo_classes[c]].name!r} "
+              f"({float(confidence[photo_classes[c]]):.0%})") if c in photo_classes else "Simonyan et al. 2014"
+    print(f"  {ctx.labels[c]!r:20s} {source}")
+lesson.record("n_classes", len(classes))
+lesson.record("one_picture", 1 / len(classes), ".1%")
+lesson.record("photo_class_names", ", ".join(f"{ctx.labels[c]} ({pool[i].name})" for c, i in photo_classes.items()))
+
+# %%
+last_linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+class_passes = lesson.record("class_passes", 64)
+maco_crops = lesson.record("maco_crops", 2)
+maco_steps = lesson.record("maco_steps", class_passes // maco_crops)
+classic = dict(steps=class_passes, image_size=(fv_size, fv_size), normalize=ctx.preprocess.normalize)
+recipes = {
+    "plain pixels": lambda c: convlens.maximize_activation(
+        model, last_linear, c, parameterization="sigmoid", lr=0.1, generator=seeded(), **classic).image,
+    "Olah et al. 2017": lambda c: convlens.maximize_activation(
+        model, last_linear, c, parameterization="fft", decorrelate=True, lr=0.05, generator=seeded(),
+        transforms=Transforms(jitter=8, scale=(0.9, 1.1), degrees=10), **classic).image,
+}
+class_pictures = {name: torch.stack([make(c) for c in classes]).cpu() for name, make in recipes.items()}
+maco_classes = convlens.maco(model, [ClassObjective(c) for c in classes], steps=maco_steps, crops=maco_crops,
+                             image_size=fv_size, spectrum=(magnitude, basis),
+                             normalize=ctx.preprocess.normalize, generator=seeded())
+class_pictures["MACO"] = torch.stack([v.image for v in maco_classes]).cpu()
+with torch.no_grad():  # each picture's logit on the course model, as it is shown
+    class_logits = {name: model(ctx.preprocess.normalize(pictures.to(ctx.device)))[
+        torch.arange(len(classes)), classes].cpu() for name, pictures in class_pictures.items()}
+print("logit of the target class, per recipe:",
+      {name: [round(v, 1) for v in values.tolist()] for name, values in class_logits.items()})
+
+# %%
+judges = [n for n in ("efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite0") if n != ctx.name][:2]
+lesson.record("judge_a", judges[0].replace("efficientnet_lite", "EfficientNet-Lite"))
+lesson.record("judge_b", judges[1].replace("efficientnet_lite", "EfficientNet-Lite"))
+judged = {}  # (recipe, judge) -> TransferResult
+if imagenet:
+    for judge in judges:
+        loaded = convlens.models.load(judge, download=False)
+        judge_model = loaded.model.to(ctx.device)
+        for name, pictures in class_pictures.items():
+            judged[name, judge] = convlens.transfer_scores(
+                judge_model, pictures, classes, normalize=loaded.preprocess.normalize,
+                input_size=loaded.preprocess.crop)
+        del judge_model, loaded
+    self_check = {name: convlens.transfer_scores(model, pictures, classes, normalize=ctx.preprocess.normalize)
+                  for name, pictures in class_pictures.items()}
+    rows = []
+    for name in class_pictures:
+        cells = [f"{float(self_check[name].top1.float().mean()):.0%}"]
+        for judge in judges:
+            result = judged[name, judge]
+            cells += [f"{float(result.top1.float().mean()):.0%}", f"{float(result.topk.float().mean()):.0%}"]
+        rows.append([name, class_passes, *cells])
+    short = [j.replace("efficientnet_lite", "Lite") for j in judges]
+    _ = plot.table(["recipe", "passes per picture", f"{ctx.name} top-1 (itself)",
+                    f"{short[0]} top-1", f"{short[0]} top-5", f"{short[1]} top-1", f"{short[1]} top-5"], rows)
+else:
+    print(f"{ctx.name}'s classes are not ImageNet's: the ImageNet judges cannot score its pictures")
+
+
+def transfer_rate(name, kind="top1"):
+    """The share of the class pictures of a recipe that both judges score as hits."""
+    if not imagenet:
+        return float("nan")
+    return float(sum(getattr(judged[name, j], kind).float().mean() for j in judges) / len(judges))
+
+
+for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MACO", "maco")):
+    lesson.record(f"{key}_top1", transfer_rate(name), ".0%")
+    lesson.record(f"{key}_top5", transfer_rate(name, "topk"), ".0%")
+
+# %%
+def class_figure(columns):
+    fig, axes = plt.subplots(len(class_pictures), len(columns), figsize=(2.5 * len(columns), 8.6),
+                             squeeze=False)
+    for row, name in enumerate(class_pictures):
+        for col, k in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(class_pictures[name][k].permute(1, 2, 0).numpy())
+            verdict = " · ".join(f"{j.replace('efficientnet_lite', 'L')} #{int(judged[name, j].rank[k]) + 1}"
+                                 for j in judges) if imagenet else "not judged"
+            ax.set_title(f"logit '{ctx.labels[classes[k]]}': {float(class_logits[name][k]):.1f}\n{verdict}",
+                         fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(name, fontsize=11)
+    return fig
+
+
+half = (len(classes) + 1) // 2
+for part, columns in enumerate((range(half), range(half, len(classes)))):
+    if len(columns):
+        lesson.show(class_figure(list(columns)),
+                    f"Class visualisations ({'photo' if part == 0 else 'literature'} classes): one row per recipe, "
+                    f"{class_passes} passes each at {fv_size}×{fv_size}; titles: the logit on {ctx.name} "
+                    "(the objective) and the rank the two judges give the class (#1: top-1).")
+
+# %% [markdown]
+# The table gives the rates. Read them in one direction only. The course model names its own
+# class for almost every picture, whatever the recipe: that is what the ascent optimised, and
+# it says nothing. For the judges, the plain-pixel pictures are noise: their top-1 rate is
+# {{ plain_top1 }} (averaged over both judges; top-5 {{ plain_top5 }}). The Olah-style pictures
+# reach {{ olah_top1 }} top-1 and {{ olah_top5 }} top-5, MACO's {{ maco_top1 }} and
+# {{ maco_top5 }}. With {{ n_classes }} classes, one picture is {{ one_picture }}
+# of one judge's rate, so differences of a picture or two are noise. A picture that transfers carries something
+# several networks associate with the class; a picture that does not may still show what *this*
+# network uses (transfer is evidence for naturalness, not a test of faithfulness).
+
+# %% [markdown]
+# ## Is the picture processed like a photo of the class?
+#
+# Geirhos et al. 2024 built networks whose feature visualisations show anything they like (a
+# painting, a different object) while the units behave as before on natural images, and
+# proposed a sanity check: a visualisation should be processed like natural images of what it
+# claims to show, **layer by layer**, not only at the output. We have no ImageNet, so the
+# check uses what is offline: for each of the four photo classes, the views of the pool photo
+# that defined it (crops and mirror images) against the views of the other
+# {{ other_photos }} photos. At each stage of the network, the activations are averaged over
+# positions (one number per channel), centred on the mean over all the views, and compared by
+# cosine similarity. The **margin** of a picture at a layer is its mean similarity to the views
+# of its class photo minus its mean similarity to the other views. As a control, the same for
+# the random-phase image MACO starts from, which should show nothing.
+
+# %%
+check_layers = list(ctx.stages)
+photo_owner = torch.arange(len(pool)).repeat_interleave(len(views) // len(pool))
+view_pixels = views.float()
+candidates = {**{name: class_pictures[name][:len(photo_classes)] for name in class_pictures},
+              "control: random phase": prior.image()[:1].detach().float().expand(len(photo_classes), -1, -1, -1)}
+similarity = convlens.layer_similarity(model, check_layers, torch.cat(list(candidates.values())).to(ctx.device),
+                                       view_pixels.to(ctx.device), normalize=ctx.preprocess.normalize)
+margins = {}  # recipe -> [layers, classes]
+for r, name in enumerate(candidates):
+    rows = []
+    for layer_name in check_layers:
+        values = similarity[layer_name][r * len(photo_classes):(r + 1) * len(photo_classes)].cpu()
+        rows.append([float(values[k, photo_owner == owner].mean() - values[k, photo_owner != owner].mean())
+                     for k, owner in enumerate(photo_classes.values())])
+    margins[name] = torch.tensor(rows)
+lesson.record("other_photos", len(pool) - 1)
+_ = plot.table(["recipe", *[f"margin at {n}" for n in check_layers], "classes with a positive margin at the last"],
+               [[name, *[f"{float(v):+.2f}" for v in m.mean(dim=1)], f"{int((m[-1] > 0).sum())}/{m.shape[1]}"]
+                for name, m in margins.items()])
+
+fig, ax = plt.subplots(figsize=(7.5, 3.6))
+for (name, m), style in zip(margins.items(), ("-o", "-s", "-^", ":x")):
+    ax.plot(range(len(check_layers)), m.mean(dim=1), style, label=name)
+ax.axhline(0, color="0.6", lw=0.8)
+ax.set_xticks(range(len(check_layers)), check_layers)
+ax.set(xlabel="layer (input side left)", ylabel="margin (mean over the classes)",
+       title="similarity to the class photo minus similarity to the other photos")
+ax.legend(fontsize=8)
+lesson.show(fig, "The processing-path check: at each stage, how much more the class pictures resemble the "
+                 "views of their class photo than the other photos' views (centred cosine similarity of "
+                 "the position-averaged activations); the dotted line is the random-phase control.")
+for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MACO", "maco")):
+    lesson.record(f"{key}_margin_last", float(margins[name][-1].mean()), "+.2f")
+    lesson.record(f"{key}_margin_first", float(margins[name][0].mean()), "+.2f")
+    lesson.record(f"{key}_wins", int((margins[name][-1] > 0).sum()))
+lesson.record("control_margin_last", float(margins["control: random phase"][-1].mean()), "+.2f")
+
+# %% [markdown]
+# ## Channels across depth, beside their dataset examples
+#
+# A picture of what a channel would like to see is half of feature visualisation; the other
+# half is what, among real images, it responds to most (Zeiler & Fergus 2014; Olah et al.
+# 2017). `convlens.dataset_examples(model, layer, channel, images, k)` ranks every position of
+# the channel over a pool of images and returns the top ones, each with the box of its
+# receptive field. The pool here is the {{ pool_size }} photos as {{ example_views }} views of
+# 224×224 pixels (a centre crop of each, and its mirror image).
+#
+# Six convolutions, evenly spaced in depth (leaving out the first, whose picture we already
+# know, and the depthwise ones, whose channels each see a single channel of their input), and
+# in each the channel that is most *selective* on the pool: the largest gap between its
+# strongest position and its mean, in standard deviations. Both rules were fixed before
+# looking at any picture. The objective is the mean of the channel over positions; MACO,
+# {{ channel_steps }} steps of {{ maco_crops }} crops, importance as opacity.
+
+# %%
+example_pixels = natural_statistics.photo_views([p.image for p in pool], (224, 224), crops=1).float()
+example_inputs = ctx.preprocess.normalize(example_pixels).to(ctx.device)
+lesson.record("example_views", len(example_inputs))
+dense = [n for n in convolutions_in("")[1:] if modules[n].groups == 1]
+depth_layers = list(dict.fromkeys(dense[round(i)] for i in np.linspace(0, len(dense) - 1, 6)))
+stats, best_view = {}, {}  # layer -> its most selective channel; that channel's best view mean
+with torch.no_grad(), capture(model, depth_layers) as records:
+    model(example_inputs)
+for name in depth_layers:
+    output = records[name][0]
+    maps = output.transpose(0, 1).flatten(1).double()  # [channels, all positions of all views]
+    selectivity = (maps.max(dim=1).values - maps.mean(dim=1)) / maps.std(dim=1).clamp(min=1e-12)
+    stats[name] = int(selectivity.argmax())
+    best_view[name] = float(output[:, stats[name]].mean(dim=(1, 2)).max())
+del records, maps, output
+print("layer -> most selective channel:", stats)
+channel_steps = lesson.record("channel_steps", maco_steps)
+channel_pictures = {}
+for name, c in stats.items():
+    channel_pictures[name] = convlens.maco(
+        model, [ChannelObjective(name, c)], steps=channel_steps, crops=maco_crops, image_size=fv_size,
+        spectrum=(magnitude, basis), normalize=ctx.preprocess.normalize, generator=seeded())[0]
+examples = {name: convlens.dataset_examples(model, name, c, example_inputs, k=5, max_per_image=1)
+            for name, c in stats.items()}
+# the picture's objective against the pool's best view, on the same measure (mean over positions)
+picture_inputs = ctx.preprocess.normalize(torch.stack([v.image for v in channel_pictures.values()]))
+with torch.no_grad(), capture(model, depth_layers) as records:
+    model(picture_inputs.to(ctx.device))
+ratios = {name: float(records[name][0][i, c].mean()) / best_view[name] if best_view[name] > 0 else float("inf")
+          for i, (name, c) in enumerate(stats.items())}
+del records
+print("objective of the picture / of the best pool view:", {k: round(v, 2) for k, v in ratios.items()})
+lesson.record("ratio_low", min(ratios.values()), ".1f")
+lesson.record("ratio_high", max(ratios.values()), ".1f")
+_ = lesson.expect(min(ratios.values()) > 1, "every picture drives its channel's mean above every view of "
+                  "the pool", min(ratios.values()))
+
+
+def patch(index, box):
+    x0, y0, x1, y1 = box
+    return example_pixels[index, :, y0:y1, x0:x1].permute(1, 2, 0).numpy()
+
+
+views_per_photo = len(example_inputs) // len(pool)
+for part in (depth_layers[:3], depth_layers[3:]):
+    fig, axes = plt.subplots(len(part), 6, figsize=(10.5, 1.95 * len(part) + 0.6), squeeze=False)
+    for row, name in enumerate(part):
+        picture = channel_pictures[name]
+        axes[row, 0].imshow(transparent(picture).permute(1, 2, 0).cpu().numpy())
+        axes[row, 0].set_title(f"{name}\nch {stats[name]}: mean {float(picture.history['objective'][-1]):.1f}",
+                               fontsize=8)
+        for col, (index, box, value) in enumerate(examples[name], start=1):
+            axes[row, col].imshow(patch(index, box))
+            size = f"{box[2] - box[0]}×{box[3] - box[1]}"
+            axes[row, col].set_title(f"{pool[index // views_per_photo].name}, {size}\nunit: {value:.1f}",
+                                     fontsize=8)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    lesson.show(fig, "Left: the MACO picture of one channel (objective: its mean over positions; opacity: "
+                     "importance). Right: the five pool positions where the channel is strongest (at most one "
+                     "per view), each shown as the receptive field of that unit, clipped to the view; titles: "
+                     "photo, patch size and the unit's activation.")
+
+# %% [markdown]
+# Read each row from right to left. The patches say what the channel responds to in real
+# images; the picture says what pattern raises its *mean over the whole image*, which is why
+# the early channels come out as textures (their units see patches a few pixels wide, and the
+# objective rewards the pattern everywhere) while the deep ones are larger compositions. On
+# its own measure each picture wins: its mean activation is {{ ratio_low }} to
+# {{ ratio_high }} times that of the best view of the pool. Where the picture and the patches
+# agree (the same colour, the same kind of edge or texture), the picture is a fair summary;
+# where they disagree, trust the patches, which are real responses to real images. With a pool
+# of {{ pool_size }} photos, the patches are a small sample: a channel may respond more to
+# something none of them contains.
+#
+# ## Several pictures of one objective
+#
+# One picture per objective hides that a unit may respond to several different things. Olah
+# et al. 2017 optimise a batch of pictures together and add a **diversity** term: the cosine
+# similarity between the Gram matrices (which channels co-occur, over positions) of the
+# pictures' activations, pushed down. Three pictures of the middle channel of the figure above,
+# from three random phases, without and with the term:
+
+# %%
+diverse_layer = depth_layers[len(depth_layers) // 2]
+objective = ChannelObjective(diverse_layer, stats[diverse_layer])
+diverse = {}
+for weight in (0.0, 10.0):
+    diverse[weight] = convlens.maco(model, [objective] * 3, steps=channel_steps, crops=1,
+                                    image_size=fv_size, spectrum=(magnitude, basis), diversity=weight,
+                                    diversity_layer=diverse_layer, normalize=ctx.preprocess.normalize,
+                                    generator=seeded())
+
+
+def gram_similarity(pictures):
+    """Mean pairwise cosine similarity of the pictures' Gram matrices at diverse_layer."""
+    with torch.no_grad(), capture(model, diverse_layer) as records:
+        model(ctx.preprocess.normalize(torch.stack([p.image for p in pictures])))
+    flat = records[diverse_layer][0].flatten(2)
+    grams = torch.nn.functional.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
+    similarity = grams @ grams.T
+    return float((similarity.sum() - similarity.trace()) / (len(pictures) * (len(pictures) - 1)))
+
+
+similarities = {weight: gram_similarity(pictures) for weight, pictures in diverse.items()}
+fig, axes = plt.subplots(2, 3, figsize=(9, 6.6))
+for row, (weight, pictures) in enumerate(diverse.items()):
+    for col, picture in enumerate(pictures):
+        axes[row, col].imshow(transparent(picture).permute(1, 2, 0).cpu().numpy())
+        axes[row, col].set_title(f"diversity {weight:g}: mean of ch {objective.channel} "
+                                 f"{float(picture.history['objective'][-1]):.1f}", fontsize=9)
+        axes[row, col].set_xticks([])
+        axes[row, col].set_yticks([])
+lesson.show(fig, f"Three MACO pictures of channel {objective.channel} of {diverse_layer} (objective: its mean), "
+                 f"optimised together without (top) and with (bottom) the diversity term; Gram similarity "
+                 f"{similarities[0.0]:.2f} and {similarities[10.0]:.2f}.")
+lesson.record("gram_without", similarities[0.0], ".2f")
+lesson.record("gram_with", similarities[10.0], ".2f")
+_ = lesson.expect(similarities[10.0] < similarities[0.0], "the diversity term lowers the Gram similarity",
+                  similarities)
+
+# %% [markdown]
+# Without the term, the three pictures differ only where their random starts left them; with
+# it, their Gram matrices are pushed apart (cosine similarity {{ gram_without }} without,
+# {{ gram_with }} with), at some cost in activation (the titles). Different pictures of one
+# channel are a hint that it responds to more than one thing; the dataset examples are where
+# to confirm it.
+#
+# ## Feature accentuation: what the unit sees in *this* photo
+#
+# Hamblin et al. 2024 ([arXiv:2402.10039](https://arxiv.org/abs/2402.10039)) start the ascent
+# from a photo $x_0$ instead of noise, and hold it there with a pull:
+#
+# $$ x^\star = \arg\max_x\; \mathbb E_T\big[a(T(x))\big] - \lambda\, \mathrm{mean}\,(x - x_0)^2 . $$
+#
+# The result is the photo with whatever in it the unit responds to made stronger.
+# `convlens.accentuate` writes the change in $1/f$-scaled Fourier space (so it is smooth),
+# starts from the photo itself and uses MACO's random crops. Below, the cat photo accentuated
+# for its top class and for the deepest channel of the figure above, $\lambda =$
+# {{ accent_strength }}, {{ accent_steps }} steps.
+
+# %%
+accent_pixels = images.prepare(images.load("chelsea"), ctx.preprocess, size=(160, 160))
+accent_pixels = ctx.preprocess.denormalize(accent_pixels[0]).clamp(0, 1).to(ctx.device)
+cat_class = int(model(ctx.preprocess.normalize(accent_pixels)[None]).argmax())
+accent_strength = lesson.record("accent_strength", 2000.0, ".0f")
+accent_steps = lesson.record("accent_steps", 32)
+deep_layer = depth_layers[-1]
+accent_objectives = {f"logit '{ctx.labels[cat_class]}'": ClassObjective(cat_class),
+                     f"mean of ch {stats[deep_layer]} of {deep_layer}": ChannelObjective(deep_layer, stats[deep_layer])}
+accented = {label: convlens.accentuate(model, accent_pixels, objective, strength=accent_strength,
+                                       steps=accent_steps, crops=1, normalize=ctx.preprocess.normalize,
+                                       generator=seeded())
+            for label, objective in accent_objectives.items()}
+fig, axes = plt.subplots(1, 5, figsize=(12, 3.3))
+axes[0].imshow(accent_pixels.permute(1, 2, 0).cpu())
+axes[0].set_title("the photo", fontsize=9)
+gains = {}
+for k, (label, result) in enumerate(accented.items()):
+    history = result.history
+    gains[label] = (float(history["objective"][0]), float(history["objective"][-1]), float(history["distance"][-1]))
+    axes[1 + k].imshow(result.image.permute(1, 2, 0).cpu())
+    axes[1 + k].set_title(f"accentuated: {label}\n{gains[label][0]:.1f} → {gains[label][1]:.1f}", fontsize=8)
+    change = (result.image - accent_pixels).abs().sum(dim=0).cpu()
+    axes[3 + k].imshow(change, cmap="magma")
+    axes[3 + k].set_title(f"where it changed ({label.split(':')[0].split(' of ')[0]})\nRMS change "
+                          f"{gains[label][2]:.3f}", fontsize=8)
+for ax in axes:
+    ax.set_xticks([])
+    ax.set_yticks([])
+lesson.show(fig, "Feature accentuation of the cat photo for its top class and for one deep channel; "
+                 "titles: the objective at the first and the last step, and the root-mean-square change "
+                 "of the pixels; the last two panels show the size of the change per pixel.")
+for k, (before, after, distance) in enumerate(gains.values()):
+    lesson.record(f"accent_before_{k}", before, ".1f")
+    lesson.record(f"accent_after_{k}", after, ".1f")
+    lesson.record(f"accent_rms_{k}", distance, ".3f")
+_ = lesson.expect(all(after > before for before, after, _ in gains.values()),
+                  "accentuation raises both objectives", gains)
+print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
+
+# %% [markdown]
+# Both objectives rise (the class logit from {{ accent_before_0 }} to {{ accent_after_0 }},
+# the channel from {{ accent_before_1 }} to {{ accent_after_1 }}) while the pixels move by a
+# root-mean-square {{ accent_rms_0 }} and {{ accent_rms_1 }}: the pictures are still the
+# photo. The change maps say where the unit found something to amplify.
 #
 # ## Traps
 #
@@ -489,15 +953,24 @@ _ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k.startswit
 # <div class="admonition warning"><p class="admonition-title">Trap: dead starts and
 # saturation</p>
 # <p>If the unit is zero (below the ReLU) for the starting image, its gradient is zero and
-# nothing moves; a ReLU6 stuck at 6 has zero gradient too. Start from small random noise, try a
-# few seeds, and watch the history: a flat objective from step 1 means no gradient, not an
-# optimum.</p></div>
+# nothing moves; a ReLU6 stuck at 6 has zero gradient too. Optimise the convolution before the
+# activation, try a few seeds, and watch the history: a flat objective from step 1 means no
+# gradient, not an optimum.</p></div>
+#
+# <div class="admonition warning"><p class="admonition-title">Trap: reading a picture as a
+# portrait of the unit</p>
+# <p>An optimised picture answers "what raises this number most", under the prior you chose
+# (penalties, a parameterisation, a spectrum). It does not say what the unit does on the images
+# it meets: Geirhos et al. 2024 change a network so that its pictures show anything they like
+# while its behaviour on natural images is unchanged. Put the dataset examples beside every
+# picture, report the objective, and treat transfer and the processing-path check as
+# necessary, not sufficient.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
-# <p>In train mode batch norm normalises with the statistics of the one image being optimised,
+# <p>In train mode batch norm normalises with the statistics of the batch being optimised,
 # so the objective changes meaning (and the running statistics get overwritten). Optimise in
-# eval mode; <code>maximize_activation</code> switches it on for the duration and restores the
-# model's flags.</p></div>
+# eval mode; <code>maximize_activation</code>, <code>maco</code> and <code>accentuate</code>
+# switch it on for the duration and restore the model's flags.</p></div>
 #
 # ## Exercises
 #
@@ -506,10 +979,9 @@ _ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k.startswit
 # 2. Replace the mean objective by a single unit at the centre of a first-layer map. What does
 #    the clamped optimum look like now, and how big is it? (Compare with the
 #    [receptive field](02-receptive-fields.ipynb) of that unit.)
-# 3. Optimise the same deep channel from five seeds. Which parts of the picture are stable
-#    across seeds, and which are accidents of the start?
-# 4. Find a photo patch that activates the channel of the last figure most
-#    (`convlens.feature_maps` over a few images) and compare it with the optimised picture.
-# 5. Maximise a class logit instead of a channel: pass the model's last `nn.Linear` as the
-#    layer and the class index (`ctx.class_index("tabby")`) as the channel, with and without
-#    the $L_2$ penalty, as in Simonyan et al. 2013.
+# 3. Run `convlens.visualize_class(model, c, normalize=ctx.preprocess.normalize)` (the
+#    recommended recipe: more steps and crops than this page can afford) for one class of the
+#    table that did not transfer. Does it transfer now?
+# 4. Optimise the same deep channel with MACO from five seeds. Which parts of the picture, and
+#    of its importance map, are stable across seeds?
+# 5. Accentuate the coffee photo for the cat class. What does the network add, and where?

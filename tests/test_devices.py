@@ -30,7 +30,24 @@ METHODS = {
     "occlusion": lambda m, x: convlens.occlusion(m, x, [1, 2], window=16, stride=16),
     "feature_maps": lambda m, x: convlens.feature_maps(m, x, "layer2"),
     "kernel_maps": lambda m, x: convlens.kernel_maps(m.conv1, x, out_channels=[0, 5]),
+    # feature visualisation: the picture is made on the model's device from CPU randomness
+    "maco": lambda m, x: convlens.maco(
+        m, [convlens.ClassObjective(1), convlens.ChannelObjective("layer2", 3)], steps=2,
+        image_size=32, crops=2, spectrum=_spectrum())[1].image,
+    "accentuate": lambda m, x: convlens.accentuate(
+        m, x[0].sigmoid(), convlens.ClassObjective(2), steps=2).image,
 }
+
+
+def _spectrum():
+    from PIL import Image
+
+    from convlens import natural_statistics
+
+    generator = torch.Generator().manual_seed(0)
+    photos = [Image.fromarray((torch.rand(40, 48, 3, generator=generator).numpy() * 255)
+                              .astype("uint8")) for _ in range(2)]
+    return natural_statistics.natural_spectrum(32, photos, cache=False)
 
 
 @pytest.mark.slow

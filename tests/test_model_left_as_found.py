@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from convlens.cam import gradcam, guided_gradcam
@@ -187,3 +188,39 @@ def test_float64_model_and_input(method):
     assert result.dtype == torch.float64 and result.device == x.device
     assert torch.isfinite(result).all()
     assert feature_maps(model, x, LAYER).dtype == torch.float64
+
+
+# ---- feature visualisation: MACO, accentuation, dataset examples, checks ----------------
+
+def _visualisations():
+    """Each feature-visualisation function once, on SmallCNN (its shared ReLU is avoided:
+    objectives sit on layers that run once)."""
+    from convlens import natural_statistics
+    from convlens.accentuation import accentuate
+    from convlens.exemplars import dataset_examples
+    from convlens.feature_visualization import ChannelObjective, ClassObjective, maco
+    from convlens.visualization_checks import layer_similarity, transfer_scores
+
+    generator = torch.Generator().manual_seed(0)
+    photos = [Image.fromarray((torch.rand(20, 24, 3, generator=generator).numpy() * 255)
+                              .astype("uint8")) for _ in range(2)]
+    spectrum = natural_statistics.natural_spectrum(8, photos, cache=False)
+    pictures = torch.rand(2, 3, 8, 8, generator=generator)
+    return {
+        "maco": lambda m: maco(m, [ChannelObjective("block.conv", 1), ClassObjective(2)], steps=2,
+                               image_size=8, crops=2, spectrum=spectrum, diversity=1.0,
+                               diversity_layer="norm"),
+        "accentuate": lambda m: accentuate(m, pictures[0], ClassObjective(3), steps=2),
+        "dataset_examples": lambda m: dataset_examples(m, "norm", 2, pictures, k=3),
+        "transfer_scores": lambda m: transfer_scores(m, pictures, [0, 4]),
+        "layer_similarity": lambda m: layer_similarity(m, ["norm", "block.conv"], pictures, pictures),
+    }
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_feature_visualisations_leave_the_model_as_found(train):
+    for run in _visualisations().values():
+        model = fresh_model(train)
+        before = snapshot(model)
+        run(model)
+        assert_same(before, snapshot(model))  # raises naming the first difference

