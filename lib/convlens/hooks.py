@@ -396,10 +396,35 @@ def record_outputs(model: nn.Module) -> Iterator[list[tuple[str, object]]]:
 
 @contextmanager
 def record_calls(model: nn.Module) -> Iterator[list[tuple[str, int, object]]]:
-    """Like :func:`record_outputs`, with the order the calls *started* in too: yields a
-    list of ``(qualified_name, start rank, output)`` in the order the calls return (a
-    container's start rank is below its children's, its return after theirs). Hooks are
-    removed in ``finally``. :func:`convlens.layers.forward_calls` reads a pass with it."""
+    """Record every call of every module with the rank at which it started, while the block runs.
+
+    Like [`record_outputs`][convlens.hooks.record_outputs], and for the same bookkeeping
+    (outputs are the real objects, not clones), but each entry also says when its call
+    *started*: a container starts before the children it calls and returns after them, so
+    the start ranks give the nesting that the return order alone does not.
+    [`forward_calls`][convlens.layers.forward_calls] reads a forward pass with it. Hooks are
+    removed when the block ends, also when it raises.
+
+    Args:
+        model: the network.
+
+    Yields:
+        A list of `(qualified_name, start rank, output)` that fills in the order the calls
+        *return*; start ranks count from 0 (the first call to start, usually the root
+        module, name `""`).
+
+    Raises no exception of its own.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.hooks import record_calls
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU()))
+        >>> with record_calls(model) as calls:
+        ...     _ = model(torch.randn(1, 3, 8, 8))
+        >>> [(name, started) for name, started, _ in calls]
+        [('0', 1), ('1.0', 3), ('1', 2), ('', 0)]
+    """
     calls: list[tuple[str, int, object]] = []
     running: list[int] = []  # start ranks of the calls in flight, innermost last
     started = [0]
