@@ -1346,3 +1346,24 @@ def assemble_module():
     from coursebuild import assemble
 
     return assemble
+
+
+def test_values_recorded_as_timings_are_listed_in_the_manifest():
+    """record(..., timing=True) marks a value that depends on the machine's speed: the
+    manifest lists its name, so two builds can be compared on every other value."""
+    import nbformat
+
+    def recorded(name, text, **extra):
+        return nbformat.v4.new_output("display_data", data={
+            protocol.RECORD_MIME: {"name": name, "text": text, **extra},
+            "text/plain": f"{name} = {text}"})
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("{{ stride }} in {{ seconds }}"),
+        nbformat.v4.new_code_cell("a", outputs=[recorded("seconds", "9 s", timing=True),
+                                                recorded("stride", "4")]),
+    ])
+    part = prose.finish("lessons/05-x.py", nb)
+    assert part["records"] == {"seconds": "9 s", "stride": "4"}
+    assert part["timings"] == ["seconds"]
+    assert nb.cells[0].source == "4 in 9 s" and nb.cells[1].outputs == []

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from convlens_course import lesson  # noqa: E402
+from convlens_course import lesson, protocol  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -286,3 +286,14 @@ def test_load_model_needs_setup_and_uses_the_cache_folder(monkeypatch, tmp_path)
     loaded = lesson.load_model("evidence_net")
     assert seen == {"spec": "evidence_net", "cache_dir": str(tmp_path)}
     assert next(loaded.model.parameters()).device.type == "cpu"
+
+
+def test_record_marks_timings_and_refuses_a_timing_flag_that_is_not_a_bool(monkeypatch):
+    emitted = []
+    monkeypatch.setattr(lesson, "_emit", lambda bundle, metadata=None: emitted.append(bundle))
+    lesson.record("took", 1.234, "{:.1f} s", timing=True)
+    lesson.record("stride", 4)
+    assert [b[protocol.RECORD_MIME] for b in emitted] == [
+        {"name": "took", "text": "1.2 s", "timing": True}, {"name": "stride", "text": "4"}]
+    with pytest.raises(TypeError, match="timing must be True or False"):
+        lesson.record("took", 1.0, timing="yes")

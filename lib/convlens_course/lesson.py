@@ -340,7 +340,7 @@ def _emit(bundle: dict, metadata: dict | None = None) -> None:
         display(bundle, raw=True, metadata=metadata)
 
 
-def record(name: str, value, fmt: str | None = None):
+def record(name: str, value, fmt: str | None = None, *, timing: bool = False):
     """Make ``{{ name }}`` in this lesson's markdown show ``value``; return ``value``.
 
     ``fmt`` is a format spec: ``".1%"`` (as in ``format(value, ".1%")``) or a template
@@ -349,12 +349,19 @@ def record(name: str, value, fmt: str | None = None):
     The text is inserted into the markdown as it is (it may contain markdown). Recording a
     name again is allowed only with the same text; the build fails otherwise. By hand in
     Jupyter the cell shows ``name = text``; the build removes that output.
+
+    ``timing=True`` marks a value that depends on the machine's speed (a measured time, or
+    anything computed from one): the build lists such names in the manifest (``timings``),
+    so that two builds can be compared on everything else.
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"record: name must be an identifier (letters, digits, _), got {name!r}")
+    if not isinstance(timing, bool):
+        raise TypeError(f"record: timing must be True or False, got {timing!r}")
     text = _format(value, fmt)
     _recorded[name] = text
-    _emit({RECORD_MIME: {"name": name, "text": text}, "text/plain": f"{name} = {text}"})
+    payload = {"name": name, "text": text} | ({"timing": True} if timing else {})
+    _emit({RECORD_MIME: payload, "text/plain": f"{name} = {text}"})
     return value
 
 

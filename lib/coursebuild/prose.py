@@ -62,6 +62,15 @@ def collect(nb) -> tuple[dict[str, str], list[dict], int, list[str]]:
     return {name: text for name, (text, _) in records.items()}, notes, checks, errors
 
 
+def timings(nb) -> list[str]:
+    """The names recorded with ``timing=True`` (values that depend on the machine's speed),
+    sorted: two builds agree on every other recorded value."""
+    return sorted({_data(output)[RECORD_MIME]["name"]
+                   for cell in nb.cells if cell.cell_type == "code"
+                   for output in cell.get("outputs", [])
+                   if _data(output).get(RECORD_MIME, {}).get("timing")})
+
+
 def nondeterministic(nb) -> list[str]:
     """The operations the lesson ran without a deterministic kernel (on CUDA: the runtime
     reports each once), in the order they first ran."""
@@ -124,11 +133,12 @@ def check_fill(lesson, nb, records: dict[str, str]) -> None:
 
 def finish(lesson, nb) -> dict:
     """Fill, check and strip ``nb`` (executed from ``lesson``); return the manifest part
-    ``{"records": {...}, "checks": n, "notes": [...], "nondeterministic": [...]}``; raise
+    ``{"records": {...}, "checks": n, "notes": [...], "nondeterministic": [...],
+    "timings": [...]}``; raise
     :class:`ProseError`."""
     records, notes, checks, errors = collect(nb)
     _raise(lesson, errors + fill(nb, records))
-    operations = nondeterministic(nb)
+    operations, timed = nondeterministic(nb), timings(nb)
     strip(nb)
     return {"records": records, "checks": checks, "notes": notes,
-            "nondeterministic": operations}
+            "nondeterministic": operations, "timings": timed}
