@@ -1367,3 +1367,28 @@ def test_values_recorded_as_timings_are_listed_in_the_manifest():
     assert part["records"] == {"seconds": "9 s", "stride": "4"}
     assert part["timings"] == ["seconds"]
     assert nb.cells[0].source == "4 in 9 s" and nb.cells[1].outputs == []
+
+
+def test_compare_finds_a_changed_figure_and_value_but_not_a_timing(tmp_path, capsys):
+    from coursebuild import compare
+
+    def entry(png: str, stride: str, seconds: str) -> dict:
+        return {"cells": [{"cell_type": "code", "outputs": [
+                    {"output_type": "display_data", "data": {"image/png": "AAAA"}},
+                    {"output_type": "display_data", "data": {"image/png": png}}]}],
+                "metadata": {"coursebuild": {"records": {"stride": stride, "seconds": seconds},
+                                             "timings": ["seconds"]}}}
+
+    first = entry("BBBB", "4", "9 s")
+    assert compare.compare(first, entry("BBBB", "4", "12 s")).same  # only a timing moved
+    diff = compare.compare(first, entry("CCCC", "2", "9 s"))
+    assert diff.figures == 2 and diff.figures_changed == [2]
+    assert diff.values == 1 and diff.values_changed == {"stride": ("4", "2")}
+    for name, nb in (("a", first), ("b", entry("BBBB", "4", "30 s"))):
+        (tmp_path / name / "05-x").mkdir(parents=True)
+        (tmp_path / name / "05-x" / "key.ipynb").write_text(json.dumps(nb))
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "05-x: figures 2/2 identical, values 1/1 equal (1 timings left out)" in \
+        capsys.readouterr().out
+    with pytest.raises(ValueError, match="no coursebuild manifest"):
+        compare.compare({"cells": [], "metadata": {}}, first)
