@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from coursebuild import keys, prose
 from convlens_course.protocol import CUBLAS_WORKSPACE_CONFIG
+from coursebuild import keys, prose
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STOP = threading.Event()  # set by the build on Ctrl-C: running lessons stop, kernels end
