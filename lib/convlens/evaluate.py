@@ -386,19 +386,54 @@ def _laplace_system(removed: np.ndarray):
 
 def impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01,
            generator: torch.Generator | None = None) -> torch.Tensor:
-    """ROAD's noisy linear imputation: ``x`` with the ``removed`` pixels filled in.
+    r"""ROAD's noisy linear imputation: `x` with the `removed` pixels filled in from the kept
+    ones.
 
-    ``x`` is ``[N, C, H, W]``, ``removed`` a bool ``[N, H, W]`` (or ``[H, W]``) mask. Each
-    removed pixel becomes the mean of its edge-adjacent neighbours inside the image (4, 3
-    on a border, 2 in a corner), all removed pixels solved together as one sparse linear
-    system per image (SciPy's SuperLU, one factorisation for all channels); then Gaussian noise of
-    standard deviation ``noise`` (in ``x``'s units, drawn with ``generator``) is added to
-    each removed value. A region of removed pixels with no kept neighbour (the whole image,
-    at the end of a curve) cannot be imputed from anything and is set to 0, the model's
-    normalised mean colour. Kept pixels are returned unchanged. A linear ramp satisfies the
-    equation at every pixel off the border, so without noise a ramp whose removed pixels
-    lie off the border is reproduced exactly, and a constant image whatever is removed
-    (short of everything).
+    Each removed pixel $i$ takes the mean of its edge-adjacent neighbours $N(i)$ inside the
+    image (4; 3 on a border, 2 in a corner), and all removed pixels of an image are solved
+    together, so that for every removed $i$
+
+    $$ v_i - \frac{1}{|N(i)|} \sum_{j \in N(i)} v_j = 0 $$
+
+    (the discrete Laplace equation, with the kept pixels as boundary values: a sparse linear
+    system per image, factorised once by SciPy's SuperLU and solved for every channel). Then
+    Gaussian noise $e_i \sim \mathcal{N}(0, \sigma^2)$, $\sigma$ = `noise`, is added to
+    each removed value ([Rong et al. 2022][ref-rong2022]). A region of removed pixels that
+    touches no kept pixel (the whole image, at the end of a curve) has nothing to be
+    imputed from and is set to 0 plus the noise: the model's normalised mean colour. Kept
+    pixels are returned unchanged. A linear ramp satisfies the equation at every pixel off
+    the border, so without noise a ramp whose removed pixels lie off the border comes back
+    exactly, and so does a constant image, whatever is removed (short of everything).
+
+    Args:
+        x: the batch `[N, C, H, W]`, in the model's input units.
+        removed: a bool mask `[N, H, W]`, or `[H, W]` for every image: the pixels to fill
+            (all channels of a pixel together).
+        noise: the noise's standard deviation $\sigma$, in `x`'s units (0: none).
+        generator: draws the noise (None: the global RNG), on its own device.
+
+    Returns:
+        The imputed batch, with the shape of `x` `[N, C, H, W]` (detached).
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor, or `removed` is not a bool tensor.
+        ValueError: `x` is not `[N, C, H, W]` or is empty, `removed` is neither `[N, H, W]`
+            nor `[H, W]` of `x`'s size, or `noise` is not a number >= 0.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> ramp = torch.arange(8.0).expand(1, 1, 8, 8)  # rises along the columns
+        >>> removed = torch.zeros(8, 8, dtype=torch.bool)
+        >>> removed[2:6, 2:6] = True
+        >>> damaged = ramp.clone()
+        >>> damaged[..., removed] = 100.0  # the removed values are never read
+        >>> torch.allclose(evaluate.impute(damaged, removed, noise=0.0), ramp)
+        True
+        >>> noisy = evaluate.impute(ramp, removed, noise=0.1,
+        ...                         generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(noisy[..., ~removed], ramp[..., ~removed])  # kept pixels untouched
+        True
     """
     from scipy.sparse.linalg import splu
 
@@ -458,18 +493,63 @@ def road_curve(
     batch_size: int = 16,
     up_to: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ROAD (Rong et al. 2022): ``(fractions [steps + 1], scores [N, steps + 1])``.
+    r"""ROAD ([Rong et al. 2022][ref-rong2022]): the target's probability as pixels are removed
+    by noisy linear imputation, the most or the least important first.
 
-    Pixels are ranked by ``attribution`` (``[N, C, H, W]`` summed over channels, or
-    ``[N, H, W]``), largest first for ``order="most"`` (MoRF: a lower area is better),
-    smallest first for ``"least"`` (LeRF: a higher area is better); ties in row-major order.
-    At step k the first ``round(k P / steps)`` of the P pixels are removed by
-    :func:`impute` (noisy linear imputation, noise standard deviation ``noise`` in the
-    model's input units, drawn with ``generator``), and the score is the target's softmax
-    probability, as in :func:`deletion_curve`. With every pixel removed nothing is left to
-    impute from, and the image is 0 (the last point equals deletion's). ``batch_size``
-    images go through the model at a time, under ``torch.no_grad``; ``up_to`` stops after
-    that fraction of the pixels, as in :func:`deletion_curve`.
+    Pixels are ranked by `attribution`, largest first for `order="most"` (MoRF: a lower
+    area is better), smallest first for `"least"` (LeRF: a higher area is better); ties are
+    taken in row-major order. At step $k = 0 \dots m$ ($m$ = `steps`, $u$ = `up_to`) the
+    first
+
+    $$ n_k = \mathrm{round}(k\, u P / m) $$
+
+    of the $P$ pixels are removed by [`impute`][convlens.evaluate.impute], and the score is
+    the target's softmax probability, as in
+    [`deletion_curve`][convlens.evaluate.deletion_curve]. Each step imputes from the
+    original image, not from the previous step's. With every pixel removed nothing is left
+    to impute from and the image is 0 (plus the noise), so the last point equals
+    deletion's with its default baseline.
+
+    Args:
+        model: a classifier returning logits `[N, classes]`; run under `torch.no_grad`.
+        x: the input batch `[N, C, H, W]`.
+        target: an int for every example, or one class index per example.
+        attribution: the maps ranking the pixels: `[N, C, H, W]` (summed over channels) or
+            `[N, H, W]`, at the input's resolution.
+        steps: the number of steps $m$.
+        order: `"most"` (MoRF) or `"least"` (LeRF) important pixels first.
+        noise: the imputation noise's standard deviation, in the model's input units.
+        generator: draws the noise (None: the global RNG).
+        batch_size: images per forward pass.
+        up_to: stop after this fraction $u$ of the pixels, as in `deletion_curve`.
+
+    Returns:
+        `(fractions [steps + 1], scores [N, steps + 1])`.
+
+    Raises:
+        TypeError: `x` is not a floating-point tensor, `attribution` not a real tensor,
+            `target` not integer, `steps`/`batch_size` not ints, or `generator` not a
+            `torch.Generator`.
+        ValueError: `x` is not `[N, C, H, W]`; `order` is unknown; `noise` is negative;
+            `up_to` is outside (0, 1]; `attribution` does not match `x` or holds NaN or
+            infinite values; `target` does not fit; `steps`/`batch_size` are below 1; the
+            model does not return `[N, classes]`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens import evaluate
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> x = torch.randn(2, 3, 8, 8)
+        >>> fractions, scores = evaluate.road_curve(model, x, [0, 1], x.abs(), steps=4,
+        ...                                         generator=torch.Generator().manual_seed(0))
+        >>> fractions.tolist(), scores.shape
+        ([0.0, 0.25, 0.5, 0.75, 1.0], torch.Size([2, 5]))
+        >>> p = model(x).softmax(1)[[0, 1], [0, 1]]
+        >>> torch.allclose(scores[:, 0], p)  # nothing removed yet: the original images
+        True
     """
     x = check_batch(x).detach()
     steps = check_positive_int(steps, "steps")
@@ -511,17 +591,42 @@ def road_curve(
 
 
 def evidence_mass(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The share of each map's positive attribution that lies inside ``mask``: ``[N]``.
+    r"""The share of each map's positive attribution that lies on the known evidence.
 
-    ``attribution`` is ``[N, C, H, W]`` (summed over channels first) or ``[N, H, W]``;
-    ``mask`` a bool ``[N, H, W]`` (or ``[H, W]`` for every map) marking the pixels known
-    to decide the class. With a = max(attribution, 0) per pixel,
+    On images whose deciding pixels are known (the `evidence` mask of
+    [`evidence_set`][convlens.images.evidence_set]), with $a_i^+ = \max(a_i, 0)$ the
+    positive part of the map at pixel $i$ and $E$ the evidence,
 
-        mass = sum_{i in mask} a_i / sum_i a_i,
+    $$ \mathrm{mass} = \frac{\sum_{i \in E} a_i^+}{\sum_i a_i^+}, $$
 
-    so 1 means every positive value lies on the evidence, and a map spread evenly scores
-    the mask's share of the image. Rank a magnitude map by passing its absolute values.
-    A map with no positive value has no share: NaN.
+    so 1 means every positive value lies on the evidence, and a map spread evenly scores the
+    evidence's share of the image. To score a magnitude map, pass its absolute values. A map
+    with no positive value has no share: NaN.
+
+    Args:
+        attribution: the maps, `[N, C, H, W]` (summed over channels first) or `[N, H, W]`.
+        mask: a bool `[N, H, W]`, or `[H, W]` for every map: the pixels known to decide the
+            class.
+
+    Returns:
+        `[N]` shares in [0, 1] (float64; NaN for a map with no positive value).
+
+    Raises:
+        TypeError: `attribution` is not a real tensor, or `mask` not a bool tensor.
+        ValueError: `attribution` is neither `[N, C, H, W]` nor `[N, H, W]` or holds NaN
+            values, or `mask` matches neither `[N, H, W]` nor `[H, W]` of the maps.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> maps = torch.zeros(3, 4, 4)
+        >>> maps[0, 0, 0], maps[0, 3, 3] = 3.0, 1.0  # 3 of 4 on the evidence
+        >>> maps[1] = 1.0                            # spread evenly
+        >>> maps[2] = -1.0                           # nothing positive
+        >>> mask = torch.zeros(4, 4, dtype=torch.bool)
+        >>> mask[:2, :2] = True                      # a quarter of the image
+        >>> evaluate.evidence_mass(maps, mask).tolist()
+        [0.75, 0.25, nan]
     """
     maps = _pixel_map(attribution)
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
@@ -545,14 +650,41 @@ def evidence_mass(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 
 def bootstrap_means(values: torch.Tensor, resamples: int = 2000,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Paired bootstrap (Efron 1979): ``[resamples, M]`` means of each of the M rows of
-    ``values`` (``[M, N]``: M methods scored on the same N images, or ``[N]``) over the same
-    N images drawn with replacement, ``resamples`` times (with ``generator``).
+    """Paired bootstrap means (Efron 1979): how much a mean over images owes to the images
+    drawn.
 
-    Percentiles of a column give an interval for that method's mean; the same draws for
-    every row make differences between rows paired: ``(b[:, i] - b[:, j])`` whose 2.5th to
-    97.5th percentiles contain 0 says that methods i and j are not told apart by these
-    images. NaN entries (a map with no positive value, say) are left out of each mean.
+    `values` holds M methods scored on the same N images. Each of the `resamples` draws
+    picks N images with replacement, the same images for every row, and takes each row's
+    mean over them. Percentiles of a column give an interval for that method's mean; since
+    every row sees the same draws, differences between rows are paired: when the 2.5th to
+    97.5th percentiles of `b[:, i] - b[:, j]` contain 0, these images do not tell methods
+    `i` and `j` apart. NaN entries (a map with no positive value, say) are left out of each
+    mean.
+
+    Args:
+        values: `[M, N]` scores (M methods, N images), or `[N]` for one method.
+        resamples: the number of draws.
+        generator: draws the images (None: the global RNG).
+
+    Returns:
+        `[resamples, M]` means (float64, on the CPU; M = 1 for `values` `[N]`).
+
+    Raises:
+        TypeError: `values` is not a floating-point tensor, or `resamples` not an int.
+        ValueError: `values` is neither `[M, N]` nor `[N]`, holds no image, or `resamples` is
+            below 1.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> first = torch.tensor([0.1, 0.4, 0.2, 0.7, 0.3])
+        >>> values = torch.stack([first, first + 0.1])  # the second method: always 0.1 more
+        >>> b = evaluate.bootstrap_means(values, resamples=500,
+        ...                              generator=torch.Generator().manual_seed(0))
+        >>> b.shape
+        torch.Size([500, 2])
+        >>> torch.allclose(b[:, 1] - b[:, 0], torch.tensor(0.1, dtype=torch.float64))  # paired
+        True
     """
     if not isinstance(values, torch.Tensor) or not values.is_floating_point():
         raise TypeError(f"values must be a floating-point tensor [M, N] or [N], got "

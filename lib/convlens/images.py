@@ -436,10 +436,12 @@ def ground_truth_set(n: int = 8, size: int = 224, generator: torch.Generator | N
 
 # ---- a data set whose evidence we place ourselves ---------------------------------------
 
-#: The classes of :func:`evidence_set`, in label order: the shape of the one *target* each
-#: image holds. A plus and a cross are two crossing bars, a ring is a hollow square, a corner
-#: is two bars meeting at an end (in any of four orientations).
 EVIDENCE_CLASSES: tuple[str, ...] = ("plus", "cross", "ring", "corner")
+"""The classes of [`evidence_set`][convlens.images.evidence_set], in label order: the shape
+of the one *target* each image holds. A plus and a cross are two bars crossing at their
+middles (upright and diagonal), a ring is a hollow square, and a corner is two bars meeting
+at their ends (turned any of four ways).
+"""
 
 
 @functools.cache
@@ -539,25 +541,54 @@ def _evidence_image(rng: np.random.Generator, size: int, label: int, blobs: np.n
 
 def evidence_set(n: int, size: int = 64, generator: torch.Generator | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Procedural images whose class is decided by known pixels only:
-    ``(x [n, 3, size, size] in [0, 1], labels [n], evidence [n, size, size] bool)``.
+    """Generated images whose class is decided by known pixels only.
 
     Each image holds exactly one *target*, a small stroked shape whose kind is the class
-    (:data:`EVIDENCE_CLASSES`: plus, cross, ring, corner; its side 9-13 px at ``size`` 64,
-    strokes 2 px, both scaled with ``size``), placed uniformly anywhere in the frame, on a
-    smooth random background with 3-6 *distractors*: filled discs, filled squares and
-    single straight bars (horizontal, vertical or diagonal). Distractors keep a margin from
-    the target and from each other, so they never touch it or form a target between them;
-    their number, kinds, places and colours are drawn independently of the class, as is
-    every colour (targets and distractors alike are light or dark at random). Fine grain
-    noise covers the whole image. So the class is decided by the target's square patch
-    alone: ``evidence`` marks that patch (its strokes and its hollow parts), and no pixel
-    outside it carries information about the class. Labels cycle through the classes in
-    order (``i % 4``), so every class has ``n / 4`` images.
+    ([`EVIDENCE_CLASSES`][convlens.images.EVIDENCE_CLASSES]: plus, cross, ring, corner; its
+    side 9-13 px at `size` 64, strokes 2 px, both scaled with `size`), placed uniformly
+    anywhere in the frame, on a smooth random background with 3-6 *distractors*: filled
+    discs, filled squares and single straight bars (horizontal, vertical or diagonal).
+    Distractors keep a margin from the target and from each other, so they never touch it
+    or make up a target between them; their number, kinds, places and colours are drawn
+    independently of the class, as is every colour (targets and distractors alike are light
+    or dark at random). Fine grain noise covers the whole image. So the class is decided by
+    the target's square patch alone: `evidence` marks that patch (its strokes and its hollow
+    parts), and no pixel outside it carries information about the class. Labels cycle
+    through the classes in order (`i % 4`), so every class has `n / 4` images. The network
+    of [`convlens.evidence_net`][convlens.evidence_net] is trained on them, and
+    [`evidence_mass`][convlens.evaluate.evidence_mass] scores a map against `evidence`.
 
-    ``x`` holds pixels in [0, 1]; normalise them for a model (``preprocess.normalize``).
-    ``generator`` (a CPU ``torch.Generator``; None: seed 0) draws one seed for NumPy's
-    PCG64, which draws everything else: the same generator state gives the same set.
+    Args:
+        n: the number of images (at least 1).
+        size: their side, in pixels (at least 32).
+        generator: a CPU `torch.Generator` (None: seed 0); it draws one seed for NumPy's
+            PCG64, which draws everything else, so the same generator state gives the same
+            set.
+
+    Returns:
+        `(x, labels, evidence)`: the pixels `x` `[n, 3, size, size]` in [0, 1] (normalise
+        them for a model: `preprocess.normalize`, or
+        [`evidence_net.normalize`][convlens.evidence_net.normalize]), the class indices
+        `labels` `[n]`, and the bool mask `evidence` `[n, size, size]` of each target's
+        patch.
+
+    Raises:
+        TypeError: `generator` is not a CPU `torch.Generator`.
+        ValueError: `n` is not an int >= 1, or `size` not an int >= 32.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import images
+        >>> x, labels, evidence = images.evidence_set(
+        ...     4, size=32, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, evidence.shape
+        (torch.Size([4, 3, 32, 32]), torch.Size([4, 32, 32]))
+        >>> [images.EVIDENCE_CLASSES[k] for k in labels]
+        ['plus', 'cross', 'ring', 'corner']
+        >>> rows, cols = evidence[0].nonzero().T
+        >>> height, width = int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1
+        >>> height == width and int(evidence[0].sum()) == height * width  # one full square
+        True
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
