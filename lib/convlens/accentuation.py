@@ -1,23 +1,27 @@
-"""Feature accentuation: a photo moved toward what a unit prefers, held near the photo.
+r"""Feature accentuation: a photo pushed toward what a unit responds to, held near the photo.
 
-Hamblin, Fel, Saha, Konkle & Alvarez 2024, "Feature accentuation: revealing 'what'
-features respond to in natural images" (arXiv:2402.10039). Instead of starting from
-noise, the ascent starts from a photo ``x0`` and is pulled back to it::
+[Hamblin, Fel, Saha, Konkle & Alvarez 2024][ref-hamblin2024] ("Feature accentuation:
+revealing 'what' features respond to in natural images") start the ascent from a photo
+$x_0$ instead of noise, and pull it back toward the photo:
 
-    x*(strength) = argmax_x  E_T [ objective( T(x) ) ]  -  strength * mean( (x - x0)^2 )
+$$ x^*(\lambda) = \arg\max_x \; \mathbb{E}_T\big[\mathrm{objective}(T(x))\big]
+- \lambda \, \mathrm{mean}\big((x - x_0)^2\big) $$
 
-so the result is the photo with whatever in it the unit responds to made stronger: it
-answers "what does this unit see *in this photo*", where a visualisation from noise
-answers "what would it like to see". ``strength`` trades the two: large, the photo barely
+The result is the photo with whatever in it the unit responds to made stronger: it answers
+"what does this unit see *in this photo*", where a visualisation from noise answers "what
+would it like to see". The strength $\lambda$ sets the balance: large, the photo barely
 changes; zero, the photo is only the starting point of a plain ascent.
 
-The change is parameterised in Fourier space with the ``1/f`` scaling of Olah et al. 2017
-(coarse structure moves first) and bounded by a sigmoid around the photo::
+The change is written in Fourier space with the $1/f$ scaling of
+[Olah et al. 2017][ref-olah2017] (coarse structure moves first) and passed through a
+sigmoid around the photo:
 
-    x = sigmoid( logit(x0) + F^{-1}[ s / f ] ),      s = 0 at the start, so x = x0
+$$ x = \sigma\big(\mathrm{logit}(x_0) + \mathcal{F}^{-1}[s / f]\big), \qquad
+s = 0 \text{ at the start, so } x = x_0 $$
 
-(``x0`` clipped to [0.002, 0.998] so that its logit is finite). ``T`` is MACO's
-transformation robustness (random crops, noise), as in :mod:`convlens.feature_visualization`.
+($x_0$ is clipped to [0.002, 0.998] so that its logit is finite). $T$ is MACO's
+transformation robustness, random crops plus noise, as in
+[`convlens.feature_visualization`][convlens.feature_visualization].
 """
 
 from __future__ import annotations
@@ -70,14 +74,62 @@ def accentuate(model: nn.Module, image: torch.Tensor,
                crop_scale: tuple[float, float] = (0.8, 1.0), noise: float = 0.02,
                normalize: Callable | tuple | None = None,
                generator: torch.Generator | None = None) -> Visualization:
-    """Accentuate in ``image`` (pixels ``[3, H, W]`` in [0, 1]) what ``objective`` responds
-    to, under the pull ``strength * mean((x - image)^2)`` (see the module docstring).
+    r"""Accentuate in a photo what an objective responds to, held near the photo by the pull
+    `strength * mean((x - image)^2)` ([Hamblin et al. 2024][ref-hamblin2024]; the equations
+    are in the module docstring).
 
-    Returns a :class:`~convlens.input_optimization.Visualization`: ``image [3, H, W]`` and
-    ``history`` with ``"objective"`` (averaged over each step's crops, before the step's
-    update) and ``"distance"`` (the root-mean-square pixel change from the photo).
-    ``normalize`` maps pixels to the model's input; ``generator`` (CPU; ``None``: seeded
-    with 0) draws the crops and the noise. The model is left as found.
+    Each step is an Adam update of the Fourier-space change on the objective of the step's
+    random crops ([`random_crops`][convlens.feature_visualization.random_crops], resized
+    back to the photo's size) plus noise, minus the pull. The model runs in eval mode and is
+    left as found; only the change gets gradients.
+
+    Args:
+        model: the network; left as found.
+        image: the photo, pixels `[3, H, W]` (or `[1, 3, H, W]`) in [0, 1], not the model's
+            normalised input.
+        objective: a [`ChannelObjective`][convlens.feature_visualization.ChannelObjective]
+            or a [`ClassObjective`][convlens.feature_visualization.ClassObjective].
+        strength: the weight $\lambda$ of the pull toward the photo (0: none).
+        steps: Adam steps.
+        lr: Adam's learning rate.
+        crops: random crops per step.
+        crop_scale: `(low, high)`: the range of a crop's side as a fraction of the photo's.
+        noise: the standard deviation of the Gaussian noise added to each crop, in pixel
+            units (0: none).
+        normalize: a callable, or the model's `(mean, std)`, from pixels in [0, 1] to the
+            model's input (None: pixels as they are).
+        generator: a CPU `torch.Generator` that draws the crops and the noise (None: a
+            fresh one seeded with 0).
+
+    Returns:
+        A [`Visualization`][convlens.input_optimization.Visualization]: `image [3, H, W]` in
+        (0, 1) on the model's device, and `history`, float64 tensors `[steps]`:
+        `"objective"` (averaged over each step's crops, before the step's update) and
+        `"distance"` (the root-mean-square pixel change from the photo, before the update).
+
+    Raises:
+        TypeError: `image` is not a floating-point tensor, `objective` not an objective, or
+            a number that is not one.
+        ValueError: `image` is not one RGB image with pixels in [0, 1], a negative
+            `strength` or `noise`, `lr <= 0`, an unknown layer, a layer that runs more than
+            once per pass, or a channel or class out of range.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.accentuation import accentuate
+        >>> from convlens.feature_visualization import ClassObjective
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> photo = 0.1 + 0.8 * torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> result = accentuate(model, photo, ClassObjective(1), strength=100.0, steps=6,
+        ...                     lr=0.1)
+        >>> result.image.shape, result.history["distance"].shape
+        (torch.Size([3, 16, 16]), torch.Size([6]))
+        >>> distance = result.history["distance"]
+        >>> bool(distance[0] < 1e-6), bool(distance[-1] > distance[0])  # starts at the photo
+        (True, True)
     """
     photo = _check(image, objective, strength, steps, lr, crops, noise)
     if isinstance(objective, ChannelObjective):

@@ -1,13 +1,13 @@
-"""Dataset examples: the image patches that excite one channel most.
+r"""Dataset examples: the image patches that excite one channel most.
 
-The other half of feature visualisation (Zeiler & Fergus 2014, "Visualizing and
-understanding convolutional networks", ECCV; Olah, Mordvintsev & Schubert 2017, "Feature
-visualization", Distill, section "Dataset examples"): run a pool of real images through
-the network, rank every *position* ``(n, i, j)`` of channel ``c`` of a layer by its
-activation ``a_c(x_n)[i, j]``, and show, for the ``k`` highest, the input patch that unit
-can see: its receptive field (:func:`convlens.receptive_field`), clipped to the image.
-An optimised picture says what the unit would like; the top patches say what, among real
-images, it actually responds to. Read them together.
+The other half of feature visualisation ([Zeiler & Fergus 2014][ref-zeiler2014];
+[Olah, Mordvintsev & Schubert 2017][ref-olah2017], section "Dataset examples"): run a pool
+of real images through the network, rank every *position* $(n, i, j)$ of channel $c$ of a
+layer by its activation $a_c(x_n)[i, j]$, and show, for the $k$ highest, the patch of the
+input that unit can see: its receptive field
+([`receptive_field`][convlens.receptive_fields.receptive_field]), clipped to the image.
+An optimised picture shows what the unit would like to see; the top patches show what,
+among real images, it actually responds to. The two are meant to be read together.
 """
 
 from __future__ import annotations
@@ -24,9 +24,43 @@ __all__ = ["channel_activations", "dataset_examples"]
 
 def channel_activations(model: nn.Module, layer: nn.Module | str, channel: int,
                         images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """Channel ``channel`` of ``layer``'s output for every image of ``images`` (the model's
-    normalised input ``[N, 3, H, W]``), ``[N, h, w]`` on the CPU, computed in batches of
-    ``batch_size`` under ``no_grad`` (each pass stops after the layer)."""
+    """One channel of a layer's output for every image of a pool.
+
+    The images go through the model in batches under `no_grad`, in eval mode; the first
+    batch runs the whole network (which checks that the layer runs exactly once per pass),
+    the others stop after the layer. The model is left as found.
+
+    Args:
+        model: the network; left as found.
+        layer: a module of `model` or its qualified name, called once per forward pass.
+        channel: the channel of its output.
+        images: the pool, the model's normalised input `[N, 3, H, W]`.
+        batch_size: images per forward pass.
+
+    Returns:
+        The channel's maps, `[N, h, w]`, float32 on the CPU.
+
+    Raises:
+        TypeError: `channel` or `batch_size` is not an int, or `images` is not a
+            floating-point tensor.
+        ValueError: an unknown layer, a layer that runs more than once per pass or whose
+            output is not a feature map `[N, C, h, w]`, a channel out of range,
+            `batch_size < 1`, or `images` not a non-empty batch `[N, C, H, W]`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.exemplars import channel_activations
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> images = torch.randn(5, 3, 16, 16)
+        >>> maps = channel_activations(model, "0", 2, images, batch_size=2)
+        >>> maps.shape
+        torch.Size([5, 8, 8])
+        >>> torch.allclose(maps, model[0](images)[:, 2].detach())
+        True
+    """
     name, _ = resolve_layer(model, layer)
     check_batch(images, "images")
     check_positive_int(batch_size, "batch_size")
@@ -57,19 +91,55 @@ def channel_activations(model: nn.Module, layer: nn.Module | str, channel: int,
 def dataset_examples(model: nn.Module, layer: nn.Module | str, channel: int,
                      images: torch.Tensor, k: int = 9, *, max_per_image: int | None = None,
                      batch_size: int = 16) -> list[tuple[int, tuple[int, int, int, int], float]]:
-    """The ``k`` positions of channel ``channel`` of ``layer`` with the highest activation
-    over the pool ``images`` (the model's normalised input ``[N, 3, H, W]``), highest first,
-    as ``(image_index, (x0, y0, x1, y1), activation)``.
+    """The `k` positions of one channel with the highest activation over a pool of images,
+    and the patch each one sees.
 
-    The box is the unit's receptive field (:func:`convlens.receptive_field` for the pool's
-    ``(H, W)``), clipped to the image: columns ``x0 <= x < x1``, rows ``y0 <= y < y1``, so
-    ``images[n, :, y0:y1, x0:x1]`` is the patch. ``max_per_image`` keeps at most that many
-    positions from any one image (neighbouring units of one image see nearly the same
-    patch); ``None`` ranks every position. Ties keep the order of ``(n, i, j)``.
+    The activations come from
+    [`channel_activations`][convlens.exemplars.channel_activations]. A position's box is
+    the unit's receptive field
+    ([`receptive_field`][convlens.receptive_fields.receptive_field] for the pool's
+    `(H, W)`), clipped to the image: columns `x0 <= x < x1` and rows `y0 <= y < y1`, so
+    `images[n, :, y0:y1, x0:x1]` is the patch. Ties keep the order of `(n, i, j)`.
 
-    Raises ``ValueError`` for a layer with no local window (after a global pooling), an
-    unknown layer, a channel out of range, or a ``k`` larger than the number of positions
-    allowed.
+    Args:
+        model: the network; left as found.
+        layer: a module of `model` or its qualified name, called once per forward pass and
+            with a local receptive field (before any global pooling).
+        channel: the channel of its output.
+        images: the pool, the model's normalised input `[N, 3, H, W]`.
+        k: how many positions to return.
+        max_per_image: keep at most this many positions from any one image (neighbouring
+            units of one image see nearly the same patch); None ranks every position.
+        batch_size: images per forward pass.
+
+    Returns:
+        A list of `k` tuples `(image_index, (x0, y0, x1, y1), activation)`, highest
+        activation first.
+
+    Raises:
+        TypeError: `channel`, `k`, `max_per_image` or `batch_size` is not an int, or
+            `images` is not a floating-point tensor.
+        ValueError: an unknown layer, a layer with no local receptive field (after a global
+            pooling), a channel out of range, `k`, `max_per_image` or `batch_size` below 1,
+            `images` not a non-empty batch `[N, C, H, W]`, or a `k` larger than the number
+            of positions allowed.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.exemplars import dataset_examples
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> images = torch.randn(4, 3, 16, 16)
+        >>> top = dataset_examples(model, "0", 1, images, k=3, max_per_image=1)
+        >>> len({index for index, box, activation in top})  # three different images
+        3
+        >>> index, (x0, y0, x1, y1), activation = top[0]
+        >>> x1 - x0 <= 3 and y1 - y0 <= 3  # a 3x3 kernel sees at most 3x3 pixels
+        True
+        >>> activation == float(model[0](images)[:, 1].max().detach())  # the pool's highest
+        True
     """
     name, _ = resolve_layer(model, layer)
     check_batch(images, "images")

@@ -1,41 +1,50 @@
-"""MACO: feature visualisation that optimises only the Fourier phase of an image.
+r"""MACO: feature visualisation that optimises only the Fourier phase of a picture.
 
-Fel, Boissin, Boutin, Picard, Novello, Colin, Linsley, Rousseau, Cadène, Goetschalckx,
-Gardes & Serre 2023, "Unlocking feature visualization for deeper networks with MAgnitude
-Constrained Optimization", NeurIPS. The image is written through its 2-D Fourier transform,
-with the *magnitude* fixed to the mean spectrum ``m`` of natural photos
-(:func:`convlens.natural_statistics.natural_spectrum`) and only the *phase* free::
+[Fel et al. 2023][ref-fel2023] ("Unlocking feature visualization for deeper networks with
+MAgnitude Constrained Optimization", NeurIPS) write the picture through its 2-D Fourier
+transform $\mathcal{F}$. The *magnitude* is held at the mean spectrum $m$ of natural photos
+([`natural_spectrum`][convlens.natural_statistics.natural_spectrum]); only the *phase*
+$\varphi$ is free. For each decorrelated colour component $c$:
 
-    v_c  = F^{-1}[ m_c * exp(i phi_c) ]                 (one decorrelated colour component c)
-    x    = sigmoid( logit(mu) + (U v) / (mu (1 - mu)) )  (RGB image in (0, 1))
-    phi* = argmax_phi  E_T [ objective( T(x) ) ]
+$$ v_c = \mathcal{F}^{-1}\big[m_c \, e^{i \varphi_c}\big], \qquad
+x = \sigma\Big(\mathrm{logit}(\mu) + \frac{U v}{\mu (1 - \mu)}\Big), \qquad
+\varphi^* = \arg\max_\varphi \; \mathbb{E}_T\big[\mathrm{objective}(T(x))\big] $$
 
-``U`` and ``mu`` are the decorrelated colour axes and mean colour of the same photos; the
-sigmoid is the identity to first order around the mean colour (slope ``mu (1 - mu)`` at
-``logit(mu)`` undone by the division) and bounds the pixels. Every image the optimiser can
-reach has the photos' amplitude at every frequency, so energy cannot pile up at high
-frequencies (the checkerboards and speckle of plain ascent): it can only be arranged,
-through the phase, into edges and shapes.
+$U$ and $\mu$ are the decorrelated colour axes and the mean colour of the same photos
+([`ColourBasis`][convlens.natural_statistics.ColourBasis]) and $\sigma$ is the sigmoid, so
+$x$ is an RGB picture in $(0, 1)$. Near the mean colour the sigmoid changes nothing to first
+order: its slope $\mu (1 - \mu)$ at $\mathrm{logit}(\mu)$ is cancelled by the division. Every
+picture the optimiser can reach carries the photos' amplitude at every frequency, so it
+cannot pile energy into high frequencies (the checkerboards and speckle of plain gradient
+ascent); it can only arrange that energy, through the phase, into edges and shapes.
 
-The phase is carried by a free real image ``z`` as ``exp(i phi) = Z / |Z|`` with
-``Z = F[z]``: the phase of a real image is automatically Hermitian-symmetric, so
-``F[v_c]`` has modulus exactly ``m_c`` at every frequency (:meth:`PhaseImage.spectral`).
+The phase is read off a free real image $z$: $e^{i \varphi} = Z / |Z|$ with
+$Z = \mathcal{F}[z]$. The spectrum of a real image is Hermitian-symmetric, so its phase is
+too, and $\mathcal{F}[v_c]$ has modulus exactly $m_c$ at every frequency
+([`PhaseImage`][convlens.feature_visualization.PhaseImage]).
 
-``T`` (transformation robustness, Olah et al. 2017; MACO's recipe) draws, at each step and
-for each image, ``crops`` random square crops whose side is a fraction in ``crop_scale`` of
-the image side, resizes them to the model's input size and adds Gaussian noise of standard
-deviation ``noise`` (in pixel units). The objective is averaged over them.
+$T$ is transformation robustness ([Olah et al. 2017][ref-olah2017], as MACO uses it): at
+every step each picture gives `crops` random square crops, each side a fraction drawn from
+`crop_scale` of the picture's side, resized to the model's input size
+([`random_crops`][convlens.feature_visualization.random_crops]), plus Gaussian noise of
+standard deviation `noise` in pixel units. The objective is the mean over these views.
 
-**Importance** (MACO's transparency map): the sum over the steps of ``|d loss / d x|``
-(summed over colours): where the objective kept asking for changes. It is returned with
-the image; showing it as opacity hides the parts of the picture the objective never used.
+**Importance** (MACO's transparency map) is
+$\sum_\text{steps} \sum_\text{colours} |\partial \mathrm{loss} / \partial x|$: large where
+the objective kept asking for a change. [`maco`][convlens.feature_visualization.maco]
+returns it with the picture, and [`transparent`][convlens.feature_visualization.transparent]
+uses it as opacity, fading out the parts the objective never used.
 
-**Objectives**: :class:`ChannelObjective` (mean of one channel of a layer's output over
-positions) and :class:`ClassObjective` (one logit). :func:`maco` optimises one image per
-objective in one batch; with ``diversity > 0`` it adds Olah et al.'s diversity term,
-``- diversity * mean_{i != j} cos(G_i, G_j)``, with ``G_i`` the Gram matrix (channels by
-channels, over positions) of image ``i``'s activations at ``diversity_layer``: pass the same
-objective several times to get several different images of it.
+**Objectives.** [`ChannelObjective`][convlens.feature_visualization.ChannelObjective] (one
+channel of a layer) and [`ClassObjective`][convlens.feature_visualization.ClassObjective]
+(one logit). [`maco`][convlens.feature_visualization.maco] optimises one picture per
+objective, all in one batch. With `diversity > 0` it adds Olah et al.'s diversity term
+
+$$ -\,\mathrm{diversity} \cdot \mathrm{mean}_{i \ne j} \cos(G_i, G_j) $$
+
+where $G_i$ is the Gram matrix (channels by channels, averaged over positions and over the
+picture's crops) of picture $i$'s activations at `diversity_layer`: give the same objective several times to get
+several different pictures of it.
 """
 
 from __future__ import annotations
@@ -59,7 +68,30 @@ __all__ = ["CLASS_RECIPE", "ChannelObjective", "ClassObjective", "PhaseImage", "
 
 @dataclass(frozen=True)
 class ChannelObjective:
-    """The mean over positions of channel ``channel`` of ``layer``'s output."""
+    """An objective for [`maco`][convlens.feature_visualization.maco] and
+    [`accentuate`][convlens.accentuation.accentuate]: the mean over positions (and over the
+    step's crops) of one channel of one layer's output.
+
+    Its `str` is a caption for a figure. Whether the layer exists and the channel is in range
+    is checked against the model when the objective is used.
+
+    Attributes:
+        layer: the layer's qualified name in `model.named_modules()`.
+        channel: the channel of its output, an int `>= 0`.
+
+    Raises:
+        TypeError: `layer` is not a non-empty string.
+        ValueError: `channel` is not an int `>= 0`.
+
+    Examples:
+        >>> from convlens.feature_visualization import ChannelObjective
+        >>> str(ChannelObjective("features.3", 7))
+        'mean of channel 7 of features.3'
+        >>> ChannelObjective("features.3", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: ChannelObjective.channel must be an int >= 0, got -1
+    """
 
     layer: str
     channel: int
@@ -76,7 +108,24 @@ class ChannelObjective:
 
 @dataclass(frozen=True)
 class ClassObjective:
-    """The logit (pre-softmax score) of class ``target``."""
+    """An objective for [`maco`][convlens.feature_visualization.maco] and
+    [`accentuate`][convlens.accentuation.accentuate]: the logit (the score before the
+    softmax) of one class, averaged over the step's crops.
+
+    Its `str` is a caption for a figure. Whether the class is in range is checked against
+    the model's output when the objective is used.
+
+    Attributes:
+        target: the class index, an int `>= 0`.
+
+    Raises:
+        ValueError: `target` is not an int `>= 0`.
+
+    Examples:
+        >>> from convlens.feature_visualization import ClassObjective
+        >>> str(ClassObjective(281))
+        'logit of class 281'
+    """
 
     target: int
 
@@ -89,12 +138,46 @@ class ClassObjective:
 
 
 class PhaseImage:
-    """``n`` images of ``size`` with a fixed Fourier magnitude and a free phase.
+    r"""`n` pictures with a fixed Fourier magnitude and a free phase: MACO's
+    parameterisation (module docstring).
 
-    ``magnitude [3, H, W // 2 + 1]`` (per decorrelated colour component, ``rfft2`` layout,
-    ``norm="ortho"``) and ``basis`` come from
-    :func:`~convlens.natural_statistics.natural_spectrum`. ``params`` (the free real
-    images ``z`` whose phase is used) is the tensor to optimise.
+    The free parameters are real images $z$ drawn from a standard normal; only their phase
+    $Z / |Z|$, $Z = \mathcal{F}[z]$, reaches the picture, so any update of `params` changes
+    the phase and never the magnitude.
+
+    Args:
+        n: the number of pictures.
+        magnitude: the Fourier magnitude of each decorrelated colour component,
+            `[3, H, W // 2 + 1]` (`rfft2` layout, `norm="ortho"`), as
+            [`natural_spectrum`][convlens.natural_statistics.natural_spectrum] returns it for
+            pictures of `(H, W)`; `W` is taken to be even.
+        basis: the [`ColourBasis`][convlens.natural_statistics.ColourBasis] the magnitude is
+            measured in (its mean colour is clamped to [0.05, 0.95] so the logit stays finite).
+        generator: the CPU `torch.Generator` that draws the starting $z$.
+        device: where the tensors live (None: the CPU).
+        dtype: their floating-point type.
+
+    Attributes:
+        size: the pictures' `(H, W)`.
+        params: the free real images $z$, `[n, 3, H, W]`, with `requires_grad`: the tensor
+            to optimise.
+
+    Raises no exception of its own ([`maco`][convlens.feature_visualization.maco] checks the
+    magnitude's shape against the picture size).
+
+    Examples:
+        >>> import torch
+        >>> from PIL import Image
+        >>> from convlens.feature_visualization import PhaseImage
+        >>> from convlens.natural_statistics import natural_spectrum
+        >>> noise = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(0))
+        >>> photo = Image.fromarray((255 * noise).byte().numpy())  # a stand-in photo
+        >>> magnitude, basis = natural_spectrum(16, [photo], cache=False)
+        >>> magnitude.shape
+        torch.Size([3, 16, 9])
+        >>> pictures = PhaseImage(2, magnitude, basis, torch.Generator().manual_seed(0))
+        >>> pictures.size, pictures.params.shape
+        ((16, 16), torch.Size([2, 3, 16, 16]))
     """
 
     def __init__(self, n: int, magnitude: torch.Tensor, basis: ColourBasis,
@@ -110,23 +193,96 @@ class PhaseImage:
         self.params = z.to(device=device, dtype=dtype).requires_grad_(True)
 
     def spectral(self) -> torch.Tensor:
-        """The decorrelated components ``v [n, 3, H, W]``: ``|rfft2(v)| == magnitude``."""
+        r"""The decorrelated colour components of the pictures,
+        $v = \mathcal{F}^{-1}\big[m \, Z / |Z|\big]$ with $Z = \mathcal{F}[z]$ (`rfft2` and
+        `irfft2`, `norm="ortho"`), so that `|rfft2(v)|` equals `magnitude` up to rounding.
+
+        Returns:
+            `v`, `[n, 3, H, W]`, differentiable with respect to `params`.
+
+        Raises no exception of its own.
+
+        Examples:
+            >>> import torch
+            >>> from PIL import Image
+            >>> from convlens.feature_visualization import PhaseImage
+            >>> from convlens.natural_statistics import natural_spectrum
+            >>> noise = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(0))
+            >>> photo = Image.fromarray((255 * noise).byte().numpy())
+            >>> magnitude, basis = natural_spectrum(16, [photo], cache=False)
+            >>> pictures = PhaseImage(1, magnitude, basis, torch.Generator().manual_seed(0),
+            ...                       dtype=torch.float64)
+            >>> v = pictures.spectral()
+            >>> v.shape
+            torch.Size([1, 3, 16, 16])
+            >>> torch.allclose(torch.fft.rfft2(v, norm="ortho").abs()[0], magnitude)
+            True
+        """
         spectrum = torch.fft.rfft2(self.params, norm="ortho")
         phase = spectrum / spectrum.abs().clamp(min=1e-20)
         return torch.fft.irfft2(self.magnitude * phase, s=self.size, norm="ortho")
 
     def image(self) -> torch.Tensor:
-        """The RGB images ``[n, 3, H, W]`` in (0, 1)."""
+        r"""The RGB pictures,
+        $x = \sigma\big(\mathrm{logit}(\mu) + U v / (\mu (1 - \mu))\big)$ with
+        $v$ = [`spectral()`][convlens.feature_visualization.PhaseImage.spectral].
+
+        Returns:
+            `[n, 3, H, W]`, pixels in (0, 1), differentiable with respect to `params`.
+
+        Raises no exception of its own.
+
+        Examples:
+            >>> import torch
+            >>> from PIL import Image
+            >>> from convlens.feature_visualization import PhaseImage
+            >>> from convlens.natural_statistics import natural_spectrum
+            >>> noise = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(0))
+            >>> photo = Image.fromarray((255 * noise).byte().numpy())
+            >>> magnitude, basis = natural_spectrum(16, [photo], cache=False)
+            >>> x = PhaseImage(2, magnitude, basis, torch.Generator().manual_seed(0)).image()
+            >>> x.shape, bool(0 < x.min() and x.max() < 1)
+            (torch.Size([2, 3, 16, 16]), True)
+        """
         deviation = torch.einsum("cd,ndhw->nchw", self.axes, self.spectral())
         return torch.sigmoid(self.offset + self.gain * deviation)
 
 
 def random_crops(images: torch.Tensor, crops: int, scale: tuple[float, float],
                  out_size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
-    """``crops`` random crops of each image of ``images [n, 3, H, W]``, resized (bilinear)
-    to ``out_size``: ``[n * crops, 3, *out_size]``, image ``i``'s crops at rows
-    ``i * crops .. (i + 1) * crops - 1``. Each crop's sides are the fraction ``s`` (uniform
-    in ``scale``) of the image's, at a uniformly drawn place inside the image."""
+    r"""Random crops of each image, resized to one size: the views of MACO's transformation
+    robustness (module docstring).
+
+    Each crop keeps the image's aspect ratio: its sides are the fraction
+    $s \sim \mathcal{U}(\text{scale})$ of the image's, and its centre, in coordinates where
+    the image spans $[-1, 1]^2$, is drawn uniformly in $[-(1 - s), 1 - s]^2$, so the crop
+    lies inside the image. It is resampled bilinearly (`F.affine_grid` / `F.grid_sample`)
+    to `out_size`.
+
+    Args:
+        images: the pictures, `[n, 3, H, W]`.
+        crops: the number of crops per picture.
+        scale: `(low, high)`, the range of the fraction $s$, within (0, 1].
+        out_size: the crops' `(height, width)` after resizing.
+        generator: the CPU `torch.Generator` that draws the sizes and places.
+
+    Returns:
+        `[n * crops, 3, *out_size]`: picture `i`'s crops at rows `i * crops` to
+        `(i + 1) * crops - 1`, differentiable with respect to `images`.
+
+    Raises no exception of its own.
+
+    Examples:
+        >>> import torch
+        >>> from convlens.feature_visualization import random_crops
+        >>> images = torch.rand(2, 3, 32, 32)
+        >>> views = random_crops(images, 3, (0.5, 1.0), (16, 16), torch.Generator().manual_seed(0))
+        >>> views.shape
+        torch.Size([6, 3, 16, 16])
+        >>> whole = random_crops(images, 1, (1.0, 1.0), (32, 32), torch.Generator())
+        >>> torch.allclose(whole, images, atol=1e-6)  # a crop of the full side is the image
+        True
+    """
     n = images.shape[0] * crops
     draws = torch.rand((n, 3), generator=generator, dtype=torch.float64)
     side = scale[0] + (scale[1] - scale[0]) * draws[:, 0]
@@ -266,20 +422,83 @@ def maco(model: nn.Module, objectives: Sequence[ChannelObjective | ClassObjectiv
          spectrum: tuple[torch.Tensor, ColourBasis] | None = None,
          cache_dir: str | os.PathLike | None = None,
          generator: torch.Generator | None = None) -> list[Visualization]:
-    """Optimise one phase-only image per objective (see the module docstring), all in one
-    batch, and return one :class:`~convlens.input_optimization.Visualization` per objective:
-    ``image [3, H, W]`` in (0, 1), ``importance [H, W]`` (accumulated ``|d loss / d x|``) and
-    ``history`` (``"objective"``: the objective at each step, averaged over the step's
-    crops; ``"diversity"``: the mean Gram cosine similarity, 0 without diversity).
+    """Optimise one phase-only picture per objective, all in one batch (MACO,
+    [Fel et al. 2023][ref-fel2023]; the equations are in the module docstring).
 
-    ``image_size``: the optimised image; ``input_size``: the side of the crops fed to the
-    model (default: ``image_size``). ``normalize`` (a callable or the model's
-    ``(mean, std)``) maps pixels in [0, 1] to the model's input. ``spectrum``: a
-    ``(magnitude, basis)`` pair for ``image_size`` (default:
-    ``natural_spectrum(image_size, cache_dir=cache_dir)``, from the offline photo pool).
-    Randomness (the start, the crops, the noise) comes from ``generator`` (CPU; ``None``:
-    seeded with 0): the same generator state gives the same images. The model runs in eval
-    mode and is left as found; only the phase images get gradients.
+    Each step is an Adam update of the free phase images
+    ([`PhaseImage`][convlens.feature_visualization.PhaseImage]) on the objectives of the
+    step's random crops ([`random_crops`][convlens.feature_visualization.random_crops]) plus
+    noise. All randomness (the start, the crops, the noise) comes from `generator`: the
+    same generator state gives the same pictures. The model runs in eval mode and is left
+    as found; only the phase images get gradients. When no objective needs the logits and
+    only one layer is read, each pass stops after that layer.
+
+    Args:
+        model: the network; left as found.
+        objectives: a non-empty sequence of
+            [`ChannelObjective`][convlens.feature_visualization.ChannelObjective] and
+            [`ClassObjective`][convlens.feature_visualization.ClassObjective], one picture
+            each (repeat one to get several pictures of it).
+        steps: Adam steps.
+        lr: Adam's learning rate.
+        image_size: the optimised picture's `(H, W)` (or one side).
+        input_size: the `(height, width)` (or one side) the crops are resized to before the
+            model sees them (None: `image_size`).
+        crops: random crops per picture and step.
+        crop_scale: `(low, high)` with `0 < low <= high <= 1`: the range of a crop's side as
+            a fraction of the picture's.
+        noise: the standard deviation of the Gaussian noise added to each crop, in pixel
+            units (0: none).
+        diversity: the weight of the Gram-matrix diversity term (0: none; it needs two
+            objectives or more and `diversity_layer`).
+        diversity_layer: a module of `model` or its qualified name whose activations'
+            Gram matrices are pushed apart.
+        normalize: a callable, or the model's `(mean, std)`, from pixels in [0, 1] to the
+            model's input (None: pixels as they are).
+        spectrum: a `(magnitude, basis)` pair for `image_size`, as
+            [`natural_spectrum`][convlens.natural_statistics.natural_spectrum] returns it
+            (None: `natural_spectrum(image_size, cache_dir=cache_dir)`, from the offline
+            photo pool).
+        cache_dir: where that default spectrum is cached (None: `~/.cache/convlens`); unused
+            when `spectrum` is given.
+        generator: a CPU `torch.Generator` (None: a fresh one seeded with 0).
+
+    Returns:
+        One [`Visualization`][convlens.input_optimization.Visualization] per objective, in
+        order: `image [3, H, W]` in (0, 1) on the model's device; `importance [H, W]`, the
+        accumulated `|d loss / d x|` summed over colours; and `history`, float64 tensors
+        `[steps]`: `"objective"` (the objective at each step, before its update, averaged
+        over the step's crops) and `"diversity"` (the mean Gram cosine similarity between
+        the pictures, 0 without diversity).
+
+    Raises:
+        TypeError: `objectives` is not a non-empty sequence of objectives, or another
+            argument has the wrong type (`generator` not a `torch.Generator`, a number
+            that is not one).
+        ValueError: a bad number (`lr <= 0`, negative `noise` or `diversity`, a bad
+            `crop_scale`), diversity without two objectives or without `diversity_layer`,
+            an unknown layer, a layer that runs more than once per pass, a channel or class
+            out of range, or a `spectrum` whose magnitude does not fit `image_size`.
+
+    Examples:
+        >>> import torch
+        >>> from PIL import Image
+        >>> from torch import nn
+        >>> from convlens.feature_visualization import ChannelObjective, ClassObjective, maco
+        >>> from convlens.natural_statistics import natural_spectrum
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> noise = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(0))
+        >>> photo = Image.fromarray((255 * noise).byte().numpy())  # stands in for the pool
+        >>> spectrum = natural_spectrum(16, [photo], cache=False)
+        >>> pictures = maco(model, [ChannelObjective("0", 1), ClassObjective(0)], steps=8,
+        ...                 image_size=16, crops=2, spectrum=spectrum)
+        >>> len(pictures), pictures[0].image.shape, pictures[0].importance.shape
+        (2, torch.Size([3, 16, 16]), torch.Size([16, 16]))
+        >>> objective = pictures[0].history["objective"]
+        >>> objective.shape, bool(objective[-2:].mean() > objective[:2].mean())
+        (torch.Size([8]), True)
     """
     _check_recipe(objectives, steps, lr, crops, crop_scale, noise, diversity, diversity_layer)
     objectives = [ChannelObjective(resolve_layer(model, o.layer)[0], o.channel)
@@ -309,9 +528,14 @@ def maco(model: nn.Module, objectives: Sequence[ChannelObjective | ClassObjectiv
             for i in range(len(objectives))]
 
 
-#: The recommended recipe of :func:`visualize_class` (tuned on EfficientNet-Lite0 on a 2-core CPU).
 CLASS_RECIPE = {"steps": 96, "image_size": 192, "input_size": 160, "crops": 2,
                 "crop_scale": (0.6, 1.0), "noise": 0.05, "lr": 0.08}
+"""The settings of [`maco`][convlens.feature_visualization.maco] that
+[`visualize_class`][convlens.feature_visualization.visualize_class] uses for every argument
+it is not given: 96 steps on a 192-pixel picture seen through two crops (60 to 100 % of its
+side) resized to 160 pixels, noise 0.05, learning rate 0.08. Tuned on EfficientNet-Lite0
+to fit a 2-core CPU.
+"""
 
 
 def visualize_class(model: nn.Module, target: int, *, steps: int | None = None,
@@ -320,10 +544,51 @@ def visualize_class(model: nn.Module, target: int, *, steps: int | None = None,
                     normalize: Callable | tuple | None = None,
                     input_size: int | tuple[int, int] | None = None,
                     cache_dir: str | os.PathLike | None = None) -> Visualization:
-    """A MACO picture of class ``target``: :func:`maco` with one :class:`ClassObjective`
-    and the recommended recipe :data:`CLASS_RECIPE` for every argument left ``None``.
-    ``normalize``: the model's normalisation (a callable or ``(mean, std)``), which the
-    recipe cannot guess; without it the model sees pixels in [0, 1]."""
+    """A MACO picture of one class: [`maco`][convlens.feature_visualization.maco] with one
+    [`ClassObjective`][convlens.feature_visualization.ClassObjective] and the settings of
+    [`CLASS_RECIPE`][convlens.feature_visualization.CLASS_RECIPE] for every argument left
+    None.
+
+    The magnitude is the offline photo pool's spectrum for the picture size
+    ([`natural_spectrum`][convlens.natural_statistics.natural_spectrum]), computed once and
+    cached in `cache_dir`.
+
+    Args:
+        model: the classifier; left as found.
+        target: the class index whose logit is raised.
+        steps: Adam steps (None: the recipe's).
+        image_size: the picture's `(H, W)` or one side (None: the recipe's); the crops are
+            then resized to it too, unless `input_size` is given.
+        generator: a CPU `torch.Generator` (None: a fresh one seeded with 0).
+        normalize: the model's normalisation, a callable or `(mean, std)`, which the recipe
+            cannot guess (None: the model sees pixels in [0, 1]).
+        input_size: the size the crops are resized to (None: the recipe's, or `image_size`
+            when that is given).
+        cache_dir: where the spectrum is cached (None: `~/.cache/convlens`).
+
+    Returns:
+        A [`Visualization`][convlens.input_optimization.Visualization]: `image [3, H, W]` in
+        (0, 1), `importance [H, W]` and the per-step `history`, as
+        [`maco`][convlens.feature_visualization.maco] returns them.
+
+    Raises:
+        TypeError: `target` is not an int, or an argument of `maco` has the wrong type.
+        ValueError: `target` is negative or out of range for the model's output, or a bad
+            number.
+
+    Examples:
+        >>> import tempfile
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.feature_visualization import visualize_class
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> with tempfile.TemporaryDirectory() as folder:  # the pool's spectrum, cached there
+        ...     picture = visualize_class(model, 1, steps=2, image_size=16, cache_dir=folder)
+        >>> picture.image.shape, picture.history["objective"].shape
+        (torch.Size([3, 16, 16]), torch.Size([2]))
+    """
     recipe = dict(CLASS_RECIPE)
     if image_size is not None:
         recipe["image_size"] = image_size
@@ -340,9 +605,43 @@ def visualize_class(model: nn.Module, target: int, *, steps: int | None = None,
 
 def transparent(visualization: Visualization, *, blur: float = 2.0, quantile: float = 0.98,
                 background: float = 1.0) -> torch.Tensor:
-    """The picture with its importance as opacity, over a plain ``background`` (1: white):
-    ``alpha = clip(g / q, 0, 1)``, ``g`` the importance blurred by a Gaussian of standard
-    deviation ``blur`` pixels and ``q`` its ``quantile``. Returns ``[3, H, W]`` in [0, 1]."""
+    r"""The picture with its importance map as opacity, over a plain background: MACO's
+    transparency ([Fel et al. 2023][ref-fel2023]).
+
+    $$ \alpha = \mathrm{clip}(g / q, 0, 1), \qquad
+    \text{shown} = \alpha \, x + (1 - \alpha) \, b $$
+
+    with $g$ the importance blurred by a Gaussian of standard deviation `blur` pixels
+    (separable, reflected borders), $q$ its `quantile`, $x$ the picture and $b$ the
+    `background`. Parts the objective never pushed on fade into the background.
+
+    Args:
+        visualization: a [`Visualization`][convlens.input_optimization.Visualization] with
+            an `importance` map, as [`maco`][convlens.feature_visualization.maco] returns.
+        blur: the Gaussian's standard deviation in pixels (0: no blur).
+        quantile: the quantile of the blurred importance that becomes fully opaque, in
+            (0, 1].
+        background: the grey level behind the picture (1: white, 0: black).
+
+    Returns:
+        `[3, H, W]` on the CPU, in the picture's dtype, pixels in [0, 1] when `background`
+        is.
+
+    Raises:
+        ValueError: the visualisation has no importance map, `quantile` is outside (0, 1]
+            or `blur` is negative.
+
+    Examples:
+        >>> import torch
+        >>> from convlens.feature_visualization import transparent
+        >>> from convlens.input_optimization import Visualization
+        >>> importance = torch.zeros(16, 16)
+        >>> importance[:, 8:] = 1.0  # only the right half was used
+        >>> picture = Visualization(torch.zeros(3, 16, 16), {}, importance=importance)
+        >>> shown = transparent(picture, blur=0)
+        >>> shown.shape, shown[0, 0, 0].item(), shown[0, 0, 15].item()
+        (torch.Size([3, 16, 16]), 1.0, 0.0)
+    """
     if visualization.importance is None:
         raise ValueError("this visualisation has no importance map (MACO returns one)")
     if not 0 < quantile <= 1 or blur < 0:

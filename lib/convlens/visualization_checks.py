@@ -1,28 +1,34 @@
-"""Two checks of what a synthesised picture means.
+r"""Two checks of what a synthesised picture means.
 
 **Transfer.** A picture optimised on one network is classified by *other* networks trained
-on the same task. Adversarial perturbations mostly do not transfer between architectures
-at small norm, while features that look like the class to several networks do; so the
-top-1 / top-5 rate at which independent networks name the intended class is a (one-sided)
-measure of how natural a class visualisation is. Fel et al. 2023 (MACO, NeurIPS) score
-visualisations this way. :func:`transfer_scores` resizes the pictures to a judge's input
-size (bicubic, antialiased), normalises them and returns, per picture, whether the target
-is the top class, whether it is in the top ``k``, and its rank (0 = top).
+on the same task. Adversarial perturbations of small norm mostly do not carry over from one
+architecture to another, while features that look like the class to several networks do;
+so the top-1 / top-5 rate at which independent networks name the intended class is a
+one-sided measure of how natural a class visualisation is. [Fel et al. 2023][ref-fel2023]
+(MACO) score visualisations this way.
+[`transfer_scores`][convlens.visualization_checks.transfer_scores] resizes the pictures to
+a judge network's input size (bicubic, antialiased), normalises them, and returns for each
+picture whether the target is the top class, whether it is in the top $k$, and its rank
+(0 = top).
 
-**Processing path.** Geirhos, Zimmermann, Bilodeau, Brendel & Kim 2024, "Don't trust your
-eyes: on the (un)reliability of feature visualizations" (ICML), show that a visualisation
-can be made to show anything while the unit's response to natural images is unchanged,
-and propose a sanity check: a visualisation of a class should be processed like photos
-of that class, layer by layer, not only at the output. :func:`layer_similarity` gives, at
-each layer, the cosine similarity between the spatially averaged activation vectors of
-pictures and of photos, centred on the photos' mean vector (so that the activations every
-image shares do not make everything look alike)::
+**Processing path.** [Geirhos, Zimmermann, Bilodeau, Brendel & Kim 2024][ref-geirhos2024]
+("Don't trust your eyes: on the (un)reliability of feature visualizations") show that a
+visualisation can be made to show anything while the unit's response to natural images
+stays the same, and propose a sanity check: a visualisation of a class should be processed
+like photos of that class layer by layer, not only at the output.
+[`layer_similarity`][convlens.visualization_checks.layer_similarity] gives, at each layer
+$l$, the cosine similarity between the spatially averaged activation vectors of pictures
+and of photos, both centred on the photos' mean vector (so that what every image shares
+does not make everything look alike):
 
-    sim_l(a, b) = cos( g_l(a) - mean_photos g_l,  g_l(b) - mean_photos g_l ),
-    g_l(x) = mean over positions of layer l's output (one number per channel)
+$$ \mathrm{sim}_l(a, b) = \cos\big(g_l(a) - \bar g_l, \; g_l(b) - \bar g_l\big), \qquad
+g_l(x) = \mathrm{mean}_{i,j}\, a_l(x)[:, i, j] $$
 
-Neither check can prove that a picture is faithful: a picture can transfer and be
-processed like photos for reasons unrelated to what the unit does on natural images.
+with $a_l(x)$ layer $l$'s output (one number per channel after the mean over positions)
+and $\bar g_l$ the mean of $g_l$ over the photos.
+
+Neither check proves that a picture is faithful: a picture can transfer and be processed
+like photos for reasons unrelated to what the unit does on natural images.
 """
 
 from __future__ import annotations
@@ -49,10 +55,27 @@ __all__ = ["TransferResult", "layer_similarity", "transfer_scores"]
 
 @dataclass(frozen=True)
 class TransferResult:
-    """Per picture: ``top1`` and ``topk`` (bool ``[N]``), ``rank`` (long ``[N]``: how many
-    other classes score at least as high as the target, so 0 = top class and a tie counts
-    against the target), ``probability`` of the target (float ``[N]``); ``k``. Rates:
-    ``top1.float().mean()``."""
+    """How a judge network classified each picture, as
+    [`transfer_scores`][convlens.visualization_checks.transfer_scores] returns it.
+
+    A rate over the pictures is the mean of a column, e.g. `result.top1.float().mean()`.
+
+    Attributes:
+        top1: bool `[N]`: the target is the top class.
+        topk: bool `[N]`: the target is among the `k` highest classes.
+        rank: long `[N]`: how many other classes score at least as high as the target
+            (0 = top class; a tie counts against the target).
+        probability: float `[N]`: the softmax probability of the target.
+        k: the `k` of `topk`.
+
+    Examples:
+        >>> import torch
+        >>> from convlens.visualization_checks import TransferResult
+        >>> rank = torch.tensor([0, 3, 7])
+        >>> result = TransferResult(rank == 0, rank < 5, rank, torch.rand(3), k=5)
+        >>> result.top1.tolist(), result.topk.float().mean().item()  # top-5 rate 2/3
+        ([True, False, False], 0.6666666865348816)
+    """
 
     top1: torch.Tensor
     topk: torch.Tensor
@@ -81,10 +104,47 @@ def _resized(images, size, device, dtype) -> torch.Tensor:
 def transfer_scores(model: nn.Module, images: torch.Tensor, targets, *,
                     normalize: Callable | tuple | None = None,
                     input_size: int | tuple[int, int] | None = None, k: int = 5) -> TransferResult:
-    """Classify the pictures ``images [N, 3, H, W]`` (pixels in [0, 1]) with ``model``
-    after resizing them to ``input_size`` (default: as they are) and ``normalize`` (a
-    callable or ``(mean, std)``), and score each against its ``targets`` (an int or ``N``
-    class indices). The model runs in eval mode under ``no_grad`` and is left as found."""
+    """Classify pictures with a judge network and score each against its intended class:
+    the transfer check (module docstring).
+
+    The pictures are resized to `input_size` (bicubic, antialiased, clamped to [0, 1]) and
+    normalised before the model sees them. The model runs in eval mode under `no_grad` and
+    is left as found.
+
+    Args:
+        model: the judge, a classifier returning logits `[N, classes]`; left as found.
+        images: the pictures, pixels `[N, 3, H, W]` in [0, 1].
+        targets: the intended class, an int for all pictures or one index per picture.
+        normalize: a callable, or the model's `(mean, std)`, from pixels in [0, 1] to the
+            model's input (None: pixels as they are).
+        input_size: the `(height, width)` (or one side) the model expects (None: the
+            pictures' own size).
+        k: the `k` of the top-`k` score.
+
+    Returns:
+        A [`TransferResult`][convlens.visualization_checks.TransferResult]: `top1`, `topk`,
+        `rank` and `probability` of the target, each `[N]` on the CPU, and `k`.
+
+    Raises:
+        TypeError: `images` is not a floating-point tensor, `k` not an int, or `targets` not
+            class indices.
+        ValueError: `images` is not RGB pixels in [0, 1], `k < 1`, a target out of range,
+            or a model that does not return logits `[N, classes]`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.visualization_checks import transfer_scores
+        >>> judge = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 6)).eval()
+        >>> pictures = torch.rand(4, 3, 32, 32)
+        >>> result = transfer_scores(judge, pictures, [0, 1, 2, 3], input_size=16, k=6)
+        >>> result.rank.shape, bool(result.topk.all())  # every class is in the top 6 of 6
+        (torch.Size([4]), True)
+        >>> torch.equal(result.top1, result.rank == 0)
+        True
+    """
     _pixels(images)
     check_positive_int(k, "k")
     target = check_target(targets, images.shape[0])
@@ -119,10 +179,51 @@ def _pooled(model, layers, x, batch_size):
 def layer_similarity(model: nn.Module, layers: Sequence[nn.Module | str], pictures: torch.Tensor,
                      photos: torch.Tensor, *, normalize: Callable | tuple | None = None,
                      batch_size: int = 16) -> dict[str, torch.Tensor]:
-    """``{layer: [P, Q]}``: the centred cosine similarity (module docstring) between each
-    of the ``P`` ``pictures`` and each of the ``Q`` ``photos`` (both pixels ``[N, 3, H, W]``
-    in [0, 1], the same size), at each layer of ``layers`` (their qualified names as keys).
-    The centre is the photos' mean activation vector at that layer."""
+    r"""The centred cosine similarity $\mathrm{sim}_l$ (module docstring) between each
+    picture and each photo, at each of several layers: the processing-path check of
+    [Geirhos et al. 2024][ref-geirhos2024].
+
+    Pictures and photos go through the model together, in batches under `no_grad`, in eval
+    mode; the model is left as found. The centre at each layer is the photos' mean
+    activation vector, so the similarities depend on which photos are passed.
+
+    Args:
+        model: the network; left as found.
+        layers: a non-empty sequence of modules of `model` or their qualified names, each
+            called once per forward pass and returning a feature map.
+        pictures: the `P` synthesised pictures, pixels `[P, 3, H, W]` in [0, 1].
+        photos: the `Q` photos, pixels `[Q, 3, H, W]` in [0, 1], the pictures' size.
+        normalize: a callable, or the model's `(mean, std)`, from pixels in [0, 1] to the
+            model's input (None: pixels as they are).
+        batch_size: images per forward pass.
+
+    Returns:
+        `{layer name: [P, Q]}`, float64 on the CPU, keyed by each layer's qualified name:
+        entry `[p, q]` is the similarity of picture `p` and photo `q`, in [-1, 1].
+
+    Raises:
+        TypeError: pictures or photos are not floating-point tensors, `layers` is a single
+            layer or empty, or `batch_size` is not an int.
+        ValueError: pictures or photos are not RGB pixels in [0, 1], their sizes differ,
+            `batch_size < 1`, an unknown layer, or a layer that runs more than once per pass
+            or does not return a feature map `[N, C, h, w]`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> from convlens.visualization_checks import layer_similarity
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        ...                       nn.Linear(4, 2)).eval()
+        >>> photos = torch.rand(3, 3, 16, 16)
+        >>> pictures = torch.cat([photos[:1], torch.rand(1, 3, 16, 16)])
+        >>> similarity = layer_similarity(model, ["1", "3"], pictures, photos)
+        >>> list(similarity), similarity["3"].shape
+        (['1', '3'], torch.Size([2, 3]))
+        >>> round(similarity["3"][0, 0].item(), 6)  # photo 0 against itself
+        1.0
+    """
     _pixels(pictures, "pictures")
     _pixels(photos, "photos")
     if pictures.shape[-2:] != photos.shape[-2:]:
