@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Can you trust a saliency map?
 #
-# **Summary.** Every method side by side, measured on a pretrained model and on a network whose evidence we know: model randomisation, deletion (to a colour, to a blur, by ROAD), insertion, the pointing game and the evidence mass.
+# **Summary.** Every method side by side, on a pretrained model and on a network whose evidence we know: randomisation, deletion (to a colour, a blur, by ROAD), insertion, pointing and evidence mass.
 #
 # **The question.** "Eight lessons gave me nine ways to draw what the network looks at. Which
 # of these maps should I believe, and for which question?"
