@@ -133,7 +133,8 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path 
     and ``info``; delete whatever else is there except the relative paths in ``keep`` (a
     path ending in ``/``: a folder). Each lesson's files: :mod:`coursebuild.lessonpage`;
     ``sources`` (slug -> lesson file, every lesson) lets links to lessons not built now be
-    checked. ``results`` (default ``benchmarks/results``) holds the benchmark runs that make
+    checked. ``results`` (default: ``benchmarks/results`` beside the assets folder, i.e. in the
+    same project) holds the benchmark runs that make
     the Benchmarks page (:mod:`coursebuild.benchmarks`; ``site_assets/benchmarks.md`` is its
     hand-written part). Returns the errors (broken links in lessons); with errors, nothing
     is written."""
@@ -156,8 +157,8 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path 
     wanted["build-info.json"] = (json.dumps(info, indent=1) + "\n").encode()
     wanted["build.md"] = build_page(info).encode()
     intro = wanted.get(benchmarks.PAGE)
-    wanted.update(benchmarks.files(Path("benchmarks/results") if results is None else results,
-                                   intro.read_text(encoding="utf-8") if intro else None))
+    results = assets_dir.parent / "benchmarks" / "results" if results is None else results
+    wanted.update(benchmarks.files(results, intro.read_text(encoding="utf-8") if intro else None))
     if isinstance(wanted.get("index.md"), Path):  # the lessons that have a page, as the nav
         present = [r for r in info["lessons"] if r["slug"] in notebooks
                    or (f"{LESSONS}/{r['slug']}.ipynb" in keep
