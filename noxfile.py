@@ -15,7 +15,8 @@
     nox -s lesson -- 08-grad-cam    execute one lesson
     nox -s lab                      JupyterLab on lessons/ (each .py opens as a notebook)
     nox -s lint                     ruff
-    nox -s bench                    benchmarks: tables of ratios against naive baselines
+    nox -s bench                    benchmarks: tables of ratios against naive baselines,
+                                    results in benchmarks/results/ (the Benchmarks page)
     nox -s bench -- occlusion       one benchmark (options after its name)
 
 The environment lives in ``.nox/convlens``. It is created once and updated only
@@ -163,7 +164,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks that print tables of ratios against naive baselines.
 
     ``nox -s bench`` runs every script; ``nox -s bench -- occlusion --quick`` runs
-    ``benchmarks/bench_occlusion.py`` alone with the options that follow its name.
+    ``benchmarks/bench_occlusion.py`` alone with the options that follow its name. Each run
+    writes its results to ``benchmarks/results/<benchmark>-<date>-<commit>.json``
+    (``benchmarks/_results.py``); the site's Benchmarks page shows every file there, so
+    commit a run to publish it.
     """
     _environment(session)
     _python(session, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]")  # Captum

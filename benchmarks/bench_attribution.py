@@ -6,7 +6,8 @@
 SmoothGrad: ``convlens.smoothgrad`` (noisy samples chunked into one batch) against one
 forward/backward per sample. Model: torchvision resnet18 with random weights (timing does
 not depend on the weights), one 224x224 image, on CUDA when available. Occlusion has its
-own benchmark against Captum: ``benchmarks/bench_occlusion.py``.
+own benchmark against Captum: ``benchmarks/bench_occlusion.py``. The seconds also go to
+``benchmarks/results/smoothgrad-<date>-<commit>.json`` (``--json PATH``; see ``_results.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import _results
 import torch
 import torchvision
 
@@ -44,7 +46,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="50 samples instead of 16")
     parser.add_argument("--size", type=int, default=224)
-    args = parser.parse_args()
+    parser.add_argument("--json", default=None, help="where to write the results (default: "
+                        "benchmarks/results/smoothgrad-<date>-<commit>.json)")
+    args, _ = parser.parse_known_args()  # nox -s bench passes its options to every script
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.type == "cuda"
     torch.manual_seed(0)
@@ -61,12 +65,18 @@ def main():
     gradient(model, x, target)  # warm-up of the backward pass
     loop_s, _ = timed(device, naive_smoothgrad, model, x, target, samples)
     print(f"{'per-sample loop':>22} | {loop_s:>8.2f} {samples / loop_s:>10.1f} | {1.0:>7.2f}x")
+    rows = []
     for chunk in (8, 16):
         seeded = torch.Generator(device=device).manual_seed(0)
         chunk_s, _ = timed(device, smoothgrad, model, x, target, samples=samples,
                            batch_size=chunk, generator=seeded)
         print(f"{f'chunked batch_size={chunk}':>22} | {chunk_s:>8.2f} {samples / chunk_s:>10.1f} | "
               f"{loop_s / chunk_s:>7.2f}x")
+        rows.append(_results.comparison(
+            f"SmoothGrad, {samples} samples, ResNet-18 (random weights), 1x3x{args.size}x"
+            f"{args.size}", "seconds", "s", ("one pass per sample", loop_s),
+            (f"chunks of {chunk}", chunk_s)))
+    _results.write(_results.result("smoothgrad", device, comparisons=rows), args.json)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,18 @@ minus the resident size before the call, next to the analytic size of the tensor
 each method creates. Printed as ratios to the full construction.
 
     python benchmarks/bench_kernel_maps.py
+
+The peaks and seconds also go to ``benchmarks/results/kernel-maps-<date>-<commit>.json``
+(``--json PATH``; see ``_results.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import time
 
+import _results
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -85,6 +90,10 @@ def measure(fn, device):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default=None, help="where to write the results (default: "
+                        "benchmarks/results/kernel-maps-<date>-<commit>.json)")
+    args, _ = parser.parse_known_args()  # nox -s bench passes its options to every script
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     conv = torchvision.models.vgg16(weights=None).features[10].to(device).eval()
@@ -116,6 +125,13 @@ def main():
             f"{name:30} {str(shape):>24} {seconds:8.3f} {peak:9.1f} {analytic:13.1f} "
             f"{seconds / full_time:10.3f} {peak / full_peak:9.3f}"
         )
+
+    where = f"VGG16 features.10 ({c_in}->{c_out}, 3x3, 56x56 maps)"
+    rows = [_results.comparison(f"{name}, {where}", measure, unit,
+                                (results[0][0], results[0][column]), (name, value[column]))
+            for value in results[1:] for name in [value[0]]
+            for measure, unit, column in (("seconds", "s", 1), (f"peak memory ({kind})", "MiB", 2))]
+    _results.write(_results.result("kernel-maps", device, comparisons=rows), args.json)
 
 
 if __name__ == "__main__":

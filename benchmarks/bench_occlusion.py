@@ -5,8 +5,10 @@
     python benchmarks/bench_occlusion.py --floor    # also: our multiply-add kernels' seconds
 
 Besides the table, the results go to a JSON file (``--json PATH``, default
-``build/bench/occlusion.json``): the host, the commit, the settings, and per model the seconds
-and ratios (the site's Benchmarks page is built from such files).
+``benchmarks/results/occlusion-<date>-<commit>.json``, see ``_results.py``): the host, the
+commit, the settings, and per model the seconds and ratios (and with ``--floor`` the
+multiply-add seconds). The site's Benchmarks page is built from the files in
+``benchmarks/results/``: commit a run there to publish it.
 
 Per model (AlexNet, VGG16, ResNet-18 with random weights: timing does not depend on the
 weights; the course model EfficientNet-Lite0 with its real weights), one 224x224 image,
@@ -33,16 +35,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
+import _results  # benchmarks/_results.py: where and how results are written
 import torch
 import torchvision
 
@@ -143,64 +141,29 @@ def models(quick):
 
 
 def floor(args, device, model, x, target, window, stride, seconds):
-    """The ``--floor`` columns, from one profiled run of ours: the seconds of its convolutions,
-    of its matrix products (fully connected layers), and their sum over Captum's median: the
-    ratio ours would reach if nothing but the multiply-adds cost time."""
+    """The ``--floor`` columns and their JSON entry (``None`` without ``--floor``), from one
+    profiled run of ours: the seconds of its convolutions, of its matrix products (fully
+    connected layers), and their sum over Captum's median: the ratio ours would reach if
+    nothing but the multiply-adds cost time."""
     if not args.floor:
-        return ""
+        return "", None
     conv, products = multiply_add_seconds(device, ours, model, x, target, window, stride)
-    return (f" | {conv:>6.2f} {products:>6.2f} "
-            f"{(conv + products) / seconds['captum']:>5.3f}x")
+    over = (conv + products) / seconds["captum"]
+    return (f" | {conv:>6.2f} {products:>6.2f} {over:>5.3f}x",
+            {"convolution_seconds": conv, "matrix_product_seconds": products,
+             "counts": "convolutions and matrix products", "over_captum": over})
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def host(device) -> dict:
-    """What the results were measured on: CPU model, cores, threads, accelerator, software."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "device": str(device), "accelerator": (torch.cuda.get_device_name(device)
-                                                   if device.type == "cuda" else None),
-            "system": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-
-
-def commit() -> dict:
-    """The commit measured, and whether the work tree had changes on top of it."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD") or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def row(name, plan, positions, seconds, error) -> dict:
-    """One model's results for the JSON file."""
-    return {"model": name, "path": plan.path, "recomputed_fraction": plan.recomputed_fraction,
+def row(name, plan, positions, seconds, error, floor_seconds=None) -> dict:
+    """One model's results for the JSON file (``floor``: with ``--floor``)."""
+    data = {"model": name, "path": plan.path, "recomputed_fraction": plan.recomputed_fraction,
             "positions": positions, "seconds": seconds,
             "ratios": {"ours_over_captum": seconds["ours"] / seconds["captum"],
                        "naive_over_ours": seconds["naive"] / seconds["ours"]},
             "max_error_over_largest_drop": error}
-
-
-def write_json(path, device, settings, rows, lecture) -> None:
-    result = {"benchmark": "occlusion", "version": 1,
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-              **commit(), "host": host(device), "settings": settings,
-              "models": rows, "lecture": lecture}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults written to {path}")
+    if floor_seconds:
+        data["floor"] = floor_seconds
+    return data
 
 
 def main():
@@ -219,8 +182,9 @@ def main():
                         help="also profile one run of ours: its convolutions' seconds and "
                              "those over Captum's (no cost but the convolutions)")
     parser.add_argument("--no-lecture", action="store_true", help="skip the stride-2 comparison")
-    parser.add_argument("--json", default=str(ROOT / "build" / "bench" / "occlusion.json"),
-                        help="where to write the results as JSON (default: %(default)s)")
+    parser.add_argument("--json", default=None,
+                        help="where to write the results as JSON (default: "
+                             "benchmarks/results/occlusion-<date>-<commit>.json)")
     args, _ = parser.parse_known_args()  # nox -s bench passes its options to every script
     device = torch.device(args.device)
     torch.set_num_threads(2)
@@ -270,16 +234,18 @@ def main():
             times["naive"].append(t)
         s = {k: statistics.median(v) for k, v in times.items()}
         error = float((mine[0].flatten().cpu() - reference).abs().max() / reference.abs().max())
+        columns, floor_seconds = floor(args, device, model, x, target, window, stride, s)
         print(f"{name:>18} {plan.path:>11} {plan.recomputed_fraction:>6.2f} {reference.numel():>5} | "
               f"{s['ours']:>8.2f} {s['captum']:>9.2f} {s['naive']:>9.2f} | "
               f"{s['ours'] / s['captum']:>10.3f}x {s['naive'] / s['ours']:>9.2f}x | {error:>11.1e}"
-              + floor(args, device, model, x, target, window, stride, s))
-        rows.append(row(name, plan, reference.numel(), s, error))
+              + columns)
+        rows.append(row(name, plan, reference.numel(), s, error, floor_seconds))
 
     if not args.no_lecture:
         lecture = run_lecture(args, device, zoo, x_course, size, window, lecture_stride, sample,
                               target)
-    write_json(args.json, device, settings, rows, lecture)
+    _results.write(_results.result("occlusion", device, settings=settings, models=rows,
+                                   lecture=lecture), args.json)
 
 
 def run_lecture(args, device, zoo, x_course, size, window, lecture_stride, sample, target):

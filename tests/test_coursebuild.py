@@ -534,7 +534,7 @@ def test_stale_docs_are_removed(warm):
     (project.assets / "references.md").unlink()
     assert project.build() == {"01-hello": "hit"}
     left = sorted(p.relative_to(project.out).as_posix() for p in project.out.rglob("*"))
-    assert left == ["build-info.json", "build.md", "index.md", "javascripts",
+    assert left == ["benchmarks.md", "build-info.json", "build.md", "index.md", "javascripts",
                     "javascripts/explorers", "javascripts/explorers/schema.json",
                     "javascripts/mathjax.js", "javascripts/vendor",
                     "javascripts/vendor/mathjax", "javascripts/vendor/mathjax/tex-svg-full.js",

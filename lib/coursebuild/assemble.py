@@ -3,9 +3,11 @@
 It holds a copy of ``site_assets/``, the vendored MathJax bundle, the explorers' data schema
 (``convlens_course/explorer_schema.json``, beside the modules that read it), per lesson its
 page's notebook ``lessons/NN-slug.ipynb`` and a folder ``lessons/NN-slug/`` with its figures
-and its two downloads (:mod:`coursebuild.lessonpage`), ``build-info.json`` and the
-``build.md`` page. The line ``<!-- lessons -->`` of ``index.md`` becomes the list of lessons
-(:mod:`coursebuild.catalog`); the nav is made from ``build-info.json`` by the MkDocs hook. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
+and its two downloads (:mod:`coursebuild.lessonpage`), ``build-info.json``, the ``build.md``
+page, and ``benchmarks.md`` with its figure (:mod:`coursebuild.benchmarks`, from
+``benchmarks/results/``). The line ``<!-- lessons -->`` of ``index.md`` becomes the list of
+lessons (:mod:`coursebuild.catalog`); the nav is made from ``build-info.json`` by the MkDocs
+hook. Files are rewritten only when their bytes change (``mkdocs serve`` does not churn), and
 every other file is removed, so a renamed or deleted lesson leaves nothing behind.
 
 MathJax (offline): the ``django-static-mathjax`` wheel from PyPI ships MathJax 3 as the
@@ -22,7 +24,7 @@ import os
 from pathlib import Path
 
 from convlens_course.protocol import EXPLORER_SCHEMA
-from coursebuild import catalog, lessonpage
+from coursebuild import benchmarks, catalog, lessonpage
 
 MATHJAX_FILE = "tex-svg-full.js"
 MATHJAX_TARGET = f"javascripts/vendor/mathjax/{MATHJAX_FILE}"
@@ -125,12 +127,17 @@ def write_if_changed(path: Path, data: bytes) -> None:
 
 def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path | bytes]],
              info: dict, keep: set[str] = frozenset(),
-             sources: dict[str, Path] | None = None) -> list[str]:
+             sources: dict[str, Path] | None = None,
+             results: Path | None = None) -> list[str]:
     """Write ``out`` from the assets, ``notebooks`` (slug -> (lesson .py, the executed .ipynb as a file or its bytes))
     and ``info``; delete whatever else is there except the relative paths in ``keep`` (a
     path ending in ``/``: a folder). Each lesson's files: :mod:`coursebuild.lessonpage`;
     ``sources`` (slug -> lesson file, every lesson) lets links to lessons not built now be
-    checked. Returns the errors (broken links in lessons); with errors, nothing is written."""
+    checked. ``results`` (default: ``benchmarks/results`` beside the assets folder, i.e. in the
+    same project) holds the benchmark runs that make
+    the Benchmarks page (:mod:`coursebuild.benchmarks`; ``site_assets/benchmarks.md`` is its
+    hand-written part). Returns the errors (broken links in lessons); with errors, nothing
+    is written."""
     out, assets_dir = Path(out), Path(assets_dir)
     wanted: dict[str, Path | bytes] = {}
     if assets_dir.is_dir():
@@ -149,6 +156,9 @@ def assemble(out: Path, assets_dir: Path, notebooks: dict[str, tuple[Path, Path 
     wanted.update(files)
     wanted["build-info.json"] = (json.dumps(info, indent=1) + "\n").encode()
     wanted["build.md"] = build_page(info).encode()
+    intro = wanted.get(benchmarks.PAGE)
+    results = assets_dir.parent / "benchmarks" / "results" if results is None else results
+    wanted.update(benchmarks.files(results, intro.read_text(encoding="utf-8") if intro else None))
     if isinstance(wanted.get("index.md"), Path):  # the lessons that have a page, as the nav
         present = [r for r in info["lessons"] if r["slug"] in notebooks
                    or (f"{LESSONS}/{r['slug']}.ipynb" in keep
