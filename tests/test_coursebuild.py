@@ -226,6 +226,7 @@ def test_first_run_executes_second_run_hits_without_a_kernel(project):
     assert (docs / "build.md").read_bytes() == page  # the page holds only cache-stable facts
 
 
+@pytest.mark.slow
 def test_editing_one_lesson_reruns_only_that_one(warm):
     project = warm
     project.write("02-grad-cam", SECOND + "\n# %%\nprint('edited')\n")
@@ -246,6 +247,7 @@ print("value:", open({path!r}).read())
 '''
 
 
+@pytest.mark.slow
 def test_force_reruns_all_and_only_restricts(warm):
     project = warm
     before = {slug: project.manifest(slug)["created"] for slug in ("01-hello", "02-grad-cam")}
@@ -284,6 +286,7 @@ def test_a_forced_run_publishes_its_fresh_output(project, tmp_path):
     assert "value: second" in project.printed("03-reads")
 
 
+@pytest.mark.slow
 def test_two_runs_racing_on_one_key_leave_one_complete_entry(project):
     """Two builds storing the same key at once, and a reader looking it up meanwhile: the
     reader sees no entry or a complete one, and one complete entry is left."""
@@ -322,6 +325,7 @@ def test_two_runs_racing_on_one_key_leave_one_complete_entry(project):
     assert set(seen) <= {(key, 1)}  # whatever the reader found was a complete entry
 
 
+@pytest.mark.slow
 def test_a_failing_run_removes_the_entry_of_its_key(project, tmp_path):
     """A forced run that fails leaves no older result to be published by the next build."""
     value = tmp_path / "value.txt"
@@ -383,6 +387,7 @@ def test_the_depfile_lists_what_the_lesson_imported_and_read(warm):
     assert len(cells) == 1 and "_coursebuild_probe" not in json.dumps(cells)
 
 
+@pytest.mark.slow
 def test_editing_a_library_module_reruns_only_the_lessons_that_imported_it(warm):
     project = library(warm)
     project.build()
@@ -401,6 +406,7 @@ def test_editing_a_library_module_reruns_only_the_lessons_that_imported_it(warm)
     assert project.runs == ["04-uses-b", "03-uses-a", "03-uses-a", "04-uses-b"]
 
 
+@pytest.mark.slow
 def test_adding_a_file_no_lesson_imports_reruns_none(warm):
     project = library(warm)
     project.build()
@@ -410,6 +416,7 @@ def test_adding_a_file_no_lesson_imports_reruns_none(warm):
     assert set(project.build().values()) == {"hit"}
 
 
+@pytest.mark.slow
 def test_a_deleted_module_reruns_its_lessons(warm):
     project = library(warm)
     project.build()
@@ -418,6 +425,7 @@ def test_a_deleted_module_reruns_its_lessons(warm):
         project.build()
 
 
+@pytest.mark.slow
 def test_editing_a_helper_of_a_model_file_reruns(project, tmp_path):
     """``--model path/to/file.py:function``: the helper module that file imports is in the
     depfile (issue 29 item 3), with its absolute path (it is not importable by name here)."""
@@ -446,6 +454,7 @@ def test_editing_a_helper_of_a_model_file_reruns(project, tmp_path):
     assert "width 4" in project.printed("03-model")
 
 
+@pytest.mark.slow
 def test_a_file_changed_while_the_lesson_ran_reruns_next_time(project):
     project = library(project)
     project.write("03-uses-a", USES_A + "\n# %%\nimport pathlib, lenslib\n"
@@ -456,6 +465,7 @@ def test_a_file_changed_while_the_lesson_ran_reruns_next_time(project):
     assert project.build(only=["03"])["03-uses-a"] == "miss"
 
 
+@pytest.mark.slow
 def test_only_leaves_other_lessons_alone(project):
     assert project.build(only=["hello"]) == {"01-hello": "miss", "02-grad-cam": "absent"}
     assert not (project.out / "lessons/02-grad-cam.ipynb").exists()
@@ -476,6 +486,7 @@ def test_key_ignores_mtimes(warm):
     assert project.build() == {"01-hello": "hit", "02-grad-cam": "hit"}
 
 
+@pytest.mark.slow
 def test_failing_lesson_names_file_and_cell_and_caches_nothing(warm, capsys):
     project = warm
     project.write("03-boom", BOOM)
@@ -512,6 +523,7 @@ def test_failure_removes_stale_output_of_that_lesson(warm):
     assert (project.out / "lessons/01-hello.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_write_leaves_no_entry(project, monkeypatch):
     import nbformat
 
@@ -543,6 +555,7 @@ def test_stale_docs_are_removed(warm):
                     "lessons/01-hello/cell-3-1.png"]
 
 
+@pytest.mark.slow
 def test_parallel_jobs(project):
     assert project.build(jobs=2) == {"01-hello": "miss", "02-grad-cam": "miss"}
     assert sorted(project.runs) == ["01-hello", "02-grad-cam"]
@@ -671,6 +684,7 @@ def test_default_jobs():
     assert cb.default_jobs("cpu") >= 1
 
 
+@pytest.mark.slow
 def test_interrupting_a_running_lesson_stops_its_kernel_and_caches_nothing(project):
     project.write("03-slow", "# %%\nimport time\ntime.sleep(120)\n")
     timer = threading.Timer(4.0, execute.STOP.set)  # what Ctrl-C does with --jobs > 1
@@ -686,6 +700,7 @@ def test_interrupting_a_running_lesson_stops_its_kernel_and_caches_nothing(proje
     assert project.entries("03-slow") == []
 
 
+@pytest.mark.slow
 def test_old_entries_are_pruned(warm):
     project = warm
     for seed in range(1, 4):
@@ -731,6 +746,7 @@ def notebook_cells(path: Path) -> list[dict]:
     return [c for c in json.loads(path.read_text())["cells"] if c.get("id") != "convlens-downloads"]
 
 
+@pytest.mark.slow
 def test_a_failed_claim_breaks_the_default_build_with_lesson_cell_claim_and_value(project):
     project.write("03-claims", CLAIMS)
     with pytest.raises(BuildFailed) as failure:
@@ -743,6 +759,7 @@ def test_a_failed_claim_breaks_the_default_build_with_lesson_cell_claim_and_valu
     assert project.entries("03-claims") == []
 
 
+@pytest.mark.slow
 def test_a_failed_claim_is_a_note_on_another_model_and_the_build_lists_it(project):
     project.write("03-claims", CLAIMS)
     lines = []
@@ -778,6 +795,7 @@ def test_a_failed_claim_is_a_note_on_another_model_and_the_build_lists_it(projec
     assert again[-1].splitlines()[-1].startswith("  03-claims, cell 4:")
 
 
+@pytest.mark.slow
 def test_placeholders_are_filled_in_the_notebook_and_records_removed(project):
     project.write("03-claims", CLAIMS.replace("abs(ratio - 1) < 0.2", "ratio < 1"))
     project.build(only=["03"])
@@ -796,6 +814,7 @@ def test_placeholders_are_filled_in_the_notebook_and_records_removed(project):
     assert manifest["checks"] == 1 and manifest["notes"] == []
 
 
+@pytest.mark.slow
 def test_an_unknown_placeholder_fails_naming_the_lesson_and_the_name(project):
     project.write("03-claims", CLAIMS.replace("{{count}}", "{{ counts }}"))
     with pytest.raises(BuildFailed) as failure:
@@ -807,6 +826,7 @@ def test_an_unknown_placeholder_fails_naming_the_lesson_and_the_name(project):
     assert project.entries("03-claims") == []
 
 
+@pytest.mark.slow
 def test_a_name_recorded_twice_with_different_values_fails(project):
     project.write("03-twice", "# %%\nfrom convlens_course import lesson\nlesson.record('n', 1)\n"
                   "lesson.record('n', 1)\n\n# %%\nlesson.record('n', 2)\n")
@@ -815,6 +835,7 @@ def test_a_name_recorded_twice_with_different_values_fails(project):
         project.build(only=["03"])
 
 
+@pytest.mark.slow
 def test_a_markdown_only_edit_refills_the_prose_without_a_kernel(project, monkeypatch):
     """The key covers code cells: fixing a sentence (or adding a paragraph) hits the entry,
     and the page is the new markdown refilled from the manifest, the notes renumbered."""
@@ -854,6 +875,7 @@ def test_a_markdown_only_edit_refills_the_prose_without_a_kernel(project, monkey
 # One site, one set of settings (issue 29 item 2)
 
 
+@pytest.mark.slow
 def test_only_with_other_settings_never_mixes_models_on_the_site(project):
     assert project.build(model="alexnet") == {"01-hello": "miss", "02-grad-cam": "miss"}
     assert project.build(only=["02"], model="vgg16") == {"01-hello": "absent",
@@ -1109,6 +1131,7 @@ def test_the_check_runs_only_when_a_lesson_will_run(warm, monkeypatch):
     assert [c.model for c in calls] == ["efficientnet_lite0"]
 
 
+@pytest.mark.slow
 def test_preprocess_flag_reaches_the_kernel_the_key_and_the_build_page(project, monkeypatch):
     monkeypatch.setenv("CONVLENS_PREPROCESS", "crop=200")
     args = cb.parse_args([])
@@ -1199,6 +1222,7 @@ class FakeServer:
         self.unwatched.append(path)
 
 
+@pytest.mark.slow
 def test_serving_runs_the_pipeline_before_each_build(warm, monkeypatch):
     project = warm
     monkeypatch.setitem(serve.STATE, "serving", False)
