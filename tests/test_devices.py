@@ -5,6 +5,7 @@ Runs on each device this machine has: on the CPU always, on CUDA where
 """
 
 import copy
+import re
 
 import pytest
 import torch
@@ -66,3 +67,53 @@ def test_method_runs_on_the_inputs_device(small_resnet, name, device):
     # the smoothgrad noise comes from a generator on the device: other numbers on CUDA
     if name != "smoothgrad" or device == "cpu":
         assert torch.allclose(result.cpu(), expected, rtol=1e-3, atol=1e-4)
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
+
+
+def values_agree(cpu: str, cuda: str, relative: float = 0.02, absolute: float = 0.01) -> bool:
+    """Two recorded texts agree: equal, or the same words around numbers that differ by at
+    most ``relative`` (or ``absolute``), since GPU kernels round differently."""
+    if cpu == cuda:
+        return True
+    a, b = NUMBER.findall(cpu), NUMBER.findall(cuda)
+    if len(a) != len(b) or NUMBER.sub("#", cpu) != NUMBER.sub("#", cuda):
+        return False
+    return all(abs(float(x) - float(y)) <= max(absolute, relative * abs(float(x)))
+               for x, y in zip(a, b))
+
+
+def test_values_agree_within_the_tolerance_only():
+    assert values_agree("0.51 of the map", "0.5102 of the map")
+    assert values_agree("12%", "12%") and not values_agree("12%", "15%")
+    assert not values_agree("stride 4", "stride 2") and not values_agree("a cat", "a dog")
+
+
+@pytest.mark.slow
+def test_a_lesson_on_cuda_records_the_cpu_values_and_holds_every_claim(tmp_path, monkeypatch):
+    """The default model is strict on every device: lesson 08 built on CUDA passes its checks
+    (a false claim would fail the build) and records the CPU's values within the tolerance
+    of GPU rounding; timings are left out."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    from pathlib import Path
+
+    from coursebuild.pipeline import build
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv("CONVLENS_STRICT", raising=False)
+    records = {}
+    for device in ("cpu", "cuda"):
+        results = build(lessons_dir=root / "lessons", out=tmp_path / device / "docs",
+                        cache=tmp_path / device / "cache", assets=root / "site_assets",
+                        device=device, only=["08"], log=lambda *a, **k: None)
+        [result] = [r for r in results if r.slug.startswith("08-")]
+        assert result.cache == "miss" and result.entry.manifest["notes"] == []
+        manifest = result.entry.manifest
+        records[device] = {k: v for k, v in manifest["records"].items()
+                           if k not in manifest.get("timings", [])}
+    assert records["cpu"].keys() == records["cuda"].keys()
+    differ = {k: (v, records["cuda"][k]) for k, v in records["cpu"].items()
+              if not values_agree(v, records["cuda"][k])}
+    assert not differ, f"CUDA and CPU disagree beyond rounding: {differ}"
