@@ -442,6 +442,7 @@ def test_explorers_on_a_built_site_survive_instant_navigation(tmp_path, browser)
         "# Home\n\nSee [the explorers](lessons/01-explorers.ipynb).\n")
     config = read_config()
     config["hooks"] = [str(ROOT / hook) for hook in config.get("hooks", [])]
+    config["watch"] = [str(ROOT / path) for path in config.get("watch", [])]  # serve only
     # the real nav: its Lessons entry is generated from the build, every other page is real
     config.pop("site_url", None)
     (tmp_path / "mkdocs.yml").write_text('site_url: !ENV [SITE_URL, "http://127.0.0.1:8000/"]\n'

@@ -392,6 +392,7 @@ def tiny_project(root: Path, lessons: dict[str, str] = TINY_LESSONS) -> Path:
         f"(lessons/{last}/{last}.py)). Some math: $e^{{i\\pi}} + 1 = 0$.\n")
     config = read_config()
     config["hooks"] = [str(ROOT / hook) for hook in config.get("hooks", [])]
+    config["watch"] = [str(ROOT / path) for path in config.get("watch", [])]  # serve only
     for name in ("site_url", "repo_url"):  # the !ENV tags are lost on reading: written below
         config.pop(name, None)
     (root / "mkdocs.yml").write_text('site_url: !ENV [SITE_URL, "http://127.0.0.1:8000/"]\n'
