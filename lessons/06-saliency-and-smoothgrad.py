@@ -96,8 +96,9 @@ print("parameters with a .grad after all this:",
 # The gradient has three colour channels and a sign. Two common ways to look at it:
 #
 # - **signed, as colour**: map 0 to mid-grey and scale the three channels together
-#   (`plot.signed_to_rgb`). It shows that the gradient is a pattern of opposite-signed colour
-#   edges, not a blob.
+#   (`plot.signed_to_rgb`, here clipped at the 99th percentile of $|g|$ so that more than a
+#   few extreme pixels show). It shows whether neighbouring pixels push the score in opposite
+#   directions.
 # - **magnitude**: Simonyan et al. take $\max_{\text{colour}} |g|$ per pixel
 #   (`plot.heatmap(g)`, divided by its own maximum). A few extreme pixels then set the scale,
 #   so practitioners usually clip at a high percentile (Smilkov et al. use the 99th) before
@@ -106,9 +107,10 @@ print("parameters with a .grad after all this:",
 # %%
 image = ctx.to_display(x)
 fig = plot.image_row(
-    [image, plot.signed_to_rgb(g), plot.heatmap(g), plot.heatmap(g, percentile=99)],
-    ["input", "signed gradient (grey = 0)", "max |g| over RGB", "max |g|, clipped at 99th pct"],
-    cmap="gray", cell=2.2,
+    [image, plot.signed_to_rgb(g, percentile=99), plot.heatmap(g), plot.heatmap(g, percentile=99)],
+    ["input", "signed gradient (grey = 0),\nclipped at 99th pct", "max |g| over RGB",
+     "max |g|, clipped at 99th pct"],
+    cmap="gray", cell=3.0,
 )
 lesson.show(fig, f"Input gradient of the logit of {top[0][0]!r} for the cat photo: signed view and "
                  "two magnitude views.")
@@ -340,11 +342,14 @@ _ = lesson.expect(away[low][0] > away[0.1][0] > away[high][0],
 # it clears it depends on all three choices.
 #
 # - **Small noise helps.** At noise {{ low_noise }} (2% of the range) SmoothGrad is steadier
-#   than the gradient per pixel from $N$ = {{ low_first_n }} on, and at $N = 32$ reaches
+#   than the gradient per pixel from $N$ = {{ low_first_n }} on (on this one photo and draw;
+#   the margin at the smallest such $N$ can be a few hundredths, within what another draw
+#   would move), and at $N = 32$ reaches
 #   {{ stab_low_32_px }} per pixel and {{ stab_low_32_blk }} over blocks. It stays about as
 #   close to the plain gradient at $x$ (r = {{ away_low_px }} per pixel) as the gradient at
-#   $x + \varepsilon$ does ({{ stab_grad_px }}): the same picture, with less of the
-#   point-to-point accident in it.
+#   $x + \varepsilon$ does ({{ stab_grad_px }}): as close as two plain gradients at
+#   invisibly different inputs are to each other, and no closer (both are only partly
+#   aligned).
 # - **Large noise needs many samples and a coarse display.** The larger the noise, the more
 #   the gradients of two noisy copies differ (with one sample per map, the two maps correlate
 #   at {{ stab_low_1_px }} at noise {{ low_noise }} and {{ stab_high_1_px }} at 0.2), so the
@@ -454,8 +459,8 @@ _ = lesson.expect(wins["px"] > 0.75 * len(pool_rows) and wins["blk"] > 0.75 * le
 # of the accident of the exact input, and on the cat photo it stays as close to the gradient
 # as an invisible change of the input does. At the noise levels
 # usually recommended (0.1 to 0.2), 32 samples were not enough on the cat photo for it to be
-# as steady as the gradient pixel by pixel, and what it shows there is no longer the
-# gradient's picture.
+# as steady as the gradient pixel by pixel (Smilkov et al. usually average about 50, more than
+# this page can afford), and what it shows there is no longer the gradient's picture.
 #
 # Both knobs at once, for the most probable class; the noise is seeded, so each map is the one
 # `smoothgrad` returns for that setting:
