@@ -483,7 +483,8 @@ fy = torch.fft.fftfreq(fv_size, d=1 / fv_size)[:, None]
 fx = torch.fft.rfftfreq(fv_size, d=1 / fv_size)[None, :]
 radius = (fx**2 + fy**2).sqrt()
 band = (radius >= 4) & (radius <= 40)
-slopes = [float(np.polyfit(np.log(radius[band]), np.log(magnitude[c][band]), 1)[0]) for c in range(3)]
+slopes = [float(np.polyfit(np.log(radius[band].numpy()), np.log(magnitude[c][band].numpy()), 1)[0])
+          for c in range(3)]
 print("slope of log amplitude against log frequency, per component:", [round(v, 2) for v in slopes])
 lesson.record("slope_lum", -slopes[0], ".2f")
 _ = lesson.expect(1.0 < -slopes[0] < 2.0, "the photos' amplitude falls like 1/f^a with a between 1 and 2",
@@ -493,7 +494,7 @@ _ = lesson.expect(1.0 < -slopes[0] < 2.0, "the photos' amplitude falls like 1/f^
 prior = PhaseImage(2, magnitude, basis, seeded(), dtype=torch.float64)
 gaps = []
 for _ in range(3):
-    gaps.append(float((torch.fft.rfft2(prior.spectral(), norm="ortho").abs() - magnitude).abs().max()
+    gaps.append(float((torch.fft.rfft2(prior.spectral(), norm="ortho").abs() - magnitude).abs().max().detach()
                       / magnitude.max()))
     with torch.no_grad():
         prior.params.add_(torch.randn(prior.params.shape, generator=seeded(), dtype=torch.float64))
@@ -574,7 +575,7 @@ for c in classes:
     print(f"  {ctx.labels[c]!r:20s} {source}")
 lesson.record("n_classes", len(classes))
 lesson.record("one_picture", 1 / len(classes), ".1%")
-lesson.record("photo_class_names", ", ".join(f"{ctx.labels[c]} ({pool[i].name})" for c, i in photo_classes.items()))
+_ = lesson.record("photo_class_names", ", ".join(f"{ctx.labels[c]} ({pool[i].name})" for c, i in photo_classes.items()))
 
 # %%
 last_linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
@@ -736,7 +737,7 @@ for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MAC
     lesson.record(f"{key}_margin_last", float(margins[name][-1].mean()), "+.2f")
     lesson.record(f"{key}_margin_first", float(margins[name][0].mean()), "+.2f")
     lesson.record(f"{key}_wins", int((margins[name][-1] > 0).sum()))
-lesson.record("control_margin_last", float(margins["control: random phase"][-1].mean()), "+.2f")
+_ = lesson.record("control_margin_last", float(margins["control: random phase"][-1].mean()), "+.2f")
 
 # %% [markdown]
 # At the last stage the mean margin is {{ plain_margin_last }} for the plain-pixel pictures

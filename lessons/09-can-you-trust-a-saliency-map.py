@@ -1157,7 +1157,7 @@ lesson.expect(len(beyond_chance) <= 1, "at most one measurement orders the metho
 one_pass = [seconds[n] for n in ("gradient", "gradient × input", "deconvnet", "guided backprop",
                                   "Grad-CAM") if n in seconds]
 lesson.record("time_one_pass", f"{min(one_pass):.2f}–{max(one_pass):.2f} s", timing=True)
-lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing=True)
+_ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing=True)
 
 # %% [markdown]
 # ## Traps
