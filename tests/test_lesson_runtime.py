@@ -297,3 +297,13 @@ def test_record_marks_timings_and_refuses_a_timing_flag_that_is_not_a_bool(monke
         {"name": "took", "text": "1.2 s", "timing": True}, {"name": "stride", "text": "4"}]
     with pytest.raises(TypeError, match="timing must be True or False"):
         lesson.record("took", 1.0, timing="yes")
+
+
+def test_show_names_a_second_model_when_told(monkeypatch):
+    emitted = []
+    monkeypatch.setattr(lesson, "_emit", lambda bundle, metadata=None: emitted.append(bundle))
+    monkeypatch.setattr(lesson, "_current", None)
+    lesson.show(_figure(), "a map of the known-answer network", model="evidence_net")
+    assert "(model: evidence_net; device: cpu)" in emitted[-1]["text/html"]
+    with pytest.raises(ValueError, match="model must name the network"):
+        lesson.show(_figure(), "a map", model=" ")

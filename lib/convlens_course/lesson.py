@@ -453,8 +453,11 @@ def encode_figure(png: bytes) -> tuple[bytes, str]:
     return (jpeg, "jpeg") if 2 * len(jpeg) < len(png) else (png, "png")
 
 
-def show(fig, caption: str) -> None:
+def show(fig, caption: str, *, model: str | None = None) -> None:
     """Display ``fig`` with a numbered caption naming the model and device; close it.
+
+    ``model`` names the network the figure was computed on when it is not the lesson's
+    (a second model from :func:`load_model`, e.g. ``"evidence_net"``).
 
     ``caption`` says what the figure shows, in a sentence: it is printed under the figure
     and is the image's alt text on the site. Returns nothing, so a cell ending in
@@ -470,6 +473,9 @@ def show(fig, caption: str) -> None:
         plt.close(fig)
         raise ValueError("show: caption must say what the figure shows (a non-empty str): "
                          "it is printed under the figure and is its alt text on the site")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        plt.close(fig)
+        raise ValueError(f"show: model must name the network the figure shows, got {model!r}")
     _figure_count += 1
     number = _figure_count
     png = render_png(fig)
@@ -481,9 +487,9 @@ def show(fig, caption: str) -> None:
         with open(os.path.join(folder, f"figure-{number:02d}.png"), "wb") as handle:
             handle.write(png)
     if _current is not None:
-        model, device = _current.name, str(_current.device)
+        model, device = model or _current.name, str(_current.device)
     else:
-        model, device = "none", "cpu"
+        model, device = model or "none", "cpu"
     text = (f"<p class=\"convlens-caption\" id=\"figure-{number}\"><strong>Figure {number}.</strong> "
             f"{html.escape(caption)} <em>(model: {html.escape(model)}; device: "
             f"{html.escape(device)})</em></p>")
