@@ -1080,8 +1080,25 @@ def tiny_model(project, tmp_path, monkeypatch):
 
 
 def test_good_settings_pass_the_check(project, tiny_model):
-    cb.check_settings(cb.ModelSettings.of(tiny_model, layers=["last_spatial=2"],
-                                          preprocess="resize=64,crop=56"))
+    assert cb.check_settings(cb.ModelSettings.of(tiny_model, layers=["last_spatial=2"],
+                                                 preprocess="resize=64,crop=56")) == ()
+
+
+def test_a_fine_tuned_head_is_reported_by_the_settings_check(project, tiny_model, tmp_path):
+    """A checkpoint whose classifier has 5 outputs instead of 3, with 5 labels: it loads, and
+    the check returns the note the build prints."""
+    import torch
+
+    from convlens import models
+
+    model = models.load(tiny_model).model
+    state = model.state_dict()
+    state["6.weight"], state["6.bias"] = torch.zeros(5, 4), torch.zeros(5)
+    torch.save(state, tmp_path / "tuned.pt")
+    (tmp_path / "five.txt").write_text("a\nb\nc\nd\ne\n")
+    [note] = cb.check_settings(cb.ModelSettings.of(tiny_model, weights=str(tmp_path / "tuned.pt"),
+                                                   labels=str(tmp_path / "five.txt")))
+    assert "'6' was resized from 3 to 5 outputs" in note
 
 
 def test_bad_model_settings_exit_2_in_one_line_before_any_kernel(project, tiny_model, tmp_path,

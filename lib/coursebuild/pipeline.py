@@ -124,18 +124,19 @@ def _one_line(exc: BaseException) -> str:
         else f"{type(exc).__name__}: {text}"
 
 
-def check_settings(settings: ModelSettings) -> None:
+def check_settings(settings: ModelSettings) -> tuple[str, ...]:
     """Load the model once, in this process, as the lessons will (``--model``,
     ``--weights``, ``--labels``, ``--layer``, ``--preprocess``): a bad setting is a
-    ``ValueError`` naming it in one line, before any kernel starts."""
+    ``ValueError`` naming it in one line, before any kernel starts. Returns the loading's
+    notes (a classifier resized to a fine-tuned checkpoint), which the build prints."""
     try:
         from convlens import models
     except ImportError as exc:
         raise RuntimeError(f"the convlens library is not importable: {exc}") from None
     try:
-        models.load(settings.model, weights=settings.weights, labels=settings.labels,
-                    layers=models.parse_layers(settings.layers) if settings.layers else None,
-                    preprocess=settings.preprocess or None)
+        loaded = models.load(settings.model, weights=settings.weights, labels=settings.labels,
+                             layers=models.parse_layers(settings.layers) if settings.layers
+                             else None, preprocess=settings.preprocess or None)
     except Exception as exc:  # noqa: BLE001 - a user's model file may raise anything
         raise ValueError(f"the model settings do not load (--model {settings.model}"
                          + "".join(f" --{flag} {value}" for flag, value in (
@@ -143,6 +144,7 @@ def check_settings(settings: ModelSettings) -> None:
                              ("layer", settings.layers), ("preprocess", settings.preprocess))
                                    if value)
                          + f"): {_one_line(exc)}") from None
+    return tuple(loaded.notes)
 
 
 def select(lessons: list[Path], only: list[str] | None) -> set[str]:
@@ -345,7 +347,8 @@ def build(*, lessons_dir="lessons", out="build/docs", cache=".cache/lessons", as
     settings = ModelSettings.of(model, weights, labels, layers, preprocess)
     p = plan(lessons_dir, cache, settings, device, seed, force, only, jobs)
     if p.todo:  # a lesson will run: its settings must load (hits were made with them)
-        check_settings(settings)
+        for note in check_settings(settings):
+            log(f"note: {note}", flush=True)
     run(p, cache, timeout, log)
     report(p, out, Path(assets), cache, log)
     return p.results
