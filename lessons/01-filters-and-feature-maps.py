@@ -33,9 +33,14 @@
 # $$ y_o(i,j) \;=\; b_o + \sum_{c=1}^{C_{\text{in}}} \sum_{u,v} w_{o,c}(u,v)\; x_c(s\,i+u,\; s\,j+v). $$
 #
 # For a fixed position, $y_o$ is the dot product of the filter with the image patch under it:
-# large when the patch "looks like" the filter (up to brightness and contrast). This is why a
-# first-layer filter drawn as a picture is the patch it responds to most, per unit of patch
-# norm. Deeper layers read the previous layer's channels, not colours, so their kernels stop
+# large when the patch "looks like" the filter (up to brightness and contrast): among patches
+# of one norm, the raw convolution responds most to the one shaped like its filter. So a
+# first-layer filter drawn as a picture shows roughly what it is tuned to, with two caveats for
+# [Figure 1](#figure-1). It draws the raw weights, and a BatchNorm after the convolution
+# rescales each filter and can flip its sign; for a flipped filter, what the next layer sees
+# is largest for the *negative* of the picture (on this network {{ flipped_filters }} of the
+# {{ n_first_filters }} first-layer filters are flipped; see the trap at the end). And each picture is stretched from its own minimum to its maximum,
+# which shifts zero: mid-grey is not "no weight". Deeper layers read the previous layer's channels, not colours, so their kernels stop
 # being pictures; there, feature maps (and later, [input optimisation](04-input-optimization.ipynb))
 # are the better window.
 #
@@ -139,6 +144,13 @@ raw_rank = w1.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
 strongest = w1_folded.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
 print("six largest by raw weight norm:   ", raw_rank)
 print("six largest after folding the BN: ", strongest)
+rank_differ = len(set(raw_rank) - set(strongest))
+print(f"{rank_differ} of the six by raw norm are not among the six after folding")
+lesson.record("rank_differ", ["none", "one", "two", "three", "four", "five", "all"][rank_differ])
+lesson.record("flipped_filters", int((bn_scale < 0).sum()))
+lesson.record("n_first_filters", w1.shape[0])
+_ = lesson.expect(rank_differ > 0, "ranking by the raw weights picks other filters than "
+                  "ranking after folding", rank_differ)
 fig = plot.kernel_heatmaps(w1_folded, strongest, channel_names=["R", "G", "B"],
                            title="folded per-channel kernels (red > 0, blue < 0)")
 lesson.show(fig, f"The R, G and B kernels (columns) of the six filters of {first_name} with the "
@@ -150,8 +162,8 @@ lesson.show(fig, f"The R, G and B kernels (columns) of the six filters of {first
 # Each row is one filter, each column one colour channel. When the three kernels of a row look
 # alike, the filter is colour-blind: it responds to brightness patterns. When one column has
 # the opposite sign of the others, the filter is colour-opponent ("more green than red
-# here"). Compare the two printed lists: ranking by the raw weights would have picked other
-# filters.
+# here"). Compare the two printed lists: {{ rank_differ }} of the six filters ranked by their
+# raw weights are not among the six ranked after folding.
 #
 # ## Deeper layers: thousands of 2-D kernels
 #
@@ -266,8 +278,8 @@ lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat pho
                  "are the filters of Figure 2. Each map has its own colour scale (yellow = high).")
 
 # %% [markdown]
-# Each map is the photo filtered by one filter: edge-like filters light up along the cat's
-# whiskers and eye rims; colour-opponent filters set the eyes and the nose apart from the
+# Each map is the photo filtered by one filter: edge-like filters light up along the rims of
+# the cat's eyes; colour-opponent filters set the eyes and the nose apart from the
 # fur. Note the printed range: the raw convolution output is signed
 # (we hooked the convolution itself, before any batch norm or activation that follows it).
 #
@@ -369,18 +381,30 @@ contrast = {p.name: inside_and_ring(convlens.images.prepare(p.image, ctx.preproc
             for p in pool}
 for name, (a, b) in contrast.items():
     print(f"  {name:18s} inside {a:.3f}  ring {b:.3f}")
-textures = [n for n in ("grass", "gravel", "brick") if n in contrast]
-blank_inner, blank_border = inside_and_ring(torch.zeros_like(x))
-print(f"  blank (all mean colour) inside {blank_inner:.3f}  ring {blank_border:.3f}")
+ratio = {name: a / max(b, 1e-12) for name, (a, b) in contrast.items()}
+print("inside / ring:", ", ".join(f"{n} {r:.2f}" for n, r in sorted(ratio.items(), key=lambda t: t[1])))
+low, high = min(ratio, key=ratio.get), max(ratio, key=ratio.get)
+blank_maps = convlens.feature_maps(model, torch.zeros_like(x), ctx.layers["last_spatial"])[0]
+blank_on = int((blank_maps != 0).sum())
+print(f"  blank (all mean colour): {blank_on} of the last map's {blank_maps.numel()} units are "
+      "nonzero")
 lesson.record("n_pool", len(pool))
 lesson.record("pool_inner", sum(a > b for a, b in contrast.values()))
-lesson.record("blank_inner", blank_inner, ".2f")
-lesson.record("blank_border", blank_border, ".2f")
-_ = lesson.expect(sum(a > b for a, b in contrast.values()) >= 0.9 * len(pool)
-                  and all(contrast[n][0] > contrast[n][1] for n in textures)
-                  and not blank_inner > blank_border,
-                  "the inside beats the ring on nearly every pool photo, the textures included, "
-                  "and not on a blank image", contrast)
+lesson.record("ratio_low", ratio[low], ".2f")
+lesson.record("ratio_low_name", low)
+lesson.record("ratio_high", ratio[high], ".1f")
+lesson.record("ratio_high_name", high)
+for name in ("grass", "gravel", "brick", "chelsea"):
+    lesson.record(f"{name}_ratio", ratio.get(name, float("nan")), ".2f")
+lesson.record("blank_on", blank_on)
+lesson.record("blank_units", blank_maps.numel())
+textures = [ratio.get(n, float("nan")) for n in ("gravel", "brick")]
+_ = lesson.expect(min(textures) > ratio.get("chelsea", float("inf"))
+                  and ratio.get("grass", float("inf")) < 1.25,
+                  "gravel and brick have a higher inside/ring ratio than the cat photo; grass is "
+                  "a near-tie", ratio)
+_ = lesson.expect(blank_on < 1e-3 * blank_maps.numel(), "on a blank image nearly every unit "
+                  "of the last map is off", blank_on)
 
 # %% [markdown]
 # The first layer's mean is still a filtered copy of the photo. The middle layer's mean is a
@@ -389,14 +413,17 @@ _ = lesson.expect(sum(a > b for a, b in contrast.values()) >= 0.9 * len(pool)
 # ({{ inner_mean }} on average) than on its outer ring of cells ({{ border_mean }}). It is
 # tempting to read this as "late features are about objects, so the mean marks where
 # something is". The photo pool (every permissively licensed photo that ships with the
-# course's packages, listed on the References page) says otherwise: the inside beats the ring
-# on {{ pool_inner }} of its {{ n_pool }} photos, among them grass, gravel and brick, close-ups
-# of a texture with no object in them. That is what an edge effect produces: a unit of the
-# outer ring has part of its field in the padding, where there is nothing to respond to. A
-# blank image, all of it the mean colour (the value the padding has in the model's input
-# space), gives a last map close to zero everywhere ({{ blank_inner }} inside,
-# {{ blank_border }} on the ring): the padding alone makes no contrast; content beside it does.
-# So the plain mean is no "where is something" map, and which object is brighter says
+# course's packages, listed on the References page) says otherwise. The inside is higher on
+# {{ pool_inner }} of its {{ n_pool }} photos, but by very different amounts: the ratio of
+# inside to ring runs from {{ ratio_low }} ({{ ratio_low_name }}, a near-tie) to
+# {{ ratio_high }} ({{ ratio_high_name }}). Gravel and brick, close-ups of a texture with no
+# object in them, reach {{ gravel_ratio }} and {{ brick_ratio }}, more than the cat photo
+# ({{ chelsea_ratio }}); grass, the third texture, is close to a tie ({{ grass_ratio }}). An
+# inside that stands out on a photo with no object is what an edge effect produces: a unit of
+# the outer ring has part of its field in the padding, where there is nothing to respond to.
+# (A blank image, all of it the mean colour, the value the padding has in the model's input
+# space, is no control here: it switches off all but {{ blank_on }} of the last map's
+# {{ blank_units }} units, so it could show next to no contrast either way.) So the plain mean is no "where is something" map, and which object is brighter says
 # little either: the mean mixes
 # cat channels and cup channels, which is why class-specific maps such as
 # [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
@@ -460,23 +487,45 @@ _ = lesson.expect(spread(w1_folded) > 2 * spread(w1_random_folded), "folded, the
 #
 # The feature maps tell the same story. A random first layer still passes the photo through
 # (any local weighted sum of an image looks like the image), so first-layer maps alone can't
-# tell you whether a network learned anything. At the last spatial map the difference shows.
-# Take each network's own four most active channels there (largest mean $|A|$), and ask what
-# share of a channel's activation lies on one object's half of the two-object photo: on
-# average {{ trained_side }} for the trained network, {{ random_side }} for the random one.
-# The random network's four are nearly constant: on {{ random_top_share }} of their cells they
-# sit at the same value, {{ random_top }}, the ceiling of the ReLU6 that ends this layer, so
-# they cannot tell the cat from the cup. Over every channel that is active on
+# tell you whether a network learned anything. At the last spatial map the difference shows,
+# but a fair comparison needs one more step. A freshly initialised BatchNorm normalises with
+# mean 0 and variance 1, not with the statistics of the activations it actually receives, so
+# the uncalibrated random network's deep units drift far from zero: its four most active
+# channels at the last map sit at {{ uncal_top }}, the ceiling of the ReLU6 that ends this
+# layer, on {{ uncal_top_share }} of their cells, and saturated channels cannot tell the cat
+# from the cup. Comparing the trained network with that would only show that an uncalibrated
+# network saturates. So we first re-estimate the random network's BatchNorm statistics on the
+# {{ n_pool }} pool photos (one forward pass in train mode, without gradients, then back to
+# eval mode); its weights stay random.
+#
+# Then take each network's own four most active channels at the last map (largest mean
+# $|A|$), and ask what share of a channel's activation lies on its stronger half of the
+# two-object photo: on average {{ trained_side }} for the trained network, {{ random_side }}
+# for the calibrated random one (50% is an even split). Over every channel that is active on
 # at least a tenth of the cells, not only the four drawn, {{ trained_live_sided }} of the
 # trained network's {{ trained_live }} such channels put at least 80% on one half, against
-# {{ random_live_sided }} of the random network's {{ random_live }}. (A channel that is zero
-# everywhere, as {{ trained_dead }} of the trained network's {{ n_channels }} are on this photo,
-# has no half to prefer and is left out.)
+# {{ random_live_sided }} of the calibrated random network's {{ random_live }}. (A channel that
+# is zero everywhere, as {{ trained_dead }} of the trained network's {{ n_channels }} are on
+# this photo, has no half to prefer and is left out.)
 
 # %%
+# the random network with its BatchNorm statistics re-estimated on the pool (weights unchanged)
+calibrated = copy.deepcopy(random_model)
+for m in calibrated.modules():
+    if isinstance(m, nn.BatchNorm2d):
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+calibrated.train()
+with torch.no_grad():
+    calibrated(torch.cat([convlens.images.prepare(p.image, ctx.preprocess) for p in pool])
+               .to(ctx.device))
+calibrated.eval()
+
 rows, titles, labels, side_share, live_sided, top_max = [], [], [], {}, {}, {}
-for role_ in ("first_conv", "last_spatial"):
-    for tag, net in [("trained", model), ("random init", random_model)]:
+for role_, nets in [("first_conv", [("trained", model), ("random init", random_model)]),
+                    ("last_spatial", [("trained", model), ("random, uncalibrated", random_model),
+                                      ("random, calibrated", calibrated)])]:
+    for tag, net in nets:
         maps = convlens.feature_maps(net, x2, ctx.layers[role_])[0]
         if role_ == "first_conv":
             chosen = list(range(4))
@@ -498,31 +547,33 @@ for role_ in ("first_conv", "last_spatial"):
                   "their cells")
         rows.append([maps[c] for c in chosen])
         titles.append([f"ch {c}" for c in chosen])
-        labels.append(f"{tag}\n{ctx.layers[role_]}")
+        labels.append(f"{tag}\n{ctx.layers[role_]}".replace(", ", "\n"))
 fig = map_rows(rows, 4, titles, labels)
 lesson.show(fig, f"Feature maps of the two-object photo for the trained and the randomly "
                  f"initialised network, at {ctx.layers['first_conv']} (rows 1–2, channels 0–3) "
-                 f"and {ctx.layers['last_spatial']} (rows 3–4, each network's four most active "
-                 "channels).")
+                 f"and {ctx.layers['last_spatial']} (rows 3–5, each network's four most active "
+                 "channels; the random network before and after its BatchNorm statistics are "
+                 "re-estimated on the photo pool).")
+uncal, cal = "random, uncalibrated", "random, calibrated"
 lesson.record("trained_side", side_share["trained"], ".0%")
-lesson.record("random_side", side_share["random init"], ".0%")
+lesson.record("random_side", side_share[cal], ".0%")
 lesson.record("trained_live", live_sided["trained"][0])
-lesson.record("random_live", live_sided["random init"][0])
+lesson.record("random_live", live_sided[cal][0])
 lesson.record("trained_live_sided", live_sided["trained"][1], ".0%")
-lesson.record("random_live_sided", live_sided["random init"][1], ".0%")
+lesson.record("random_live_sided", live_sided[cal][1], ".1%")
 lesson.record("trained_dead", live_sided["trained"][2])
-lesson.record("random_top", top_max["random init"][0], ".1f")
-lesson.record("random_top_share", top_max["random init"][1], ".0%")
-_ = lesson.expect(top_max["random init"][1] > 0.5 and abs(top_max["random init"][0] - 6) < 1e-4,
-                  "the random network's four most active channels sit at 6, ReLU6's ceiling, on "
-                  "most of their cells", top_max["random init"])
+lesson.record("uncal_top", top_max[uncal][0], ".1f")
+lesson.record("uncal_top_share", top_max[uncal][1], ".0%")
+_ = lesson.expect(top_max[uncal][1] > 0.5 and abs(top_max[uncal][0] - 6) < 1e-4,
+                  "the uncalibrated random network's four most active channels sit at 6, "
+                  "ReLU6's ceiling, on most of their cells", top_max[uncal])
 lesson.record("n_channels", maps.shape[0])
-_ = lesson.expect(side_share["trained"] > side_share["random init"] + 0.1
-                  and live_sided["trained"][1] > live_sided["random init"][1] + 0.3,
-                  "the trained last-layer channels are more one-sided than the random ones, "
-                  "for the four drawn and over all active channels",
-                  (side_share["trained"], side_share["random init"],
-                   live_sided["trained"][1], live_sided["random init"][1]))
+_ = lesson.expect(side_share["trained"] > side_share[cal] + 0.1
+                  and live_sided["trained"][1] > live_sided[cal][1] + 0.3,
+                  "the trained last-layer channels are more one-sided than those of the "
+                  "calibrated random network, for the four drawn and over all active channels",
+                  (side_share["trained"], side_share[cal],
+                   live_sided["trained"][1], live_sided[cal][1]))
 
 # %% [markdown]
 # ## Traps

@@ -390,13 +390,21 @@ _ = lesson.expect(box is not None and not (mask & ~inside).any(),
 # The gradient region sits inside the analytic box, never outside it. It can be smaller: a
 # ReLU that is off at this input, a ReLU6 held at its ceiling, a max pool (its gradient goes
 # to one element per window) or a zero weight cuts paths, so the gradient probe answers "which
-# pixels matter *for this image*", the recurrence "which pixels *could* matter".
+# pixels have a nonzero local derivative *at this image*", the recurrence "which pixels *could*
+# matter". Neither is "which pixels matter": a unit held at its ceiling has a zero derivative
+# with respect to every pixel, yet a large enough change of the pixels in its field would move
+# it (see
+# [below](#when-the-gradient-sees-nothing-off-and-saturated-units)).
 #
 # The reverse direction, from one input pixel to the units it reaches, needs only forward
 # passes: change one pixel and see which units of the layer change. (Feeding an all-zero image
 # with a single 1, as is sometimes suggested, works only for a network without biases and batch
-# norm; taking the *difference* of two forward passes works for any network.) The set of units
-# a pixel reaches is its *projective field*: a block of units, again never just one.
+# norm; taking the *difference* of two forward passes does not need that.) The difference has
+# its own blind spots: a unit whose ReLU is off before and after the change, one that stays at a
+# ReLU6 ceiling, or a max pool that keeps the same element does not change, so the units found
+# are those *this* change of *this* pixel reached, a subset of the pixel's projective field,
+# the set of units whose box holds it. Here, on the course model, the pixel is raised by 2 in
+# every channel. Either way the set is a block of units, never just one.
 
 # %%
 with torch.no_grad():
@@ -522,7 +530,7 @@ _ = lesson.expect(top_saturated > 0.5 and int(top_mask.sum()) == 0 and probe["pi
 # probe looks first. At the last spatial layer `{{ last_name }}`, whose output is taken after its
 # ReLU6, only {{ last_ceiling_share }} of the outputs sit at 6, but the largest channel of a
 # position is there at {{ top_saturated }} of the positions of the cat photo: the strongest
-# responses are exactly the clipped ones. Probe the centre unit's most active channel
+# responses are usually the clipped ones. Probe the centre unit's most active channel
 # ({{ top_channel }}, value {{ top_value }}) and the footprint has {{ top_pixels }} pixels: not
 # because the unit sees nothing, but because its derivative is zero. The explorer therefore
 # takes, at each dotted unit, the most active channel whose gradient reaches the input; at
@@ -562,7 +570,8 @@ ax.set_title("|∂ fc1[84] / ∂x| (AlexNet, random weights)", fontsize=9)
 ax.set_xticks([])
 ax.set_yticks([])
 lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connected layer "
-                 "(architecture with random weights): every pixel contributes.")
+                 "(architecture with random weights): every pixel contributes.",
+            model="AlexNet, random weights")
 
 # %% [markdown]
 # Every pixel has a nonzero gradient. Compare with [Figure 3](#figure-3): one unit of a convolutional map
@@ -616,15 +625,15 @@ for col, role in enumerate(("middle", "last_spatial")):
     axes[1][col].set(xlim=(0, W - 1), ylim=(0, 1.05), xlabel="input column",
                      ylabel="relative |gradient|")
     if f is None or not f.has_window:
-        ax.set_title(f"{name}, unit ({ci}, {cj}): no local field", fontsize=9)
+        ax.set_title(f"{name}, unit ({ci}, {cj}):\nno local field", fontsize=9)
         print(f"{name}: no analytic field to compare with")
         continue
     top, left, bottom, right = f.box(ci, cj)
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
                            edgecolor="cyan", linewidth=1.5))
     inside_view = top >= 0 and left >= 0 and bottom <= H and right <= W
-    ax.set_title(f"{name}, unit ({ci}, {cj}): theoretical {f.size[0]}×{f.size[1]} px "
-                 + ("(cyan)" if inside_view else "(beyond the whole image)"), fontsize=9)
+    ax.set_title(f"{name}, unit ({ci}, {cj}):\ntheoretical field {f.size[0]}×{f.size[1]} px "
+                 + ("(cyan)" if inside_view else "(beyond the image)"), fontsize=9)
     axes[1][col].axvspan(max(left, 0), min(right, W) - 1, color="cyan", alpha=0.2)
     # the smallest square around the centre that holds 90% of the gradient mass
     total = erf.sum()
@@ -633,6 +642,7 @@ for col, role in enumerate(("middle", "last_spatial")):
         square = erf[max(cy - half, 0):cy + half + 1, max(cx - half, 0):cx + half + 1]
         if square.sum() >= 0.9 * total:
             break
+    side = square.shape[-1]  # its width inside the image (the square is clipped at the edges)
     # the profile near the edges of the box (its outer tenth on each side, inside the image)
     rim = max(1, f.size[1] // 10)
     edge_columns = [v for v in [*range(left, left + rim), *range(right - rim, right)] if 0 <= v < W]
@@ -640,15 +650,16 @@ for col, role in enumerate(("middle", "last_spatial")):
     # and the profile near the image's left and right edges (outer tenth), against its peak
     rim_image = max(1, W // 10)
     image_rim = float(torch.cat([profile[:rim_image], profile[-rim_image:]]).mean() / profile.max())
-    effective[role] = (f.size[0], 2 * half + 1, edge, image_rim)
-    print(f"{name}: theoretical field {f.size[0]} px; 90% of the gradient mass lies within a "
-          f"{2 * half + 1}×{2 * half + 1} square around the centre; profile at the box's edges: "
+    effective[role] = (f.size[0], side, edge, image_rim, f.center(ci, cj), 2 * half + 1)
+    print(f"{name}: theoretical field {f.size[0]} px, centred on pixel ({cy}, {cx}); 90% of the "
+          f"gradient mass lies within a {2 * half + 1}×{2 * half + 1} square around that centre, "
+          f"{tuple(square.shape)} of it inside the image; profile at the box's edges: "
           f"{edge:.1%} of its peak" + (" (edges outside the image)" if not edge_columns else ""))
 lesson.show(fig, f"Effective receptive field of the centre unit of {ctx.layers['middle']} and "
                  f"{ctx.layers['last_spatial']} (|gradient| averaged over {len(pool)} photos), with the "
                  "theoretical box (square-root colour scale); bottom: column profile, summed over rows.")
 
-mid_rf, mid_side, mid_edge, _ = effective.get("middle", (None, None, float("nan"), None))
+mid_rf, mid_side, mid_edge, *_ = effective.get("middle", (None, None, float("nan"), None))
 lesson.record("mid_rf", known(mid_rf))
 lesson.record("mid_side", known(mid_side))
 lesson.record("mid_share", known(mid_side / mid_rf if mid_rf else None, ".0%"))
@@ -658,8 +669,17 @@ lesson.expect(mid_rf is not None and mid_side < 0.7 * mid_rf,
               "width of the theoretical field", mid_side / mid_rf if mid_rf else None)
 lesson.expect(mid_edge < 0.25, "the middle layer's profile falls to a small fraction of its peak "
               "at the edges of the box", mid_edge)
-_, last_side, _, last_rim = effective.get("last_spatial", (None, None, None, float("nan")))
+_, last_side, _, last_rim, last_centre, last_full = effective.get(
+    "last_spatial", (None, None, None, float("nan"), None, None))
 lesson.record("last_side", known(last_side))
+lesson.record("last_full", known(last_full))
+lesson.record("last_centre", "n/a" if last_centre is None else
+              f"({last_centre[0]:g}, {last_centre[1]:g})")
+lesson.record("image_centre", f"({(H - 1) / 2:g}, {(W - 1) / 2:g})")
+_ = lesson.expect(last_centre is not None and last_full is not None and last_side < last_full
+                  and max(abs(last_centre[0] - (H - 1) / 2), abs(last_centre[1] - (W - 1) / 2)) > 1,
+                  "the last layer's centre unit is not centred on the image, and its 90% square "
+                  "is clipped by the image", (last_centre, last_side, last_full))
 lesson.record("last_rim", known(last_rim, ".0%"))
 _ = lesson.expect(last_rim < 0.75, "the last layer's effective field is uneven: weaker near the "
                   "image's edges than at its peak", last_rim)
@@ -672,8 +692,11 @@ _ = lesson.expect(last_side is not None and last_side >= W // 2,
 # {{ mid_rf }}-pixel theoretical field, and the profile is bell-shaped, not flat like the box:
 # at the box's edges it is down to {{ mid_edge }} of its peak. For the last layer the
 # theoretical field covers the image several times over; its effective field does spread
-# across most of the image (the 90% square is {{ last_side }} pixels wide), but unevenly:
-# near the left and right edges of the image the column profile is at {{ last_rim }} of its
+# across most of the image, but unevenly. Its 90% square would be {{ last_full }} pixels wide,
+# but it is centred on the centre of the unit's field, pixel {{ last_centre }}, not on the
+# image's centre, {{ image_centre }}: where a field sits follows from the padding of every
+# strided layer before it (see the traps on padding). So the image clips the square: inside the image it is {{ last_side }} pixels wide. And near the left
+# and right edges of the image the column profile is at {{ last_rim }} of its
 # peak. When someone says "this unit has a
 # receptive field of {{ last_rf }} pixels", read it as an upper bound on where its input can
 # come from, not as where it does come from.

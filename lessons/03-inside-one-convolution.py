@@ -50,7 +50,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 import convlens
-from convlens.hooks import record_outputs
+from convlens.hooks import capture, record_outputs
 from convlens_course import lesson
 
 ctx = lesson.setup()
@@ -98,7 +98,11 @@ a, b = divmod(int(pair[opponent]), first.in_channels)
 same_sign = float((response[opponent, a] * response[opponent, b] > 0).float().mean())
 names = "RGB" if first.in_channels == 3 else [str(c) for c in range(first.in_channels)]
 print(f"filter {cancelling}: maps cancel most, |sum| / sum|maps| = {agreement[cancelling]:.2f}")
-print(f"filter {adding}: maps add up most, |sum| / sum|maps| = {agreement[adding]:.2f}")
+add_parts = response[adding].abs().mean(dim=(1, 2))  # mean |map| per colour
+add_main = int(add_parts.argmax())
+add_main_share = float(add_parts[add_main] / add_parts.sum())
+print(f"filter {adding}: maps cancel least, |sum| / sum|maps| = {agreement[adding]:.2f}; its "
+      f"{names[add_main]} map holds {add_main_share:.0%} of the summed mean |maps|")
 print(f"filter {opponent}: most opposed kernels, {names[a]} and {names[b]} (cosine "
       f"{pair_cosine[opponent]:.2f}); yet their maps have the same sign on {same_sign:.0%} of "
       f"the pixels, |sum| / sum|maps| = {agreement[opponent]:.2f}")
@@ -108,6 +112,8 @@ lesson.record("cancel_filter", cancelling)
 lesson.record("cancel_ratio", agreement[cancelling], ".2f")
 lesson.record("add_filter", adding)
 lesson.record("add_ratio", agreement[adding], ".2f")
+lesson.record("add_main", names[add_main])
+lesson.record("add_main_share", add_main_share, ".0%")
 lesson.record("opp_filter", opponent)
 lesson.record("opp_pair", f"{names[a]} and {names[b]}")
 lesson.record("opp_cosine", pair_cosine[opponent], ".2f")
@@ -115,15 +121,17 @@ lesson.record("opp_same_sign", same_sign, ".0%")
 lesson.record("negative_inputs", float((x < 0).float().mean()), ".0%")
 lesson.expect(bool(agreement[cancelling] < 0.5), "in the top row the colour maps cancel: "
               "|sum| is under half the summed |maps|", agreement[cancelling])
-lesson.expect(bool(agreement[adding] > 0.8), "in the middle row the colour maps add up",
-              agreement[adding])
+lesson.expect(bool(agreement[adding] > 0.8), "in the middle row little of the colour maps "
+              "cancels", agreement[adding])
+lesson.expect(add_main_share > 0.5, "in the middle row one colour map carries most of the "
+              "response", add_main_share)
 lesson.expect(opponent not in (cancelling, adding) and same_sign > 0.5,
               "the filter with the most opposed kernels (bottom row) has maps of the same sign "
               "over most of the photo", same_sign)
 lesson.expect(bool((x < 0).any()), "the normalised input is signed", float(x.min()))
 
 filters = [cancelling, adding, opponent]
-tags = ["maps cancel", "maps add up", "opposed kernels"]
+tags = ["maps cancel", "little cancels", "opposed kernels"]
 fig, axes = plt.subplots(len(filters), first.in_channels + 1,
                          figsize=(2.1 * (first.in_channels + 1), 2.2 * len(filters)), squeeze=False)
 for row, o in enumerate(filters):
@@ -176,16 +184,20 @@ explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 # computation. In the top row (filter {{ cancel_filter }}, the filter whose maps cancel most)
 # the colour maps have opposite signs over the same regions: the magnitude of their sum is
 # only {{ cancel_ratio }} of the summed magnitudes, so the feature map keeps what differs
-# between the colours. In the middle row (filter {{ add_filter }}) the maps have the same sign
-# and add up (ratio {{ add_ratio }}). A faint map is a channel the filter hardly uses.
+# between the colours. In the middle row (filter {{ add_filter }}, the filter whose maps cancel
+# least) the ratio is {{ add_ratio }}: little cancels. The ratio alone cannot tell maps that
+# add up from a response that fewer channels carry: here the {{ add_main }} map alone holds
+# {{ add_main_share }} of the summed mean magnitudes. A faint map is a channel the filter
+# hardly uses.
 #
 # The bottom row is the filter whose *kernels* look most colour-opponent: its {{ opp_pair }}
 # kernels point in nearly opposite directions (cosine {{ opp_cosine }}). Yet its {{ opp_pair }}
-# maps have the same sign on {{ opp_same_sign }} of the pixels. The reason is the input: the
-# model's preprocessing makes every colour channel signed ({{ negative_inputs }} of the input
-# values here are negative: those darker than the preprocessing's mean), and a map is kernel times input. A
-# negative kernel on a negative (dark) region gives a positive response, so opposite kernels
-# cancel only where both channels have the same sign. Opposite weights are not opposite
+# maps have the same sign on {{ opp_same_sign }} of the pixels. A likely reason, which this
+# page does not test, is the input: the model's preprocessing makes every colour channel
+# signed ({{ negative_inputs }} of the input values here are negative: those darker than the
+# preprocessing's mean), and a map is kernel times input. A negative kernel on a negative
+# (dark) region gives a positive response, so opposite kernels would cancel only where both
+# channels have the same sign. Whatever the cause, opposite weights are not opposite
 # responses: to see cancellation, look at the maps.
 #
 # ## The construction: a grouped convolution and one permutation
@@ -223,7 +235,7 @@ ax.axis("off")
 ax.set_title("colour = filter o, shade = input channel c: the sum for filter o runs over one "
              "colour block after the permute", fontsize=9)
 lesson.show(fig, "Channel order of the grouped convolution (groups = C_in) and after reordering "
-                 "to [C_out, C_in], for C_in = 3 and C_out = 4.")
+                 "to [C_out, C_in], for C_in = 3 and C_out = 4.", model="none (schematic)")
 
 # %% [markdown]
 # Written out by hand, on a layer of the VGG16 architecture (random weights: the identity
@@ -282,14 +294,19 @@ print(f"bias / C_in in every group:   max error {(right - reference).abs().max()
 print(f"bias added after the sum:     max error {(after - reference).abs().max():.2e}")
 
 # %% [markdown]
-# ## Every convolution of a pretrained network
+# ## Swapping every convolution of a network
 #
 # `convlens.convert_convs(model)` returns a copy of the model in which every `nn.Conv2d` is a
 # `convlens.KernelMapConv2d` holding the same weights; the original model is not touched. By default the
-# copy computes exactly what the original does and stores nothing extra, so it can be checked
-# (and trained) like the original. We check the logits of the pretrained course model, and of
-# the AlexNet and VGG16 architectures (their pretrained weights aren't available offline here;
-# the identity is the same for any weights).
+# copy computes exactly what the original does and stores nothing extra, so it can be used
+# (and trained) like the original. Below we check the swap on the pretrained course model and
+# on the AlexNet and VGG16 architectures (their pretrained weights aren't available offline
+# here): that every convolution was replaced and that the logits are unchanged. That the
+# logits agree to the last bit says only that the swap is complete and harmless: a
+# `KernelMapConv2d` runs the ordinary convolution, so they could not differ. What tests the
+# decomposition is the maps themselves: on the course model we switch on `keep_maps` in every
+# converted layer, for {{ check_filters }} filters of each, and compare the sum of each
+# filter's maps plus its bias with the layer's output.
 
 # %%
 def count_convs(net):
@@ -310,14 +327,46 @@ for name, net, inp in [(ctx.name + " (pretrained)", model, x), ("AlexNet (archit
     lesson.expect(kinds == count_convs(net) and bool(difference == 0),
                   f"every convolution of {name} is replaced and the logits agree to the last bit",
                   float(difference))
+    if net is model:
+        converted_course = converted
+
+# the decomposition itself, in every layer of the course model: a few filters per layer
+layer_names = [n for n, m in converted_course.named_modules()
+               if isinstance(m, convlens.KernelMapConv2d)]
+per_layer = 4
+for n in layer_names:
+    layer_ = converted_course.get_submodule(n)
+    layer_.keep_maps = True
+    layer_.map_channels = torch.linspace(0, layer_.out_channels - 1, per_layer).long().tolist()
+with torch.no_grad(), capture(converted_course, layer_names) as outputs:
+    converted_course(x)
+worst = 0.0  # the largest |sum of maps + bias - output|, relative to the layer's largest output
+for n in layer_names:
+    layer_ = converted_course.get_submodule(n)
+    chosen = layer_.map_channels
+    kept_bias = (layer_.bias.detach()[chosen] if layer_.bias is not None
+                 else torch.zeros(len(chosen), device=x.device))
+    out = outputs[n][-1][:, chosen]
+    gap = (layer_.last_kernel_maps.sum(dim=2) + kept_bias[None, :, None, None] - out).abs().max()
+    worst = max(worst, float(gap / out.abs().max().clamp(min=1e-12)))
+    layer_.keep_maps, layer_.last_kernel_maps = False, None
+print(f"{ctx.name}: in each of its {len(layer_names)} convolutions, {per_layer} filters: largest "
+      f"|sum of maps + bias - output| = {worst:.1e} of that layer's largest output")
+lesson.record("check_filters", per_layer)
+lesson.record("check_layers", len(layer_names))
+lesson.record("check_worst", worst, ".0e")
+_ = lesson.expect(worst < 1e-5, "in every convolution of the course model, the sum of the maps "
+                  "plus the bias is the layer's output, up to float rounding", worst)
 
 # %% [markdown]
-# `KernelMapConv2d` runs the ordinary convolution and, only when asked, computes the maps on
-# the side; that is why the logits agree to the last bit. To look at one layer's maps inside
+# In all {{ check_layers }} convolutions of the course model the sum of the maps plus the bias
+# matches the layer's output to within {{ check_worst }} of the layer's largest value, float
+# rounding. `KernelMapConv2d` runs the ordinary convolution and, only when asked, computes the
+# maps on the side; that is why the logits agree to the last bit. To look at one layer's maps inside
 # the converted model, switch it on: `keep_maps=True` stores the maps of its last input in
 # `last_kernel_maps`, and `map_channels` keeps only a few filters.
 #
-# ## The forum's case: a deeper $k\times k$ convolution over many channels
+# ## The forum's case: a deeper convolution over many channels
 #
 # The question was about a pretrained network's deeper layers, where a $3\times3$ filter reads
 # dozens or hundreds of channels and the sum hides what each of them contributes. We take the
@@ -405,6 +454,14 @@ else:
                   "the sum of the maps plus the bias is the layer's output", rebuilt_error)
     lesson.expect(top_share > 0.5, "a handful of input channels carry most of the filter's "
                   "response", top_share)
+    # how much of each large map is a constant offset: its spread over the photo against its mean
+    flat = [float(deep_maps[int(c)].std() / deep_maps[int(c)].mean().abs().clamp(min=1e-12))
+            for c in order[:2]]
+    print("the two largest maps, channels", [int(c) for c in order[:2]], ": std / |mean| =",
+          [round(v, 2) for v in flat])
+    lesson.record("flat_channels", " and ".join(str(int(c)) for c in order[:2]))
+    lesson.record("flat_spread", " and ".join(f"{v:.0%}" for v in flat))
+    lesson.expect(max(flat) < 0.5, "the two largest maps are mostly a constant offset", max(flat))
 
     if full is not None:
         kernel_of = [deep_conv.weight.detach()[o, int(c)] for c in order[:top]]
@@ -413,6 +470,30 @@ else:
         kernel_of = [spatial.weight.detach()[int(c), 0] * deep_conv.weight.detach()[o, int(c)].sum()
                      for c in order[:top]]
         kernel_label = "p_{o,c} d_c"  # the depthwise kernel, signed by the mixing weight
+    # where the drawn kernel's centre and the map below it have opposite signs
+    centre_sign = [float(kern[kern.shape[0] // 2, kern.shape[1] // 2]) for kern in kernel_of]
+    map_sign = [float(deep_maps[int(c)].mean()) for c in order[:top]]
+    flipped = [int(c) for c, a, b in zip(order[:top], centre_sign, map_sign) if a * b < 0]
+    print(f"of the {top} drawn, channels whose kernel centre and mean map have opposite signs:",
+          flipped)
+    lesson.record("flipped_maps", ", ".join(map(str, flipped)) if flipped else "none")
+    lesson.record("n_flipped_maps", len(flipped))
+    lesson.expect(len(flipped) > 0, "some of the drawn kernels have a centre of the opposite "
+                  "sign to their map", flipped)
+    if full is not None:
+        lesson.record("kernel_caveat", "A map is the kernel correlated with the whole input "
+                      "channel, so its sign and offset depend on that channel's values (the output "
+                      "of the previous layer's normalisation and activation) as much as on the "
+                      "kernel")
+    else:
+        mixing = deep_conv.weight.detach()[o, :, 0, 0]  # p_{o,c}
+        against = int((deep_maps * mixing[:, None, None] < 0).sum())
+        print(f"map values of the opposite sign to their mixing weight: {against}")
+        lesson.record("kernel_caveat", "Between the depthwise kernel and the $1\\times1$ mixing "
+                      "sit a BatchNorm, which rescales, shifts and can flip the kernel's response, "
+                      "and an activation, here a ReLU6, whose output is never negative, so a map's "
+                      "sign is that of its mixing weight, whatever the kernel looks like")
+        lesson.expect(against == 0, "every map has the sign of its mixing weight", against)
     fig = plt.figure(figsize=(11, 6.4))
     grid = fig.add_gridspec(3, top + 1, height_ratios=[1.0, 0.9, 0.9], hspace=0.5)
     ax = fig.add_subplot(grid[0, :])
@@ -454,10 +535,13 @@ else:
 # %% [markdown]
 # Filter {{ deep_filter }} of `{{ deep_layer }}` reads {{ deep_channels }} channels, but its
 # eight largest kernel maps hold {{ deep_top_share }} of its total response (mean $|m_{o,c}|$):
-# the decomposition tells which input channels a filter draws on, where in the photo, and with
-# which sign, none of which the summed feature map shows. Each map comes from one kernel
-# applied to one channel, so the kernel above a map is the local pattern that channel was
-# matched against. The same maps come out of `convert_convs` with `keep_maps` switched on for
+# the decomposition tells which input channels a filter draws on, and with which sign, which
+# the summed feature map does not show. Where in the photo it shows only in maps that vary, and
+# the largest ones here mostly do not: the two largest (channels {{ flat_channels }}) vary over
+# the photo by a standard deviation of only {{ flat_spread }} of their mean, so they are
+# mostly a constant offset. Nor is the kernel drawn above a map simply the pattern its channel
+# was matched against. {{ kernel_caveat }}: of the eight drawn, channels {{ flipped_maps }}
+# have a kernel whose centre has the opposite sign of their map. The same maps come out of `convert_convs` with `keep_maps` switched on for
 # that one layer and filter (the printed difference is zero).
 
 # %% [markdown]
@@ -501,15 +585,16 @@ ax.set_title("VGG16 at 224×224: memory of all kernel maps vs the ordinary outpu
              fontsize=9)
 ax.legend(fontsize=8)
 lesson.show(fig, "Memory of the full kernel maps (C_in × C_out maps) and of the ordinary output "
-                 "of each VGG16 convolution, per 224×224 image, float32.")
+                 "of each VGG16 convolution, per 224×224 image, float32.",
+            model="VGG16 (architecture only)")
 
 # %% [markdown]
 # How to keep it affordable:
 #
 # - **select filters**: `convlens.kernel_maps(conv, x, out_channels=[...])` computes only the maps of
 #   the filters you will look at ($C_\text{in}$ maps each);
-# - **chunk**: `kernel_maps` builds the grouped weight for `chunk` filters at a time, so the
-#   temporaries stay small even when you ask for all of them;
+# - **chunk**: `kernel_maps` builds the grouped weight for `chunk` filters at a time (by design,
+#   to bound the temporaries when you ask for all of them; this page does not measure it);
 # - **keep only what you need**: `convlens.KernelMapConv2d` stores nothing unless `keep_maps=True`, and
 #   then detached (no autograd graph); reduce the maps (mean |map| per channel, as above) as
 #   soon as they are computed; use smaller inputs or half precision for exploration.
