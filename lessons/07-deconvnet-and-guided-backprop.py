@@ -34,7 +34,8 @@
 # still have both signs: the convolutions between the rectifiers, and the first one, have
 # weights of both signs.) The price is that the maps are no longer the derivative of anything:
 # they stop answering "how would the score change", and, as we will measure, on this course's
-# model one of them does not depend on the photo at all, and both barely depend on the class.
+# model one of them does not depend on the photo at all, and for the {{ n_spread }} classes we
+# compare on one image, neither depends much on the class.
 # With $s$ the ReLU's forward input and $g$ the gradient arriving at its output, the three
 # backward rules are
 #
@@ -168,8 +169,9 @@ lesson.show(fig, "One ReLU, six units: what each backward rule passes to the lay
 #
 # Same network, same photo, same class ({{ cat_label }}, the photo's most probable cat class),
 # three rules. The signed view maps 0 to grey (all three colour channels scaled together); the
-# magnitude view is $\max_{\text{colour}}|\cdot|$ per pixel, each map divided by its own
-# maximum.
+# magnitude view is $\max_{\text{colour}}|\cdot|$ per pixel. Both views scale each map by
+# the 99.5th percentile of its $|\cdot|$ and clip there, so the largest 0.5% of its values
+# saturate and a few extreme pixels cannot turn the rest of the map black.
 
 # %%
 LEVELS = 16  # display maps are rounded to 16 levels: invisible, and the PNGs stay small
@@ -250,8 +252,12 @@ if rules_apply:
     lesson.record("grid_corr_full", shifts[jump], ".2f")
     lesson.record("grid_corr_one", shifts[1], ".2f")
     lesson.expect(min(shifts[jump // 2], shifts[jump]) > 0.9 and shifts[1] < 0,
-                  "the deconvnet map repeats itself at the network's stride (correlation > 0.9) "
-                  "and flips sign from one pixel to the next", shifts)
+                  "the deconvnet map repeats itself at half the network's total stride and at "
+                  "the full stride (correlation > 0.9 at both) and flips sign from one pixel to "
+                  "the next", shifts)
+    lesson.expect(shifts[jump // 2] >= shifts[jump],
+                  "the pattern repeats at half the total stride at least as well as at the "
+                  "full stride", shifts)
 else:
     skip("deconv_ratio", "deconv_positive", "guided_positive", "n_strided", "total_stride",
          "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one")
@@ -267,8 +273,10 @@ else:
 # The deconvnet's picture is a regular grid with no cat in it. Shifted down by
 # {{ half_stride }} pixels, its centre correlates with itself at {{ grid_corr_half }}, by
 # {{ total_stride }} pixels at {{ grid_corr_full }}, and by one pixel at {{ grid_corr_one }}
-# (the sign flips from one pixel to the next). Guided backprop, which also gates by the forward
-# pass, does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
+# (the sign flips from one pixel to the next). So the pattern repeats every {{ half_stride }}
+# pixels at least as closely as every {{ total_stride }}, the network's total stride: the grid
+# we see has the finer period. Guided backprop, whose rule also keeps the forward pass's gate
+# $\mathbf 1\{s>0\}$ (the deconvnet keeps no gate at all), does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
 # completely different photo, the coffee cup, with the same class:
 
 # %%
@@ -309,8 +317,11 @@ else:
 # {{ n_strided }} strided convolutions instead of pooling layers (a total stride of
 # {{ total_stride }} pixels), and going backwards each of them is a transposed convolution that
 # paints the same kernel-sized pattern into every cell of its stride. Identical signals at
-# every position, painted through the same kernels, give a pattern that repeats at the
-# stride; the first convolution's stride of 2 adds the pixel-to-pixel sign flip (the
+# every position, painted through the same kernels, give a periodic pattern, away from the
+# borders where the padding changes it. A pattern that repeats every {{ total_stride }} pixels
+# may also repeat, nearly, every {{ half_stride }}; the correlations above measure how well it
+# does at each shift ({{ grid_corr_half }} and {{ grid_corr_full }}), not which layer sets
+# the period. The first convolution's stride of 2 adds the pixel-to-pixel sign flip (the
 # checkerboard of transposed convolutions, Odena, Dumoulin & Olah 2016,
 # [Distill](https://distill.pub/2016/deconv-checkerboard/)).
 #
@@ -403,7 +414,7 @@ for ax in axes.flat:
 fig.tight_layout()
 lesson.show(fig, "evidence_net: four evidence images (the deciding patch outlined in red) and "
                  "max |·| over RGB of each map for the image's class (dark = large, each panel "
-                 "clipped at its 99.5th percentile).")
+                 "clipped at its 99.5th percentile).", model="evidence_net")
 
 # %% [markdown]
 # Three numbers say what the figure shows, over all {{ n_evidence }} images (the network
@@ -449,9 +460,9 @@ lesson.record("gradient_hits", switch_table["gradient"][2], ".0%")
 lesson.expect(without_s[0] > 0.999 and with_s[0] < 0.5,
               "without switches the deconvnet draws one picture per class; with them, "
               "different images give different maps", (with_s[0], without_s[0]))
-lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1],
-              "with switches the deconvnet points at the evidence far more often, and puts "
-              "more of its mass there", (with_s, without_s))
+_ = lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1],
+                  "with switches the deconvnet points at the evidence far more often, and puts "
+                  "more of its mass there", (with_s, without_s))
 
 # %% [markdown]
 # Without switches the deconvnet draws one picture per class: two different images of the
@@ -463,8 +474,10 @@ lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1],
 # {{ guided_hits }}, the gradient {{ gradient_hits }}). So on a network that pools by maxima,
 # the deconvnet does see the image, through the switches and only through them: every
 # positive signal from above is sent down to the positions that won the max-pooling in this
-# image, and in a network trained to find the shape many of those positions lie on it. Lesson
-# 09 scores every method on this network against the known evidence.
+# image, and in a network trained to find the shape many of those positions lie on it.
+# [Lesson 09](09-can-you-trust-a-saliency-map.ipynb) scores every method on this network
+# against the known evidence, on its own draw of evidence images, so its numbers differ
+# somewhat from the ones above.
 
 # %% [markdown]
 # ## Implementing the rules with hooks, correctly
@@ -754,6 +767,7 @@ lesson.record("pair_cat", repr(names[cat]))
 lesson.record("pair_cup", repr(names[cup]))
 methods = {"gradient": convlens.gradient, "deconvnet": convlens.deconvnet,
            "guided backprop": convlens.guided_backprop}
+N_SPREAD = lesson.record("n_spread", 5)  # classes spread over the ranking, below
 
 if rules_apply:
     results = {(m, c): f(model, pair, c) for m, f in methods.items() for c in classes}
@@ -788,15 +802,45 @@ if rules_apply:
     lesson.expect(corr["guided backprop"] > 0.7,
                   "guided backprop's two class maps are still strongly correlated",
                   corr["guided backprop"])
+
+    # One pair of classes is a thin test: take classes spread over the model's whole ranking
+    # for this image (the most probable, then every 1000/N-th), one batch per method.
+    with torch.no_grad():
+        ranking = model(pair)[0].argsort(descending=True)
+    spread = ranking[:: len(ranking) // N_SPREAD][:N_SPREAD]
+    print("classes spread over the ranking:", [ctx.labels[int(c)] for c in spread])
+    spread_corr = {}
+    for name in ("deconvnet", "guided backprop"):
+        a = methods[name](model, pair.repeat(len(spread), 1, 1, 1), spread).cpu()
+        spread_corr[name] = [plot.correlation(a[i], a[j])
+                             for i in range(len(a)) for j in range(i + 1, len(a))]
+        print(f"{name:16s} signed maps of {len(spread_corr[name])} class pairs: correlation "
+              f"{min(spread_corr[name]):.3f} to {max(spread_corr[name]):.3f}")
+    lesson.record("n_spread_pairs", len(spread_corr["deconvnet"]))
+    lesson.record("deconv_spread_min", min(spread_corr["deconvnet"]), ".3f")
+    lesson.record("guided_spread_min", min(spread_corr["guided backprop"]), ".2f")
+    _ = lesson.expect(min(spread_corr["deconvnet"]) > 0.9
+                      and min(spread_corr["guided backprop"]) > 0.7,
+                      "for classes spread over the ranking, the deconvnet's and guided "
+                      "backprop's maps stay strongly correlated", spread_corr)
 else:
-    skip("grad_class_corr", "deconv_class_corr", "guided_class_corr")
+    skip("grad_class_corr", "deconv_class_corr", "guided_class_corr", "n_spread_pairs",
+         "deconv_spread_min", "guided_spread_min")
 
 # %% [markdown]
 # Look at the numbers first. The signed gradients for the two classes are nearly uncorrelated
-# (correlation {{ grad_class_corr }}): each class score is sensitive to its own pattern of
-# pixels. The deconvnet gives the *same* picture for both classes (correlation
-# {{ deconv_class_corr }}): on this model it depends on neither the photo nor the class. Guided backprop's two maps are correlated at {{ guided_class_corr }}: both
-# draw the cat's face and the cup, whichever class we ask about.
+# (correlation {{ grad_class_corr }}): the two maps do not share their pixel-by-pixel pattern
+# of signs. That alone does not show that each is about its own object: two independent
+# speckles would correlate near zero too; the magnitude maps and the figure are what show
+# where each map is large. The deconvnet gives the *same* picture for both classes
+# (correlation {{ deconv_class_corr }}), and guided backprop's two maps are correlated at
+# {{ guided_class_corr }}: both draw the cat's face and the cup, whichever class we ask about.
+# Over {{ n_spread }} classes spread over the model's whole ranking for this image, from the
+# most probable to ones it rates as very unlikely, the signed maps of every one of the
+# {{ n_spread_pairs }} pairs correlate at {{ deconv_spread_min }} or more for the deconvnet
+# and {{ guided_spread_min }} or more for guided backprop. On this model and this image,
+# then, the deconvnet depends on neither the photo nor the class we tried, and guided
+# backprop barely on the class.
 #
 # This is the central finding of Nie et al. 2018: dropping the negative signals at every
 # rectifier (and, for guided backprop, gating by the forward pass) makes these methods perform

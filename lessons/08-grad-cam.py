@@ -49,6 +49,7 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import convlens
@@ -238,21 +239,28 @@ lesson.show(fig, f"The maps at {layer}'s own resolution with raw values on one s
 # (each map divided by its own maximum for display; the raw maximum is in the title).
 
 # %%
+def to_input(coarse_maps, like):
+    """Bilinear upsampling to the input's size, exactly as convlens.gradcam does it."""
+    return F.interpolate(coarse_maps, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
 top5 = [ctx.labels.index(label) for label, _ in ctx.top_classes(x, k=5)]
-cams5 = convlens.gradcam(model, x.repeat(len(top5), 1, 1, 1), torch.tensor(top5), layer)
+coarse5 = convlens.gradcam(model, x.repeat(len(top5), 1, 1, 1), torch.tensor(top5), layer,
+                           upsample=False)
+cams5 = to_input(coarse5, x)
 fig, axes = plt.subplots(2, 3, figsize=(10, 3.6))
 axes[0, 0].imshow(photo)
 axes[0, 0].set_title("input", fontsize=9)
 axes[0, 0].set_axis_off()
 left_share = {}
-for ax, c, cam in zip(axes.flat[1:], top5, cams5):
+for ax, c, cam, small in zip(axes.flat[1:], top5, cams5, coarse5):
     left_share[c] = (cam[..., : x.shape[-1] // 2].sum() / cam.sum().clamp_min(1e-12)).item()
     plot.overlay(ax, photo, (cam[0] / cam.max().clamp_min(1e-12)).cpu(), alpha=0.5,
-                 title=f"{ctx.labels[c]!r}: max {cam.max().item():.2g}, "
+                 title=f"{ctx.labels[c]!r}: max {small.max().item():.2g}, "
                        f"{left_share[c]:.0%} left")
 lesson.show(fig, f"Grad-CAM at {layer} for the five most probable classes of the composite; "
-                 "each map divided by its own maximum, its raw maximum and its share on the "
-                 "left (cat) half in the title.")
+                 "each map divided by its own maximum, its raw maximum (at the layer's "
+                 "resolution) and its share on the left (cat) half in the title.")
 
 cat_like = [c for c in top5 if ctx.labels[c] in lesson.CAT_CLASSES]
 cup_like = [c for c in top5 if ctx.labels[c] in lesson.COFFEE_CLASSES]
@@ -274,7 +282,8 @@ sorted_halves = lesson.expect(
 # class puts most of its map on the cat's half, every coffee class on the cup's half.
 #
 # Other photos, each with its two most probable classes (the correlation of the two maps of
-# each photo is printed below the figure):
+# each photo, computed on the maps at the layer's resolution, before upsampling, is printed
+# below the figure):
 
 # %%
 others = ["astronaut", "rocket", "chelsea", "coffee"]
@@ -284,12 +293,13 @@ for col, name in enumerate(others):
     image_x = ctx.image(name)
     shown = ctx.to_display(image_x)
     two = [ctx.labels.index(label) for label, _ in ctx.top_classes(image_x, k=2)]
-    maps2 = convlens.gradcam(model, image_x.repeat(2, 1, 1, 1), torch.tensor(two), layer)
-    for row, (c, cam) in enumerate(zip(two, maps2)):
+    coarse2 = convlens.gradcam(model, image_x.repeat(2, 1, 1, 1), torch.tensor(two), layer,
+                               upsample=False)
+    for row, (c, cam) in enumerate(zip(two, to_input(coarse2, image_x))):
         plot.overlay(axes[row, col], shown, (cam[0] / cam.max().clamp_min(1e-12)).cpu(),
                      alpha=0.5, title=f"{name}: {ctx.labels[c]!r}")
-    if maps2[0].max() > 0 and maps2[1].max() > 0:
-        pair_corr[name] = plot.correlation(maps2[0].cpu(), maps2[1].cpu())
+    if coarse2[0].max() > 0 and coarse2[1].max() > 0:  # correlated at the layer's resolution
+        pair_corr[name] = plot.correlation(coarse2[0].cpu(), coarse2[1].cpu())
         print(f"{name:>10}: {ctx.labels[two[0]]!r} vs {ctx.labels[two[1]]!r}, correlation of the "
               f"maps {pair_corr[name]:.2f}")
 lesson.show(fig, f"Grad-CAM at {layer} on four photos, for each photo's most probable class "
@@ -297,24 +307,42 @@ lesson.show(fig, f"Grad-CAM at {layer} on four photos, for each photo's most pro
                  "its own maximum.")
 lesson.record("pair_corrs", ", ".join(f"{k} {v:.2f}" for k, v in pair_corr.items()) or "none")
 
-# the same measurement over every photo of the pool
-pool_rows, pool_corr = [], {}
+# the same measurement over every photo of the pool, at the layer's resolution, with a
+# baseline: the class the model ranks in the middle of all its classes for that photo
+def map_correlation(a, b):
+    return plot.correlation(a.cpu(), b.cpu()) if a.max() > 0 and b.max() > 0 else float("nan")
+
+
+pool_rows, pool_corr, pool_base = [], {}, {}
 for pool_photo in convlens.images.photo_pool():
     image_x = convlens.images.prepare(pool_photo.image, ctx.preprocess).to(ctx.device)
-    two = [ctx.labels.index(label) for label, _ in ctx.top_classes(image_x, k=2)]
-    maps2 = convlens.gradcam(model, image_x.repeat(2, 1, 1, 1), torch.tensor(two), layer)
-    r = (plot.correlation(maps2[0].cpu(), maps2[1].cpu())
-         if maps2[0].max() > 0 and maps2[1].max() > 0 else float("nan"))
-    pool_corr[pool_photo.name] = r
-    pool_rows.append([pool_photo.name, ctx.labels[two[0]], ctx.labels[two[1]], f"{r:.2f}"])
-_ = plot.table(["photo", "most probable class", "second", "r of the two maps"], pool_rows)
+    with torch.no_grad():
+        ranking = model(image_x)[0].argsort(descending=True)
+    three = [int(ranking[0]), int(ranking[1]), int(ranking[len(ranking) // 2])]
+    coarse3 = convlens.gradcam(model, image_x.repeat(3, 1, 1, 1), torch.tensor(three), layer,
+                               upsample=False)
+    pool_corr[pool_photo.name] = map_correlation(coarse3[0], coarse3[1])
+    pool_base[pool_photo.name] = map_correlation(coarse3[0], coarse3[2])
+    pool_rows.append([pool_photo.name, ctx.labels[three[0]], ctx.labels[three[1]],
+                      f"{pool_corr[pool_photo.name]:.2f}", ctx.labels[three[2]],
+                      f"{pool_base[pool_photo.name]:.2f}"])
+_ = plot.table(["photo", "most probable class", "second", "r (1st, 2nd)", "middle-ranked class",
+                "r (1st, middle)"], pool_rows)
 alike = sum(v > 0.7 for v in pool_corr.values())
+base_values = torch.tensor(list(pool_base.values()))
 lesson.record("n_pool", len(pool_corr))
 lesson.record("n_alike", alike)
 lesson.record("median_corr", float(torch.tensor(list(pool_corr.values())).nanmedian()), ".2f")
+lesson.record("n_base", int((~base_values.isnan()).sum()))
+lesson.record("median_base", float(base_values.nanmedian()), ".2f")
+lesson.record("max_base", float(base_values[~base_values.isnan()].max()), ".2f")
 similar_pairs = lesson.expect(alike > len(pool_corr) / 2,
-                              "on most photos of the pool the two classes' maps are nearly the same",
-                              pool_corr)
+                              "on most photos of the pool the two classes' maps correlate "
+                              "above 0.7", pool_corr)
+_ = lesson.expect(float(base_values.nanmedian()) < float(torch.tensor(list(pool_corr.values()))
+                                                         .nanmedian()) - 0.3,
+                  "the middle-ranked class's map correlates with the top class's map much less, "
+                  "on the median, than the second class's does", pool_base)
 # where the two rocket maps peak: the rocket stands in the middle column of the photo
 rocket_x = ctx.image("rocket")
 rocket_two = [ctx.labels.index(label) for label, _ in ctx.top_classes(rocket_x, k=2)]
@@ -323,25 +351,45 @@ rocket_maps = convlens.gradcam(model, rocket_x.repeat(2, 1, 1, 1), torch.tensor(
 middle = rocket_maps.shape[-1] // 2
 peak_columns = [int(m.amax(dim=0).argmax()) for m in rocket_maps]
 middle_share = [float(m[:, middle].max() / m.max().clamp_min(1e-12)) for m in rocket_maps]
-print(f"rocket: peak columns {peak_columns} of {rocket_maps.shape[-1]}; the middle column "
-      f"{middle} reaches {[round(v, 2) for v in middle_share]} of each map's maximum")
+cell_width = rocket_x.shape[-1] / rocket_maps.shape[-1]
+print(f"rocket: peak columns {peak_columns} of {rocket_maps.shape[-1]} (counted from 0, each "
+      f"{cell_width:.0f} px wide); the middle column {middle} reaches "
+      f"{[round(v, 2) for v in middle_share]} of each map's maximum")
 lesson.record("rocket_middle", max(middle_share), ".0%")
+lesson.record("rocket_columns", rocket_maps.shape[-1])
+lesson.record("rocket_cell", cell_width, ".0f")
+lesson.record("rocket_middle_column", middle)
+lesson.record("rocket_peak_column", peak_columns[0])
+same_column = lesson.expect(len(set(peak_columns)) == 1,
+                            "both rocket maps peak in the same column", peak_columns)
 rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(middle_share) < 0.9,
                               "on the rocket photo both maps peak beside the middle column, "
                               "where the rocket stands", (peak_columns, middle_share))
 
 # %% [markdown]
-# On the four photos above the two maps correlate at {{ pair_corrs }}; over the
-# {{ n_pool }} photos of the photo pool (every permissively licensed photo that ships with the
-# course's packages, textures included; the References page lists them), the two maps of the
-# two most probable classes correlate above 0.7 on {{ n_alike }} photos (median r
-# {{ median_corr }}). The two most probable classes of a photo usually draw on the same
-# evidence (read the titles: two cat breeds, a cup and an espresso), and Grad-CAM then draws
-# nearly the same map for both. Whether that map lies on the object is a separate question:
-# on the rocket photo both maps peak on either side of the rocket, not on it (the middle
-# column, where the rocket stands, reaches at most {{ rocket_middle }} of a map's maximum).
-# Grad-CAM answers "where is the evidence for this class", not "what tells these two classes
-# apart"; for that, explain the difference of the two logits.
+# On the four photos above the two maps correlate at {{ pair_corrs }} (all correlations here
+# are of the maps at the layer's resolution, before the bilinear upsampling, which smooths
+# the maps and so changes their correlation). Over the {{ n_pool }} photos of the photo
+# pool (every permissively licensed photo that ships with the course's packages, textures
+# included; the References page of this site lists them), the maps of the two most probable
+# classes correlate above 0.7 on {{ n_alike }} photos (median r {{ median_corr }}).
+#
+# What can such a number show? A map of {{ square_size }} cells has few places to be large,
+# and every class's map is a weighted sum of the same feature maps $A^k$. A baseline shows
+# what that alone can give: for the class the model ranks in the middle of all its classes,
+# the correlation of its map with the top class's map has median {{ median_base }} over the
+# {{ n_base }} photos where both maps are non-zero, and reaches {{ max_base }}. On the
+# median, the two most probable classes correlate much more than that, and
+# they are often related (read the titles: two cat breeds, a cup and an espresso). A high
+# correlation says that the two maps are large in the same cells; it cannot say whether the
+# two classes use the same features inside those cells. Whether the maps lie on the object
+# is a separate question: on the rocket photo both maps peak in the same column,
+# column {{ rocket_peak_column }} of {{ rocket_columns }} (counted from 0; each column of the
+# map covers {{ rocket_cell }} pixels of the photo), beside the middle column
+# {{ rocket_middle_column }} where the rocket stands, which reaches at most
+# {{ rocket_middle }} of a map's maximum. Grad-CAM answers "where is the evidence for this
+# class", not "what tells these two classes apart"; for that, explain the difference of the
+# two logits.
 #
 # ## Which layer?
 #
@@ -349,9 +397,9 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # Early layers have fine maps whose channels respond to edges and textures everywhere; their
 # gradients are weakly tied to the class, so the map is fine-grained and barely
 # class-specific. The last convolutional block is coarse but semantic. Selvaraju et al. use
-# the last convolutional layer for that reason. We compute the cat map at each stage of the
-# model (`ctx.stages`: the last layer at each resolution, early to late, ending with the
-# Grad-CAM layer), here {{ stages }}.
+# the last convolutional layer for that reason. We compute the cat map at a few depths of the
+# model (`ctx.stages`: blocks chosen from early to late, ending with the Grad-CAM layer; two
+# of them may share a resolution, as the sizes in the titles show), here {{ stages }}.
 
 # %%
 depths = list(ctx.stages) or [ctx.layers["middle"], layer]
@@ -387,10 +435,12 @@ _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
 # %% [markdown]
 # The printed shares put a number on it: the cat map's share on the cat's half minus the
 # coffee map's is {{ sep_first }} at the first depth and {{ sep_last }} at the
-# Grad-CAM layer. (Every depth but the last reads gradients that have passed back through
-# later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes none: on
-# this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at the
-# ceiling.)
+# Grad-CAM layer. Why the earlier depths separate so poorly is not measured here. One
+# possible part of the reason: every depth but the last reads gradients that have passed back
+# through later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes
+# none (on this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at
+# the ceiling); the channels of early layers, which respond to edges and textures, are
+# another.
 #
 # Any of the five most probable classes of each photo, at each of these depths:
 
@@ -433,13 +483,16 @@ else:
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: normalising hides an absent class</p>
 # <p>Every map divided by its own maximum looks confident. Ask for a class that is not in the
-# picture and the normalised map still glows somewhere. The raw maximum tells the truth:
-# below, the same three maps are drawn both ways.</p></div>
+# picture and the normalised map still glows somewhere. The raw maximum says more, though it
+# is no test of presence on its own (see below): here the same three maps are drawn both
+# ways.</p></div>
 
 # %%
 absent = ctx.most_probable(("goldfish",), x, exclude=(cat, coffee))
 three = [cat, coffee, absent]
-raw = convlens.gradcam(model, x.repeat(3, 1, 1, 1), torch.tensor(three), layer)
+raw_coarse = convlens.gradcam(model, x.repeat(3, 1, 1, 1), torch.tensor(three), layer,
+                              upsample=False)
+raw = to_input(raw_coarse, x)
 shared = raw.max().item()
 fig, axes = plt.subplots(2, 3, figsize=(10.5, 3.6), layout="constrained")
 for col, (c, cam) in enumerate(zip(three, raw)):
@@ -454,9 +507,9 @@ fig.colorbar(im, ax=axes[1, :], location="right", shrink=0.9, label="raw Grad-CA
 lesson.show(fig, f"Grad-CAM at {layer} for a cat class, a coffee class and an absent class: "
                  "each divided by its own maximum (top) and raw on one shared scale (bottom).")
 
-maxima = {c: cam.max().item() for c, cam in zip(three, raw)}
+maxima = {c: cam.max().item() for c, cam in zip(three, raw_coarse)}  # as the explorer shows it
 for c in three:
-    print(f"{ctx.labels[c]:>12}: raw maximum {maxima[c]:8.4f}")
+    print(f"{ctx.labels[c]:>12}: raw maximum at the layer's resolution {maxima[c]:8.4f}")
 smaller = min(maxima[cat], maxima[coffee])  # 0 where a map is empty (all evidence negative)
 absent_ratio = maxima[absent] / smaller if smaller > 0 else float("inf")
 lesson.record("absent_name", repr(ctx.labels[absent]))
@@ -465,10 +518,42 @@ absent_dark = lesson.expect(
     absent_ratio < 0.5, "the absent class's raw maximum is far below the present classes'",
     absent_ratio)
 
+# The explorer's photos: raw maxima of the unlikely classes among each photo's top five,
+# relative to the photo's most probable class, at the Grad-CAM layer.
+UNLIKELY = 0.01  # probability below 1%
+unlikely = []
+for name, xi in x_explore.items():
+    top = ctx.top_classes(xi, k=5)
+    targets = torch.tensor([ctx.labels.index(label) for label, _ in top])
+    peak = convlens.gradcam(model, xi.repeat(len(top), 1, 1, 1), targets, layer,
+                            upsample=False).amax(dim=(1, 2, 3))
+    for (label, p), m in zip(top[1:], peak[1:]):
+        if p < UNLIKELY:
+            unlikely.append((name, label, p, (m / peak[0]).item()))
+            print(f"{name:>14}: {label!r} (p = {p:.1%}) raw maximum {m.item():.3f}, "
+                  f"{unlikely[-1][3]:.0%} of the maximum for {top[0][0]!r}")
+ratios = [u[3] for u in unlikely]
+lesson.record("n_unlikely", len(unlikely))
+lesson.record("unlikely_low", min(ratios) if ratios else float("nan"), ".0%")
+lesson.record("unlikely_high", max(ratios) if ratios else float("nan"), ".0%")
+_ = lesson.expect(len(ratios) > 0 and min(ratios) > absent_ratio,
+                  "classes under 1% on the explorer's photos keep raw maxima above the absent "
+                  "class's ratio", ratios)
+
 # %% [markdown]
 # Divided by its own maximum, the map of {{ absent_name }} glows as brightly as the others
 # (top row). On the shared raw scale (bottom row) it is much dimmer: its raw maximum is
-# {{ absent_ratio }} of the smaller of the two present classes' maxima.
+# {{ absent_ratio }} of the smaller of the two present classes' maxima. (Raw maxima here, in
+# the titles of [Figure 3](#figure-3) and in the explorer are all taken on the map at the
+# layer's resolution; the bilinear upsampling averages neighbouring cells, so it can only
+# lower a maximum.)
+#
+# That is one absent class on one photo, and a low-probability class need not have a dim map:
+# on the explorer's three photos, the {{ n_unlikely }} classes among the top five to which the
+# model gives less than 1% reach raw maxima of {{ unlikely_low }} to {{ unlikely_high }} of
+# their photo's most probable class. At this layer the raw maximum is the largest
+# contribution of one cell to the class's logit, not a test of whether the class is there:
+# compare it with the other classes' maxima on the same photo, and with the probabilities.
 
 # %% [markdown]
 # <div class="admonition warning"><p class="admonition-title">Trap: an in-place ReLU right after the layer</p>
@@ -500,7 +585,9 @@ absent_dark = lesson.expect(
 # ## Exercises
 #
 # 1. Explain the cat's *second* most likely class. Does the map move? Compute the correlation of
-#    the two upsampled maps.
+#    the two upsampled maps, and compare it with the coarse maps' correlation. (The page
+#    answers part of this: chelsea's two most probable classes are in
+#    [Figure 4](#figure-4) and the table below it.)
 # 2. Replace the average of the gradients by their positive part before averaging (the idea of
 #    Grad-CAM++, Chattopadhyay et al. 2018, in its simplest form). What changes on the
 #    composite?
