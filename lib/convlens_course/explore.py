@@ -46,15 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
+# The technique modules are imported inside the explorer that uses each, so that a lesson's
+# depfile lists only what it draws with (an edit to occlusion_maps re-runs the lessons that
+# use occlusion, not every lesson with an explorer).
 from convlens._checks import check_batch, check_positive_int, check_target, resolve_layer
-from convlens.cam import gradcam
-from convlens.features import feature_maps
 from convlens.hooks import capture, only_call
-from convlens.kernel_decomposition import kernel_maps
 from convlens.layers import forward_calls, stride_of
-from convlens.occlusion_maps import occlusion
-from convlens.receptive_fields import empirical_receptive_field, receptive_field
-from convlens.saliency import gradient, smoothgrad
 from convlens_course.protocol import EXPLORER_KINDS, EXPLORER_VERSION
 
 __all__ = [
@@ -279,6 +276,7 @@ def _footprint(model: nn.Module, x: torch.Tensor, name: str, activation: torch.T
     """(channel, skipped, mask): the most active channel at ``unit`` whose gradient reaches
     the input, how many more active ones had none, and its footprint (the most active
     channel's empty one when none of the first ``tries`` has a gradient)."""
+    from convlens.receptive_fields import empirical_receptive_field
     i, j = unit
     order = activation[:, i, j].argsort(descending=True, stable=True)[:tries].tolist()
     first = None
@@ -304,6 +302,7 @@ def receptive_field_explorer(model: nn.Module, x: torch.Tensor, image, layers,
     ``margin`` pixels of padding are drawn around the photo (default: an eighth of its side)
     so that boxes reaching into the padding stay visible.
     """
+    from convlens.receptive_fields import receptive_field
     x = _one_image(x)
     _check_image(image, x)
     probes = check_positive_int(probes, "probes")
@@ -362,6 +361,7 @@ def gradcam_explorer(model: nn.Module, photos: Mapping, layers, labels=None, top
     upsamples them bilinearly like ``F.interpolate(align_corners=False)`` and divides each by
     its own maximum, as the lesson's figures do.
     """
+    from convlens.cam import gradcam
     if not isinstance(photos, Mapping) or not photos:
         raise TypeError("photos must be a non-empty dict {name: (x, image)}")
     top = check_positive_int(top, "top")
@@ -403,6 +403,7 @@ def occlusion_explorer(model: nn.Module, x: torch.Tensor, image, labels=None,
     image at every stride (no window narrower than the stride, no uncovered border), so
     that each painted cell stands for pixels that were really hidden.
     """
+    from convlens.occlusion_maps import occlusion
     x = _one_image(x)
     _check_image(image, x)
     windows = [check_positive_int(w, "windows") for w in windows]
@@ -461,6 +462,7 @@ def smoothgrad_explorer(model: nn.Module, x: torch.Tensor, image, target,
     the larger counts reuse the smaller ones' samples (the library draws sample m m-th).
     Shown as in the lesson: max |g| over colours, clipped at the ``percentile``, grey.
     """
+    from convlens.saliency import gradient, smoothgrad
     x = _one_image(x)
     _check_image(image, x)
     target = int(check_target(target, 1)[0])
@@ -497,6 +499,8 @@ def channels_explorer(model: nn.Module, x: torch.Tensor, image, layers, first_co
     symmetric scale per filter, as in the lessons. ``filters`` is a count (the strongest
     filters by weight norm) or a list of filter indices of ``first_conv``.
     """
+    from convlens.features import feature_maps
+    from convlens.kernel_decomposition import kernel_maps
     x = _one_image(x)
     _check_image(image, x)
     names = _names(model, layers)
