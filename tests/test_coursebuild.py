@@ -137,7 +137,7 @@ def isolate(p: Project, monkeypatch) -> Project:
     monkeypatch.syspath_prepend(fakelib)
     monkeypatch.setattr(keys, "weights_identity", lambda model, weights, digest, memo=None:
                         keys.file_digest(weights) if weights else "w-" + model)
-    monkeypatch.setattr(cb, "check_settings", lambda settings: None)  # fake model names
+    monkeypatch.setattr(cb, "check_settings", lambda settings: ())  # fake model names: no notes
     real_run = execute.run_notebook
 
     def counting_run(lesson, nb, **kwargs):
@@ -1141,7 +1141,7 @@ def test_a_broken_model_file_is_named_in_one_line(project, tiny_model, tmp_path,
 
 def test_the_check_runs_only_when_a_lesson_will_run(warm, monkeypatch):
     calls = []
-    monkeypatch.setattr(cb, "check_settings", calls.append)
+    monkeypatch.setattr(cb, "check_settings", lambda settings: calls.append(settings) or ())
     warm.build()
     assert calls == []  # every lesson hit: no model to load
     warm.build(only=["02"], force=True)
