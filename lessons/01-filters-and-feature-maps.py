@@ -165,7 +165,7 @@ lesson.show(fig, f"The R, G and B kernels (columns) of the six filters of {first
 # here"). Compare the two printed lists: {{ rank_differ }} of the six filters ranked by their
 # raw weights are not among the six ranked after folding.
 #
-# ## Deeper layers: thousands of 2-D kernels
+# ## Deeper layers: a 2-D kernel per pair of channels
 #
 # A later convolution with $C_\text{in}$ input channels and $C_\text{out}$ filters has
 # $C_\text{out}\times C_\text{in}$ two-dimensional kernels (AlexNet's second layer:

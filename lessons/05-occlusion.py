@@ -78,7 +78,9 @@ def tiles(size, window, stride):
 # The model never sees pixels in $[0, 1]$: it sees the *normalized* input
 # $(\text{pixel} - \mu)/\sigma$ per colour channel. The occlusion window is written into that
 # normalized tensor, so `fill=0.0` does **not** paint the window black: it paints it the
-# dataset's mean colour $\mu$, here {{ mean_colour }} in 0-255 pixel values. To get black you
+# colour $\mu$ that the normalisation subtracts, here {{ mean_colour }} in 0-255 pixel values
+# (a dataset's mean colour for models normalised with dataset statistics, as torchvision's
+# ImageNet models are; a model may also use a fixed $\mu$, such as 0.5, a mid-grey). To get black you
 # must fill with $-\mu/\sigma$, which differs per channel when the statistics do (and
 # `occlusion` takes one number, so we use the channel mean of it). The figure decodes
 # each choice back to pixels, with the window over the helmet.
@@ -359,7 +361,7 @@ lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (win
 # %% [markdown]
 # ## Two objects, two classes
 #
-# The cat is easier to find next to something that is not a cat. On a picture with the cat
+# Does a second object make the map of the first one tidier? On a picture with the cat
 # *and* a cup of coffee, a cat class and the espresso class should depend on different halves.
 # One call with `target=None` gives both maps (the wide image is resized to 224×448 as a whole,
 # so neither object is cropped; a 64-pixel window at stride 32 tiles it). The espresso map puts
@@ -490,7 +492,8 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # fixed cost 9409 times; batches of 16 pay it 589 times. Batching saves that fixed cost and
 # nothing else: the arithmetic per image is the same. How much it saves depends on the
 # machine. On a GPU, where launching the kernels for one small image costs more than
-# computing them, batching is everything; on the CPU that built this page batched passes
+# computing them, batching should matter most (expected, not measured here: no GPU was
+# available to this project); on the CPU that built this page batched passes
 # took {{ batched_ratio }} of the naive loop's time. Treat `batch_size` as a knob to measure
 # on your machine (the default, `None`, was measured on a 2-core CPU: 32 copies per pass for
 # the incremental path, whose copies are small crops, and 16 whole copies; 128 on a GPU).
@@ -509,8 +512,8 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 #
 # **What a GPU changes.** A GPU is starved by one small image: the kernels of a network this
 # size finish in microseconds and launching them dominates. With batches of tens to hundreds of
-# occluded copies the GPU runs at full occupancy, and thousands of forward passes of a small
-# CNN take on the order of seconds rather than minutes. The batch size is then limited by GPU
+# occluded copies the GPU should run at full occupancy, and thousands of forward passes of a
+# small CNN should take seconds (an expectation: this page was built without a GPU). The batch size is then limited by GPU
 # memory (`batch_size` × the activations of one image); under `torch.no_grad()` nothing is kept
 # for a backward pass, so large batches fit. Run this lesson with `CONVLENS_DEVICE=cuda` to
 # get the numbers for your GPU.
@@ -519,7 +522,7 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # ## Traps
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: the fill value lives in normalized space</p>
-# <p><code>fill=0</code> on a normalized tensor is the dataset's mean colour, not black; on a
+# <p><code>fill=0</code> on a normalized tensor is the normalisation's mean colour, not black; on a
 # tensor in [0, 1] (before <code>Normalize</code>) it is black. Masking before normalizing and
 # after normalizing are different experiments. Decide which colour you mean, then convert it
 # with <code>(colour - mean) / std</code>.</p></div>
