@@ -585,6 +585,8 @@ def tied_at_top(table, higher_is_better=False):
 def with_areas(table, names):
     """'a (0.044) and b (0.045)': the names with their areas, for the text."""
     parts = [f"{n} ({table[n]:.3f})" for n in names]
+    if not parts:  # a model on which some methods do not run (another activation)
+        return "none"
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
