@@ -815,7 +815,7 @@ def patch(index, box):
 
 
 views_per_photo = len(example_inputs) // len(pool)
-for part in (depth_layers[:3], depth_layers[3:]):
+for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small net has fewer layers
     fig, axes = plt.subplots(len(part), 6, figsize=(10.5, 1.95 * len(part) + 0.6), squeeze=False)
     for row, name in enumerate(part):
         picture = channel_pictures[name]

@@ -113,4 +113,6 @@ def test_a_model_the_rectifier_rules_refuse_still_builds_their_lessons(tmp_path)
         "09-can-you-trust-a-saliency-map"] == "miss"
     page = (tmp_path / "docs" / "lessons" / "09-can-you-trust-a-saliency-map.ipynb").read_text()
     assert "guided backprop and guided Grad-CAM apply to this model" in page  # the note, in place
-    assert "| deconvnet |" not in page and "| gradient |" in page  # rows left out, others kept
+    # the course model's table leaves the refused rows out; the known-answer network's table
+    # (evidence_net, a ReLU network) keeps them, so they appear fewer times than the others
+    assert 0 < page.count("| deconvnet |") < page.count("| gradient |")
