@@ -278,18 +278,20 @@ lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat pho
                  "are the filters of Figure 2. Each map has its own colour scale (yellow = high).")
 
 # %% [markdown]
-# Each map is the photo filtered by one filter: edge-like filters light up along the rims of
-# the cat's eyes; colour-opponent filters set the eyes and the nose apart from the
-# fur. Note the printed range: the raw convolution output is signed
+# Each map is the photo filtered by one filter. Look for filters that light up along the rims
+# of the cat's eyes (edge-like ones) and for filters that set the eyes and the nose apart
+# from the fur (colour-opponent ones); which channels do which depends on the model. Note the printed range: the raw convolution output is signed
 # (we hooked the convolution itself, before any batch norm or activation that follows it).
 #
-# Deeper, the maps get coarser and more abstract. To see whether a deep channel responds to
+# Deeper, the maps get coarser (the figure below: a few cells where the first layer had
+# thousands of pixels). To see whether a deep channel responds to
 # one *kind of thing* rather than to any texture, we switch to a photo with two objects: the cat next to a
 # cup of coffee, resized whole to $224\times448$ so that nothing is cropped away, the cat on
 # the left half, the cup on the right. In the last spatial feature map (the layer role
 # `last_spatial`, here `{{ deep_name }}`, the last map before global pooling) each map is a
 # coarse grid. Of its 12 most active channels, {{ one_sided }} put at least 80% of their
-# activation on one half of the photo: they fire on one object and hardly on the other.
+# activation on one half of the photo: they fire on the cat's half or on the cup's, and
+# hardly on the other (a half is not an object: the next sections look closer).
 
 # %%
 x2 = ctx.image("cat_and_coffee", size=(224, 448))
@@ -418,9 +420,10 @@ _ = lesson.expect(blank_on < 1e-3 * blank_maps.numel(), "on a blank image nearly
 # inside to ring runs from {{ ratio_low }} ({{ ratio_low_name }}, a near-tie) to
 # {{ ratio_high }} ({{ ratio_high_name }}). Gravel and brick, close-ups of a texture with no
 # object in them, reach {{ gravel_ratio }} and {{ brick_ratio }}, more than the cat photo
-# ({{ chelsea_ratio }}); grass, the third texture, is close to a tie ({{ grass_ratio }}). An
-# inside that stands out on a photo with no object is what an edge effect produces: a unit of
-# the outer ring has part of its field in the padding, where there is nothing to respond to.
+# ({{ chelsea_ratio }}); grass, the third texture, is close to a tie ({{ grass_ratio }}). So
+# an inside that stands out needs no object. One candidate cause, which this lesson does not
+# test, is an edge effect: a unit of the outer ring has part of its field in the padding,
+# where there is nothing to respond to.
 # (A blank image, all of it the mean colour, the value the padding has in the model's input
 # space, is no control here: it switches off all but {{ blank_on }} of the last map's
 # {{ blank_units }} units, so it could show next to no contrast either way.) So the plain mean is no "where is something" map, and which object is brighter says
@@ -506,7 +509,10 @@ _ = lesson.expect(spread(w1_folded) > 2 * spread(w1_random_folded), "folded, the
 # trained network's {{ trained_live }} such channels put at least 80% on one half, against
 # {{ random_live_sided }} of the calibrated random network's {{ random_live }}. (A channel that
 # is zero everywhere, as {{ trained_dead }} of the trained network's {{ n_channels }} are on
-# this photo, has no half to prefer and is left out.)
+# this photo, has no half to prefer and is left out.) Read this as one-sidedness, not yet as
+# "one object per channel": a channel active on few cells puts most of its activation on one
+# half whatever it responds to, and the two networks need not be equally sparse. Requiring a
+# tenth of the cells limits that effect; it does not remove it.
 
 # %%
 # the random network with its BatchNorm statistics re-estimated on the pool (weights unchanged)

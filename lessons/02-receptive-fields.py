@@ -404,7 +404,9 @@ _ = lesson.expect(box is not None and not (mask & ~inside).any(),
 # ReLU6 ceiling, or a max pool that keeps the same element does not change, so the units found
 # are those *this* change of *this* pixel reached, a subset of the pixel's projective field,
 # the set of units whose box holds it. Here, on the course model, the pixel is raised by 2 in
-# every channel. Either way the set is a block of units, never just one.
+# every channel. The projective field, the set of boxes that hold the pixel, is a block of
+# units wherever a layer's windows overlap; whether this one change reaches more than one of
+# them is what the next cell measures.
 
 # %%
 with torch.no_grad():
@@ -529,8 +531,8 @@ _ = lesson.expect(top_saturated > 0.5 and int(top_mask.sum()) == 0 and probe["pi
 # {{ ceiling_all }} at the ceiling: the ceiling is rare on average. It is not rare where a
 # probe looks first. At the last spatial layer `{{ last_name }}`, whose output is taken after its
 # ReLU6, only {{ last_ceiling_share }} of the outputs sit at 6, but the largest channel of a
-# position is there at {{ top_saturated }} of the positions of the cat photo: the strongest
-# responses are usually the clipped ones. Probe the centre unit's most active channel
+# position is there at {{ top_saturated }} of the positions of the cat photo: on this photo,
+# at most positions the strongest response is a clipped one. Probe the centre unit's most active channel
 # ({{ top_channel }}, value {{ top_value }}) and the footprint has {{ top_pixels }} pixels: not
 # because the unit sees nothing, but because its derivative is zero. The explorer therefore
 # takes, at each dotted unit, the most active channel whose gradient reaches the input; at
@@ -692,10 +694,12 @@ _ = lesson.expect(last_side is not None and last_side >= W // 2,
 # {{ mid_rf }}-pixel theoretical field, and the profile is bell-shaped, not flat like the box:
 # at the box's edges it is down to {{ mid_edge }} of its peak. For the last layer the
 # theoretical field covers the image several times over; its effective field does spread
-# across most of the image, but unevenly. Its 90% square would be {{ last_full }} pixels wide,
-# but it is centred on the centre of the unit's field, pixel {{ last_centre }}, not on the
-# image's centre, {{ image_centre }}: where a field sits follows from the padding of every
-# strided layer before it (see the traps on padding). So the image clips the square: inside the image it is {{ last_side }} pixels wide. And near the left
+# across most of the image, but unevenly. We grow the 90% square around the centre of the
+# unit's field (a choice of the measurement, not something it finds), and that centre,
+# pixel {{ last_centre }}, is not the image's centre, {{ image_centre }}: where a field sits
+# follows from the padding of every strided layer before it (see the traps on padding). The
+# square needs {{ last_full }} pixels a side, so the image clips it: inside the image it is
+# {{ last_side }} pixels wide. And near the left
 # and right edges of the image the column profile is at {{ last_rim }} of its
 # peak. When someone says "this unit has a
 # receptive field of {{ last_rf }} pixels", read it as an upper bound on where its input can

@@ -675,10 +675,11 @@ for part, columns in enumerate((range(half), range(half, len(classes)))):
 # The table gives the rates. Read them in one direction only. The course model names its own
 # class for {{ plain_self }} of the plain-pixel pictures and {{ olah_self }} of the Olah-style
 # ones: that is what the ascent optimised, and it says nothing. MACO's pictures reach it for
-# only {{ maco_self }}: at this budget of {{ class_passes }} passes per picture MACO does not
-# reach its own objective (its logits, in the titles, stay far below the other recipes'), so
-# its row shows under-optimised pictures, not what MACO gives with the budget of its paper
-# (exercise 3). For the judges, the plain-pixel pictures are noise: their top-1 rate is
+# only {{ maco_self }}: at this budget of {{ class_passes }} passes per picture its logits, in
+# the titles, stay far below the other recipes'. Whether more passes would close that gap or
+# MACO's fixed magnitude spectrum caps the logit, this page does not test, so read its row as
+# MACO at {{ class_passes }} passes, not as what MACO gives with the budget of its paper
+# (exercise 3 tries a larger one). For the judges, the plain-pixel pictures are noise: their top-1 rate is
 # {{ plain_top1 }} (averaged over both judges; top-5 {{ plain_top5 }}). The Olah-style pictures
 # reach {{ olah_top1 }} top-1 and {{ olah_top5 }} top-5, MACO's {{ maco_top1 }} and
 # {{ maco_top5 }}. With {{ n_classes }} classes, one picture is {{ one_picture }}
@@ -840,8 +841,11 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
 # images; the picture says what pattern raises its *mean over the whole image*, which is why
 # the early channels come out as textures (their units see patches a few pixels wide, and the
 # objective rewards the pattern everywhere) while the deep ones are larger compositions. On
-# its own measure each picture wins: its mean activation exceeds that of the best view of the
-# pool by {{ gain_low }} to {{ gain_high }} (in the channel's own units). Where the picture and the patches
+# its own measure each picture wins: fed to the network whole, it drives the channel's mean
+# above that of the best view of the pool by {{ gain_low }} to {{ gain_high }} (in the
+# channel's own units). Do not compare these gains with the means in the titles: a title holds
+# the objective of the last optimisation step, measured on random crops of the picture, not on
+# the whole picture. Where the picture and the patches
 # agree (the same colour, the same kind of edge or texture), the picture is a fair summary;
 # where they disagree, trust the patches, which are real responses to real images. With a pool
 # of {{ pool_size }} photos, the patches are a small sample: a channel may respond more to

@@ -222,6 +222,8 @@ for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
     lesson.record(f"{name}_logit", logits[c], ".2f")
     if name == "helmet":
         lesson.record("helmet_share", m.max() / logits[c], ".0%")
+        # at stride 16, as the cat's map below: a finer stride tries more windows
+        lesson.record("helmet_share_16", coarse[0, c].max() / logits[c], ".0%")
     where = (i >= rows // 2, j >= cols // 2)  # (lower half, right half)
     lesson.expect(where == want, f"the largest drop for {ctx.labels[c]!r} lies on the "
                   f"{name} ({'lower' if want[0] else 'upper'} right quarter)", (i, j))
@@ -326,8 +328,9 @@ lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r} (window 32, stride 
 #
 # Occlusion answers "which *one* patch matters", and sometimes none does. The cat photo is
 # all cat: whatever 32-pixel square we hide, enough cat is left. The largest drop of the top
-# class's logit is {{ cat_drop }}, {{ cat_share }} of the logit ({{ cat_logit }}); for the
-# helmet above it was {{ helmet_share }}. A map whose largest drop is a few percent of the
+# class's logit is {{ cat_drop }}, {{ cat_share }} of the logit ({{ cat_logit }}), with
+# windows of 32 at stride 16; for the helmet above, at the same window and stride, it is
+# {{ helmet_share_16 }}. A map whose largest drop is a few percent of the
 # logit says little, however colourful its colour scale makes it look: read the number
 # before the picture.
 
@@ -341,7 +344,7 @@ cat_share = (cat_map.max() / cat_logits[cat_class]).item()
 lesson.record("cat_drop", cat_map.max(), ".2f")
 lesson.record("cat_logit", cat_logits[cat_class], ".2f")
 lesson.record("cat_share", cat_share, ".0%")
-helmet_share = (pair[0].max() / logits[helmet]).item()
+helmet_share = (coarse[0, helmet].max() / logits[helmet]).item()  # stride 16, as the cat's
 lesson.expect(cat_share < 0.1 and cat_share < helmet_share / 2,
               "on the cat photo the largest drop is a few percent of the logit, well under "
               "the helmet's share", cat_share)
@@ -399,6 +402,8 @@ lesson.expect(cat_left > 0.5 and coffee_right > 0.8,
               "all of it", (cat_left, coffee_right))
 half = both.shape[2] // 2  # columns whose windows lie in the cat's half
 lesson.record("coffee_on_cat", -both[1][:, :half].min(), ".2f")
+lesson.record("coffee_raised_cells", int((both[1][:, :half] < 0).sum()))
+lesson.record("cat_half_cells", both[1][:, :half].numel())
 lesson.expect(bool(both[1][:, :half].min() < 0), "hiding parts of the cat raises the espresso "
               "logit", both[1][:, :half].min())
 
@@ -414,9 +419,11 @@ lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 64, stride 
                  "map scaled by its own largest |value|.")
 
 # %% [markdown]
-# Negative cells are worth a look: hiding parts of the cat *raises* the espresso logit (by up to
-# {{ coffee_on_cat }} in the most negative cell of the cat's half): the network's evidence for
-# "cat" argues against "espresso" in the logits themselves, not only through the softmax.
+# Negative cells are worth a look: hiding some parts of the cat *raises* the espresso logit
+# ({{ coffee_raised_cells }} of the {{ cat_half_cells }} cells of the cat's half, by up to
+# {{ coffee_on_cat }} in the most negative one). What these windows hide counts against
+# "espresso" in the logit itself, not only through the softmax; on one image and a coarse grid
+# that is an observation about these cells, not a rule about cats and cups.
 #
 # ## The cost: three ways to pay for the passes
 #

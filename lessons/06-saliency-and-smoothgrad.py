@@ -365,6 +365,12 @@ _ = lesson.expect(away[low][0] > away[0.1][0] > away[high][0],
 #   standard deviation is a fifth of the range, a different question from the gradient at
 #   $x$, not a cleaner answer to the same one.
 #
+# One limit of this test: it favours averaging by construction. As $N$ grows, the maps at $x$
+# and at $x + \varepsilon$ tend to the mean gradient over two neighbourhoods of width
+# $\sigma$ whose centres are only $\varepsilon$ apart, so with $\sigma$ much larger than
+# $\varepsilon$ their agreement must rise, whatever the maps show. Stability says a map is
+# not Monte-Carlo noise; it does not say the map is right (lesson 9 tests that).
+#
 # The figure shows the two ends side by side, on the same displays.
 
 # %%

@@ -264,8 +264,9 @@ else:
 
 # %% [markdown]
 # The gradient is the familiar speckle of [the saliency lesson](06-saliency-and-smoothgrad.ipynb).
-# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's: at every
-# rectifier only positive signals pass, so what arrives there adds up instead of cancelling.
+# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's. A likely
+# reason, which we do not measure: at every rectifier only positive signals pass, so what
+# arrives there adds up instead of cancelling.
 # Its signs still mix ({{ deconv_positive }} of its entries are positive, {{ guided_positive }}
 # of guided backprop's): the convolutions between the rectifiers multiply by weights of both
 # signs.
@@ -273,9 +274,9 @@ else:
 # The deconvnet's picture is a regular grid with no cat in it. Shifted down by
 # {{ half_stride }} pixels, its centre correlates with itself at {{ grid_corr_half }}, by
 # {{ total_stride }} pixels at {{ grid_corr_full }}, and by one pixel at {{ grid_corr_one }}
-# (the sign flips from one pixel to the next). So the pattern repeats every {{ half_stride }}
-# pixels at least as closely as every {{ total_stride }}, the network's total stride: the grid
-# we see has the finer period. Guided backprop, whose rule also keeps the forward pass's gate
+# (the sign flips from one pixel to the next). So, down the columns (we measure vertical
+# shifts only), the pattern repeats every {{ half_stride }} pixels at least as closely as every
+# {{ total_stride }}, the network's total stride: the grid we see has the finer period. Guided backprop, whose rule also keeps the forward pass's gate
 # $\mathbf 1\{s>0\}$ (the deconvnet keeps no gate at all), does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
 # completely different photo, the coffee cup, with the same class:
 
@@ -842,10 +843,11 @@ else:
 # then, the deconvnet depends on neither the photo nor the class we tried, and guided
 # backprop barely on the class.
 #
-# This is the central finding of Nie et al. 2018: dropping the negative signals at every
-# rectifier (and, for guided backprop, gating by the forward pass) makes these methods perform
-# a partial **image recovery**: the map is dominated by the input's own edges, and the class
-# you start from has little influence. Adebayo et al. 2018 turned this into a sanity check:
+# Nie et al. 2018 explain the guided-backprop half of this: dropping the negative signals at
+# every rectifier while gating by the forward pass makes it perform a partial **image
+# recovery**, a map dominated by the input's own edges, on which the class you start from has
+# little influence. (Their account of the deconvnet assumes max-pooling switches, which carry
+# the photo in; without them, as here, the deconvnet does not see the photo at all.) Adebayo et al. 2018 turned this into a sanity check:
 # if a saliency map barely changes when the model's weights are randomised, it cannot be
 # explaining what the model learned. Let us run the simplest version of their test: replace
 # the final classification layer by random weights and recompute.

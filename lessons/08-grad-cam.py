@@ -380,7 +380,10 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # the correlation of its map with the top class's map has median {{ median_base }} over the
 # {{ n_base }} photos where both maps are non-zero, and reaches {{ max_base }}. On the
 # median, the two most probable classes correlate much more than that, and
-# they are often related (read the titles: two cat breeds, a cup and an espresso). A high
+# they are often related (read the titles: two cat breeds, a cup and an espresso). The
+# baseline is not a like-for-like control, though: a class ranked in the middle is one the
+# model barely considers, and its map may be weaker and noisier for that reason alone, so
+# part of the gap may come from that rather than from evidence the top two share. A high
 # correlation says that the two maps are large in the same cells; it cannot say whether the
 # two classes use the same features inside those cells. Whether the maps lie on the object
 # is a separate question: on the rocket photo both maps peak in the same column,
@@ -394,9 +397,9 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # ## Which layer?
 #
 # Grad-CAM works at any layer with a spatial output, but what it shows changes with depth.
-# Early layers have fine maps whose channels respond to edges and textures everywhere; their
-# gradients are weakly tied to the class, so the map is fine-grained and barely
-# class-specific. The last convolutional block is coarse but semantic. Selvaraju et al. use
+# The usual account: early layers have fine maps whose channels respond to edges and textures
+# everywhere, so their map is fine-grained and barely class-specific; the last convolutional
+# block is coarse but semantic. We measure the class-specific part below. Selvaraju et al. use
 # the last convolutional layer for that reason. We compute the cat map at a few depths of the
 # model (`ctx.stages`: blocks chosen from early to late, ending with the Grad-CAM layer; two
 # of them may share a resolution, as the sizes in the titles show), here {{ stages }}.

@@ -8,8 +8,10 @@ visualization"):
 $$ x^* = \arg\max_x \; \mathrm{mean}_{n,i,j}\, a_c(T(x))[n, i, j]
 - l_2 \, \mathrm{mean}\big((x - 0.5)^2\big) - tv \, \mathrm{TV}(x) $$
 
-with $\mathrm{TV}(x) = \mathrm{mean}|x_{i+1,j} - x_{i,j}| + \mathrm{mean}|x_{i,j+1} - x_{i,j}|$
-and $T$ a random transformation drawn afresh at each step (identity by default).
+with $T$ a random transformation drawn afresh at each step (identity by default) and
+the total variation
+
+$$ \mathrm{TV}(x) = \mathrm{mean}|x_{i+1,j} - x_{i,j}| + \mathrm{mean}|x_{i,j+1} - x_{i,j}|. $$
 
 The image is not optimised directly but through a *parameterisation*:
 

@@ -16,6 +16,9 @@
   "Copying weights under `no_grad`", got an id in its table of contents that the page
   lacks); nbconvert's stylesheets (about 590 kB, the same on every lesson page) move from
   the page into one cached file, ``assets/stylesheets/notebook.<hash>.css``.
+- Lesson pages are slimmed (:mod:`coursebuild.slimhtml`): the same code in lighter markup.
+- autorefs' anchors (``[](){#ref-...}`` on the References page) become ``<span id>``: an
+  empty ``<a href="">`` is a link without a name to a screen reader (axe-core: link-name).
 - Accessibility of the theme's and nbconvert's markup: Material's search dialog gets a name
   (``aria-label``), and nbconvert's ``tabindex="0"`` on every cell (a tab stop per cell,
   markdown included) is dropped; a code box that scrolls is made reachable by
@@ -39,7 +42,7 @@ from pathlib import Path
 
 from mkdocs.utils import get_relative_url
 
-from coursebuild import libref
+from coursebuild import libref, slimhtml
 
 MATHJAX2_CONFIG = re.compile(r'<script type="text/x-mathjax-config">.*?</script>\s*', re.S)
 HEADING = re.compile(r'<h([1-6])\b[^>]*\bid="([^"]*)"[^>]*>(.*?)</h\1>', re.S)
@@ -48,6 +51,7 @@ STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S)
 ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
 SEARCH_DIALOG = re.compile(r'(<div class="md-search" [^>]*role="dialog")(?![^>]*aria-label)')
 CELL_TABSTOP = re.compile(r'(<div class="jp-Cell-inputWrapper") tabindex="0"')
+EMPTY_ANCHOR = re.compile(r'<a href="" id="([^"]+)"></a>')  # autorefs' [](){#id}
 
 SECTION = "Lessons"
 LIB = Path(__file__).resolve().parents[1]  # lib/: convlens and convlens_course, read, not imported
@@ -231,16 +235,17 @@ def on_post_build(config):
             log.warning(f"{lesson} links to {src}#{name}, which that page does not have")
 
 
-def notebook_css(output: str, page, config) -> str:
+def notebook_css(output: str, page, config) -> tuple[str, str]:
     """nbconvert's ``<style>`` blocks of a lesson page, as one shared stylesheet file linked
-    in their place (the broken copy mkdocs-jupyter adds, a Python list's text, is dropped)."""
+    in their place (the broken copy mkdocs-jupyter adds, a Python list's text, is dropped):
+    the page, and the stylesheet's text ("" when the page has none)."""
     article = ARTICLE.search(output)
     if not article:
-        return output
+        return output, ""
     blocks = [m.group(1) for m in STYLE.finditer(article.group())]
     css = "\n".join(b for b in blocks if not b.strip().startswith("["))
     if not css:
-        return output
+        return output, ""
     name = f"assets/stylesheets/notebook.{hashlib.sha256(css.encode()).hexdigest()[:12]}.css"
     target = Path(config["site_dir"]) / name
     if not target.is_file():
@@ -253,7 +258,8 @@ def notebook_css(output: str, page, config) -> str:
         keep, first[0] = first[0], False
         return link + "\n" if keep else ""
 
-    return output[:article.start()] + STYLE.sub(swap, article.group()) + output[article.end():]
+    page_html = output[:article.start()] + STYLE.sub(swap, article.group()) + output[article.end():]
+    return page_html, css
 
 
 def on_post_template(output, template_name, config):
@@ -264,6 +270,8 @@ def on_post_template(output, template_name, config):
 def on_post_page(output, page, config):
     output = MATHJAX2_CONFIG.sub("", output)
     output = SEARCH_DIALOG.sub(r'\1 aria-label="Search"', output)
+    output = EMPTY_ANCHOR.sub(r'<span id="\1"></span>', output)
     if not is_lesson(page):
         return output
-    return CELL_TABSTOP.sub(r"\1", notebook_css(output, page, config))
+    output, css = notebook_css(output, page, config)
+    return slimhtml.slim_lesson(CELL_TABSTOP.sub(r"\1", output), css)
