@@ -110,7 +110,7 @@ def test_the_copy_icon_is_drawn_once_and_used_by_every_button():
     after = slim_lesson(page(cells=4), CSS)
     assert after.count("<path") == 1
     assert after.count(f'<symbol id="{ICON_ID}"') == 1
-    assert after.count(f'<use href="#{ICON_ID}">') == 4
+    assert after.count(f'<use xlink:href="#{ICON_ID}">') == 4
     assert after.index(f'id="{ICON_ID}"') > after.index("<article")
     assert after.count("<clipboard-copy") == 4
 

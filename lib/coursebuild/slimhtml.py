@@ -12,7 +12,9 @@ that nbconvert writes into the page):
 - classes with identical rules become one (``s2``, ``si``, ``sa``: all "string colour"; ``mi``
   and ``mf``: "number colour"), and spans of one class with nothing but spaces between them
   merge, so that an f-string's text is one span instead of five;
-- the copy button's icon is one ``<symbol>`` in the page that every button ``<use>``-s;
+- the copy button's icon is one ``<symbol>`` in the page that every button ``<use>``-s
+  (through ``xlink:href``: Material's instant navigation rewrites every ``[href]`` of a new
+  page, and a ``<use>`` element's ``href`` cannot be assigned);
 - the cells' empty collapser boxes, which the stylesheet hides (``display:none``), are left
   out, and runs of blank space between tags become one line break (not inside ``<pre>``,
   ``<textarea>``, ``<script>`` or ``<style>``, where blank space is content).
@@ -100,7 +102,7 @@ def slim_lesson(html: str, css: str) -> str:
     symbol = (f'<svg aria-hidden="true" style="display:none"><symbol id="{ICON_ID}" '
               f'viewBox="0 0 16 16">{icons[0].group(1)}</symbol></svg>')
     use = (f'<svg aria-hidden="true" class="clipboard-copy-icon" width="20" height="20">'
-           f'<use href="#{ICON_ID}"></use></svg>')
+           f'<use xlink:href="#{ICON_ID}"></use></svg>')  # not href: see the docstring
     html = COPY_ICON.sub(use, html)
     at = html.find("<article")
     at = html.find(">", at) + 1 if at >= 0 else 0
