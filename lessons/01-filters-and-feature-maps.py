@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Filters and feature maps
 #
-# **Summary.** What the first layer's kernels look like and what the maps they produce show, from edges to object parts.
+# **Summary.** What the first layer's kernels look like and what the maps they produce show, from edge maps in the first layer to deep channels that fire on one side of a two-object photo.
 #
 # **The question.** "My network is trained. What do its filters actually look like, and what
 # does a layer hand on to the next one when I show it a photo?"
@@ -33,14 +33,14 @@
 # $$ y_o(i,j) \;=\; b_o + \sum_{c=1}^{C_{\text{in}}} \sum_{u,v} w_{o,c}(u,v)\; x_c(s\,i+u,\; s\,j+v). $$
 #
 # For a fixed position, $y_o$ is the dot product of the filter with the image patch under it:
-# large when the patch "looks like" the filter (up to brightness and contrast): among patches
+# large when the patch "looks like" the filter (up to contrast): among patches
 # of one norm, the raw convolution responds most to the one shaped like its filter. So a
 # first-layer filter drawn as a picture shows roughly what it is tuned to, with two caveats for
 # [Figure 1](#figure-1). It draws the raw weights, and a BatchNorm after the convolution
 # rescales each filter and can flip its sign; for a flipped filter, what the next layer sees
-# is largest for the *negative* of the picture (on this network {{ flipped_filters }} of the
-# {{ n_first_filters }} first-layer filters are flipped; see the trap at the end). And each picture is stretched from its own minimum to its maximum,
-# which shifts zero: mid-grey is not "no weight". Deeper layers read the previous layer's channels, not colours, so their kernels stop
+# is largest for the *negative* of the picture (on this network {{ flip_note }}; see
+# [the batch-norm trap](#traps)). And each picture is stretched from its own minimum to its
+# maximum, which shifts zero: mid-grey is not "no weight". Deeper layers read the previous layer's channels, not colours, so their kernels stop
 # being pictures; there, feature maps (and later, [input optimisation](04-input-optimization.ipynb))
 # are the better window.
 #
@@ -84,6 +84,29 @@ first = modules[ctx.layers["first_conv"]]
 w1 = first.weight.detach()
 print(f"{ctx.layers['first_conv']}: {type(first).__name__}, weight {tuple(w1.shape)}, "
       f"stride {first.stride}, bias: {first.bias is not None}")
+w1_norms = w1.flatten(1).norm(dim=1)
+dead = (w1_norms < 1e-4 * w1_norms.max()).nonzero().flatten().tolist()  # rounding noise only
+live = [o for o in range(w1.shape[0]) if o not in dead]
+
+
+def and_list(items):
+    items = [str(i) for i in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+if dead:
+    dead_maps = convlens.feature_maps(model, x, ctx.layers["first_conv"])[0, dead]
+    print(f"dead filters (weight norm < 1e-4 of the largest, {w1_norms.max():.2f}): {dead}, "
+          f"norms {', '.join(f'{v:.1e}' for v in w1_norms[dead].tolist())}; on the cat photo "
+          f"their maps reach at most {dead_maps.abs().max():.1e}")
+    lesson.record("dead_note", f"{len(dead)} patches (filters {and_list(dead)}, counted row by "
+                               f"row from 0) are dead filters, with weight norms of "
+                               f"{w1_norms[dead].min():.0e} to {w1_norms[dead].max():.0e} against "
+                               f"up to {w1_norms.max():.1f} for the others: the stretch turns "
+                               "their rounding noise into vivid colour (see [the trap on "
+                               "per-filter rescaling](#traps)).")
+else:
+    lesson.record("dead_note", "")
 
 fig = plot.filters_rgb(w1, ncols=16, title=f"{ctx.layers['first_conv']}: {w1.shape[0]} filters "
                                              f"of {w1.shape[2]}×{w1.shape[3]}×3 as RGB")
@@ -92,7 +115,7 @@ lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, each resca
 
 # %% [markdown]
 # Each patch is stretched to the full colour range on its own, so what you see is the *shape*
-# of the pattern: patches of one hue, light/dark edges, spots, and some nearly flat filters.
+# of the pattern: patches of one hue, light/dark edges and spots. {{ dead_note }}
 # Here the first kernels are {{ first_kernel }} at stride {{ first_stride }}; AlexNet's famous
 # $11\times11$ Gabor-like filters come from a much larger first kernel (Krizhevsky et al. 2012),
 # and at $3\times3$ an "edge" is only three pixels long.
@@ -105,8 +128,8 @@ lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, each resca
 #
 # Which filters to draw? "The ones with the largest weights" sounds natural, but in a network
 # with batch normalisation the scale of a convolution's weights means nothing on its own: the
-# BatchNorm that reads the convolution multiplies channel $o$ by $\gamma_o/\sigma_o$ (see the
-# trap at the end), and that factor can be far from 1 and negative. So we first **fold** that
+# BatchNorm that reads the convolution multiplies channel $o$ by $\gamma_o/\sigma_o$ (see
+# [the batch-norm trap](#traps)), and that factor can be far from 1 and negative. So we first **fold** that
 # BatchNorm into the filters, $w'_o = w_o\,\gamma_o/\sigma_o$: the folded filter is what the
 # next layer actually sees (up to a constant), sign included. We find the BatchNorm by running
 # the photo and checking which module's output equals a BatchNorm applied to the
@@ -136,9 +159,32 @@ if bn_after is None:
 else:
     bn_name, bn = bn_after
     bn_scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
-    print(f"{bn_name} ({type(bn).__name__}) reads {first_name}'s output; its scale γ/σ per "
-          f"channel: |γ/σ| from {bn_scale.abs().min():.2f} to {bn_scale.abs().max():.2f}, "
-          f"{int((bn_scale < 0).sum())} negative")
+    print(f"{bn_name} ({type(bn).__name__}) reads {first_name}'s output; its scale γ/σ over "
+          f"the {len(live)} live channels: |γ/σ| from {bn_scale[live].abs().min():.2f} to "
+          f"{bn_scale[live].abs().max():.2f}, {int((bn_scale[live] < 0).sum())} negative")
+    if dead:
+        dead_out = convlens.feature_maps(model, x, bn_name)[0, dead]
+        print(f"the dead channels {dead}: γ/σ {[round(v, 2) for v in bn_scale[dead].tolist()]}, "
+              f"running variance {[round(v, 4) for v in bn.running_var[dead].tolist()]}, "
+              f"{bn_name} output on the cat photo up to {dead_out.abs().max():.1e}")
+flipped = [o for o in live if bn_scale[o] < 0]
+if bn_after is None:
+    flip_note = "no BatchNorm follows the first convolution, so none of its filters is flipped"
+elif flipped:
+    flip_note = f"{len(flipped)} of the {len(live)} live first-layer filters are flipped"
+else:
+    flip_note = (f"none of the {len(live)} live first-layer filters is flipped, so the sign "
+                 "caveat matters on other networks")
+if dead:
+    flip_note += (f"; {len(dead)} of the {w1.shape[0]} filters are dead, with weight norms of "
+                  f"{w1_norms[dead].min():.0e} to {w1_norms[dead].max():.0e}")
+    if bn_after is not None and float(dead_out.abs().max()) == 0:
+        flip_note += f" and an output of 0 after {bn_after[0]}"
+    dead_negative = sum(float(bn_scale[o]) < 0 for o in dead)
+    if dead_negative:
+        flip_note += (f", and the {dead_negative} negative γ/σ of {bn_after[0]} belong to them"
+                      if dead_negative > 1 else f", and the negative γ/σ of {bn_after[0]} "
+                                                "belongs to one of them")
 w1_folded = w1 * bn_scale[:, None, None, None]
 raw_rank = w1.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
 strongest = w1_folded.flatten(1).norm(dim=1).argsort(descending=True)[:6].tolist()
@@ -147,8 +193,7 @@ print("six largest after folding the BN: ", strongest)
 rank_differ = len(set(raw_rank) - set(strongest))
 print(f"{rank_differ} of the six by raw norm are not among the six after folding")
 lesson.record("rank_differ", ["none", "one", "two", "three", "four", "five", "all"][rank_differ])
-lesson.record("flipped_filters", int((bn_scale < 0).sum()))
-lesson.record("n_first_filters", w1.shape[0])
+lesson.record("flip_note", flip_note)
 _ = lesson.expect(rank_differ > 0, "ranking by the raw weights picks other filters than "
                   "ranking after folding", rank_differ)
 fig = plot.kernel_heatmaps(w1_folded, strongest, channel_names=["R", "G", "B"],
@@ -332,7 +377,7 @@ sides = left_share(maps_deep[top_deep])
 one_sided = int(((sides >= 0.8) | (sides <= 0.2)).sum())
 print("share on the cat's half, per channel:", " ".join(f"{v:.2f}" for v in sides.tolist()))
 lesson.record("deep_name", deep)
-lesson.record("one_sided", one_sided)
+lesson.record("one_sided", "all" if one_sided == len(top_deep) else one_sided)
 lesson.expect(one_sided > len(top_deep) / 2,
               "most of the 12 most active channels of the last spatial map fire on one half",
               one_sided)
@@ -437,21 +482,36 @@ _ = lesson.expect(blank_on < 1e-3 * blank_maps.numel(), "on a blank image nearly
 # builds the same network with its initial random weights. Below, the filters of both are
 # drawn twice: each rescaled on its own (the usual picture), and on one shared scale per layer
 # (grey = 0), which keeps their relative strength. Strength is measured where it means
-# something: each network's BatchNorm is folded into its filters first, as for Figure 2 (a
-# freshly initialised BatchNorm has $\gamma = 1$ and $\sigma = 1$, so folding leaves the
-# random filters as they are).
+# something: each network's BatchNorm is folded into its filters first, as for Figure 2. A
+# freshly initialised BatchNorm has $\gamma = 1$ and $\sigma = 1$, so folding it would leave
+# the random filters as they are, not as the next layer would see them; so we first
+# re-estimate the random network's BatchNorm statistics on the {{ n_pool }} pool photos (one
+# forward pass in train mode, without gradients, then back to eval mode; its weights stay
+# random) and fold that. Why this matters more deeper down is shown after the figure.
 
 # %%
 torch.manual_seed(ctx.seed)
 random_model = convlens.models.architecture(ctx.name).to(ctx.device).eval()
-random_modules = dict(random_model.named_modules())
+# the random network with its BatchNorm statistics re-estimated on the pool (weights unchanged)
+calibrated = copy.deepcopy(random_model)
+for m in calibrated.modules():
+    if isinstance(m, nn.BatchNorm2d):
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+calibrated.train()
+with torch.no_grad():
+    calibrated(torch.cat([convlens.images.prepare(p.image, ctx.preprocess) for p in pool])
+               .to(ctx.device))
+calibrated.eval()
+random_modules = dict(calibrated.named_modules())
 w1_random = random_modules[first_name].weight.detach()
 if bn_after is None:
     random_scale = torch.ones(w1_random.shape[0], device=w1_random.device)
-else:  # the same BatchNorm, in the random network
+else:  # the same BatchNorm, in the calibrated random network
     rbn = random_modules[bn_after[0]]
     random_scale = (rbn.weight / torch.sqrt(rbn.running_var + rbn.eps)).detach()
-    print(f"random {bn_after[0]}: γ/σ from {random_scale.min():.4f} to {random_scale.max():.4f}")
+    print(f"random {bn_after[0]}, calibrated: γ/σ from {random_scale.min():.3f} to "
+          f"{random_scale.max():.3f}")
 w1_random_folded = w1_random * random_scale[:, None, None, None]
 
 fig, axes = plt.subplots(2, 2, figsize=(9, 4.6 * max(1, w1.shape[0] / 32)))
@@ -464,7 +524,8 @@ for row, (tag, weight) in enumerate([("trained", w1_folded), ("random init", w1_
         ax.set_xticks([])
         ax.set_yticks([])
 lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, BatchNorm folded in: trained "
-                 "(top) and random initialisation (bottom), per-filter and shared colour scales.")
+                 "(top) and random initialisation with re-estimated BatchNorm statistics "
+                 "(bottom), per-filter and shared colour scales.")
 
 
 def spread(weight):
@@ -472,34 +533,41 @@ def spread(weight):
     return float(norms.max() / norms.median().clamp(min=1e-12))
 
 
-lesson.record("trained_spread", spread(w1_folded), ".1f")
-lesson.record("random_spread", spread(w1_random_folded), ".1f")
-lesson.record("raw_spread", spread(w1), ".1f")
-_ = lesson.expect(spread(w1_folded) > 2 * spread(w1_random_folded), "folded, the trained filter "
-                  "strengths differ far more than the random ones",
-                  spread(w1_folded) - spread(w1_random_folded))
+spreads = {"trained": spread(w1_folded[live]), "random": spread(w1_random_folded),
+           "raw": spread(w1[live]), "random_raw": spread(w1_random)}
+print("largest / median filter norm:", ", ".join(f"{k} {v:.2f}" for k, v in spreads.items()),
+      f"(trained: the {len(live)} live filters)")
+for key in ("trained", "random", "raw", "random_raw"):
+    lesson.record(f"{key}_spread", spreads[key], ".1f")
+lesson.record("n_live", len(live))
+lesson.record("n_dead", len(dead))
+_ = lesson.expect(spreads["trained"] > 2 * spreads["random"], "folded, the trained filter "
+                  "strengths differ far more than the random ones", spreads)
+_ = lesson.expect(spreads["raw"] < spreads["trained"] / 2, "folding the BatchNorm, not the raw "
+                  "weights, makes most of the trained filters' difference in strength", spreads)
 
 # %% [markdown]
-# Random filters are independent noise in every weight, all of about the same strength (the
-# largest folded filter norm is {{ random_spread }} times the median). Trained ones have
+# Random filters are independent noise in every weight, and their strengths differ much less:
+# folded with the re-estimated BatchNorm, the largest filter norm is {{ random_spread }} times
+# the median ({{ random_raw_spread }} times for the raw random weights). Trained ones have
 # structure (a single hue over the whole patch, spots, two-tone edges), and their strengths
-# differ far more: the largest folded norm is {{ trained_spread }} times the median, so on the
-# shared scale most trained filters are close to grey and a few dominate. (The raw weights,
-# before folding, would say {{ raw_spread }} times: the BatchNorm, not the convolution, sets
-# most of the differences in strength.)
+# differ far more: over the {{ n_live }} live filters (the {{ n_dead }} dead ones left out) the
+# largest folded norm is {{ trained_spread }} times the median, so on the shared scale most
+# trained filters are close to grey and a few dominate. (The raw weights of the same live
+# filters, before folding, would say {{ raw_spread }} times: the BatchNorm, not the
+# convolution, sets most of the differences in strength.)
 #
 # The feature maps tell the same story. A random first layer still passes the photo through
-# (any local weighted sum of an image looks like the image), so first-layer maps alone can't
-# tell you whether a network learned anything. At the last spatial map the difference shows,
-# but a fair comparison needs one more step. A freshly initialised BatchNorm normalises with
-# mean 0 and variance 1, not with the statistics of the activations it actually receives, so
-# the uncalibrated random network's deep units drift far from zero: its four most active
-# channels at the last map sit at {{ uncal_top }}, the ceiling of the ReLU6 that ends this
-# layer, on {{ uncal_top_share }} of their cells, and saturated channels cannot tell the cat
-# from the cup. Comparing the trained network with that would only show that an uncalibrated
-# network saturates. So we first re-estimate the random network's BatchNorm statistics on the
-# {{ n_pool }} pool photos (one forward pass in train mode, without gradients, then back to
-# eval mode); its weights stay random.
+# (any local weighted sum of an image looks like the image), so a first-layer map that looks
+# like the photo is no evidence of learning. Only some trained maps look unlike anything the
+# random layer produces: {{ unlike_photo }}. At the last spatial map the difference shows,
+# but a fair comparison needs the re-estimated statistics. A freshly initialised BatchNorm
+# normalises with mean 0 and variance 1, not with the statistics of the activations it
+# actually receives, so the uncalibrated random network's deep units drift far from zero: its
+# four most active channels at the last map sit at {{ uncal_top }}, the ceiling of the ReLU6
+# that ends this layer, on {{ uncal_top_share }} of their cells, and saturated channels cannot
+# tell the cat from the cup. Comparing the trained network with that would only show that an
+# uncalibrated network saturates, so the figure shows the random network both ways.
 #
 # Then take each network's own four most active channels at the last map (largest mean
 # $|A|$), and ask what share of a channel's activation lies on its stronger half of the
@@ -515,19 +583,18 @@ _ = lesson.expect(spread(w1_folded) > 2 * spread(w1_random_folded), "folded, the
 # tenth of the cells limits that effect; it does not remove it.
 
 # %%
-# the random network with its BatchNorm statistics re-estimated on the pool (weights unchanged)
-calibrated = copy.deepcopy(random_model)
-for m in calibrated.modules():
-    if isinstance(m, nn.BatchNorm2d):
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
-calibrated.train()
-with torch.no_grad():
-    calibrated(torch.cat([convlens.images.prepare(p.image, ctx.preprocess) for p in pool])
-               .to(ctx.device))
-calibrated.eval()
+brightness = ctx.preprocess.denormalize(x2[0]).mean(dim=0)[None, None]
 
-rows, titles, labels, side_share, live_sided, top_max = [], [], [], {}, {}, {}
+
+def photo_corr(picture):
+    """|Pearson correlation| of a map with the photo's brightness at the map's resolution."""
+    b = nn.functional.adaptive_avg_pool2d(brightness, picture.shape[-2:]).flatten()
+    a = picture.flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum().abs() / (a.norm() * b.norm()).clamp(min=1e-12))
+
+
+rows, titles, labels, side_share, live_sided, top_max, corr = [], [], [], {}, {}, {}, {}
 for role_, nets in [("first_conv", [("trained", model), ("random init", random_model)]),
                     ("last_spatial", [("trained", model), ("random, uncalibrated", random_model),
                                       ("random, calibrated", calibrated)])]:
@@ -535,13 +602,16 @@ for role_, nets in [("first_conv", [("trained", model), ("random init", random_m
         maps = convlens.feature_maps(net, x2, ctx.layers[role_])[0]
         if role_ == "first_conv":
             chosen = list(range(4))
+            corr[tag] = [photo_corr(maps[c]) for c in chosen]
+            print(f"{tag}: |correlation| of channels {chosen} with the photo's brightness",
+                  [round(v, 2) for v in corr[tag]])
         else:  # each network's own four most active channels
             chosen = maps.flatten(1).abs().mean(dim=1).argsort(descending=True)[:4].tolist()
             side = left_share(maps)
             side = torch.maximum(side, 1 - side)  # the share on the channel's own better half
             side_share[tag] = float(side[chosen].mean())
-            live = (maps != 0).flatten(1).float().mean(dim=1) >= 0.1  # active on >= 10% of cells
-            live_sided[tag] = (int(live.sum()), float((side[live] >= 0.8).float().mean()),
+            active = (maps != 0).flatten(1).float().mean(dim=1) >= 0.1  # active on >= 10% of cells
+            live_sided[tag] = (int(active.sum()), float((side[active] >= 0.8).float().mean()),
                                int((maps.flatten(1).abs().sum(dim=1) == 0).sum()))
             top_max[tag] = (float(maps[chosen].max()),
                             float((maps[chosen] == maps[chosen].max()).float().mean()))
@@ -561,6 +631,16 @@ lesson.show(fig, f"Feature maps of the two-object photo for the trained and the 
                  "channels; the random network before and after its BatchNorm statistics are "
                  "re-estimated on the photo pool).")
 uncal, cal = "random, uncalibrated", "random, calibrated"
+unlike = [(c, v) for c, v in enumerate(corr["trained"]) if v < 0.3]
+random_min = min(corr["random init"])
+lesson.record("unlike_photo", (
+    f"in the figure, {and_list(f'ch {c}' for c, _ in unlike)}, whose correlation with the "
+    f"photo's brightness is |r| = {and_list(f'{v:.2f}' for _, v in unlike)}, against "
+    f"|r| ≥ {random_min:.2f} for every random map drawn") if unlike
+    else "here, none of the four trained maps drawn")
+_ = lesson.expect(bool(unlike) and random_min >= 0.3, "some trained first-layer maps drawn "
+                  "hardly correlate with the photo's brightness (|r| < 0.3), every random one "
+                  "does", corr)
 lesson.record("trained_side", side_share["trained"], ".0%")
 lesson.record("random_side", side_share[cal], ".0%")
 lesson.record("trained_live", live_sided["trained"][0])
@@ -656,7 +736,9 @@ else:
     scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().cpu()
     norms = w1.flatten(1).norm(dim=1).cpu()
     fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
-    axes[0].bar(range(len(scale)), scale, color=["tab:red" if s < 0 else "tab:blue" for s in scale])
+    colours = ["0.7" if o in dead else "tab:red" if s < 0 else "tab:blue"
+               for o, s in enumerate(scale.tolist())]
+    axes[0].bar(range(len(scale)), scale, color=colours)
     axes[0].set_title(f"{bn_name}: per-channel scale γ/σ", fontsize=9)
     axes[0].set_xlabel("channel")
     axes[1].bar(range(len(norms)), norms, color="0.6", label="‖w‖ (raw conv)")
@@ -665,10 +747,14 @@ else:
     axes[1].set_title("filter norm before and after folding", fontsize=9)
     axes[1].set_xlabel("filter")
     axes[1].legend(fontsize=8)
+    key = ["blue: positive"] + (["red: negative, the map's sign flips"] if flipped else [])
+    if dead:
+        key.append(f"grey: the dead filters {and_list(dead)}, whose γ/σ multiplies rounding "
+                   "noise")
     lesson.show(fig, f"The BatchNorm after {ctx.layers['first_conv']} ({bn_name}) rescales each "
-                     "channel by γ/σ (red: negative, the map's sign flips).")
-    print(f"{int((scale < 0).sum())} of {len(scale)} channels have a negative scale; "
-          f"scales range from {scale.abs().min():.2f} to {scale.abs().max():.2f}")
+                     f"channel by γ/σ ({'; '.join(key)}).")
+    print(f"{len(flipped)} of the {len(live)} live channels have a negative scale; their "
+          f"|scales| range from {scale[live].abs().min():.2f} to {scale[live].abs().max():.2f}")
 
 # %% [markdown]
 # <div class="admonition warning"><p class="admonition-title">Trap: per-filter rescaling hides
@@ -680,8 +766,11 @@ else:
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
 # <p>In <code>train()</code> mode, batch norm normalises with the statistics of the current
-# batch (with one image: of that image) instead of its stored running averages, and dropout
-# zeroes units at random. Every feature map changes. Worse, a forward pass in train mode
+# batch (with one image: of that image) instead of its stored running averages (and dropout,
+# where a network has it, zeroes units at random). Every map after the first BatchNorm changes
+# (here at <code>{{ middle_name }}</code> by up to {{ train_change }}, as large as the maps' own
+# values, which span {{ eval_min }} to {{ eval_max }}); the raw output of the first
+# convolution, which no BatchNorm precedes, does not (it changes by {{ stem_change }}). Worse, a forward pass in train mode
 # <em>updates</em> the running statistics: merely looking at the model changes it. Always
 # <code>model.eval()</code> (the course's models are loaded in eval mode).</p></div>
 
@@ -691,12 +780,24 @@ bns = [m for m in probe.modules() if isinstance(m, nn.BatchNorm2d)]
 before = bns[0].running_mean.clone() if bns else None
 maps_mid = convlens.feature_maps(model, x, ctx.layers["middle"])[0]
 train_maps = convlens.feature_maps(probe, x, ctx.layers["middle"])[0]
-print("max |train-mode map - eval-mode map| at", ctx.layers["middle"], ":",
-      f"{(train_maps - maps_mid).abs().max():.3f}",
+train_change = float((train_maps - maps_mid).abs().max())
+print("max |train-mode map - eval-mode map| at", ctx.layers["middle"], ":", f"{train_change:.3f}",
       f"(eval-mode maps span {maps_mid.min():.2f} .. {maps_mid.max():.2f})")
 if bns:
     print("running_mean of the first BatchNorm changed by the forward pass:",
           f"{(bns[0].running_mean - before).abs().max():.4f}")
+stem_change = float((convlens.feature_maps(probe, x, first_name)
+                     - convlens.feature_maps(model, x, first_name)).abs().max())
+print(f"max |train-mode map - eval-mode map| at {first_name}: {stem_change:.3g}")
+lesson.record("middle_name", ctx.layers["middle"])
+lesson.record("train_change", train_change, ".1f")
+lesson.record("eval_min", float(maps_mid.min()), ".1f")
+lesson.record("eval_max", float(maps_mid.max()), ".1f")
+lesson.record("stem_change", stem_change, ".3g")
+_ = lesson.expect(stem_change == 0 and train_change > 0.25 * float(maps_mid.max() - maps_mid.min()),
+                  "train mode leaves the first convolution's raw output alone and changes the "
+                  "middle layer's maps by a sizeable share of their range",
+                  (stem_change, train_change))
 
 # %% [markdown]
 # ## Exercises

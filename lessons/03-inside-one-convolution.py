@@ -35,7 +35,8 @@
 # They can be computed with an ordinary *grouped* convolution from the same weights: make each
 # input channel its own group and give that group all $C_\text{out}$ kernels that read it. No
 # retraining is involved, only a rearrangement of the pretrained weights, and the sum of the
-# maps reproduces the layer exactly, provided the bias is added once. `convlens.kernel_maps`
+# maps reproduces the layer up to float rounding (errors of {{ first_rebuild_err }} and
+# {{ vgg_rebuild_err }} in the first two checks below), provided the bias is added once. `convlens.kernel_maps`
 # returns the maps as `[N, C_out, C_in/groups, H, W]`; `convlens.convert_convs` swaps every
 # convolution of a model for a `convlens.KernelMapConv2d` that can keep them.
 
@@ -76,9 +77,11 @@ with torch.no_grad():
 bias = (first.bias.detach() if first.bias is not None
         else torch.zeros(first.out_channels, device=x.device))
 rebuilt = maps.sum(dim=2) + bias[None, :, None, None]
+first_rebuild_err = float((rebuilt - y).abs().max())
 print(f"{ctx.layers['first_conv']}: kernel maps {tuple(maps.shape)}; bias: "
       f"{'yes' if first.bias is not None else 'none'}; "
-      f"max |sum of maps + bias - conv(x)| = {(rebuilt - y).abs().max():.2e}")
+      f"max |sum of maps + bias - conv(x)| = {first_rebuild_err:.2e}")
+lesson.record("first_rebuild_err", first_rebuild_err, ".1e")
 
 # how much the colour maps of each filter cancel: |sum| / sum of |maps|, averaged over pixels
 # (1: the maps have the same sign everywhere and add up; near 0: they cancel)
@@ -136,7 +139,8 @@ fig, axes = plt.subplots(len(filters), first.in_channels + 1,
                          figsize=(2.1 * (first.in_channels + 1), 2.2 * len(filters)), squeeze=False)
 for row, o in enumerate(filters):
     panels = [maps[0, o, c] for c in range(first.in_channels)] + [rebuilt[0, o]]
-    titles = [f"{c} kernel map" for c in names] + ["sum + bias = feature map"]
+    titles = [f"{c} kernel map" for c in names] + [
+        ("sum + bias" if first.bias is not None else "sum") + " = feature map"]
     limit = float(max(p.abs().max() for p in panels))  # one signed scale per filter
     for col, (panel, title) in enumerate(zip(panels, titles)):
         ax = axes[row][col]
@@ -148,15 +152,17 @@ for row, o in enumerate(filters):
         if col == 0:
             ax.set_ylabel(f"filter {o}\n({tags[row]})", fontsize=9)
 lesson.show(fig, f"Kernel maps of three filters of {ctx.layers['first_conv']} on the cat photo: the "
-                 "response of each colour kernel, and their sum plus the bias (red > 0, blue < 0, "
-                 "one scale per row).")
+                 "response of each colour kernel, and their sum"
+                 + (" plus the bias (" if first.bias is not None else " (the layer has no bias; ")
+                 + "red > 0, blue < 0, one scale per row).")
 
 # %% [markdown]
 # To look at other filters, or at any channel of two deeper layers, pick them here. The
 # explorer offers the eight strongest filters, ranked as in the lesson on filters and feature
 # maps: with the BatchNorm that reads the layer's
 # output folded in ($w'_o = w_o\,\gamma_o/\sigma_o$), because the raw weight norm of a
-# convolution followed by a BatchNorm says nothing about the strength the next layer sees.
+# convolution followed by a BatchNorm is not the strength the next layer sees: here the two
+# top-eight lists printed below share only {{ top_shared }} filters.
 
 # %%
 from convlens_course import explore
@@ -172,8 +178,13 @@ fold = (torch.ones(first.out_channels, device=x.device) if first_bn is None else
 strength = (first.weight.detach().flatten(1).norm(dim=1) * fold.abs())
 strongest = sorted(strength.argsort(descending=True)[:8].tolist())
 raw_top = sorted(first.weight.detach().flatten(1).norm(dim=1).argsort(descending=True)[:8].tolist())
+top_shared = len(set(strongest) & set(raw_top))
 print("BatchNorm folded:", "none found" if first_bn is None else type(first_bn).__name__,
-      "| eight strongest, folded:", strongest, "| by raw norm:", raw_top)
+      "| eight strongest, folded:", strongest, "| by raw norm:", raw_top,
+      f"| {top_shared} in both")
+lesson.record("top_shared", top_shared)
+_ = lesson.expect(top_shared < len(strongest), "folding the BatchNorm changes which eight "
+                  "filters are the strongest", top_shared)
 x_explore = ctx.image("chelsea")
 explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
                           [ctx.layers["middle"], ctx.layers["last_spatial"]],
@@ -187,8 +198,8 @@ explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 # between the colours. In the middle row (filter {{ add_filter }}, the filter whose maps cancel
 # least) the ratio is {{ add_ratio }}: little cancels. The ratio alone cannot tell maps that
 # add up from a response that fewer channels carry: here the {{ add_main }} map alone holds
-# {{ add_main_share }} of the summed mean magnitudes. A faint map is a channel the filter
-# hardly uses.
+# {{ add_main_share }} of the summed mean magnitudes. A faint map is a channel that
+# contributes little to this filter on this photo.
 #
 # The bottom row is the filter whose *kernels* look most colour-opponent: its {{ opp_pair }}
 # kernels point in nearly opposite directions (cosine {{ opp_cosine }}). Yet its {{ opp_pair }}
@@ -261,7 +272,12 @@ with torch.no_grad():  # copying into a Parameter is not an operation to differe
     summed = per_kernel.sum(dim=2) + conv.bias[None, :, None, None]  # bias once, after the sum
     library = convlens.kernel_maps(conv, x_in)
 print(f"{C_in} x {C_out} = {C_in * C_out} kernel maps of {tuple(per_kernel.shape[-2:])}")
-print(f"max |sum of maps + bias - conv(x)|     = {(summed - reference).abs().max():.2e}")
+vgg_rebuild_err = float((summed - reference).abs().max())
+print(f"max |sum of maps + bias - conv(x)|     = {vgg_rebuild_err:.2e}")
+lesson.record("vgg_rebuild_err", vgg_rebuild_err, ".1e")
+_ = lesson.expect(0 < max(first_rebuild_err, vgg_rebuild_err) < 1e-4, "the sum of the maps "
+                  "reproduces the layer up to float rounding, not exactly",
+                  (first_rebuild_err, vgg_rebuild_err))
 print(f"max |by hand - convlens.kernel_maps|   = {(per_kernel - library).abs().max():.2e}")
 
 # %% [markdown]
@@ -354,14 +370,20 @@ print(f"{ctx.name}: in each of its {len(layer_names)} convolutions, {per_layer} 
       f"|sum of maps + bias - output| = {worst:.1e} of that layer's largest output")
 lesson.record("check_filters", per_layer)
 lesson.record("check_layers", len(layer_names))
+lesson.record("check_depthwise", sum(
+    converted_course.get_submodule(n).groups == converted_course.get_submodule(n).in_channels > 1
+    for n in layer_names))
 lesson.record("check_worst", worst, ".0e")
-_ = lesson.expect(worst < 1e-5, "in every convolution of the course model, the sum of the maps "
-                  "plus the bias is the layer's output, up to float rounding", worst)
+_ = lesson.expect(worst < 1e-5, "for the filters checked in every convolution of the course "
+                  "model, the sum of the maps plus the bias is the layer's output, up to float "
+                  "rounding", worst)
 
 # %% [markdown]
-# In all {{ check_layers }} convolutions of the course model the sum of the maps plus the bias
-# matches the layer's output to within {{ check_worst }} of the layer's largest value, float
-# rounding. `KernelMapConv2d` runs the ordinary convolution and, only when asked, computes the
+# For the {{ check_filters }} filters checked in each of the {{ check_layers }} convolutions of
+# the course model, the sum of the maps plus the bias matches the layer's output to within
+# {{ check_worst }} of the layer's largest value, float rounding ({{ check_depthwise }} of
+# those convolutions are depthwise, where each filter has a single map and the check is
+# trivial). `KernelMapConv2d` runs the ordinary convolution and, only when asked, computes the
 # maps on the side; that is why the logits agree to the last bit. To look at one layer's maps inside
 # the converted model, switch it on: `keep_maps=True` stores the maps of its last input in
 # `last_kernel_maps`, and `map_channels` keeps only a few filters.
@@ -685,8 +707,10 @@ targets = torch.randint(0, 10, (64,), generator=batches)
 class_colours = torch.randn(10, 3, 1, 1, generator=batches)
 data = class_colours[targets] + 0.5 * torch.randn(64, 3, 32, 32, generator=batches)
 losses = {"plain": [], "grouped": []}
+n_batches = 4  # step s trains on batch s % n_batches
 for step in range(12):
-    images, labels = data[16 * (step % 4):16 * (step % 4 + 1)], targets[16 * (step % 4):16 * (step % 4 + 1)]
+    batch = slice(16 * (step % n_batches), 16 * (step % n_batches + 1))
+    images, labels = data[batch], targets[batch]
     for tag, net, optimiser in zip(losses, (plain, grouped_net), optimisers):
         loss = F.cross_entropy(net(images), labels)
         optimiser.zero_grad()
@@ -710,21 +734,32 @@ print(f"after training: max |weight difference| {weight_gap:.2e}, max |bias diff
 lesson.record("train_steps", len(losses["plain"]))
 lesson.record("loss_gap", loss_gap, ".1e")
 lesson.record("weight_gap", max(weight_gap, bias_gap), ".1e")
-lesson.record("loss_first", losses["plain"][0], ".3f")
-lesson.record("loss_last", losses["plain"][-1], ".3f")
+visits = {b: [losses["plain"][s] for s in range(b, len(losses["plain"]), n_batches)]
+          for b in (0, n_batches - 1)}
+print("loss on the same batch at its first and last visit:",
+      ", ".join(f"batch {b}: {v[0]:.3f} -> {v[-1]:.3f}" for b, v in visits.items()))
+lesson.record("n_batches", n_batches)
+lesson.record("n_visits", len(visits[0]))
+lesson.record("first_batch_start", visits[0][0], ".3f")
+lesson.record("first_batch_end", visits[0][-1], ".3f")
+lesson.record("last_batch_start", visits[n_batches - 1][0], ".3f")
+lesson.record("last_batch_end", visits[n_batches - 1][-1], ".3f")
 lesson.expect(loss_gap < 1e-4 and max(weight_gap, bias_gap) < 1e-4,
               "the grouped network trains like the plain one, up to float rounding",
               max(loss_gap, weight_gap, bias_gap))
 print(f"the largest change of a conv weight during training: {moved:.2e}")
 lesson.record("weight_moved", moved, ".1e")
-lesson.expect(losses["plain"][-1] < losses["plain"][0], "the loss went down",
-              losses["plain"][-1] - losses["plain"][0])
+lesson.expect(all(v[-1] < v[0] for v in visits.values()), "the loss on the first and on "
+              "the last batch went down between their first and last visits", visits)
 _ = lesson.expect(moved > 100 * max(weight_gap, bias_gap), "training moved the weights far more "
                   "than the two networks differ", moved)
 
 # %% [markdown]
-# Over {{ train_steps }} steps on a toy task (ten classes, each a colour plus noise) the loss
-# went from {{ loss_first }} to {{ loss_last }} in both networks; the largest difference between their losses is {{ loss_gap }}, and after training
+# Over {{ train_steps }} steps on a toy task (ten classes, each a colour plus noise; each of the
+# {{ n_batches }} batches seen {{ n_visits }} times), the loss on the first batch went from
+# {{ first_batch_start }} at its first visit to {{ first_batch_end }} at its last, and on the
+# last batch from {{ last_batch_start }} to {{ last_batch_end }}, identically in both networks
+# up to float rounding: the largest difference between their losses is {{ loss_gap }}, and after training
 # their weights and biases differ by at most {{ weight_gap }}, while training changed single
 # weights by up to {{ weight_moved }}. The difference is float rounding (the grouped layer sums
 # the same products in a different order). The grouped network is trainable, and trains like
