@@ -106,9 +106,10 @@ print("convlens.receptive_field          :", convlens.receptive_field(vgg16)["fe
 #
 # ## A table per model
 #
-# Below, the receptive field of every spatial layer of AlexNet and VGG16 (architectures) and
-# of the course model, with the size of the map each layer outputs for a $224\times224$ input.
-# All kernels here are square, so one axis is shown.
+# Below, the receptive field of every spatial layer of AlexNet and VGG16 (architectures), and,
+# for the course model, of the layers that change the jump plus the three layers the lesson
+# uses ([Figure 1](#figure-1) plots every convolution), with the size of the map each layer
+# outputs for a $224\times224$ input. All kernels here are square, so one axis is shown.
 
 # %%
 def traced_fields(net, input_size=(224, 224), label="this network"):
@@ -207,10 +208,17 @@ def covers_image(name, units):
                for box in (f.box(i, j) for i, j in units))
 
 
+# the map size of every layer of the course model, not only the table's: one forward pass
+with torch.no_grad(), capture(model, call_order) as records:
+    model(torch.zeros_like(x))
+all_sizes = {n: tuple(records[n][-1].shape[-2:]) for n in call_order if records[n][-1].dim() == 4}
+
+
 def first_covering(every_unit):
-    """The first layer (in call order) whose centre unit, or every unit, sees the whole input."""
-    for name in course_names:
-        h, w = map_sizes[ctx.name, name]
+    """The first spatial layer (in call order, among all layers of the model) whose centre
+    unit, or every unit, sees the whole input."""
+    for name in all_sizes:
+        h, w = all_sizes[name]
         units = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)] if every_unit else [(h // 2, w // 2)]
         if covers_image(name, units):
             return name
@@ -218,10 +226,11 @@ def first_covering(every_unit):
 
 
 centre_covers, every_covers = first_covering(False), first_covering(True)
-print("first layer whose centre unit sees the whole input:", centre_covers,
-      "| whose every unit does:", every_covers)
-lesson.record("centre_covers", f"`{centre_covers}`" if centre_covers else "no layer of the table")
-lesson.record("every_covers", f"`{every_covers}`" if every_covers else "no layer of the table")
+print(f"of all {len(all_sizes)} modules with a spatial output, the first whose centre unit sees "
+      "the whole input:", centre_covers, "| whose every unit does:", every_covers)
+lesson.record("n_spatial", len(all_sizes))
+lesson.record("centre_covers", f"`{centre_covers}`" if centre_covers else "no spatial layer")
+lesson.record("every_covers", f"`{every_covers}`" if every_covers else "no spatial layer")
 lesson.record("last_name", last_name)
 lesson.record("last_rf", known(last_rf))
 lesson.record("last_ratio", known(last_rf / x.shape[-1] if last_rf else None, ".1f"))
@@ -238,10 +247,11 @@ _ = lesson.expect(last_rf is not None and last_rf > 2 * x.shape[-1],
 # {{ vgg_block5_growth }} pixels. And deep fields outgrow the image. VGG16's last pooling layer
 # sees {{ vgg_last_rf }} pixels (almost the whole $224\times224$ image); the course model's
 # last spatial layer, `{{ last_name }}`, has a theoretical field of {{ last_rf }} pixels,
-# {{ last_ratio }} times the width of the image: most of it lies in the padding. On the course
-# model the first layer of the table where the centre unit's field holds the whole image is
-# {{ centre_covers }}, and the first where every unit's field does, the corners' included,
-# is {{ every_covers }}: from there on a convolutional unit is no more local than a fully
+# {{ last_ratio }} times the width of the image: most of it lies in the padding. Among all
+# {{ n_spatial }} modules of the course model with a spatial output (not only the table's
+# layers), the first where the centre unit's field holds the whole image is
+# {{ centre_covers }}, and the first where every unit's field does, the corners' included, is
+# {{ every_covers }}: from there on a convolutional unit is no more local than a fully
 # connected one.
 
 # %%
@@ -348,10 +358,11 @@ display(rf_explorer)  # kept in a variable: a later cell reads its probes
 # ## The autograd check: a gradient probe
 #
 # The recurrence is bookkeeping; autograd can answer the same question empirically. Pick one
-# unit $a = A_{c,i,j}$ of a layer. The input pixels that can influence it are those where
-# $\partial a / \partial x \neq 0$, and one backward pass gives all of them: call
-# `torch.autograd.grad(A, x, grad_outputs=v)` with $v$ a **one-hot** tensor, zero everywhere
-# except $v_{c,i,j} = 1$ (a `grad_outputs` of all zeros gives an all-zero gradient, which
+# unit $a = A_{c,i,j}$ of a layer. The pixels where $\partial a / \partial x \neq 0$ at this
+# input are those whose small changes move $a$; one backward pass gives all of them. (A unit
+# that is off, or held at its ceiling, has none, even though its box can still influence it.)
+# Call `torch.autograd.grad(A, x, grad_outputs=v)` with $v$ a **one-hot** tensor, zero
+# everywhere except $v_{c,i,j} = 1$ (a `grad_outputs` of all zeros gives an all-zero gradient, which
 # answers nothing). `convlens.empirical_receptive_field(model, layer, (c, i, j))` does exactly
 # this and returns the mask of pixels with a nonzero gradient. Written out:
 
@@ -382,14 +393,22 @@ else:
     print(f"  analytic box (top, left, bottom, right): {box}")
     inside = torch.zeros_like(mask)
     inside[max(box[0], 0):box[2], max(box[1], 0):box[3]] = True
+    print(f"  pixels of the box (inside the image): {int(inside.sum())}; "
+          f"gradient mask equal to the box: {torch.equal(mask, inside)}")
 _ = lesson.expect(box is not None and not (mask & ~inside).any(),
                   "the gradient region sits inside the analytic box",
                   int((mask & ~inside).sum()) if box is not None else None)
+lesson.record("probe_fill", "n/a" if box is None else
+              f"it fills the box exactly, all {int(inside.sum())} pixels" if torch.equal(mask, inside)
+              else f"it has {int(mask.sum())} of the box's {int(inside.sum())} pixels")
+lesson.record("probe_box_size", f"{fields[layer].size[0]}×{fields[layer].size[1]}-pixel"
+              if box is not None else "n/a")
 
 # %% [markdown]
-# The gradient region sits inside the analytic box, never outside it. It can be smaller: a
-# ReLU that is off at this input, a ReLU6 held at its ceiling, a max pool (its gradient goes
-# to one element per window) or a zero weight cuts paths, so the gradient probe answers "which
+# The gradient region sits inside the analytic box, never outside it; for this unit
+# {{ probe_fill }}. It can be smaller: a ReLU that is off at this input, a ReLU6 held at its
+# ceiling, a max pool (its gradient goes to one element per window) or a zero weight cuts
+# paths, so the gradient probe answers "which
 # pixels have a nonzero local derivative *at this image*", the recurrence "which pixels *could*
 # matter". Neither is "which pixels matter": a unit held at its ceiling has a zero derivative
 # with respect to every pixel, yet a large enough change of the pixels in its field would move
@@ -404,9 +423,8 @@ _ = lesson.expect(box is not None and not (mask & ~inside).any(),
 # ReLU6 ceiling, or a max pool that keeps the same element does not change, so the units found
 # are those *this* change of *this* pixel reached, a subset of the pixel's projective field,
 # the set of units whose box holds it. Here, on the course model, the pixel is raised by 2 in
-# every channel. The projective field, the set of boxes that hold the pixel, is a block of
-# units wherever a layer's windows overlap; whether this one change reaches more than one of
-# them is what the next cell measures.
+# every channel, and it changes {{ n_reached }} units of `{{ probe_layer }}`: {{ proj_match }}.
+# The projective field is a block of units wherever a layer's windows overlap.
 
 # %%
 with torch.no_grad():
@@ -418,6 +436,25 @@ with torch.no_grad():
 reached = torch.nonzero(changed).tolist()
 print(f"pixel {pixel} changes {len(reached)} units of {layer} "
       f"(map {tuple(changed.shape)}), e.g. {reached[:4]} ...")
+
+
+def holds_pixel(box):
+    top, left, bottom, right = box
+    return top <= pixel[0] < bottom and left <= pixel[1] < right
+
+
+holding = None  # the analytic projective field: the units whose box holds the pixel
+if layer in fields and fields[layer].has_window:
+    holding = [[a, b] for a in range(changed.shape[0]) for b in range(changed.shape[1])
+               if holds_pixel(fields[layer].box(a, b))]
+    print(f"units whose analytic box holds the pixel: {len(holding)}; the changed units are "
+          f"{'exactly these' if holding == reached else 'not exactly these'}")
+lesson.record("n_reached", len(reached))
+lesson.record("probe_layer", layer)
+lesson.record("proj_match", "no analytic field to compare with" if holding is None else
+              f"exactly the {len(holding)} units whose analytic box holds it" if holding == reached
+              else f"{sum(u in holding for u in reached)} of the {len(holding)} units whose "
+              "analytic box holds it")
 _ = lesson.expect(len(reached) > 1, "one pixel's projective field is a block of units, not one unit",
                   len(reached))
 
@@ -433,16 +470,17 @@ if box is not None:
 axes[0].set_title(f"unit ({c}, {i}, {j}) of {layer}:\nnonzero gradient (yellow), analytic box (cyan)",
                   fontsize=9)
 axes[1].imshow(changed.cpu(), cmap="Greys", vmin=0, vmax=1.6)
-axes[1].set_title(f"units of {layer} changed by pixel {pixel}\n(projective field, "
-                  f"{len(reached)} units)", fontsize=9)
+axes[1].set_title(f"units of {layer} changed by pixel {pixel}\n({len(reached)} units)", fontsize=9)
 axes[1].set_xlabel("unit column j")
 axes[1].set_ylabel("unit row i")
 for ax in axes[:1]:
     ax.set_xticks([])
     ax.set_yticks([])
-lesson.show(fig, f"Left: pixels that influence one unit of {ctx.layers['middle']} (gradient probe "
-                 "with a one-hot grad_outputs) inside its analytic box. Right: the units of that "
-                 "layer changed by one input pixel.")
+lesson.show(fig, f"Left: pixels with a nonzero gradient for one unit of {ctx.layers['middle']} "
+                 "(gradient probe with a one-hot grad_outputs) and its analytic box. Right: the "
+                 "units of that layer changed by one input pixel"
+                 + (", exactly the units whose analytic box holds it." if holding == reached
+                    else "."))
 
 # %% [markdown]
 # ## When the gradient sees nothing: off and saturated units
@@ -496,6 +534,20 @@ ceiling_value = totals[last_act[0]][3] if last_act else None
 top_saturated = (float((top_values >= ceiling_value).float().mean())
                  if ceiling_value is not None else 0.0)
 lesson.record("top_saturated", top_saturated, ".0%")
+# the same share over the pool's photos (one batched forward pass)
+photos = torch.cat([convlens.images.prepare(p.image, ctx.preprocess) for p in pool]).to(ctx.device)
+with torch.no_grad():
+    pool_tops = convlens.feature_maps(model, photos, last_name).amax(dim=1)  # (photos, h, w)
+pool_saturated = ((pool_tops >= ceiling_value).flatten(1).float().mean(dim=1)
+                  if ceiling_value is not None else torch.zeros(len(pool)))
+lesson.record("top_saturated_pool", float(pool_saturated.mean()), ".0%")
+lesson.record("top_saturated_min", float(pool_saturated.min()), ".0%")
+lesson.record("top_saturated_max", float(pool_saturated.max()), ".0%")
+print(f"{last_name}, over the {len(pool)} photos of the pool: the most active channel sits at the "
+      f"ceiling at {float(pool_saturated.mean()):.0%} of the positions (per photo "
+      f"{float(pool_saturated.min()):.0%} to {float(pool_saturated.max()):.0%})")
+_ = lesson.expect(float(pool_saturated.mean()) > 0.25, f"over the pool, the top channel of a position "
+                  f"of {last_name} is at the ceiling often, not rarely", float(pool_saturated.mean()))
 lesson.record("last_ceiling_share", (totals[last_act[0]][2] / totals[last_act[0]][0])
               if last_act else 0.0, ".1%")
 print(f"{last_name}: the most active channel sits at the ceiling at {top_saturated:.0%} of the "
@@ -519,6 +571,9 @@ lesson.record("probe_channel", probe["channel"])
 lesson.record("probe_value", float(last_maps[probe["channel"], ci, cj]), ".2f")
 lesson.record("probe_skipped", probe["skipped"])
 lesson.record("probe_pixels", probe["pixels"])
+lesson.record("image_pixels", H * W)
+_ = lesson.expect(probe["pixels"] == H * W, f"the explorer's probe of the centre unit of {last_name} "
+                  "reaches every pixel of the image", probe["pixels"])
 lesson.record("probes_skipping", sum(k > 0 for k in skips))
 lesson.record("probes_n", len(skips))
 _ = lesson.expect(top_saturated > 0.5 and int(top_mask.sum()) == 0 and probe["pixels"] > 0,
@@ -531,8 +586,10 @@ _ = lesson.expect(top_saturated > 0.5 and int(top_mask.sum()) == 0 and probe["pi
 # {{ ceiling_all }} at the ceiling: the ceiling is rare on average. It is not rare where a
 # probe looks first. At the last spatial layer `{{ last_name }}`, whose output is taken after its
 # ReLU6, only {{ last_ceiling_share }} of the outputs sit at 6, but the largest channel of a
-# position is there at {{ top_saturated }} of the positions of the cat photo: on this photo,
-# at most positions the strongest response is a clipped one. Probe the centre unit's most active channel
+# position is there at {{ top_saturated_pool }} of the positions of the pool's photos (from
+# {{ top_saturated_min }} to {{ top_saturated_max }} per photo) and at {{ top_saturated }} of
+# the positions of the cat photo: on this photo, at most positions the strongest response is
+# a clipped one. Probe the centre unit's most active channel
 # ({{ top_channel }}, value {{ top_value }}) and the footprint has {{ top_pixels }} pixels: not
 # because the unit sees nothing, but because its derivative is zero. The explorer therefore
 # takes, at each dotted unit, the most active channel whose gradient reaches the input; at
@@ -576,8 +633,11 @@ lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connect
             model="AlexNet, random weights")
 
 # %% [markdown]
-# Every pixel has a nonzero gradient. Compare with [Figure 3](#figure-3): one unit of a convolutional map
-# has a box; one unit of a fully connected layer has the whole image. (With other input sizes
+# Every pixel has a nonzero gradient. Compare with [Figure 3](#figure-3): a unit of
+# `{{ probe_layer }}` has a {{ probe_box_size }} box; a unit of a fully connected layer
+# has the whole image, as do the deepest convolutional units here (`{{ last_name }}`'s box is
+# {{ last_rf }} pixels wide, and the footprint of its probed centre unit above holds
+# {{ probe_pixels }} pixels, all {{ image_pixels }} of the image). (With other input sizes
 # this can fail at the borders: when the strides don't divide the input evenly, the last
 # windows stop short of the bottom and right edges, and the pixels there reach no unit at all.)
 #
@@ -596,9 +656,6 @@ lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connect
 # averaged over the {{ pool_n }} photos of the pool.
 
 # %%
-photos = torch.cat([convlens.images.prepare(p.image, ctx.preprocess) for p in pool]).to(ctx.device)
-
-
 def effective_field(net, layer, images):
     """Mean over images of |d(sum of channels at the centre unit) / dx|, summed over colours."""
     images = images.clone().requires_grad_(True)
@@ -612,6 +669,7 @@ def effective_field(net, layer, images):
 
 fig, axes = plt.subplots(2, 2, figsize=(9, 6.6), gridspec_kw={"height_ratios": [2.4, 1]})
 effective = {}  # role -> (theoretical size, side of the 90% square, edge/peak of the profile)
+not_drawn = []  # layers whose box holds the whole image (edges out of view), or that have none
 for col, role in enumerate(("middle", "last_spatial")):
     name = ctx.layers[role]
     erf, (ci, cj) = effective_field(model, name, photos)
@@ -629,11 +687,14 @@ for col, role in enumerate(("middle", "last_spatial")):
     if f is None or not f.has_window:
         ax.set_title(f"{name}, unit ({ci}, {cj}):\nno local field", fontsize=9)
         print(f"{name}: no analytic field to compare with")
+        not_drawn.append(name)
         continue
     top, left, bottom, right = f.box(ci, cj)
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
                            edgecolor="cyan", linewidth=1.5))
     inside_view = top >= 0 and left >= 0 and bottom <= H and right <= W
+    if top < 0 and left < 0 and bottom > H and right > W:
+        not_drawn.append(name)
     ax.set_title(f"{name}, unit ({ci}, {cj}):\ntheoretical field {f.size[0]}×{f.size[1]} px "
                  + ("(cyan)" if inside_view else "(beyond the image)"), fontsize=9)
     axes[1][col].axvspan(max(left, 0), min(right, W) - 1, color="cyan", alpha=0.2)
@@ -659,7 +720,10 @@ for col, role in enumerate(("middle", "last_spatial")):
           f"{edge:.1%} of its peak" + (" (edges outside the image)" if not edge_columns else ""))
 lesson.show(fig, f"Effective receptive field of the centre unit of {ctx.layers['middle']} and "
                  f"{ctx.layers['last_spatial']} (|gradient| averaged over {len(pool)} photos), with the "
-                 "theoretical box (square-root colour scale); bottom: column profile, summed over rows.")
+                 "theoretical box in cyan"
+                 + (f" (none in view for {' and '.join(not_drawn)}, whose box holds the whole image)"
+                    if not_drawn else "")
+                 + "; square-root colour scale; bottom: column profile, summed over rows.")
 
 mid_rf, mid_side, mid_edge, *_ = effective.get("middle", (None, None, float("nan"), None))
 lesson.record("mid_rf", known(mid_rf))

@@ -166,7 +166,9 @@ same_map = lesson.expect(difference <= 1e-5 * library.abs().max().item(),
 # $$ \sum_{i,j} M^c_{ij} = \sum_k w^c_k\,\frac{1}{hw}\sum_{i,j}A^k_{ij} = y^c - b_c. $$
 #
 # So at this layer the raw map is an exact decomposition of the logit over the $h \times w$
-# positions: each cell says how many logit units that part of the picture contributes. We
+# positions: each cell says how many logit units that position of the feature map
+# contributes; its activations depend on far more of the picture than the patch it covers
+# (see [receptive fields](02-receptive-fields.ipynb)). We
 # check both identities on the maps just computed (on a model whose head is not global
 # average pooling and one linear layer, such as AlexNet or VGG with their three linear
 # layers, they fail, and the page says so).
@@ -283,7 +285,7 @@ sorted_halves = lesson.expect(
 #
 # Other photos, each with its two most probable classes (the correlation of the two maps of
 # each photo, computed on the maps at the layer's resolution, before upsampling, is printed
-# below the figure):
+# above the figure):
 
 # %%
 others = ["astronaut", "rocket", "chelsea", "coffee"]
@@ -336,6 +338,22 @@ lesson.record("median_corr", float(torch.tensor(list(pool_corr.values())).nanmed
 lesson.record("n_base", int((~base_values.isnan()).sum()))
 lesson.record("median_base", float(base_values.nanmedian()), ".2f")
 lesson.record("max_base", float(base_values[~base_values.isnan()].max()), ".2f")
+# the pairs of the table that correlate at least as highly as chelsea's two classes
+pool_pairs = {row[0]: (row[1], row[2]) for row in pool_rows}
+chelsea_r = pool_corr.get("chelsea", float("nan"))
+cat_pair = "chelsea" in pool_pairs and all(c in lesson.CAT_CLASSES for c in pool_pairs["chelsea"])
+higher = sorted(((r, name) for name, r in pool_corr.items() if name != "chelsea" and r >= chelsea_r),
+                reverse=True)
+print(f"chelsea: {pool_pairs.get('chelsea')}, r {chelsea_r:.2f}; pairs at least as high: "
+      + ", ".join(f"{name} {pool_pairs[name]} {r:.2f}" for r, name in higher))
+lesson.record("chelsea_pair", " and ".join(f"*{c}*" for c in pool_pairs.get("chelsea", ())))
+lesson.record("chelsea_r", chelsea_r, ".2f")
+lesson.record("n_higher", len(higher))
+lesson.record("higher_pairs", "; ".join(f"*{pool_pairs[name][0]}* and *{pool_pairs[name][1]}* "
+                                         f"({r:.2f})" for r, name in higher) or "none")
+_ = lesson.expect(cat_pair and len(higher) > 0, "chelsea's two most probable classes are two cat "
+                  "classes, and other pairs of the table correlate at least as highly",
+                  (pool_pairs.get("chelsea"), len(higher)))
 similar_pairs = lesson.expect(alike > len(pool_corr) / 2,
                               "on most photos of the pool the two classes' maps correlate "
                               "above 0.7", pool_corr)
@@ -378,9 +396,11 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # and every class's map is a weighted sum of the same feature maps $A^k$. A baseline shows
 # what that alone can give: for the class the model ranks in the middle of all its classes,
 # the correlation of its map with the top class's map has median {{ median_base }} over the
-# {{ n_base }} photos where both maps are non-zero, and reaches {{ max_base }}. On the
-# median, the two most probable classes correlate much more than that, and
-# they are often related (read the titles: two cat breeds, a cup and an espresso). The
+# {{ n_base }} photos where both maps are non-zero, and reaches {{ max_base }}. The two most
+# probable classes correlate much more than that (median {{ median_corr }} against
+# {{ median_base }}), whether or not the two classes are related: chelsea's two cat classes,
+# {{ chelsea_pair }}, correlate at {{ chelsea_r }}, and {{ n_higher }} pairs of the table
+# correlate at least as highly: {{ higher_pairs }}. The
 # baseline is not a like-for-like control, though: a class ranked in the middle is one the
 # model barely considers, and its map may be weaker and noisier for that reason alone, so
 # part of the gap may come from that rather than from evidence the top two share. A high
@@ -397,19 +417,20 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # ## Which layer?
 #
 # Grad-CAM works at any layer with a spatial output, but what it shows changes with depth.
-# The usual account: early layers have fine maps whose channels respond to edges and textures
-# everywhere, so their map is fine-grained and barely class-specific; the last convolutional
-# block is coarse but semantic. We measure the class-specific part below. Selvaraju et al. use
-# the last convolutional layer for that reason. We compute the cat map at a few depths of the
-# model (`ctx.stages`: blocks chosen from early to late, ending with the Grad-CAM layer; two
-# of them may share a resolution, as the sizes in the titles show), here {{ stages }}.
+# The usual account is that maps become more class-specific with depth, the last
+# convolutional layer being coarse but semantic; Selvaraju et al. use that layer for this
+# reason. We measure how class-specific the map is on the composite, computing the cat map
+# at a few depths of the model (`ctx.stages`: blocks chosen from early to late, ending with
+# the Grad-CAM layer; two of them may share a resolution, as the sizes in the titles show),
+# here {{ stages }}.
 
 # %%
 depths = list(ctx.stages) or [ctx.layers["middle"], layer]
 lesson.record("stages", ", ".join(f"`{d}`" for d in depths))
 fig, axes = plt.subplots(1, len(depths), figsize=(2.6 * len(depths), 1.9), squeeze=False)
+sizes = {}
 for ax, name in zip(axes[0], depths):
-    size = tuple(convlens.gradcam(model, x, cat, name, upsample=False).shape[-2:])
+    size = sizes[name] = tuple(convlens.gradcam(model, x, cat, name, upsample=False).shape[-2:])
     cam = convlens.gradcam(model, x, cat, name)[0, 0]
     plot.overlay(ax, photo, (cam / cam.max().clamp_min(1e-12)).cpu(), alpha=0.55,
                  title=f"{name} ({size[0]}×{size[1]})")
@@ -426,8 +447,16 @@ for name in depths:
           f"separation {separation[name]:+.2f}")
 stats = convlens.saturation(model, x)
 units = sum(st.units for st in stats.values())
-lesson.record("sep_first", separation[depths[0]], "+.2f")
-lesson.record("sep_last", separation[depths[-1]], "+.2f")
+lesson.record("separations", ", ".join(f"{separation[d]:+.2f} at `{d}` ({sizes[d][0]}×{sizes[d][1]})"
+                                        for d in depths))
+same_size = [d for d in depths[:-1] if sizes[d] == sizes[depths[-1]]]
+lesson.record("same_size", (", nor with coarseness: " + " and ".join(f"`{d}`" for d in same_size)
+                            + f" already {'has' if len(same_size) == 1 else 'have'} the last "
+                            f"layer's {sizes[depths[-1]][0]}×{sizes[depths[-1]][1]} resolution")
+              if same_size else "")
+_ = lesson.expect(all(separation[d] < 0.25 for d in depths[:-1]) and separation[depths[-1]] > 0.5,
+                  "the separation appears only at the last depth: every earlier depth stays "
+                  "under 0.25, the last is above 0.5", separation)
 lesson.record("off_share", sum(st.at_lower for st in stats.values()) / units, ".0%")
 lesson.record("ceiling_share", sum(st.at_upper for st in stats.values()) / units, ".1%")
 _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
@@ -437,10 +466,10 @@ _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
 
 # %% [markdown]
 # The printed shares put a number on it: the cat map's share on the cat's half minus the
-# coffee map's is {{ sep_first }} at the first depth and {{ sep_last }} at the
-# Grad-CAM layer. Why the earlier depths separate so poorly is not measured here. One
-# possible part of the reason: every depth but the last reads gradients that have passed back
-# through later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes
+# coffee map's is {{ separations }}. On this input the separation appears only at the last
+# layer, not gradually with depth{{ same_size }}. Why the earlier depths separate so poorly is
+# not measured here. One possible part of the reason: every depth but the last reads gradients
+# that have passed back through later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes
 # none (on this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at
 # the ceiling); the channels of early layers, which respond to edges and textures, are
 # another.
@@ -514,12 +543,21 @@ maxima = {c: cam.max().item() for c, cam in zip(three, raw_coarse)}  # as the ex
 for c in three:
     print(f"{ctx.labels[c]:>12}: raw maximum at the layer's resolution {maxima[c]:8.4f}")
 smaller = min(maxima[cat], maxima[coffee])  # 0 where a map is empty (all evidence negative)
-absent_ratio = maxima[absent] / smaller if smaller > 0 else float("inf")
+dimmer = maxima[absent] / smaller if smaller > 0 else float("inf")
+# against the photo's most probable class, as for the unlikely classes below
+top_max = coarse5[0].max().item()
+absent_ratio = maxima[absent] / top_max if top_max > 0 else float("inf")
+with torch.no_grad():
+    absent_p = model(x).softmax(dim=1)[0, absent].item()
+print(f"{ctx.labels[absent]!r}: p = {absent_p:.2e}; raw maximum {absent_ratio:.0%} of the maximum "
+      f"for the most probable class {ctx.labels[top5[0]]!r}, {dimmer:.0%} of the smaller present "
+      "class's maximum")
 lesson.record("absent_name", repr(ctx.labels[absent]))
 lesson.record("absent_ratio", absent_ratio, ".0%")
+lesson.record("absent_p", absent_p, ".2%" if absent_p >= 1e-4 else "{:.0e}")
+lesson.record("top_name", repr(ctx.labels[top5[0]]))
 absent_dark = lesson.expect(
-    absent_ratio < 0.5, "the absent class's raw maximum is far below the present classes'",
-    absent_ratio)
+    dimmer < 0.5, "the absent class's raw maximum is far below the present classes'", dimmer)
 
 # The explorer's photos: raw maxima of the unlikely classes among each photo's top five,
 # relative to the photo's most probable class, at the Grad-CAM layer.
@@ -546,7 +584,8 @@ _ = lesson.expect(len(ratios) > 0 and min(ratios) > absent_ratio,
 # %% [markdown]
 # Divided by its own maximum, the map of {{ absent_name }} glows as brightly as the others
 # (top row). On the shared raw scale (bottom row) it is much dimmer: its raw maximum is
-# {{ absent_ratio }} of the smaller of the two present classes' maxima. (Raw maxima here, in
+# {{ absent_ratio }} of the maximum for the photo's most probable class, {{ top_name }}
+# (the model gives {{ absent_name }} a probability of {{ absent_p }}). (Raw maxima here, in
 # the titles of [Figure 3](#figure-3) and in the explorer are all taken on the map at the
 # layer's resolution; the bilinear upsampling averages neighbouring cells, so it can only
 # lower a maximum.)
