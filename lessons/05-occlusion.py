@@ -34,8 +34,10 @@
 #
 # $$ S(i, j) \;=\; f_c(x) \;-\; f_c\big(x \odot (1 - M_{ij}) + \text{fill}\cdot M_{ij}\big). $$
 #
-# $S > 0$: hiding the window lowers the score (evidence *for* $c$ was there). $S < 0$: hiding
-# it *raises* the score (the window held something that argued against $c$).
+# $S > 0$: hiding the window lowers the score (evidence *for* $c$ was there). $S < 0$: the
+# occluded image scores higher than the original, either because the window held evidence
+# against $c$ or because the patch itself adds evidence for $c$; comparing fills helps tell
+# these apart.
 #
 # Paper: M. D. Zeiler and R. Fergus, *Visualizing and Understanding Convolutional Networks*,
 # ECCV 2014 ([arXiv:1311.2901](https://arxiv.org/abs/1311.2901)), section 4.2.
@@ -150,8 +152,8 @@ lesson.show(fig, f"One 64x64 occluder over the helmet with three fill values in 
 
 # %%
 MAIN_STRIDE = {"cuda": 2, "cpu": 4}  # by device type: a rule, never a timing
-plan = occlusion_plan(model, x, window=32, stride=16)
-print(f"path: {plan.path} ({plan.reason}); multiply-adds per copy: "
+plan = occlusion_plan(model, x, window=32, stride=32)  # the positions timed in the cost section
+print(f"window 32, stride 32: path {plan.path} ({plan.reason}); multiply-adds per copy: "
       f"{plan.recomputed_fraction:.0%} of a full pass")
 lesson.record("recomputed", plan.recomputed_fraction, ".0%")
 
@@ -201,50 +203,53 @@ def draw_drop(ax, image, drop, window, stride, limit, title):
 
 image = ctx.to_display(x)
 pair = main[0, [helmet, shuttle]]  # two classes from the same passes, [2, H', W']
-limit = pair.abs().max().item()
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
+limit = pair[0].abs().max().item()  # the helmet's scale, kept for the stride figure
+fig, axes = plt.subplots(1, 6, figsize=(11, 2.8),  # axes[3]: room for the first colour bar
+                         gridspec_kw={"width_ratios": [1, 1, 0.06, 0.2, 1, 0.06]})
 axes[0].imshow(image)
 axes[0].set_title("input", fontsize=9)
 axes[0].axis("off")
-for ax, m, c in zip(axes[1:], pair, (helmet, shuttle)):
-    im = draw_drop(ax, image, m.cpu().numpy(), 32, main_stride, limit,
+axes[3].axis("off")
+for ax, cax, m, c in zip(axes[[1, 4]], axes[[2, 5]], pair, (helmet, shuttle)):
+    im = draw_drop(ax, image, m.cpu().numpy(), 32, main_stride, m.abs().max().item(),
                    f"{ctx.labels[c]!r}, max drop {m.max().item():.2f}")
-fig.colorbar(im, cax=axes[3], label="logit drop")
+    fig.colorbar(im, cax=cax, label="logit drop")
 lesson.show(fig, f"Occlusion maps (window 32, stride {main_stride}, fill 0 = mean colour) for "
                  f"{ctx.labels[helmet]!r} and {ctx.labels[shuttle]!r}, both from the same "
-                 "forward passes; red = hiding the window lowers the logit.")
+                 "forward passes, each on its own colour scale (the shuttle's spans "
+                 f"±{pair[1].abs().max().item():.2f}, the helmet's ±{limit:.2f}); red = hiding "
+                 "the window lowers the logit.")
 
+lesson.record("shuttle_prob", torch.softmax(logits, 0)[shuttle], ".2%")
 rows, cols = pair.shape[1:]
 for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
                          ("shuttle", shuttle, pair[1], (False, True))):
     i, j = divmod(int(m.flatten().argmax()), cols)
     lesson.record(f"{name}_drop", m.max(), ".2f")
-    lesson.record(f"{name}_logit", logits[c], ".2f")
-    if name == "helmet":
-        lesson.record("helmet_share", m.max() / logits[c], ".0%")
-        # at stride 16, as the cat's map below: a finer stride tries more windows
-        lesson.record("helmet_share_16", coarse[0, c].max() / logits[c], ".0%")
     where = (i >= rows // 2, j >= cols // 2)  # (lower half, right half)
     lesson.expect(where == want, f"the largest drop for {ctx.labels[c]!r} lies on the "
                   f"{name} ({'lower' if want[0] else 'upper'} right quarter)", (i, j))
 
 # %% [markdown]
-# Hiding the helmet costs the *football helmet* logit up to {{ helmet_drop }} (of
-# {{ helmet_logit }}, {{ helmet_share }}). The *space shuttle* logit is small
-# ({{ shuttle_logit }}: the model gives that class little weight here), but its largest drop,
-# {{ shuttle_drop }}, is where the model shuttle stands. Each class has its own part of the
-# photo, and both maps came out of one set of forward passes.
+# Hiding the helmet costs the *football helmet* logit up to {{ helmet_drop }}, and the
+# largest drop lies in the lower-right quarter, where the helmet is. The model gives *space
+# shuttle* little weight here (probability {{ shuttle_prob }}), but its largest drop,
+# {{ shuttle_drop }}, lies in the upper-right quarter, the quarter that holds the model
+# shuttle. The two maps put their largest drops in different quarters of the photo, and both
+# came out of one set of forward passes.
 #
 # ## Stride
 #
 # The stride sets the map's resolution and, squared, its cost: halving the stride gives four
-# times as many positions. It does not change *what* is measured: when the windows tile the
-# image, the map at a coarser stride is a subsample of the map at stride {{ main_stride }}
-# (the same windows, fewer of them), so coarse maps need not be computed again. We take them
+# times as many positions. It does not change *what* is measured: when a coarse stride is a
+# multiple of a fine one, the map at the coarse stride is a subsample of the map at the fine
+# stride (the same windows, fewer of them), so coarse maps need not be computed again: every
+# stride below is a multiple of {{ main_stride }}. We take them
 # from the main map and check the stride-16 one against its own call above.
 
 # %%
 strides = {2: [32, 8, 2], 4: [32, 8, 4], 8: [32, 16, 8], 16: [32, 16]}[main_stride]
+assert all(s % main_stride == 0 for s in strides)  # what makes a coarse map a subsample
 sub = {s: main[0, helmet, ::s // main_stride, ::s // main_stride] for s in strides}
 gap = (main[0, helmet, ::16 // main_stride, ::16 // main_stride] - coarse[0, helmet]).abs().max()
 lesson.expect(bool(gap <= 1e-3), "the stride-16 map is a sample of the finer map", gap)
@@ -263,10 +268,12 @@ lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r}, 32-pixel window at
 # ## Window size
 #
 # The window must be large enough to hide something the network cares about: a 16-pixel
-# square hides a piece of the helmet, a 64-pixel square hides most of it. Small windows give
-# sharp but weak maps, large windows strong but blurry ones: the largest drop is {{ drop_w16 }}, {{ drop_w32 }} and
-# {{ drop_w64 }} for windows of 16, 32 and 64 pixels. All three maps share one colour scale, and
-# each window tiles the image at stride 16.
+# square hides a piece of the helmet, a 64-pixel square hides most of it. Here the largest drop grows with the window: {{ drop_w16 }},
+# {{ drop_w32 }} and {{ drop_w64 }} for windows of 16, 32 and 64 pixels. The 64-pixel map also
+# spreads its drop over a wider area: {{ wide_w64 }} of its cells drop by more than half its
+# largest drop, against {{ wide_w16 }} for the 16-pixel map. All three maps share one colour
+# scale, and each window tiles the image at stride 16, so the cells are drawn the same size
+# (16 pixels) in all three.
 
 # %%
 windows = {}
@@ -275,8 +282,12 @@ for w in (16, 32, 64):
     windows[w] = coarse[0, helmet] if w == 32 else occlusion(
         model, x, helmet, window=w, stride=16)[0]
     lesson.record(f"drop_w{w}", windows[w].max(), ".2f")
+    lesson.record(f"wide_w{w}", int((windows[w] > windows[w].max() / 2).sum()))
 lesson.expect(bool(windows[16].max() < windows[32].max() < windows[64].max()),
               "larger windows give larger drops", [round(m.max().item(), 2) for m in windows.values()])
+wide = [int((m > m.max() / 2).sum()) for m in windows.values()]
+lesson.expect(wide[2] > wide[0], "the 64-pixel map has more cells above half its largest drop "
+              "than the 16-pixel map", wide)
 limit = max(m.abs().max().item() for m in windows.values())
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.06]})
 for ax, (w, m) in zip(axes, windows.items()):
@@ -301,10 +312,10 @@ explore.occlusion_explorer(ctx.model, x, ctx.to_display(x), ctx.labels,
 # %% [markdown]
 # ## Fill value
 #
-# The map depends on what we put in the hole. A black or white patch is itself a strong
-# pattern, with sharp edges the network was never trained to ignore; the mean colour is the
-# most neutral constant in the model's input space, but no constant is truly "absent". Maps
-# that agree across fills are the trustworthy part. Here the black-filled map correlates with
+# The map depends on what we put in the hole. Any constant patch is itself a pattern, with
+# sharp edges the network was never trained to ignore. For this model fill 0 is the colour
+# {{ mean_colour }} (its normalisation's mean), a common choice, but no constant is truly
+# "absent". Maps that agree across fills are the trustworthy part. Here the black-filled map correlates with
 # the mean-colour one at {{ corr_black }} and the white-filled one at {{ corr_white }}
 # (Pearson's r over the cells; stride 32 here, to save time).
 
@@ -326,28 +337,52 @@ lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r} (window 32, stride 
 # %% [markdown]
 # ## When the map is weak
 #
-# Occlusion answers "which *one* patch matters", and sometimes none does. The cat photo is
-# all cat: whatever 32-pixel square we hide, enough cat is left. The largest drop of the top
-# class's logit is {{ cat_drop }}, {{ cat_share }} of the logit ({{ cat_logit }}), with
-# windows of 32 at stride 16; for the helmet above, at the same window and stride, it is
-# {{ helmet_share_16 }}. A map whose largest drop is a few percent of the
-# logit says little, however colourful its colour scale makes it look: read the number
-# before the picture.
+# Occlusion answers "which *one* patch matters", and sometimes none matters much. On this
+# close-up of a cat no single 32-pixel window (stride 16) lowers the {{ cat_name }} logit,
+# the top class, by more than {{ cat_drop }} (of {{ cat_logit }}), while hiding some windows
+# raises it by up to {{ cat_rise }}. Is a drop of {{ cat_drop }} much? Its share of the
+# logit says nothing: the softmax ignores a constant added to all the logits of an image, so
+# a logit has no natural zero to measure against. The class's log-probability has no such
+# freedom. The window that lowers it most takes the {{ cat_name }} probability from
+# {{ cat_p }} to {{ cat_p_min }}; for the helmet, at the same window and stride, the best
+# window takes it from {{ helmet_p }} to {{ helmet_p_min }}. A map whose best window moves
+# the prediction this little says little, however colourful its colour scale makes it look:
+# read the numbers before the picture.
 
 # %%
 xcat = ctx.image("chelsea")
 with torch.no_grad():
     cat_logits = model(xcat)[0]
 cat_class = int(cat_logits.argmax())
-cat_map = occlusion(model, xcat, cat_class, window=32, stride=16)[0]
-cat_share = (cat_map.max() / cat_logits[cat_class]).item()
+cat_all = occlusion(model, xcat, None, window=32, stride=16)[0]  # every class, [C, 13, 13]
+cat_map = cat_all[cat_class]
+lesson.record("cat_name", repr(ctx.labels[cat_class]))
 lesson.record("cat_drop", cat_map.max(), ".2f")
 lesson.record("cat_logit", cat_logits[cat_class], ".2f")
-lesson.record("cat_share", cat_share, ".0%")
-helmet_share = (coarse[0, helmet].max() / logits[helmet]).item()  # stride 16, as the cat's
-lesson.expect(cat_share < 0.1 and cat_share < helmet_share / 2,
-              "on the cat photo the largest drop is a few percent of the logit, well under "
-              "the helmet's share", cat_share)
+lesson.record("cat_rise", -cat_map.min(), ".2f")
+
+
+def logprob_drop(base, drops):
+    """Drop of every class's log-softmax at every position, from the logit drops [C, H', W']."""
+    occluded = base[:, None, None] - drops  # the logits of each occluded copy
+    return drops - torch.logsumexp(base, 0) + torch.logsumexp(occluded, 0)
+
+
+def record_probability(name, base, drops, c):
+    """Record class c's probability before occlusion and after its most damaging window."""
+    worst = logprob_drop(base, drops)[c].max()
+    p = torch.softmax(base, 0)[c]
+    lesson.record(f"{name}_p", p, ".1%")
+    lesson.record(f"{name}_p_min", p * torch.exp(-worst), ".1%")
+    return worst.item()
+
+
+cat_lp = record_probability("cat", cat_logits, cat_all, cat_class)
+helmet_lp = record_probability("helmet", logits, coarse[0], helmet)  # stride 16, as the cat's
+lesson.expect(cat_lp < helmet_lp / 4, "on the cat photo the best window lowers the top "
+              "class's log-probability by under a quarter of the helmet's", (cat_lp, helmet_lp))
+lesson.expect(bool(-cat_map.min() > cat_map.max()), "on the cat photo some windows raise the "
+              "logit by more than any window lowers it", (cat_map.min(), cat_map.max()))
 
 fig, axes = plt.subplots(1, 3, figsize=(7.4, 2.8), gridspec_kw={"width_ratios": [1, 1, 0.06]})
 axes[0].imshow(ctx.to_display(xcat))
@@ -359,7 +394,8 @@ im = draw_drop(axes[1], ctx.to_display(xcat), cat_map.cpu().numpy(), 32, 16, cat
                f"of {cat_logits[cat_class].item():.2f}")
 fig.colorbar(im, cax=axes[2], label="logit drop")
 lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (window 32, stride "
-                 "16), on its own colour scale: the colours are strong, the drops are not.")
+                 "16), on its own colour scale: the colours are strong, the change in the "
+                 "class's probability is not.")
 
 # %% [markdown]
 # ## Two objects, two classes
@@ -368,9 +404,11 @@ lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (win
 # *and* a cup of coffee, a cat class and the espresso class should depend on different halves.
 # One call with `target=None` gives both maps (the wide image is resized to 224×448 as a whole,
 # so neither object is cropped; a 64-pixel window at stride 32 tiles it). The espresso map puts
-# {{ coffee_right }} of its positive drop on the right (coffee) half, and its largest drop is
-# {{ coffee_share }} of its logit. The cat's map is weak again (largest drop {{ cat2_share }}
-# of its logit) and less tidy: {{ cat_left }} of its positive drop lies on the cat's half.
+# {{ coffee_right }} of its positive drop on the right (coffee) half, and the window that
+# lowers its log-probability most takes the espresso probability from {{ coffee_p }} to
+# {{ coffee_p_min }}. The {{ cat2_name }} map is weaker (from {{ cat2_p }} to
+# {{ cat2_p_min }}) and less tidy: {{ cat_left }} of its positive drop lies on the cat's half.
+# The middle column of windows straddles the two halves and counts for neither.
 
 # %%
 xc = ctx.image("cat_and_coffee", size=(224, 448))
@@ -382,25 +420,31 @@ cat = (max((ctx.labels.index(n) for n in cat_names), key=lambda c: composite_log
 coffee = ctx.class_index("espresso", xc)
 print("top classes of the composite:", [(n, f"{p:.1%}") for n, p in ctx.top_classes(xc, k=4)])
 assert tiles(224, 64, 32) and tiles(448, 64, 32)
-both = occlusion(model, xc, None, window=64, stride=32)[0, [cat, coffee]]  # [2, 6, 13]
+every_class = occlusion(model, xc, None, window=64, stride=32)[0]  # [C, 6, 13]
+both = every_class[[cat, coffee]]
 
 
-def left_share(m):
-    """Fraction of a map's positive drop in the left half of the image (window centres)."""
+def half_share(m, side):
+    """Fraction of a map's positive drop whose window centres lie in the left or right half
+    of the image (the middle column, centred on the dividing line, counts for neither)."""
     positive = m.clamp(min=0)
     centres = 64 / 2 + 32 * torch.arange(m.shape[1], device=m.device)
-    return (positive[:, centres < 224].sum() / positive.sum().clamp(min=1e-12)).item()
+    inside = centres < 224 if side == "left" else centres > 224
+    return (positive[:, inside].sum() / positive.sum().clamp(min=1e-12)).item()
 
 
-cat_left, coffee_right = left_share(both[0]), 1 - left_share(both[1])
+cat_left, coffee_right = half_share(both[0], "left"), half_share(both[1], "right")
 lesson.record("cat_left", cat_left, ".0%")
 lesson.record("coffee_right", coffee_right, ".0%")
-lesson.record("coffee_share", both[1].max() / composite_logits[coffee], ".0%")
-lesson.record("cat2_share", both[0].max() / composite_logits[cat], ".0%")
+lesson.record("cat2_name", repr(ctx.labels[cat]))
+coffee_lp = record_probability("coffee", composite_logits, every_class, coffee)
+cat2_lp = record_probability("cat2", composite_logits, every_class, cat)
 lesson.expect(cat_left > 0.5 and coffee_right > 0.8,
               "each class's positive drop lies mostly on its own object, the espresso's almost "
               "all of it", (cat_left, coffee_right))
-half = both.shape[2] // 2  # columns whose windows lie in the cat's half
+lesson.expect(cat2_lp < coffee_lp, "the cat class's best window lowers its log-probability "
+              "less than the espresso's does", (cat2_lp, coffee_lp))
+half = both.shape[2] // 2  # the columns whose windows lie in the cat's half (6 of 13)
 lesson.record("coffee_on_cat", -both[1][:, :half].min(), ".2f")
 lesson.record("coffee_raised_cells", int((both[1][:, :half] < 0).sum()))
 lesson.record("cat_half_cells", both[1][:, :half].numel())
@@ -416,14 +460,16 @@ for ax, m, c in zip(axes, both, (cat, coffee)):
 fig.colorbar(im, cax=axes[2], label="drop / own max")
 lesson.show(fig, f"Occlusion on the cat-and-coffee composite (window 64, stride 32, fill 0) for "
                  f"{ctx.labels[cat]!r} and {ctx.labels[coffee]!r}, from the same passes; each "
-                 "map scaled by its own largest |value|.")
+                 "map scaled by its own largest |value|, which makes both look equally strong "
+                 "(the trap below): read the largest drops in the titles.")
 
 # %% [markdown]
 # Negative cells are worth a look: hiding some parts of the cat *raises* the espresso logit
 # ({{ coffee_raised_cells }} of the {{ cat_half_cells }} cells of the cat's half, by up to
-# {{ coffee_on_cat }} in the most negative one). What these windows hide counts against
-# "espresso" in the logit itself, not only through the softmax; on one image and a coarse grid
-# that is an observation about these cells, not a rule about cats and cups.
+# {{ coffee_on_cat }} in the most negative one). Occluding these windows with the mean colour
+# raises the espresso logit itself, not only its probability; whether because of what is
+# hidden or because of the patch itself, one fill cannot tell. On one image and a coarse grid that is an
+# observation about these cells, not a rule about cats and cups.
 #
 # ## The cost: three ways to pay for the passes
 #
@@ -503,11 +549,12 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # available to this project); on the CPU that built this page batched passes
 # took {{ batched_ratio }} of the naive loop's time. Treat `batch_size` as a knob to measure
 # on your machine (the default, `None`, was measured on a 2-core CPU: 32 copies per pass for
-# the incremental path, whose copies are small crops, and 16 whole copies; 128 on a GPU).
+# the incremental path, whose copies are small crops, and 16 whole copies; on a GPU the
+# default is 128, a guess not yet measured).
 #
 # **What incremental inference buys.** It removes arithmetic: per copy, the convolutions and
 # the classifier compute about {{ recomputed }} of the multiply-adds of a full pass on this
-# model (the plan printed above). The saving comes from the early layers, where the window's
+# model (the plan printed above, for the 49 positions timed here). The saving comes from the early layers, where the window's
 # projective field is a small part of a large map; in the last layers it covers most of the
 # map (every output there sees most of the image), so they, and the classifier, run in full
 # for every copy. Against batched passes on the same positions the incremental path took
@@ -552,8 +599,9 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # or pad.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: a strong colour scale on a weak map</p>
-# <p>A map scaled by its own maximum always looks confident. Compare the largest drop with
-# the logit itself before reading the picture.</p></div>
+# <p>A map scaled by its own maximum always looks confident. Check how far the largest drop
+# moves the prediction (the class's log-probability, not the drop's share of the logit,
+# which has no natural zero) before reading the picture.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: explaining the probability</p>
 # <p>The softmax probability saturates: for a confident class, hiding half the object may not
