@@ -29,10 +29,11 @@
 # above, whatever the forward pass did. Springenberg et al.'s **guided back-propagation** asks
 # for both: the unit was active *and* the signal arriving from above is positive.
 #
-# That one change has large consequences. Only positive signals pass a rectifier on the way
-# down, so contributions that meet at a rectifier add up instead of cancelling there. (The maps
-# still have both signs: the convolutions between the rectifiers, and the first one, have
-# weights of both signs.) The price is that the maps are no longer the derivative of anything:
+# That one change has large consequences. Only the positive part of the signal passes each
+# rectifier on the way down, so less of it cancels further down (a likely reason, not measured
+# here, for the deconvnet's much larger values). (The maps still have both signs: what leaves
+# the lowest rectifier is non-negative, but the first convolution, below it, has weights of
+# both signs.) The price is that the maps are no longer the derivative of anything:
 # they stop answering "how would the score change", and, as we will measure, on this course's
 # model one of them does not depend on the photo at all, and for the {{ n_spread }} classes we
 # compare on one image, neither depends much on the class.
@@ -229,9 +230,10 @@ if rules_apply:
                   "all three maps have both signs, each roughly half positive", positive)
 
     # Is the deconvnet's picture a grid? Correlate its centre (away from the borders) with
-    # itself shifted by a few pixels along the rows.
-    def shifted_correlation(a, shift):
+    # itself shifted by a few pixels down the columns (or, across=True, along the rows).
+    def shifted_correlation(a, shift, across=False):
         plane = a[0].sum(0).cpu()
+        plane = plane.T if across else plane
         rows, cols = plane.shape
         margin = min(40, rows // 4)  # away from the borders, where padding changes the pattern
         return plot.correlation(plane[margin:rows - margin, margin:cols - margin],
@@ -241,8 +243,11 @@ if rules_apply:
                if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)]
     jump = convlens.receptive_field(model)[ctx.layers["last_spatial"]].stride[0]
     shifts = {s: shifted_correlation(maps["deconvnet"], s) for s in (1, 2, jump // 2, jump)}
+    across = {s: shifted_correlation(maps["deconvnet"], s, across=True) for s in shifts}
     print("deconvnet map against itself shifted down by s pixels:",
           ", ".join(f"s={s}: {r:.2f}" for s, r in shifts.items()))
+    print("                      ... shifted right by s pixels:",
+          ", ".join(f"s={s}: {r:.2f}" for s, r in across.items()))
     print(f"{len(strided)} strided convolutions; total stride at {ctx.layers['last_spatial']}: "
           f"{jump} px")
     lesson.record("n_strided", len(strided))
@@ -251,32 +256,43 @@ if rules_apply:
     lesson.record("grid_corr_half", shifts[jump // 2], ".2f")
     lesson.record("grid_corr_full", shifts[jump], ".2f")
     lesson.record("grid_corr_one", shifts[1], ".2f")
+    lesson.record("grid_across_half", across[jump // 2], ".2f")
+    lesson.record("grid_across_full", across[jump], ".2f")
+    lesson.record("grid_across_one", across[1], ".2f")
     lesson.expect(min(shifts[jump // 2], shifts[jump]) > 0.9 and shifts[1] < 0,
-                  "the deconvnet map repeats itself at half the network's total stride and at "
-                  "the full stride (correlation > 0.9 at both) and flips sign from one pixel to "
-                  "the next", shifts)
+                  "the deconvnet map repeats itself down the columns at half the network's total "
+                  "stride and at the full stride (correlation > 0.9 at both), and vertically "
+                  "neighbouring pixels are anticorrelated", shifts)
+    lesson.expect(across[jump // 2] >= across[jump] > 0.9 and across[1] > 0,
+                  "along the rows the map repeats at the same two periods, at half the total "
+                  "stride at least as well, and horizontally neighbouring pixels are positively "
+                  "correlated", across)
     lesson.expect(shifts[jump // 2] >= shifts[jump],
                   "the pattern repeats at half the total stride at least as well as at the "
                   "full stride", shifts)
 else:
     skip("deconv_ratio", "deconv_positive", "guided_positive", "n_strided", "total_stride",
-         "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one")
+         "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one", "grid_across_half",
+         "grid_across_full", "grid_across_one")
 
 # %% [markdown]
 # The gradient is the familiar speckle of [the saliency lesson](06-saliency-and-smoothgrad.ipynb).
 # The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's. A likely
-# reason, which we do not measure: at every rectifier only positive signals pass, so what
-# arrives there adds up instead of cancelling.
+# reason, which we do not measure: only the positive part of the signal passes each
+# rectifier, so less of it cancels in the convolutions below.
 # Its signs still mix ({{ deconv_positive }} of its entries are positive, {{ guided_positive }}
-# of guided backprop's): the convolutions between the rectifiers multiply by weights of both
-# signs.
+# of guided backprop's): what leaves the lowest rectifier is non-negative, but the first
+# convolution (and its BatchNorm scale) has weights of both signs.
 #
 # The deconvnet's picture is a regular grid with no cat in it. Shifted down by
 # {{ half_stride }} pixels, its centre correlates with itself at {{ grid_corr_half }}, by
 # {{ total_stride }} pixels at {{ grid_corr_full }}, and by one pixel at {{ grid_corr_one }}
-# (the sign flips from one pixel to the next). So, down the columns (we measure vertical
-# shifts only), the pattern repeats every {{ half_stride }} pixels at least as closely as every
-# {{ total_stride }}, the network's total stride: the grid we see has the finer period. Guided backprop, whose rule also keeps the forward pass's gate
+# (vertically neighbouring pixels tend to have opposite signs). Shifted right, the same
+# correlations are {{ grid_across_half }}, {{ grid_across_full }} and {{ grid_across_one }}
+# (horizontal neighbours are not anticorrelated).
+# So the pattern repeats every {{ half_stride }} pixels, in both directions, at least as
+# closely as every {{ total_stride }}, the network's total stride: the grid we see has the
+# finer period. Guided backprop, whose rule also keeps the forward pass's gate
 # $\mathbf 1\{s>0\}$ (the deconvnet keeps no gate at all), does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
 # completely different photo, the coffee cup, with the same class:
 
@@ -322,9 +338,10 @@ else:
 # borders where the padding changes it. A pattern that repeats every {{ total_stride }} pixels
 # may also repeat, nearly, every {{ half_stride }}; the correlations above measure how well it
 # does at each shift ({{ grid_corr_half }} and {{ grid_corr_full }}), not which layer sets
-# the period. The first convolution's stride of 2 adds the pixel-to-pixel sign flip (the
-# checkerboard of transposed convolutions, Odena, Dumoulin & Olah 2016,
-# [Distill](https://distill.pub/2016/deconv-checkerboard/)).
+# the period. The vertical anticorrelation at one pixel may come from the stride-2 first
+# convolution (compare the checkerboard artefacts of transposed convolutions, Odena, Dumoulin
+# & Olah 2016, [Distill](https://distill.pub/2016/deconv-checkerboard/)); we do not isolate
+# it.
 #
 # In Zeiler & Fergus's network the photo did get in, through **max-pooling switches**. Each
 # max-pooling layer records, in the forward pass, which position of each pooling window held
@@ -772,26 +789,47 @@ N_SPREAD = lesson.record("n_spread", 5)  # classes spread over the ranking, belo
 
 if rules_apply:
     results = {(m, c): f(model, pair, c) for m, f in methods.items() for c in classes}
-    fig, axes = plt.subplots(2, 3, figsize=(9.6, 4.0))
-    for col, name in enumerate(methods):
+    fig, axes = plt.subplots(2, 4, figsize=(12.6, 4.0))
+    pair_image = ctx.to_display(pair)
+    axes[0, 0].imshow(pair_image)
+    axes[0, 0].set_title("input", fontsize=9)
+    axes[1, 0].imshow(pair_image.mean(axis=2), cmap="gray")
+    axes[1, 0].set_title("input (grey)", fontsize=9)
+    for col, name in enumerate(methods, start=1):
         for row, c in enumerate(classes):
-            ax = axes[row, col]
-            ax.imshow(magnitude(results[name, c]), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{name}: {names[c]!r}", fontsize=9)
+            axes[row, col].imshow(magnitude(results[name, c]), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].set_title(f"{name}: {names[c]!r}", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
-    lesson.show(fig, f"Gradient, deconvnet and guided backprop on the cat + coffee image for the "
-                     f"classes {names[cat]!r} (top) and {names[cup]!r} (bottom); max |·| over RGB.")
+    lesson.show(fig, f"The cat + coffee image, and the gradient, deconvnet and guided backprop for "
+                     f"the classes {names[cat]!r} (top) and {names[cup]!r} (bottom); max |·| over "
+                     "RGB.")
 
     print(f"correlation of the {names[cat]!r} and {names[cup]!r} maps:")
     print("                   signed values   magnitude maps")
-    corr = {}
+    corr, corr_mag = {}, {}
     for name in methods:
         a, b = results[name, cat], results[name, cup]
         corr[name] = plot.correlation(a.cpu(), b.cpu())
-        print(f"{name:16s}  {corr[name]:13.2f}   "
-              f"{plot.correlation(plot.heatmap(a), plot.heatmap(b)):14.2f}")
+        corr_mag[name] = plot.correlation(plot.heatmap(a), plot.heatmap(b))
+        print(f"{name:16s}  {corr[name]:13.2f}   {corr_mag[name]:14.2f}")
+
+    def right_share(a):
+        """The share of a map's magnitude (max |·| over RGB) in the right half, the cup's."""
+        m = plot.heatmap(a)
+        return float(m[:, m.shape[1] // 2:].sum() / m.sum())
+
+    cup_side = {c: right_share(results["guided backprop", c]) for c in classes}
+    print("guided backprop, share of the magnitude in the right half (the cup's): "
+          + ", ".join(f"{names[c]!r} {share:.0%}" for c, share in cup_side.items()))
+    lesson.record("guided_class_corr_mag", corr_mag["guided backprop"], ".2f")
+    lesson.record("guided_right_cat", cup_side[cat], ".0%")
+    lesson.record("guided_right_cup", cup_side[cup], ".0%")
+    lesson.expect(cup_side[cup] > cup_side[cat],
+                  "asking guided backprop for the cup class moves some of its map to the cup",
+                  cup_side)
     lesson.record("grad_class_corr", corr["gradient"], ".2f")
     lesson.record("deconv_class_corr", corr["deconvnet"], ".2f")
     lesson.record("guided_class_corr", corr["guided backprop"], ".2f")
@@ -819,14 +857,15 @@ if rules_apply:
               f"{min(spread_corr[name]):.3f} to {max(spread_corr[name]):.3f}")
     lesson.record("n_spread_pairs", len(spread_corr["deconvnet"]))
     lesson.record("deconv_spread_min", min(spread_corr["deconvnet"]), ".3f")
-    lesson.record("guided_spread_min", min(spread_corr["guided backprop"]), ".2f")
+    lesson.record("guided_spread_min", min(spread_corr["guided backprop"]), ".3f")
     _ = lesson.expect(min(spread_corr["deconvnet"]) > 0.9
                       and min(spread_corr["guided backprop"]) > 0.7,
                       "for classes spread over the ranking, the deconvnet's and guided "
                       "backprop's maps stay strongly correlated", spread_corr)
 else:
     skip("grad_class_corr", "deconv_class_corr", "guided_class_corr", "n_spread_pairs",
-         "deconv_spread_min", "guided_spread_min")
+         "deconv_spread_min", "guided_spread_min", "guided_class_corr_mag", "guided_right_cat",
+         "guided_right_cup")
 
 # %% [markdown]
 # Look at the numbers first. The signed gradients for the two classes are nearly uncorrelated
@@ -835,13 +874,16 @@ else:
 # speckles would correlate near zero too; the magnitude maps and the figure are what show
 # where each map is large. The deconvnet gives the *same* picture for both classes
 # (correlation {{ deconv_class_corr }}), and guided backprop's two maps are correlated at
-# {{ guided_class_corr }}: both draw the cat's face and the cup, whichever class we ask about.
+# {{ guided_class_corr }} ({{ guided_class_corr_mag }} for the magnitude maps): both draw the
+# cat's face and the cup; asking for {{ pair_cup }} brightens the cup somewhat (the right half
+# of the image holds {{ guided_right_cup }} of the magnitude map, against
+# {{ guided_right_cat }} for {{ pair_cat }}).
 # Over {{ n_spread }} classes spread over the model's whole ranking for this image, from the
 # most probable to ones it rates as very unlikely, the signed maps of every one of the
 # {{ n_spread_pairs }} pairs correlate at {{ deconv_spread_min }} or more for the deconvnet
 # and {{ guided_spread_min }} or more for guided backprop. On this model and this image,
-# then, the deconvnet depends on neither the photo nor the class we tried, and guided
-# backprop barely on the class.
+# then, the deconvnet does not depend on the photo and barely on the class; guided backprop
+# barely on the class.
 #
 # Nie et al. 2018 explain the guided-backprop half of this: dropping the negative signals at
 # every rectifier while gating by the forward pass makes it perform a partial **image
@@ -862,7 +904,7 @@ if rules_apply:
         if last_linear.bias is not None:
             last_linear.bias.zero_()
 
-    after = {name: f(randomized, x, target) for name, f in methods.items() if name != "deconvnet"}
+    after = {name: f(randomized, x, target) for name, f in methods.items()}
     fig, axes = plt.subplots(1, 4, figsize=(8.8, 2.6))
     panels = [("gradient", "trained", maps["gradient"]),
               ("gradient", "random head", after["gradient"]),
@@ -879,28 +921,36 @@ if rules_apply:
                      "re-initialised at random.")
 
     sanity = {name: plot.correlation(plot.heatmap(maps[name]), plot.heatmap(after[name]))
-              for name in after}
+              for name in after}  # the deconvnet is measured too, not drawn (no cat in it)
     for name, r in sanity.items():
         print(f"{name:16s} correlation trained vs random head (magnitude): {r:.2f}")
     lesson.record("sanity_guided", sanity["guided backprop"], ".2f")
     lesson.record("sanity_grad", sanity["gradient"], ".2f")
+    lesson.record("sanity_deconv", sanity["deconvnet"], ".2f")
     lesson.expect(sanity["guided backprop"] > 0.9,
                   "guided backprop draws the same picture with a random classifier",
                   sanity["guided backprop"])
+    lesson.expect(sanity["deconvnet"] > 0.9,
+                  "the deconvnet draws the same picture with a random classifier",
+                  sanity["deconvnet"])
     lesson.expect(sanity["gradient"] < sanity["guided backprop"] - 0.2,
                   "the gradient changes much more than guided backprop", sanity["gradient"])
 else:
-    skip("sanity_guided", "sanity_grad")
+    skip("sanity_guided", "sanity_grad", "sanity_deconv")
 
 # %% [markdown]
 # With a random classifier, one that has never learned what a cat is, guided backprop draws
 # the same picture as with the trained one (correlation of the magnitude maps
-# {{ sanity_guided }}), while the gradient changes much more ({{ sanity_grad }}). Guided
-# backprop fails this sanity check: its picture is made by the lower layers and the input, not
-# by what the top of the network learned. So read guided backprop and deconvnet pictures as
-# what they are: a view of the input structures that the convolutional layers respond to
-# (for the deconvnet without max-pooling, not even that: an imprint of the weights), largely
-# independent of the class and of the classifier, not an answer to "why this class?".
+# {{ sanity_guided }}), and so does the deconvnet (measured, not drawn: {{ sanity_deconv }}),
+# while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check:
+# their pictures are made by the lower layers (and, for guided backprop, the input), not by
+# what the top of the network learned. On this model, then, neither method's picture of the
+# cat photo changes when the classifier is randomised, and neither changes much with the
+# class on the two-object image (signed maps of {{ n_spread }} classes correlate at
+# {{ deconv_spread_min }} or more for the deconvnet, {{ guided_spread_min }} or more for guided
+# backprop): read them as views of the input structures that the
+# convolutional layers respond to (for the deconvnet without max-pooling, not even that: an
+# imprint of the weights), not as answers to "why this class?".
 #
 # For a class-discriminative map, use a method that depends on the class by construction, such
 # as [Grad-CAM](08-grad-cam.ipynb) (whose "guided" variant multiplies guided backprop by the
