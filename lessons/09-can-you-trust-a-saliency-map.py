@@ -234,16 +234,10 @@ lesson.record("ig_coarse_sum", coarse.sum().item(), fmt="{:.2f}")
 lesson.record("ig_change", change, fmt="{:.2f}")
 lesson.record("ig_gap", gaps[IG_STEPS], fmt="{:.0%}")
 lesson.record("ig_coarse_gap", gaps[IG_COARSE], fmt="{:.0%}")
-if gaps[IG_STEPS] <= 0.1:
-    verdict = ("close to the few percent they ask for: its values can be read, approximately, "
-               "as shares of the change of the score")
-elif gaps[IG_STEPS] <= 0.25:
-    verdict = ("more than the few percent they ask for: read the values below as a fair "
-               "approximation, not as exact shares of the score")
-else:
-    verdict = ("far from it: at the budget of this lesson the Integrated Gradients below are "
-               "a coarse approximation, and we say so rather than hide it")
-lesson.record("ig_verdict", verdict)
+IG_TOLERANCE = 0.05  # Sundararajan et al. raise the steps until the sum is within 5%
+lesson.record("ig_tolerance", IG_TOLERANCE, fmt="{:.0%}")
+lesson.record("ig_verdict", "within it" if gaps[IG_STEPS] <= IG_TOLERANCE else
+              "just above it" if gaps[IG_STEPS] <= 2 * IG_TOLERANCE else "above it")
 
 # Why: the score along the straight path from the baseline (forward passes only).
 alphas = torch.linspace(0, 1, 21, device=x.device)
@@ -266,9 +260,11 @@ _ = lesson.expect(gaps[IG_COARSE] > 0.5 and gaps[IG_STEPS] < 0.5 * gaps[IG_COARS
 # path, between the mean-colour image and a faint copy of the photo, where an evenly spaced
 # grid of {{ ig_coarse_steps }} intervals has no point inside. With the {{ ig_steps }}
 # intervals used in the rest of the lesson the total is {{ ig_sum }}, off by {{ ig_gap }}.
-# Sundararajan et al. recommend checking the gap and raising the number of steps (they use 20
-# to 300) until it is within a few percent; {{ ig_gap }} is {{ ig_verdict }}. (The library's
-# tests check that the gap shrinks with the steps on a small network.)
+# Sundararajan et al. raise the number of steps (they use 20 to 300) until the sum is within
+# {{ ig_tolerance }} of the change; {{ ig_gap }} is {{ ig_verdict }}. Completeness checks only
+# the total, not each pixel's value: read the map as a ranking of the pixels, and its sum as
+# the change of the score up to that gap.
+# (The library's tests check that the gap shrinks with the steps on a small network.)
 #
 # ## Every method side by side
 #
@@ -323,8 +319,9 @@ _ = lesson.expect(occlusion_negative > 0.5, "most of the occlusion map is negati
 # occlusion map is mostly blue: {{ occlusion_negative }} of the pixels have a negative value,
 # so greying the windows over them *raises* the score of the class on average. The deconvnet
 # draws a regular grid in which the cat cannot be made out (lesson 07 explains why: on this
-# model its map is an imprint of the weights). The other maps mark different parts of the
-# face at different scales, from single pixels to Grad-CAM's blob. The rest of the lesson
+# model its map is an imprint of the weights). Gradient × input, Integrated Gradients, guided
+# backprop and guided Grad-CAM trace the eyes and the nose, Grad-CAM marks one coarse blob,
+# and the gradient and SmoothGrad show little structure at this size. The rest of the lesson
 # measures them.
 #
 # ## Signed or absolute?
@@ -412,7 +409,8 @@ for index, (row, name) in enumerate(zip(axes, METHODS)):
             ax.set_title("trained" if col == 0 else f"{step_labels[col - 1]}", fontsize=8)
 lesson.show(fig, f"Cascading randomisation of {ctx.name}: each row is one method for "
                  f"{ctx.labels[target]!r}, each column re-initialises more layers, from the "
-                 "classifier down to the first convolution.")
+                 "classifier down to the first convolution. Drawn as in the first figure "
+                 "(signed maps signed); ρ compares |map|.")
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for name, result in randomised.items():
@@ -441,8 +439,8 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 # - The plain gradient ({{ rho_top_gradient }}), SmoothGrad ({{ rho_top_smoothgrad }}),
 #   occlusion ({{ rho_top_occlusion }}) and Grad-CAM ({{ rho_top_gradcam }}) change at the first
 #   step.
-# - This reproduces Adebayo et al.'s finding on this model: methods unchanged by the first
-#   step here are {{ sanity_failures }}; the paper found guided backprop and guided Grad-CAM
+# - On this photo, with one random draw, this agrees with Adebayo et al.: methods unchanged by
+#   the first step here are {{ sanity_failures }}; the paper found guided backprop and guided Grad-CAM
 #   to fail and the gradient and Grad-CAM to pass.
 # - Two more observations. Gradient × input and Integrated Gradients multiply by the input,
 #   so part of their picture is the photo itself (Adebayo et al. make the same point about
@@ -676,7 +674,7 @@ _ = lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the 
 # draw of ROAD's noise, small differences mean little: a second draw of the noise moves the ROAD
 # areas by up to {{ road_redraw }}. So areas within {{ tie_margin }} of the best are reported
 # as tied, not ranked (a margin we chose, not a confidence interval: deletion to 0 or to a blur
-# has no draw at all, and another photo would move every area by more):
+# has no draw at all, and another photo, not measured here, may move the areas by more):
 #
 # - **Deletion to 0.** Tied at the top: {{ tied_zero }}; the next method is
 #   {{ next_zero }}, and the random map {{ random_zero_auc }}. Better than the random map by
@@ -808,6 +806,7 @@ lesson.record("cam_grid", f"{cam_grid[0]}×{cam_grid[1]}")
 lesson.record("truth_size", TRUTH_SIZE)
 lesson.record("gradcam_inside", text_of({n: int(sum(v)) for n, v in inside.items()}, "Grad-CAM", "d"))
 lesson.record("gradcam_hits", text_of({n: int(sum(v)) for n, v in hits.items()}, "Grad-CAM", "d"))
+lesson.record("centre_inside", int(sum(inside["centre map"])))
 lesson.record("pointing_n_tied", len(pointing_tied))
 lesson.record("beats_centre", ", ".join(beats_centre) or "no method")
 lesson.record("one_hit", 1 / explanations, fmt="{:.0%}")
@@ -824,8 +823,8 @@ lesson.record("pointing_answer",
 lesson.expect(len(pointing_tied) >= 3 and len(pointing_top) >= 2,
               "several methods are tied at the top of the pointing game, and more than one "
               "shares the highest hit rate", value=pointing)
-_ = lesson.expect("Grad-CAM" in METHODS and sum(inside["Grad-CAM"]) < sum(hits["Grad-CAM"]),
-                  "some of Grad-CAM's hits lie outside the box and count only through the "
+_ = lesson.expect("Grad-CAM" in METHODS and 2 * sum(inside["Grad-CAM"]) < sum(hits["Grad-CAM"]),
+                  "most of Grad-CAM's hits lie outside the box and count only through the "
                   "tolerance", value=(sum(inside["Grad-CAM"]), sum(hits["Grad-CAM"])))
 
 # %% [markdown]
@@ -834,7 +833,7 @@ _ = lesson.expect("Grad-CAM" in METHODS and sum(inside["Grad-CAM"]) < sum(hits["
 # ({{ pointing_best_hits }} of {{ pointing_explanations }}; 95% interval
 # {{ pointing_top_interval }}), is reached by {{ pointing_top }}, and within the noise of it
 # are also {{ pointing_tied }}: these {{ pointing_n_tied }} methods are tied. Grad-CAM hits
-# {{ pointing_gradcam }}, SmoothGrad {{ pointing_smoothgrad }}, occlusion
+# {{ pointing_gradcam }} (mostly through the tolerance, below), SmoothGrad {{ pointing_smoothgrad }}, occlusion
 # {{ pointing_occlusion }}, the gradient {{ pointing_gradient }} and guided backprop
 # {{ pointing_guided }}; the centre map {{ pointing_centre }} and the random map
 # {{ pointing_random }}. Above the centre map by more than the noise: {{ beats_centre }}.
@@ -845,8 +844,8 @@ _ = lesson.expect("Grad-CAM" in METHODS and sum(inside["Grad-CAM"]) < sum(hits["
 # made of the same two photos. The intervals measure how stable a hit rate is over placements
 # of these two objects, not over objects in general. Second, the 15-pixel tolerance matters
 # for the coarse maps: at {{ truth_size }} px Grad-CAM's map is a {{ cam_grid }} grid,
-# upsampled, and only {{ gradcam_inside }} of its {{ gradcam_hits }} hits lie inside the box;
-# the others are maxima just outside it (the printed "inside the box" column gives every
+# upsampled, and only {{ gradcam_inside }} of its {{ gradcam_hits }} hits lie inside the box
+# (the centre map: {{ centre_inside }}); the others are maxima just outside it (the printed "inside the box" column gives every
 # method's count). The figure shows where two of the maps put their maximum.
 
 # %%
@@ -1025,7 +1024,9 @@ lesson.show(fig, "evidence_net: one image of each class (the deciding patch outl
 # should delete well. Over the methods, the rank correlation between evidence mass and the
 # deletion area is {{ ev_mass_vs_zero }} for deletion to 0 and {{ ev_mass_vs_road }} for ROAD
 # (−1: the order of the methods by evidence mass is exactly their order by deletion).
-# {{ ev_deletion_verdict }}
+# ROAD orders the methods much as the known evidence does. Deletion to 0 cannot tell them
+# apart on these images (all {{ n_ev_methods }} tied), so its correlation says little; which
+# property of ROAD makes the difference is not tested here.
 
 # %%
 def spearman_over_methods(a, b):
@@ -1052,11 +1053,8 @@ for key, metric in [("pointing", "pointing"), ("mass", "evidence mass"),
                     ("zero", "deletion to 0"), ("road", "ROAD")]:
     lesson.record(f"ev_tied_{key}", ", ".join(ev_tied[metric]))
     lesson.record(f"ev_sentence_{key}", tie_sentence(metric))
-lesson.record("ev_deletion_verdict",
-              "ROAD orders the methods much as the known evidence does, deletion to 0 much less: "
-              "on this network, removing pixels without leaving a trace is what makes a deletion "
-              "test measure the evidence." if ev_mass_vs_road < ev_mass_vs_zero - 0.3 else
-              "The two deletion tests follow the known evidence about equally well here.")
+zero_all_tied = len(ev_tied["deletion to 0"]) == len(EV_METHODS)
+lesson.record("n_ev_methods", len(EV_METHODS))
 best_mass = max(EV_METHODS, key=ev_mean["evidence mass"].get)
 lesson.record("ev_best_mass", ev_mean["evidence mass"][best_mass], fmt="{:.0%}")
 lesson.record("ev_random_pointing", ev_mean["pointing"]["random map"], fmt="{:.0%}")
@@ -1066,9 +1064,9 @@ lesson.record("ev_smoothgrad_mass", ev_mean["evidence mass"]["SmoothGrad"], fmt=
 lesson.expect(ev_mean["evidence mass"][best_mass] > 3 * ev_truth.float().mean().item(),
               "the best method puts more than three times the patch's share of its mass on it",
               value=ev_mean["evidence mass"])
-_ = lesson.expect(ev_mass_vs_road < -0.6 and ev_mass_vs_road < ev_mass_vs_zero - 0.3,
-                  "ROAD orders the methods much as the evidence mass does, deletion to 0 much less",
-                  value=(ev_mass_vs_zero, ev_mass_vs_road))
+_ = lesson.expect(ev_mass_vs_road < -0.6 and zero_all_tied,
+                  "ROAD orders the methods much as the evidence mass does; deletion to 0 ties "
+                  "them all", value=(ev_mass_vs_road, ev_tied["deletion to 0"]))
 
 # %% [markdown]
 # ### Randomisation on the known-answer network
@@ -1094,14 +1092,18 @@ least_changed = sorted(EV_METHODS, key=first_step.get, reverse=True)[:2]
 least_changed_course = sorted(METHODS, key=rho_top.get, reverse=True)[:2]
 lesson.record("ev_least_changed", " and ".join(least_changed))
 for key, name in [("guided", "guided backprop"), ("deconvnet", "deconvnet"),
-                  ("gradient", "gradient"), ("gradcam", "Grad-CAM"),
-                  ("guided_gradcam", "guided Grad-CAM"), ("ig", "Integrated Gradients")]:
+                  ("gradient", "gradient"), ("gradcam", "Grad-CAM")]:
     lesson.record(f"ev_rho_top_{key}", text_of(first_step, name, ".2f"))
 for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
                   ("gradcam", "Grad-CAM")]:
     lesson.record(f"ev_rho_last_{key}", text_of({n: v[-1] for n, v in ev_rho.items()}, name,
                                                 ".2f"))
 third = sorted(EV_METHODS, key=first_step.get, reverse=True)[2]
+
+moved = {n: first_step[n] - rho_top[n] for n in EV_METHODS if n in METHODS}  # course → here
+flip, rise = min(moved, key=moved.get), max(moved, key=moved.get)
+for key, n in [("ev_flip", flip), ("ev_rise", rise)]:
+    lesson.record(key, f"{n} ({rho_top[n]:.2f} → {first_step[n]:.2f})")
 lesson.record("ev_third", third)
 lesson.record("ev_third_rho", first_step[third], fmt="{:.2f}")
 lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
@@ -1112,12 +1114,14 @@ lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
               "the classifier step; on evidence_net no map reaches 0.8 and the third is within "
               "0.1 of them", value=(first_step, rho_top))
 _ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and rho_top.get("guided Grad-CAM", 0.0) > 0.8
+                  and rho_top[flip] > 0.8 and first_step[flip] < 0.6 and moved[rise] > 0.1
                   and first_step["Grad-CAM"] < 0.2
                   and first_step.get("guided Grad-CAM", 1.0) < 0.2
                   and min(ev_rho["gradient × input"][-1], ev_rho["Integrated Gradients"][-1]) > 0.25
                   and abs(ev_rho["Grad-CAM"][-1]) < 0.1,
                   "Grad-CAM and guided Grad-CAM keep part of their map after the classifier step "
-                  "on the course model but not on evidence_net; with every layer random, "
+                  "on the course model but not on evidence_net; the largest fall goes from "
+                  "unchanged to changed, and one map rises by more than 0.1; with every layer random, "
                   "evidence_net's gradient x input and IG keep rho > 0.25, its Grad-CAM about 0",
                   value=(first_step, {n: v[-1] for n, v in ev_rho.items()}))
 
@@ -1129,11 +1133,11 @@ _ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and rho_top.get("guided Grad-CAM", 0
 # {{ ev_random_images }} images and one random draw. The gradient keeps
 # {{ ev_rho_top_gradient }}; this classifier has only four outputs, so a random replacement
 # is a different mixture of the same 64 features, which may be why the maps of the gradient
-# family keep part of their picture. The clearest difference from the course model is
-# Grad-CAM: it kept ρ = {{ rho_top_gradcam }} there (guided Grad-CAM
-# {{ rho_top_guided_gradcam }}), and changes completely here ({{ ev_rho_top_gradcam }}, guided
-# Grad-CAM {{ ev_rho_top_guided_gradcam }}): the class weights that Grad-CAM averages come
-# straight from that classifier. Over the methods, the two networks' orders at this step have
+# family keep part of their picture. Against the course model (ρ there → here),
+# {{ ev_flip }} falls most, from unchanged to changed; Grad-CAM falls too
+# ({{ rho_top_gradcam }} → {{ ev_rho_top_gradcam }}), and {{ ev_rise }} rises most. Why
+# Grad-CAM keeps part of its map on the course model and not here is not tested on this page;
+# on both networks its channel weights are gradients through the randomised classifier. Over the methods, the two networks' orders at this step have
 # a rank correlation of {{ agree_models_sanity }} (the table at the end of the page).
 
 # %% [markdown]
@@ -1252,11 +1256,14 @@ _ = lesson.expect(beyond_chance == ["deletion to 0"] and zero_noise,
 # randomisation step, {{ agree_models_zero }} for deletion to 0, {{ agree_models_road }} for
 # ROAD and {{ agree_models_pointing }} for the pointing game; beyond chance:
 # {{ agree_beyond_chance }}. Where most methods are tied on one network, the correlation is
-# built on an order within the noise: {{ agree_noise }}. {{ agree_comment }} What the two
-# networks share is coarser than a ranking: after the classifier step, guided backprop and the
-# deconvnet have the two highest ρ on both, unchanged on {{ model_name }} but below 0.8 on
-# `evidence_net`. A ranking of methods by faithfulness or localisation on one network is a
-# weak guide to another, and on the pretrained model it rests on a proxy.
+# built on an order within the noise: {{ agree_noise }}. {{ agree_comment }} ROAD's and the
+# pointing game's orders are not alike beyond chance, and two networks are too few to tell how
+# far a ranking of methods carries over to another; on the pretrained model it also rests on
+# a proxy. What the two networks share is coarser: after the classifier step, guided backprop
+# and the deconvnet stay among the most similar maps on both ({{ rho_top_guided }} and
+# {{ rho_top_deconvnet }} on {{ model_name }}, {{ ev_rho_top_guided }} and
+# {{ ev_rho_top_deconvnet }} on `evidence_net`, where {{ ev_third }}, at {{ ev_third_rho }},
+# is close behind on {{ ev_random_images }} images and one draw).
 #
 # ## Which method for which question
 #
@@ -1267,7 +1274,8 @@ _ = lesson.expect(beyond_chance == ["deletion to 0"] and zero_noise,
 # - *"Which pixels does this score depend on: change them and the score changes?"* Measure it
 #   with ROAD rather than deletion to a constant, on the evidence of one small network: on the
 #   network with a known answer, ROAD's order of the methods follows the evidence mass (rank
-#   correlation {{ ev_mass_vs_road }}) and deletion to 0's much less ({{ ev_mass_vs_zero }}).
+#   correlation {{ ev_mass_vs_road }}), while deletion to 0 ties all {{ n_ev_methods }}
+#   methods there and gives no order to compare.
 #   That is agreement with a known answer on one network, not a proof that ROAD measures
 #   dependence on every model. The best by ROAD there:
 #   {{ ev_tied_road }}. Deletion to 0 uses the baseline of gradient × input and Integrated
@@ -1344,7 +1352,7 @@ _ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing
 # 1. Run the deletion curves with black (`preprocess.normalize(torch.zeros(3, 1, 1))`) as the
 #    baseline, and ROAD with `order="least"` (least important pixels first: a higher area is
 #    better). Which methods change rank?
-# 2. Raise `IG_STEPS` until the completeness gap is below 5%. How many steps does that take on
+# 2. Raise `IG_STEPS` until the completeness gap is below {{ ig_tolerance }}. How many steps does that take on
 #    this photo, and do the deletion and insertion areas of Integrated Gradients change?
 # 3. Repeat the randomisation with `order="independent"`: re-initialise one block at a time,
 #    the others trained. Which block does guided backprop depend on?
