@@ -41,7 +41,7 @@
 # by gradient ascent on $\theta$, with the network's weights frozen ($n$ is the number of
 # pixel values, pixels times colours: the penalty is a mean). The idea goes back to
 # Erhan et al. 2009, [Visualizing Higher-Layer Features of a Deep Network](https://www.researchgate.net/publication/265022827);
-# Simonyan et al. 2013 ([arXiv:1312.6034](https://arxiv.org/abs/1312.6034)) applied it to
+# Simonyan et al. 2014 ([arXiv:1312.6034](https://arxiv.org/abs/1312.6034)) applied it to
 # class scores with an $L_2$ penalty; Mordvintsev et al. 2015
 # ([Inceptionism](https://research.google/blog/inceptionism-going-deeper-into-neural-networks/))
 # and Olah et al. 2017, [Feature Visualization](https://distill.pub/2017/feature-visualization/)
@@ -321,7 +321,7 @@ _ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form o
 
 
 # %% [markdown]
-# Every bound gives the same picture: the sign pattern of the phase sums, tiled (the $L_2$
+# Every bound gives the same sign pattern: that of the phase sums, tiled (the $L_2$
 # version stops each pixel at $\frac12 + n\,\alpha_p/(2\lambda)$ instead of at 0 or 1, so a
 # colour moves in proportion to its sums: the colour with the largest sums dominates its
 # panel; with $n =$ {{ n_values }} the formula and the ascent agree to {{ l2_gap }}). That answers the question. The divergence is real but harmless for
@@ -353,7 +353,7 @@ def most_active(layer, k=4):
 
 deep_settings = dict(steps=8, lr=0.08, image_size=(112, 112), normalize=ctx.preprocess.normalize,
                      transforms=Transforms(jitter=4))
-stuck = {"dead": 0, "saturated": 0}
+stuck, live = {"dead": 0, "saturated": 0}, []
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for c in most_active(ctx.layers["last_spatial"]):
@@ -362,17 +362,21 @@ with warnings.catch_warnings(record=True) as caught:
         print(f"{ctx.layers['last_spatial']} channel {c}: objective at steps 1, 4, 8 = "
               f"{objective[0]:.3f}, {objective[3]:.3f}, {objective[7]:.3f}")
         stuck["dead"] += bool((objective == 0).all())
+        live += [] if (objective == 0).all() else [c]
         stuck["saturated"] += bool((objective[3:] > 5.99).all())
 if caught:
     print(f"{len(caught)} warning(s), e.g.: {caught[0].message}")
 print("channels that stay at 0 (dead start):", stuck["dead"], "| pinned at 6 (saturated):", stuck["saturated"])
 lesson.record("n_dead", stuck["dead"])
+lesson.record("live_channels", (("channel " if len(live) == 1 else "channels ") + ", ".join(map(str, live)))
+              if live else "none")
 _ = lesson.expect(stuck["dead"] > 0, "some of these channels are dead at the grey start", stuck)
 
 # %% [markdown]
-# {{ n_dead }} of the four stay at exactly 0 for all eight steps: the channels that fire most
-# on a cat photo are off for a grey image, and with a zero gradient the ascent cannot even
-# begin (convlens warns). From here on, channel objectives are taken on *convolution outputs*
+# {{ n_dead }} of the four channels that fire most on the cat photo are off for a grey image
+# (not off: {{ live_channels }}) and stay at exactly 0 for all eight steps: with a zero
+# gradient the ascent cannot even begin (convlens warns). From here on, channel objectives
+# are taken on *convolution outputs*
 # (before their batch norm and clipping), which have a gradient everywhere.
 #
 # ## Regularisers and their effect
@@ -454,11 +458,13 @@ _ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k != "none"
 #
 # with $U$ the decorrelated colour axes and $\mu$ the mean colour of the same photos (the
 # sigmoid is the identity to first order around $\mu$ and keeps pixels in $(0, 1)$). Every
-# image the optimiser can reach has the photos' amount of energy at every scale; the phase
-# decides only *where* edges and shapes go. At each step the objective is averaged over random
-# crops of the image (resized to the model's input) with a little Gaussian noise, and the
-# gradients that reach each pixel are summed over the steps into an **importance map**, which
-# is drawn as opacity: the parts of the picture the objective never asked for fade out.
+# spectral component $v$ the optimiser can reach has the photos' amplitude at every frequency
+# (the pixels, through the sigmoid, only approximately); the phase decides only *where* edges
+# and shapes go. At each step the objective is averaged over random crops of the image
+# (resized to the model's input) with a little Gaussian noise, and the gradients that reach
+# each pixel are summed over the steps into an **importance map**, drawn as opacity. Pixels
+# near the border fall in fewer random crops, so they fade in every picture; only differences
+# inside the centre say something about the objective.
 #
 # `convlens.natural_statistics.natural_spectrum` estimates $m$, $U$ and $\mu$ from the photos
 # that ship offline with the installed packages (`convlens.images.photo_pool()`), each as
@@ -532,8 +538,11 @@ lesson.show(fig, f"The amplitude spectrum of the {len(pool)} offline photos ({le
 # a microscope-like retina image and the Hubble deep field, so read it as *their* spectrum, not
 # nature's). With random phases that spectrum gives the cloudy texture in the middle: the
 # picture MACO starts from. The same energy spread evenly over the frequencies is fine grain.
-# Because only the phase is free, every optimised picture below keeps that spectrum exactly
-# (checked: the largest deviation is {{ magnitude_gap }} of the largest amplitude).
+# Only the phase is free, so the spectral component $v$ keeps the photos' magnitude exactly
+# (checked on three random phases: the largest deviation is {{ magnitude_gap }} of the largest
+# amplitude); the sigmoid that maps it to pixels changes it: for MACO's class pictures below,
+# the pixels' amplitude spectrum (in the same colour axes) differs from the photos' by
+# {{ pixel_spectrum_gap }} of its size (root-mean-square over the frequencies).
 
 # %% [markdown]
 # ## Class visualisations, and whether they transfer
@@ -547,8 +556,10 @@ lesson.show(fig, f"The amplitude spectrum of the {len(pool)} offline photos ({le
 #
 # How would we know that a picture shows the class rather than a pattern this one network
 # happens to score? One test is **transfer**: hand the picture to *other* networks trained on
-# the same task. Adversarial noise mostly does not transfer between networks; features that
-# look like the class tend to. The judges are {{ judge_a }} and {{ judge_b }}, two larger
+# the same task. Adversarial noise mostly does not transfer between networks. Class-like
+# features sometimes do: both judges rank the class first for {{ n_both_top1 }} of the
+# {{ n_class_pictures }} pictures below (all recipes). The judges are {{ judge_a }} and
+# {{ judge_b }}, two larger
 # EfficientNet-Lites with their own trained weights, each at its own input size.
 #
 # The classes were chosen **before any picture was made**, by two rules: (1) the top class of
@@ -595,6 +606,12 @@ maco_classes = convlens.maco(model, [ClassObjective(c) for c in classes], steps=
                              image_size=fv_size, spectrum=(magnitude, basis),
                              normalize=ctx.preprocess.normalize, generator=seeded())
 class_pictures["MACO"] = torch.stack([v.image for v in maco_classes]).cpu()
+# the pixels' amplitude spectrum in the decorrelated colour axes against the photos': the sigmoid bends it
+pixel_components = torch.einsum("cd,nchw->ndhw", basis.axes.double(),
+                                class_pictures["MACO"].double() - basis.mean.double()[:, None, None])
+pixel_amplitude = torch.fft.rfft2(pixel_components, norm="ortho").abs()
+lesson.record("pixel_spectrum_gap", float((pixel_amplitude - magnitude.double()).pow(2).mean().sqrt()
+                                          / magnitude.double().pow(2).mean().sqrt()), ".0%")
 with torch.no_grad():  # each picture's logit on the course model, as it is shown
     class_logits = {name: model(ctx.preprocess.normalize(pictures.to(ctx.device)))[
         torch.arange(len(classes)), classes].cpu() for name, pictures in class_pictures.items()}
@@ -638,6 +655,9 @@ def transfer_rate(name, kind="top1"):
     return float(sum(getattr(judged[name, j], kind).float().mean() for j in judges) / len(judges))
 
 
+lesson.record("n_class_pictures", len(classes) * len(class_pictures))
+lesson.record("n_both_top1", int(sum(torch.stack([judged[name, j].top1.bool().cpu() for j in judges]).all(dim=0).sum()
+                                     for name in class_pictures)) if imagenet else float("nan"))
 for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MACO", "maco")):
     lesson.record(f"{key}_self", float(self_check[name].top1.float().mean()) if imagenet
                   else float("nan"), ".0%")
@@ -699,8 +719,8 @@ for part, columns in enumerate((range(half), range(half, len(classes)))):
 # {{ other_photos }} photos. At each stage of the network, the activations are averaged over
 # positions (one number per channel), centred on the mean over all the views, and compared by
 # cosine similarity. The **margin** of a picture at a layer is its mean similarity to the views
-# of its class photo minus its mean similarity to the other views. As a control, the same for
-# the random-phase image MACO starts from, which should show nothing.
+# of its class photo minus its mean similarity to the other views. As a control, the
+# random-phase image MACO starts from (one image, scored against each of the four classes).
 
 # %%
 check_layers = list(ctx.stages)
@@ -739,18 +759,27 @@ for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MAC
     lesson.record(f"{key}_margin_first", float(margins[name][0].mean()), "+.2f")
     lesson.record(f"{key}_wins", int((margins[name][-1] > 0).sum()))
 _ = lesson.record("control_margin_last", float(margins["control: random phase"][-1].mean()), "+.2f")
+_ = lesson.record("control_low", float(margins["control: random phase"].mean(dim=1).min()), "+.2f")
+_ = lesson.record("control_high", float(margins["control: random phase"].mean(dim=1).max()), "+.2f")
+wins = {name: int((margins[name][-1] > 0).sum()) for name in ("plain pixels", "Olah et al. 2017")}
+_ = lesson.expect(float(margins["plain pixels"][-1].mean()) > 0 and wins["plain pixels"] >= wins["Olah et al. 2017"],
+                  "the plain-pixel pictures pass the check at the last stage at least as often as the Olah-style ones",
+                  wins)
 
 # %% [markdown]
 # At the last stage the mean margin is {{ plain_margin_last }} for the plain-pixel pictures
 # ({{ plain_wins }} of the four classes positive), {{ olah_margin_last }} for the Olah-style
 # ones ({{ olah_wins }}), {{ maco_margin_last }} for MACO's ({{ maco_wins }}) and
 # {{ control_margin_last }} for the random-phase control; at the first stage
-# {{ plain_margin_first }}, {{ olah_margin_first }} and {{ maco_margin_first }}. Read this
-# against how the check was run: on the very network the pictures were optimised for. Near
-# the output, a picture that reached a high logit for a class must produce activations close
-# to those of its class photo, so the check favours whatever pushed the logit hardest, and
-# here the plain-pixel pictures, which the judges above see as noise, pass it best. Run this
-# way it cannot tell noise from features. To make it a real test, compute the margins on a
+# {{ plain_margin_first }}, {{ olah_margin_first }} and {{ maco_margin_first }}. The control's
+# margins, {{ control_low }} to {{ control_high }} over the stages, show how far from zero an
+# image unrelated to any class lands. Read all this against how the check was run: on the
+# very network the pictures were optimised for. Near the output, a picture that reached a
+# high logit for a class is likely to produce activations close to those of its class photo,
+# so the check can favour whatever pushed the logit hardest: here the plain-pixel pictures,
+# which the judges above see as noise, pass it at least as often as the Olah-style ones
+# ({{ plain_wins }} and {{ olah_wins }} of the four classes). Run this way it cannot tell
+# noise from features. To make it a real test, compute the margins on a
 # judge network's activations (exercise 6) or on pictures of a network trained to deceive it,
 # as Geirhos et al. did.
 
@@ -777,7 +806,7 @@ example_inputs = ctx.preprocess.normalize(example_pixels).to(ctx.device)
 lesson.record("example_views", len(example_inputs))
 dense = [n for n in convolutions_in("")[1:] if modules[n].groups == 1]
 depth_layers = list(dict.fromkeys(dense[round(i)] for i in np.linspace(0, len(dense) - 1, 6)))
-stats, best_view = {}, {}  # layer -> its most selective channel; that channel's best view mean
+stats = {}  # layer -> its most selective channel
 with torch.no_grad(), capture(model, depth_layers) as records:
     model(example_inputs)
 for name in depth_layers:
@@ -785,7 +814,6 @@ for name in depth_layers:
     maps = output.transpose(0, 1).flatten(1).double()  # [channels, all positions of all views]
     selectivity = (maps.max(dim=1).values - maps.mean(dim=1)) / maps.std(dim=1).clamp(min=1e-12)
     stats[name] = int(selectivity.argmax())
-    best_view[name] = float(output[:, stats[name]].mean(dim=(1, 2)).max())
 del records, maps, output
 print("layer -> most selective channel:", stats)
 channel_steps = lesson.record("channel_steps", maco_steps)
@@ -796,18 +824,28 @@ for name, c in stats.items():
         spectrum=(magnitude, basis), normalize=ctx.preprocess.normalize, generator=seeded())[0]
 examples = {name: convlens.dataset_examples(model, name, c, example_inputs, k=5, max_per_image=1)
             for name, c in stats.items()}
-# the picture's objective against the pool's best view, on the same measure (mean over positions)
-picture_inputs = ctx.preprocess.normalize(torch.stack([v.image for v in channel_pictures.values()]))
+# the picture's objective (mean over positions) against the pool's best view, both at the picture's size:
+# the 224-pixel views are shrunk to fv_size, as MACO's crops were resized to fv_size while it optimised
+n_pictures = len(channel_pictures)
+small_views = torch.nn.functional.interpolate(example_pixels, size=(fv_size, fv_size), mode="bilinear",
+                                              antialias=True, align_corners=False).clamp(0, 1)
+both = ctx.preprocess.normalize(torch.cat([torch.stack([v.image.cpu() for v in channel_pictures.values()]),
+                                           small_views]))
 with torch.no_grad(), capture(model, depth_layers) as records:
-    model(picture_inputs.to(ctx.device))
-over_pool = {name: float(records[name][0][i, c].mean()) - best_view[name]  # a difference: means can be < 0
+    model(both.to(ctx.device))
+over_pool = {name: float(records[name][0][i, c].mean())  # a difference: means can be < 0
+             - float(records[name][0][n_pictures:, c].mean(dim=(1, 2)).max())
              for i, (name, c) in enumerate(stats.items())}
-del records
-print("objective of the picture minus that of the best pool view:", {k: round(v, 2) for k, v in over_pool.items()})
+del records, both
+print(f"objective of the picture minus that of the best pool view, both at {fv_size}×{fv_size}:",
+      {k: round(v, 2) for k, v in over_pool.items()})
 lesson.record("gain_low", min(over_pool.values()), ".2f")
 lesson.record("gain_high", max(over_pool.values()), ".2f")
-_ = lesson.expect(min(over_pool.values()) > 0, "every picture drives its channel's mean above every view of "
-                  "the pool", min(over_pool.values()))
+lesson.record("n_over_pool", sum(v > 0 for v in over_pool.values()))
+lesson.record("n_depth", len(depth_layers))
+low_depth = [f"`{name}` ({float(p.history['objective'][-1]):.1f})" for name, p in channel_pictures.items()
+             if float(p.history["objective"][-1]) <= 0]
+lesson.record("low_depth", ", ".join(low_depth) if low_depth else "none")
 
 
 def patch(index, box):
@@ -841,9 +879,12 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
 # images; the picture says what pattern raises its *mean over the whole image*, which is why
 # the early channels come out as textures (their units see patches a few pixels wide, and the
 # objective rewards the pattern everywhere) while the deep ones are larger compositions. On
-# its own measure each picture wins: fed to the network whole, it drives the channel's mean
-# above that of the best view of the pool by {{ gain_low }} to {{ gain_high }} (in the
-# channel's own units). Do not compare these gains with the means in the titles: a title holds
+# its own measure, fed to the network whole and compared with the pool's views shrunk to the
+# same {{ fv_size }}×{{ fv_size }} pixels, {{ n_over_pool }} of the {{ n_depth }} pictures
+# drive the channel's mean above that of the best view; the differences run from
+# {{ gain_low }} to {{ gain_high }} (in the channel's own units), and the ones near zero are
+# not decisive: another size or crop of the views could flip them. Do not compare these
+# gains with the means in the titles: a title holds
 # the objective of the last optimisation step, measured on random crops of the picture, not on
 # the whole picture. Where the picture and the patches
 # agree (the same colour, the same kind of edge or texture), the picture is a fair summary;
@@ -856,12 +897,14 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
 # One picture per objective hides that a unit may respond to several different things. Olah
 # et al. 2017 optimise a batch of pictures together and add a **diversity** term: the cosine
 # similarity between the Gram matrices (which channels co-occur, over positions) of the
-# pictures' activations, pushed down. Three pictures of one channel of the figure above (the
-# layer in the middle of the six: its row and channel are in the titles), from three random
-# phases, without and with the term:
+# pictures' activations, pushed down. Three pictures of one channel of the figure above
+# (`{{ diverse_layer }}`, the {{ diverse_row }} of its {{ n_depth }} rows; the channel is in
+# the titles), from three random phases, without and with the term:
 
 # %%
-diverse_layer = depth_layers[len(depth_layers) // 2]
+diverse_layer = lesson.record("diverse_layer", depth_layers[len(depth_layers) // 2])
+lesson.record("diverse_row", {1: "1st", 2: "2nd", 3: "3rd"}.get(len(depth_layers) // 2 + 1,
+                                                                  f"{len(depth_layers) // 2 + 1}th"))
 objective = ChannelObjective(diverse_layer, stats[diverse_layer])
 diverse = {}
 for weight in (0.0, 10.0):
@@ -902,10 +945,11 @@ _ = lesson.expect(similarities[10.0] < similarities[0.0], "the diversity term lo
 # Without the term, the three pictures differ only where their random starts left them; with
 # it, their Gram matrices are pushed apart (cosine similarity {{ gram_without }} without,
 # {{ gram_with }} with), at a cost in activation that the titles show: at this weight the
-# term can win over the objective, and a picture whose mean is low or negative no longer
-# shows the channel at all. Different pictures of one channel hint that it responds to more
-# than one thing only when each of them still raises it; the dataset examples are where to
-# confirm it.
+# term can win over the objective, and a picture whose objective ended low or negative (the
+# titles) may not show the channel. The same caution applies to the pictures of the channel
+# figures above whose objective ended at or below zero: {{ low_depth }}. Different pictures
+# of one channel hint that it responds to more than one thing only when each of them still
+# raises it; the dataset examples are where to confirm it.
 #
 # ## Feature accentuation: what the unit sees in *this* photo
 #
@@ -914,7 +958,7 @@ _ = lesson.expect(similarities[10.0] < similarities[0.0], "the diversity term lo
 #
 # $$ x^\star = \arg\max_x\; \mathbb E_T\big[a(T(x))\big] - \lambda\, \mathrm{mean}\,(x - x_0)^2 . $$
 #
-# The result is the photo with whatever in it the unit responds to made stronger.
+# The aim is the photo with whatever in it the unit responds to made stronger.
 # `convlens.accentuate` writes the change in $1/f$-scaled Fourier space (which favours coarse
 # changes but does not forbid fine ones, as the speckle below shows), starts from the photo itself and uses MACO's random crops. Below, the cat photo accentuated
 # for its top class and for the deepest channel of the figure above, $\lambda =$
@@ -958,6 +1002,12 @@ for k, (before, after, distance) in enumerate(gains.values()):
     lesson.record(f"accent_rms_{k}", distance, ".3f")
 _ = lesson.expect(all(after > before for before, after, _ in gains.values()),
                   "accentuation raises both objectives", gains)
+lesson.record("accent_channel", stats[deep_layer])
+lesson.record("accent_layer", deep_layer)
+(logit_before, _, _), (channel_before, channel_after, _) = gains.values()
+_ = lesson.expect(logit_before > 0 and abs(channel_before) < 0.1 * (channel_after - channel_before),
+                  "the class logit starts positive; the channel starts near 0 on the photo and the ascent adds it",
+                  gains)
 print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
 
 # %% [markdown]
@@ -965,9 +1015,13 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # the channel from {{ accent_before_1 }} to {{ accent_after_1 }}) while the pixels move by a
 # root-mean-square {{ accent_rms_0 }} and {{ accent_rms_1 }} (on pixels in [0, 1]): the cat is
 # still recognisable, but the change is far from invisible, and much of it is fine speckle
-# spread over the whole frame. At this pull $\lambda$ the change maps say little about *where*
-# the unit found something to amplify; a stronger pull or fewer steps keeps the change smaller
-# and more local (exercise 5 is a place to try).
+# spread over the whole frame. For the class logit, already {{ accent_before_0 }} on the
+# photo, the ascent strengthens what is there; channel {{ accent_channel }} of
+# `{{ accent_layer }}` starts at {{ accent_before_1 }} on this photo, so for it the ascent adds
+# a pattern rather than amplifying one. At this pull $\lambda$ the change maps say little
+# about *where* the unit found something to amplify. A stronger pull or fewer steps should keep
+# the change smaller; whether it also becomes more local is worth testing (vary $\lambda$ and
+# the steps).
 #
 # ## Traps
 #
