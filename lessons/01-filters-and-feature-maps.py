@@ -298,8 +298,9 @@ if fig is not None:
     lesson.show(fig, caption)
 
 # %% [markdown]
-# {{ deeper_figure }} In a grid of kernels or a weight matrix, row $o$ is filter $o$ and
-# column $c$ its input channel: look for structure across a *row* (a filter that uses only a
+# {{ deeper_figure }} In a weight matrix, or a grid of full kernels, row $o$ is filter $o$ and
+# column $c$ its input channel (a grid of depthwise kernels has no input axis: each kernel is
+# one channel's, wrapped into rows to save space): look for structure across a *row* (a filter that uses only a
 # few of its inputs) or down a *column* (an input channel that many filters ignore), not for
 # recognisable shapes. A $1\times1$ kernel is a single number, so per-kernel rescaling would
 # turn every one of them into the same flat grey: for pointwise layers the honest picture is
@@ -558,9 +559,10 @@ _ = lesson.expect(spreads["raw"] < spreads["trained"] / 2, "folding the BatchNor
 # convolution, sets most of the differences in strength.)
 #
 # The feature maps tell the same story. A random first layer still passes the photo through
-# (any local weighted sum of an image looks like the image), so a first-layer map that looks
-# like the photo is no evidence of learning. Only some trained maps look unlike anything the
-# random layer produces: {{ unlike_photo }}. At the last spatial map the difference shows,
+# (a random filter's weights almost never cancel out, so its output is a blurred copy of the
+# image), so a first-layer map that looks like the photo is no evidence of learning. Only some
+# trained maps are not brightness copies of the photo (a colour-opponent one may still show
+# the scene): {{ unlike_photo }}. At the last spatial map the difference shows,
 # but a fair comparison needs the re-estimated statistics. A freshly initialised BatchNorm
 # normalises with mean 0 and variance 1, not with the statistics of the activations it
 # actually receives, so the uncalibrated random network's deep units drift far from zero: its

@@ -100,6 +100,7 @@ opponent = int(pair_cosine.argmin())
 a, b = divmod(int(pair[opponent]), first.in_channels)
 same_sign = float((response[opponent, a] * response[opponent, b] > 0).float().mean())
 names = "RGB" if first.in_channels == 3 else [str(c) for c in range(first.in_channels)]
+print(f"among the {int(active.sum())} filters of stronger response (at least the median):")
 print(f"filter {cancelling}: maps cancel most, |sum| / sum|maps| = {agreement[cancelling]:.2f}")
 add_parts = response[adding].abs().mean(dim=(1, 2))  # mean |map| per colour
 add_main = int(add_parts.argmax())
@@ -112,6 +113,8 @@ print(f"filter {opponent}: most opposed kernels, {names[a]} and {names[b]} (cosi
 print(f"input range [{x.min():.2f}, {x.max():.2f}]; {float((x < 0).float().mean()):.0%} of "
       "the input values are negative")
 lesson.record("cancel_filter", cancelling)
+lesson.record("n_active", int(active.sum()))
+lesson.record("n_filters", len(active))
 lesson.record("cancel_ratio", agreement[cancelling], ".2f")
 lesson.record("add_filter", adding)
 lesson.record("add_ratio", agreement[adding], ".2f")
@@ -192,10 +195,12 @@ explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 
 # %% [markdown]
 # The decomposition shows *how* a filter builds its response. The rows are chosen by
-# computation. In the top row (filter {{ cancel_filter }}, the filter whose maps cancel most)
+# computation, among the {{ n_active }} of the {{ n_filters }} filters whose response is at
+# least the median (the weaker ones are near silent). In the top row (filter
+# {{ cancel_filter }}, the one among them whose maps cancel most)
 # the colour maps have opposite signs over the same regions: the magnitude of their sum is
 # only {{ cancel_ratio }} of the summed magnitudes, so the feature map keeps what differs
-# between the colours. In the middle row (filter {{ add_filter }}, the filter whose maps cancel
+# between the colours. In the middle row (filter {{ add_filter }}, the one whose maps cancel
 # least) the ratio is {{ add_ratio }}: little cancels. The ratio alone cannot tell maps that
 # add up from a response that fewer channels carry: here the {{ add_main }} map alone holds
 # {{ add_main_share }} of the summed mean magnitudes. A faint map is a channel that

@@ -28,7 +28,8 @@
 # in a **bounded set** (real images live in $[0,1]$): a squashing parameterisation, clamping, a
 # norm penalty, or simply a fixed budget of small steps. Second, the interesting units are
 # **deep**: after many nonlinearities the objective is no longer linear, and the best bounded
-# image is no longer a trivial pattern of signs but a picture of what the unit responds to.
+# image is no longer a trivial pattern of signs; without a prior it is mostly speckle, and the
+# priors are what turn it into a picture of what the unit responds to.
 # Whether that picture *means* something is a separate question, and the second half of this
 # page gives two ways to test it.
 #
@@ -333,8 +334,8 @@ _ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form o
 # ## Deeper units: where it means something
 #
 # Deeper, the objective passes through many nonlinearities and is no longer linear: which
-# pixels should be bright depends on the other pixels, and the best bounded image is a
-# structured picture.
+# pixels should be bright depends on the other pixels, and the best bounded image is no longer
+# a tiled sign pattern. Without priors it is mostly high-frequency speckle (next section).
 #
 # One practical catch first. The lesson's `last_spatial` layer is, on this model, the output of
 # the last batch norm *with its ReLU6*, which clips at 0 and 6. A channel that is 0 for the
@@ -946,8 +947,9 @@ _ = lesson.expect(similarities[10.0] < similarities[0.0], "the diversity term lo
 # it, their Gram matrices are pushed apart (cosine similarity {{ gram_without }} without,
 # {{ gram_with }} with), at a cost in activation that the titles show: at this weight the
 # term can win over the objective, and a picture whose objective ended low or negative (the
-# titles) may not show the channel. The same caution applies to the pictures of the channel
-# figures above whose objective ended at or below zero: {{ low_depth }}. Different pictures
+# titles) may not show the channel. (A title's objective is measured on random crops: in the
+# channel figures above, {{ low_depth }} ended at or below zero there; fed whole, those
+# pictures are judged by the gains over the pool, the better test.) Different pictures
 # of one channel hint that it responds to more than one thing only when each of them still
 # raises it; the dataset examples are where to confirm it.
 #
@@ -961,7 +963,8 @@ _ = lesson.expect(similarities[10.0] < similarities[0.0], "the diversity term lo
 # The aim is the photo with whatever in it the unit responds to made stronger.
 # `convlens.accentuate` writes the change in $1/f$-scaled Fourier space (which favours coarse
 # changes but does not forbid fine ones, as the speckle below shows), starts from the photo itself and uses MACO's random crops. Below, the cat photo accentuated
-# for its top class and for the deepest channel of the figure above, $\lambda =$
+# at 160×160 pixels for its top class at that size (which need not be its top class at the
+# size used above) and for the deepest channel of the figure above, $\lambda =$
 # {{ accent_strength }}, {{ accent_steps }} steps.
 
 # %%
@@ -1015,10 +1018,9 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # the channel from {{ accent_before_1 }} to {{ accent_after_1 }}) while the pixels move by a
 # root-mean-square {{ accent_rms_0 }} and {{ accent_rms_1 }} (on pixels in [0, 1]): the cat is
 # still recognisable, but the change is far from invisible, and much of it is fine speckle
-# spread over the whole frame. For the class logit, already {{ accent_before_0 }} on the
-# photo, the ascent strengthens what is there; channel {{ accent_channel }} of
-# `{{ accent_layer }}` starts at {{ accent_before_1 }} on this photo, so for it the ascent adds
-# a pattern rather than amplifying one. At this pull $\lambda$ the change maps say little
+# spread over the whole frame, so these maps do not tell amplifying what is there from adding
+# something new. (Channel {{ accent_channel }} of `{{ accent_layer }}` starts at
+# {{ accent_before_1 }} on this photo: for it there was little to amplify.) At this pull $\lambda$ the change maps say little
 # about *where* the unit found something to amplify. A stronger pull or fewer steps should keep
 # the change smaller; whether it also becomes more local is worth testing (vary $\lambda$ and
 # the steps).
@@ -1053,7 +1055,7 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # it meets: Geirhos et al. 2024 change a network so that its pictures show anything they like
 # while its behaviour on natural images is unchanged. Put the dataset examples beside every
 # picture, report the objective, and treat transfer and the processing-path check as
-# necessary, not sufficient.</p></div>
+# evidence, neither necessary nor sufficient.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
 # <p>In train mode batch norm normalises with the statistics of the batch being optimised,

@@ -22,7 +22,8 @@
 # part of the image and see whether the answer changes. Slide a square patch of constant colour
 # over the photo; at each position, run the network and record how much the score of the class
 # drops. Where hiding the pixels costs a lot of score, the network was relying on them; where
-# nothing happens, it was not. Zeiler & Fergus (2014) used this to check that their network
+# nothing happens, that window alone was not needed: the evidence may be elsewhere, or spread
+# over many windows (see "When the map is weak"). Zeiler & Fergus (2014) used this to check that their network
 # really looked at the dog's face rather than at the background, and the map it produces is a
 # picture of the model's behaviour under a real change of the input (not a derivative, as in
 # [saliency maps](06-saliency-and-smoothgrad.ipynb)).
@@ -542,8 +543,8 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # %% [markdown]
 # **What batching buys.** A forward pass has a fixed cost (Python, dispatching a few hundred
 # operators, reading the weights from memory) and a cost per image. One image per pass pays the
-# fixed cost 9409 times; batches of 16 pay it 589 times. Batching saves that fixed cost and
-# nothing else: the arithmetic per image is the same. How much it saves depends on the
+# fixed cost 9409 times; batches of 16 pay it 589 times. Batching saves that fixed cost (and
+# lets larger matrix products run more efficiently); the arithmetic per image is the same. How much it saves depends on the
 # machine. On a GPU, where launching the kernels for one small image costs more than
 # computing them, batching should matter most (expected, not measured here: no GPU was
 # available to this project); on the CPU that built this page batched passes
@@ -589,8 +590,9 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # <div class="admonition warning"><p class="admonition-title">Trap: a misaligned overlay</p>
 # <p>The map has $H'$ cells, not $H$: cell $(i, j)$ belongs to the window starting at
 # $(is, js)$. Stretching the small map over the whole image (<code>extent=(0, W, H, 0)</code>)
-# shifts everything by half a window towards the corners. Centre each cell on its window, or
-# upsample with that offset.</p></div>
+# stretches it outward: the centre stays in place, and the cells near the edges land up to
+# $(w - s)/2$ pixels too far out. Centre each cell on its window, or upsample with that
+# offset.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: the uncovered border</p>
 # <p>When $(H - w)$ is not a multiple of the stride, the last rows and columns are never

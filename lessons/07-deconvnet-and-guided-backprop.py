@@ -30,13 +30,14 @@
 # for both: the unit was active *and* the signal arriving from above is positive.
 #
 # That one change has large consequences. Only the positive part of the signal passes each
-# rectifier on the way down, so less of it cancels further down (a likely reason, not measured
-# here, for the deconvnet's much larger values). (The maps still have both signs: what leaves
+# rectifier on the way down, and the deconvnet passes it through units that were off in the
+# forward pass as well (its values grow far larger than the gradient's, measured below). (The
+# maps still have both signs: what leaves
 # the lowest rectifier is non-negative, but the first convolution, below it, has weights of
 # both signs.) The price is that the maps are no longer the derivative of anything:
 # they stop answering "how would the score change", and, as we will measure, on this course's
 # model one of them does not depend on the photo at all, and for the {{ n_spread }} classes we
-# compare on one image, neither depends much on the class.
+# compare on one image, the class changes neither of them much.
 # With $s$ the ReLU's forward input and $g$ the gradient arriving at its output, the three
 # backward rules are
 #
@@ -222,6 +223,10 @@ if rules_apply:
         print(f"{name:16s} {a.abs().max().item():9.3g}   {positive[name]:10.1%}")
     ratio = (maps["deconvnet"].abs().max() / maps["gradient"].abs().max()).item()
     lesson.record("deconv_ratio", ratio, ".0f")
+    guided_ratio = (maps["guided backprop"].abs().max() / maps["gradient"].abs().max()).item()
+    lesson.record("guided_ratio", guided_ratio, ".1f")
+    lesson.expect(guided_ratio < ratio / 4, "guided backprop's raw values, though it also keeps "
+                  "only positive parts, stay far below the deconvnet's", (guided_ratio, ratio))
     lesson.record("deconv_positive", positive["deconvnet"], ".0%")
     lesson.record("guided_positive", positive["guided backprop"], ".0%")
     lesson.expect(ratio > 10, "the deconvnet's raw values are far larger than the gradient's",
@@ -271,15 +276,17 @@ if rules_apply:
                   "the pattern repeats at half the total stride at least as well as at the "
                   "full stride", shifts)
 else:
-    skip("deconv_ratio", "deconv_positive", "guided_positive", "n_strided", "total_stride",
-         "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one", "grid_across_half",
+    skip("deconv_ratio", "guided_ratio", "deconv_positive", "guided_positive", "n_strided",
+         "total_stride", "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one", "grid_across_half",
          "grid_across_full", "grid_across_one")
 
 # %% [markdown]
 # The gradient is the familiar speckle of [the saliency lesson](06-saliency-and-smoothgrad.ipynb).
-# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's. A likely
-# reason, which we do not measure: only the positive part of the signal passes each
-# rectifier, so less of it cancels in the convolutions below.
+# The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's. Guided
+# backprop, which also keeps only positive parts, reaches {{ guided_ratio }} times: so the
+# positive part alone explains little of the deconvnet's size. The likelier reason, which we
+# do not measure, is the forward gate the deconvnet lacks: its signal also flows through the
+# units that were off.
 # Its signs still mix ({{ deconv_positive }} of its entries are positive, {{ guided_positive }}
 # of guided backprop's): what leaves the lowest rectifier is non-negative, but the first
 # convolution (and its BatchNorm scale) has weights of both signs.
@@ -883,7 +890,8 @@ else:
 # {{ n_spread_pairs }} pairs correlate at {{ deconv_spread_min }} or more for the deconvnet
 # and {{ guided_spread_min }} or more for guided backprop. On this model and this image,
 # then, the deconvnet does not depend on the photo and barely on the class; guided backprop
-# barely on the class.
+# depends on the class only weakly, most for the two objects in the image (signed
+# correlation {{ guided_class_corr }} above).
 #
 # Nie et al. 2018 explain the guided-backprop half of this: dropping the negative signals at
 # every rectifier while gating by the forward pass makes it perform a partial **image
@@ -945,10 +953,11 @@ else:
 # while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check:
 # their pictures are made by the lower layers (and, for guided backprop, the input), not by
 # what the top of the network learned. On this model, then, neither method's picture of the
-# cat photo changes when the classifier is randomised, and neither changes much with the
-# class on the two-object image (signed maps of {{ n_spread }} classes correlate at
-# {{ deconv_spread_min }} or more for the deconvnet, {{ guided_spread_min }} or more for guided
-# backprop): read them as views of the input structures that the
+# cat photo changes when the classifier is randomised, and the class changes them little on
+# the two-object image (signed maps of {{ n_spread }} classes spread over the ranking correlate
+# at {{ deconv_spread_min }} or more for the deconvnet, {{ guided_spread_min }} or more for
+# guided backprop; guided backprop's maps of the two objects in it, {{ guided_class_corr }}):
+# read them as views of the input structures that the
 # convolutional layers respond to (for the deconvnet without max-pooling, not even that: an
 # imprint of the weights), not as answers to "why this class?".
 #

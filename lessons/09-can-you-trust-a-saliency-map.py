@@ -452,7 +452,8 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 # - The deconvnet fails at the first step (ρ = {{ rho_top_deconvnet }}) and then changes
 #   completely (ρ = {{ rho_third_deconvnet }} once everything down to {{ third_step }} is
 #   random). That is no sign that it explains the decision: on this model its map is an
-#   imprint of the weights (lesson 07), so it changes whenever the weights do. Averaged over
+#   imprint of the convolution weights (lesson 07), so it changes when they do, not when only
+#   the classifier does (the first step). Averaged over
 #   the cascade its ρ would be {{ rho_mean_deconvnet }}, close to Integrated Gradients'
 #   {{ rho_mean_ig }}, which is why this page reports every step and never the mean.
 # - The two baselines ignore the network and stay at exactly 1: a "perfect" score on this
@@ -482,7 +483,8 @@ for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
     lesson.record(f"rho_last_{key}", rho_step[name][-1], fmt="{:.2f}")
 lesson.record("sanity_failures", ", ".join(unchanged) or "none")
 lesson.record("sanity_answer",
-              f"On {ctx.name}, not for {', '.join(unchanged)}: they survive a random "
+              f"On {ctx.name} and this photo (one random draw), not for "
+              f"{', '.join(unchanged)}: they survive a random "
               "classifier, so what they draw does not come from the decision." if unchanged else
               "On this model no method stays unchanged (ρ > 0.8) when the classifier is "
               "re-initialised, so none fails this test at its first step.")
@@ -697,7 +699,7 @@ _ = lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the 
 #   way of removing pixels, and must be reported with it.
 # - **Insertion.** The blurred photo already scores p = {{ blurred_p }}; putting back the first
 #   1/{{ curve_steps }} of the pixels *lowers* the score for {{ insertion_dips }} of the
-#   {{ n_every }} maps (sharp specks in a blurred image are unnatural too). At the top:
+#   {{ n_every }} maps (why, this page does not test). At the top:
 #   {{ insertion_tied }}; the next, {{ insertion_next }}, is more than {{ tie_margin }} behind.
 #   The maps above the random map's {{ insertion_random }} by more than {{ tie_margin }} are
 #   {{ beats_random_insertion }}.
@@ -892,7 +894,8 @@ lesson.show(fig, f"The first {len(shown_truth)} images of the ground-truth set w
 # On these images the shape's square patch, a {{ ev_patch_share }} share of the pixels, is the
 # only place that can tell the classes apart. A map of the class score may still give some
 # weight to the clutter (it moves every class's score), but a map that points away from the
-# patch, or puts most of its mass elsewhere, is not showing what decided the class. Three
+# patch, or puts no more of its mass on it than a uniform map would, is not showing what
+# decided the class. Three
 # measurements follow from that:
 #
 # - **pointing**: does the map's maximum lie on the patch (no tolerance)?
@@ -1132,8 +1135,8 @@ _ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and rho_top.get("guided Grad-CAM", 0
 # unchanged, and {{ ev_third }} follows close behind at {{ ev_third_rho }}, on
 # {{ ev_random_images }} images and one random draw. The gradient keeps
 # {{ ev_rho_top_gradient }}; this classifier has only four outputs, so a random replacement
-# is a different mixture of the same 64 features, which may be why the maps of the gradient
-# family keep part of their picture. Against the course model (ρ there → here),
+# is a different mixture of the same 64 features, which may be why these maps keep part of
+# their picture (a guess, not tested here). Against the course model (ρ there → here),
 # {{ ev_flip }} falls most, from unchanged to changed; Grad-CAM falls too
 # ({{ rho_top_gradcam }} → {{ ev_rho_top_gradcam }}), and {{ ev_rise }} rises most. Why
 # Grad-CAM keeps part of its map on the course model and not here is not tested on this page;
@@ -1356,8 +1359,8 @@ _ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing
 #    this photo, and do the deletion and insertion areas of Integrated Gradients change?
 # 3. Repeat the randomisation with `order="independent"`: re-initialise one block at a time,
 #    the others trained. Which block does guided backprop depend on?
-# 4. Make the pointing game harder: tolerance 0, and only the textured backgrounds. Does the
-#    centre map still keep up?
+# 4. Make the pointing game harder: tolerance 0, and only the textured backgrounds. How does
+#    the gap between the centre map and the methods change?
 # 5. Run the lesson on another model (`nox -s site -- --model resnet18` where its weights are
 #    available, or `--model evidence_net`) and compare the table. Which sentences of this page
 #    does the build flag?
