@@ -196,7 +196,7 @@ explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 # %% [markdown]
 # The decomposition shows *how* a filter builds its response. The rows are chosen by
 # computation, among the {{ n_active }} of the {{ n_filters }} filters whose response is at
-# least the median (the weaker ones are near silent). In the top row (filter
+# least the median (ranked by the raw response, before the BatchNorm). In the top row (filter
 # {{ cancel_filter }}, the one among them whose maps cancel most)
 # the colour maps have opposite signs over the same regions: the magnitude of their sum is
 # only {{ cancel_ratio }} of the summed magnitudes, so the feature map keeps what differs

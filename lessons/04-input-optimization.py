@@ -1019,9 +1019,11 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # root-mean-square {{ accent_rms_0 }} and {{ accent_rms_1 }} (on pixels in [0, 1]): the cat is
 # still recognisable, but the change is far from invisible, and much of it is fine speckle
 # spread over the whole frame, so these maps do not tell amplifying what is there from adding
-# something new. (Channel {{ accent_channel }} of `{{ accent_layer }}` starts at
-# {{ accent_before_1 }} on this photo: for it there was little to amplify.) At this pull $\lambda$ the change maps say little
-# about *where* the unit found something to amplify. A stronger pull or fewer steps should keep
+# something new. (Channel {{ accent_channel }} of `{{ accent_layer }}` starts at a mean of
+# {{ accent_before_1 }} on this photo; a mean near zero does not say whether any position
+# responds.) At this pull $\lambda$ the change maps may outline a few features, but most of
+# the change is speckle over the whole frame, so they cannot separate what was amplified from
+# what was added. A stronger pull or fewer steps should keep
 # the change smaller; whether it also becomes more local is worth testing (vary $\lambda$ and
 # the steps).
 #

@@ -37,7 +37,8 @@
 # both signs.) The price is that the maps are no longer the derivative of anything:
 # they stop answering "how would the score change", and, as we will measure, on this course's
 # model one of them does not depend on the photo at all, and for the {{ n_spread }} classes we
-# compare on one image, the class changes neither of them much.
+# compare on one image, the class changes their pattern little (though guided backprop moves
+# part of its mass towards the object asked for).
 # With $s$ the ReLU's forward input and $g$ the gradient arriving at its output, the three
 # backward rules are
 #
@@ -297,9 +298,9 @@ else:
 # (vertically neighbouring pixels tend to have opposite signs). Shifted right, the same
 # correlations are {{ grid_across_half }}, {{ grid_across_full }} and {{ grid_across_one }}
 # (horizontal neighbours are not anticorrelated).
-# So the pattern repeats every {{ half_stride }} pixels, in both directions, at least as
-# closely as every {{ total_stride }}, the network's total stride: the grid we see has the
-# finer period. Guided backprop, whose rule also keeps the forward pass's gate
+# So, in both directions, the pattern repeats at a shift of {{ half_stride }} pixels at least
+# as closely as at {{ total_stride }}, the network's total stride; shorter shifts were not
+# tested, so its period may be finer still. Guided backprop, whose rule also keeps the forward pass's gate
 # $\mathbf 1\{s>0\}$ (the deconvnet keeps no gate at all), does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
 # completely different photo, the coffee cup, with the same class:
 
@@ -890,8 +891,10 @@ else:
 # {{ n_spread_pairs }} pairs correlate at {{ deconv_spread_min }} or more for the deconvnet
 # and {{ guided_spread_min }} or more for guided backprop. On this model and this image,
 # then, the deconvnet does not depend on the photo and barely on the class; guided backprop
-# depends on the class only weakly, most for the two objects in the image (signed
-# correlation {{ guided_class_corr }} above).
+# keeps its pattern across classes (signed correlation {{ guided_class_corr }} for the two
+# objects in the image), but asking for the cup moves part of its mass there
+# ({{ guided_right_cat }} → {{ guided_right_cup }} of it in the right half): it follows the
+# class in where it is bright more than in its pattern of edges.
 #
 # Nie et al. 2018 explain the guided-backprop half of this: dropping the negative signals at
 # every rectifier while gating by the forward pass makes it perform a partial **image
@@ -953,8 +956,8 @@ else:
 # while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check:
 # their pictures are made by the lower layers (and, for guided backprop, the input), not by
 # what the top of the network learned. On this model, then, neither method's picture of the
-# cat photo changes when the classifier is randomised, and the class changes them little on
-# the two-object image (signed maps of {{ n_spread }} classes spread over the ranking correlate
+# cat photo changes when the classifier is randomised, and the class changes their pattern
+# little on the two-object image (signed maps of {{ n_spread }} classes spread over the ranking correlate
 # at {{ deconv_spread_min }} or more for the deconvnet, {{ guided_spread_min }} or more for
 # guided backprop; guided backprop's maps of the two objects in it, {{ guided_class_corr }}):
 # read them as views of the input structures that the

@@ -1146,7 +1146,8 @@ _ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and rho_top.get("guided Grad-CAM", 0
 # %% [markdown]
 # ## Two tables
 #
-# Every number above in one place. First the course model, {{ model_name }}: deletion to 0
+# The main numbers above in one place (deletion to a blur, insertion and SSIM are in the
+# outputs and figures above). First the course model, {{ model_name }}: deletion to 0
 # and ROAD on the one photo (no interval), the pointing game over its
 # {{ pointing_explanations }} usable explanations (a star: tied with the best), and Spearman's
 # ρ of |map| after each of the {{ cascade_steps }} steps of the cascade (near 0: the map
@@ -1194,7 +1195,9 @@ if get_ipython() is None:
 # their values: on {{ model_name }} the areas within {{ tie_margin }} of the best and the
 # pointing game's bootstrap ties, on `evidence_net` its bootstrap ties. The randomisation step
 # has no tie rule (one photo, or {{ ev_random_images }} images, and one random draw): its row
-# lists the three lowest ρ, the maps that changed most.
+# lists the three lowest ρ, the maps that changed most. The two sides were not measured
+# alike (pointing with a tolerance on one and none on the other; deletion over one photo or
+# many images), so a low correlation may come from the protocol as much as from the network.
 
 # %%
 common = [n for n in METHODS if n in EV_METHODS]
