@@ -120,6 +120,42 @@ lesson.show(fig, f"First-layer filters of {ctx.layers['first_conv']}, each resca
 # $11\times11$ Gabor-like filters come from a much larger first kernel (Krizhevsky et al. 2012),
 # and at $3\times3$ an "edge" is only three pixels long.
 #
+# A larger kernel has room for longer patterns. `evidence_net`, the small network with a known
+# answer that lessons 07 and 09 use, starts with a {{ ev_kernel }}×{{ ev_kernel }}
+# convolution. The build trains it on synthetic 64×64 images (one small shape placed on
+# clutter, `convlens.images.evidence_set`), not on photos, so its filters are tuned to those
+# images. Its batch norm is folded into the weights, so these are the filters it applies:
+
+# %%
+evidence = lesson.load_model("evidence_net")
+w_evidence = evidence.model.features[0].weight.detach().cpu()
+lesson.record("ev_kernel", w_evidence.shape[-1])
+fig = plot.filters_rgb(w_evidence, ncols=16)
+lesson.show(fig, f"The {w_evidence.shape[0]} first-layer filters of evidence_net, "
+                 f"{w_evidence.shape[-1]}×{w_evidence.shape[-1]}×3, each rescaled on its own "
+                 "to [0, 1].", model="evidence_net")
+start = convlens.evidence_net.untrained().features[0].weight.detach().flatten(1)
+kept = torch.nn.functional.cosine_similarity(w_evidence.flatten(1), start)
+unrelated = torch.nn.functional.cosine_similarity(start, start.roll(1, 0)).abs().mean()
+print(f"cosine of each trained filter with its own starting filter: {kept.min():.2f} to "
+      f"{kept.max():.2f}; of two different starting filters: {unrelated:.2f} on average")
+lesson.record("ev_cos_low", kept.min().item(), ".2f")
+lesson.record("ev_cos_high", kept.max().item(), ".2f")
+lesson.record("ev_cos_unrelated", unrelated.item(), ".2f")
+training = convlens.evidence_net.HYPERPARAMETERS
+lesson.record("ev_training", f"{training['steps']} steps of {training['batch']} images of "
+                             f"{len(evidence.labels)} classes of shapes")
+lesson.expect(kept.min() > 0.5 and unrelated < 0.3, "each of evidence_net's trained first-layer "
+              "filters still points mostly along its random start", kept)
+
+# %% [markdown]
+# No Gabor filters: these look like coloured noise, and they are still close to the random
+# filters they started from. The cosine between each trained filter and its own start is
+# {{ ev_cos_low }} to {{ ev_cos_high }} (two different random filters: {{ ev_cos_unrelated }}),
+# so training moved them only part of the way. A large kernel makes room for long edges;
+# whether they appear depends on the data and the training (AlexNet's came from 1.2 million
+# photos, these from {{ ev_training }}).
+#
 # ## Each channel of a filter as a heat map
 #
 # A colour patch mixes three kernels into one picture. Drawing the red, green and blue kernels
@@ -465,16 +501,17 @@ _ = lesson.expect(blank_on < 1e-3 * blank_maps.numel(), "on a blank image nearly
 # {{ pool_inner }} of its {{ n_pool }} photos, but by very different amounts: the ratio of
 # inside to ring runs from {{ ratio_low }} ({{ ratio_low_name }}, a near-tie) to
 # {{ ratio_high }} ({{ ratio_high_name }}). Gravel and brick, close-ups of a texture with no
-# object in them, reach {{ gravel_ratio }} and {{ brick_ratio }}, more than the cat photo
-# ({{ chelsea_ratio }}); grass, the third texture, is close to a tie ({{ grass_ratio }}). So
+# object in them, reach {{ gravel_ratio }} and {{ brick_ratio }}, more than the pool's cat
+# photo, `chelsea` ({{ chelsea_ratio }}); grass, the third texture, is close to a tie ({{ grass_ratio }}). So
 # an inside that stands out needs no object. One candidate cause, which this lesson does not
 # test, is an edge effect: a unit of the outer ring has part of its field in the padding,
 # where there is nothing to respond to.
 # (A blank image, all of it the mean colour, the value the padding has in the model's input
 # space, is no control here: it switches off all but {{ blank_on }} of the last map's
-# {{ blank_units }} units, so it could show next to no contrast either way.) So the plain mean is no "where is something" map, and which object is brighter says
-# little either: the mean mixes
-# cat channels and cup channels, which is why class-specific maps such as
+# {{ blank_units }} units, so it could show next to no contrast either way.) So an inside that
+# stands out is no evidence of an object, and the plain mean cannot be read as a "where is
+# something" map without a control this page does not have. It also mixes cat channels and
+# cup channels, which is why class-specific maps such as
 # [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
 #
 # ## Trained versus randomly initialised weights
@@ -559,7 +596,7 @@ _ = lesson.expect(spreads["raw"] < spreads["trained"] / 2, "folding the BatchNor
 # convolution, sets most of the differences in strength.)
 #
 # The feature maps tell the same story. A random first layer still passes the photo through
-# (a random filter's weights almost never cancel out, so its output is a blurred copy of the
+# (a random filter's weights almost never cancel out, so its output is a filtered copy of the
 # image), so a first-layer map that looks like the photo is no evidence of learning. Only some
 # trained maps are not brightness copies of the photo (a colour-opponent one may still show
 # the scene): {{ unlike_photo }}. At the last spatial map the difference shows,

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Input optimisation
 #
-# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures with dataset examples beside them, and two checks of what such pictures mean.
+# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures with dataset examples beside them, and two checks of what such pictures mean (one of which cannot tell noise from features).
 #
 # **The question.** "To see what a filter detects, people start from a random image and
 # follow the gradient that raises the mean of that filter's feature map. But for a first-layer
@@ -29,9 +29,10 @@
 # norm penalty, or simply a fixed budget of small steps. Second, the interesting units are
 # **deep**: after many nonlinearities the objective is no longer linear, and the best bounded
 # image is no longer a trivial pattern of signs; without a prior it is mostly speckle, and the
-# priors are what turn it into a picture of what the unit responds to.
-# Whether that picture *means* something is a separate question, and the second half of this
-# page gives two ways to test it.
+# priors make it look like an image.
+# Whether that image then shows what the unit responds to is a separate question. The second
+# half of this page tries two checks; one of them (the processing-path check, run on the same
+# network) turns out unable to tell noise from features.
 #
 # With $a_{c}(x)$ the mean activation of channel $c$ of a layer, and $x = g(\theta)$ an image
 # produced from free parameters $\theta$ (the parameterisation), the method solves
@@ -195,8 +196,8 @@ if sums is not None:
         ax.set_xticks([])
         ax.set_yticks([])
     lesson.show(fig, f"Channel {channel} of {first_name}: the kernel (top) and the sums of its taps "
-                     f"per stride phase (bottom), the only numbers the coefficient map of Figure 1 "
-                     "repeats (red positive, blue negative; each row on one colour scale).")
+                     f"per stride phase (bottom), the only numbers the interior of Figure 1's "
+                     "coefficient map repeats (the rim holds partial sums; red positive, blue negative; each row on one colour scale).")
     lesson.record("n_taps", 3 * k_y * k_x)
     lesson.record("n_sums", 3 * s_y * s_x)
 
@@ -462,9 +463,10 @@ _ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k != "none"
 # spectral component $v$ the optimiser can reach has the photos' amplitude at every frequency
 # (the pixels, through the sigmoid, only approximately); the phase decides only *where* edges
 # and shapes go. At each step the objective is averaged over random crops of the image
-# (resized to the model's input) with a little Gaussian noise, and the gradients that reach
-# each pixel are summed over the steps into an **importance map**, drawn as opacity. Pixels
-# near the border fall in fewer random crops, so they fade in every picture; only differences
+# (each resized back to the picture's size) with a little Gaussian noise, and the gradients
+# that reach each pixel are summed over the steps into an **importance map**, drawn as
+# opacity. Pixels near the border fall in fewer random crops, so they fade in every opacity
+# view; only differences
 # inside the centre say something about the objective.
 #
 # `convlens.natural_statistics.natural_spectrum` estimates $m$, $U$ and $\mu$ from the photos
@@ -536,7 +538,7 @@ lesson.show(fig, f"The amplitude spectrum of the {len(pool)} offline photos ({le
 # The amplitude of the luminance falls roughly like $1/f^{a}$ with $a =$ {{ slope_lum }}
 # between 4 and 40 cycles per image (for large collections of natural photos $a$ is close to 1,
 # Field 1987; our {{ pool_size }} photos, {{ pool_colour }} of them in colour, include textures,
-# a microscope-like retina image and the Hubble deep field, so read it as *their* spectrum, not
+# a retinal fundus photograph and the Hubble deep field, so read it as *their* spectrum, not
 # nature's). With random phases that spectrum gives the cloudy texture in the middle: the
 # picture MACO starts from. The same energy spread evenly over the frequencies is fine grain.
 # Only the phase is free, so the spectral component $v$ keeps the photos' magnitude exactly
@@ -594,6 +596,9 @@ last_linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Lin
 class_passes = lesson.record("class_passes", 64)
 maco_crops = lesson.record("maco_crops", 2)
 maco_steps = lesson.record("maco_steps", class_passes // maco_crops)
+recipe = convlens.feature_visualization.CLASS_RECIPE  # what visualize_class uses (exercise 3)
+lesson.record("recipe_passes", recipe["steps"] * recipe["crops"])
+lesson.record("recipe_size", recipe["image_size"])
 classic = dict(steps=class_passes, image_size=(fv_size, fv_size), normalize=ctx.preprocess.normalize)
 recipes = {
     "plain pixels": lambda c: convlens.maximize_activation(
@@ -697,8 +702,10 @@ for part, columns in enumerate((range(half), range(half, len(classes)))):
 # class for {{ plain_self }} of the plain-pixel pictures and {{ olah_self }} of the Olah-style
 # ones: that is what the ascent optimised, and it says nothing. MACO's pictures reach it for
 # only {{ maco_self }}: at this budget of {{ class_passes }} passes per picture its logits, in
-# the titles, stay far below the other recipes'. Whether more passes would close that gap or
-# MACO's fixed magnitude spectrum caps the logit, this page does not test, so read its row as
+# the titles, stay far below the other recipes'. MACO was optimised through random crops but is
+# scored, like the others, on the whole picture, which the plain ascent optimised directly.
+# Whether that, the budget or MACO's fixed magnitude spectrum explains the gap, this page does
+# not test, so read its row as
 # MACO at {{ class_passes }} passes, not as what MACO gives with the budget of its paper
 # (exercise 3 tries a larger one). For the judges, the plain-pixel pictures are noise: their top-1 rate is
 # {{ plain_top1 }} (averaged over both judges; top-5 {{ plain_top5 }}). The Olah-style pictures
@@ -799,7 +806,8 @@ _ = lesson.expect(float(margins["plain pixels"][-1].mean()) > 0 and wins["plain 
 # in each the channel that is most *selective* on the pool: the largest gap between its
 # strongest position and its mean, in standard deviations. Both rules were fixed before
 # looking at any picture. The objective is the mean of the channel over positions; MACO,
-# {{ channel_steps }} steps of {{ maco_crops }} crops, importance as opacity.
+# {{ channel_steps }} steps of {{ maco_crops }} crops, each picture drawn as optimised and with
+# its importance as opacity.
 
 # %%
 example_pixels = natural_statistics.photo_views([p.image for p in pool], (224, 224), crops=1).float()
@@ -856,13 +864,15 @@ def patch(index, box):
 
 views_per_photo = len(example_inputs) // len(pool)
 for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small net has fewer layers
-    fig, axes = plt.subplots(len(part), 6, figsize=(10.5, 1.95 * len(part) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(part), 7, figsize=(12.2, 1.95 * len(part) + 0.6), squeeze=False)
     for row, name in enumerate(part):
         picture = channel_pictures[name]
-        axes[row, 0].imshow(transparent(picture).permute(1, 2, 0).cpu().numpy())
+        axes[row, 0].imshow(picture.image.permute(1, 2, 0).cpu().numpy())
         axes[row, 0].set_title(f"{name}\nch {stats[name]}: mean {float(picture.history['objective'][-1]):.1f}",
                                fontsize=8)
-        for col, (index, box, value) in enumerate(examples[name], start=1):
+        axes[row, 1].imshow(transparent(picture).permute(1, 2, 0).cpu().numpy())
+        axes[row, 1].set_title("opacity: importance", fontsize=8)
+        for col, (index, box, value) in enumerate(examples[name], start=2):
             axes[row, col].imshow(patch(index, box))
             size = f"{box[2] - box[0]}×{box[3] - box[1]}"
             axes[row, col].set_title(f"{pool[index // views_per_photo].name}, {size}\nunit: {value:.1f}",
@@ -870,8 +880,8 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
-    lesson.show(fig, "Left: the MACO picture of one channel (objective: its mean over positions; opacity: "
-                     "importance). Right: the five pool positions where the channel is strongest (at most one "
+    lesson.show(fig, "Left: the MACO picture of one channel (objective: its mean over positions), as "
+                     "optimised and with its importance map as opacity. Right: the five pool positions where the channel is strongest (at most one "
                      "per view), each shown as the receptive field of that unit, clipped to the view; titles: "
                      "photo, patch size and the unit's activation.")
 
@@ -929,13 +939,14 @@ similarities = {weight: gram_similarity(pictures) for weight, pictures in divers
 fig, axes = plt.subplots(2, 3, figsize=(9, 6.6))
 for row, (weight, pictures) in enumerate(diverse.items()):
     for col, picture in enumerate(pictures):
-        axes[row, col].imshow(transparent(picture).permute(1, 2, 0).cpu().numpy())
+        axes[row, col].imshow(picture.image.permute(1, 2, 0).cpu().numpy())
         axes[row, col].set_title(f"diversity {weight:g}: mean of ch {objective.channel} "
                                  f"{float(picture.history['objective'][-1]):.1f}", fontsize=9)
         axes[row, col].set_xticks([])
         axes[row, col].set_yticks([])
 lesson.show(fig, f"Three MACO pictures of channel {objective.channel} of {diverse_layer} (objective: its mean), "
-                 f"optimised together without (top) and with (bottom) the diversity term; Gram similarity "
+                 f"optimised together without (top) and with (bottom) the diversity term, drawn as optimised (no "
+                 f"opacity); Gram similarity "
                  f"{similarities[0.0]:.2f} and {similarities[10.0]:.2f}.")
 lesson.record("gram_without", similarities[0.0], ".2f")
 lesson.record("gram_with", similarities[10.0], ".2f")
@@ -1056,8 +1067,9 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # (penalties, a parameterisation, a spectrum). It does not say what the unit does on the images
 # it meets: Geirhos et al. 2024 change a network so that its pictures show anything they like
 # while its behaviour on natural images is unchanged. Put the dataset examples beside every
-# picture, report the objective, and treat transfer and the processing-path check as
-# evidence, neither necessary nor sufficient.</p></div>
+# picture, report the objective, and treat transfer as evidence, neither necessary nor
+# sufficient; the processing-path check counts only when it can tell noise from features (on
+# this page it cannot).</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
 # <p>In train mode batch norm normalises with the statistics of the batch being optimised,
@@ -1073,7 +1085,8 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 #    the clamped optimum look like now, and how big is it? (Compare with the
 #    [receptive field](02-receptive-fields.ipynb) of that unit.)
 # 3. Run `convlens.visualize_class(model, c, normalize=ctx.preprocess.normalize)` (the
-#    recommended recipe: more steps and crops than this page can afford) for one class of the
+#    recommended recipe: {{ recipe_passes }} passes at {{ recipe_size }} pixels, against
+#    {{ class_passes }} at {{ fv_size }} here) for one class of the
 #    table that did not transfer. Does it transfer now?
 # 4. Optimise the same deep channel with MACO from five seeds. Which parts of the picture, and
 #    of its importance map, are stable across seeds?

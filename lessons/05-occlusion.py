@@ -145,7 +145,7 @@ lesson.show(fig, f"One 64x64 occluder over the helmet with three fill values in 
 # {{ ms_per_position }}, so stride 2 would take about {{ predicted_stride2 }}.
 # The lesson draws its main map at stride {{ main_stride }} on {{ main_device }} (stride 2 on
 # a GPU, stride 4 on a CPU: a fixed rule, so that two builds on one machine draw the same
-# picture; the whole lesson must build in two minutes on a 2-core CPU). Predicted at
+# picture). Predicted at
 # {{ predicted_main }}, it took {{ main_seconds }}, {{ main_vs_predicted }} the prediction. An
 # extrapolation from two small maps is a rough guide, not a measurement: on a machine shared
 # with other jobs the time per position moves from one minute to the next, so check the ratio
@@ -547,8 +547,8 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # lets larger matrix products run more efficiently); the arithmetic per image is the same. How much it saves depends on the
 # machine. On a GPU, where launching the kernels for one small image costs more than
 # computing them, batching should matter most (expected, not measured here: no GPU was
-# available to this project); on the CPU that built this page batched passes
-# took {{ batched_ratio }} of the naive loop's time. Treat `batch_size` as a knob to measure
+# available to this project); on the CPU that built this page, in one timed run each, batched
+# passes took {{ batched_ratio }} of the naive loop's time. Treat `batch_size` as a knob to measure
 # on your machine (the default, `None`, was measured on a 2-core CPU: 32 copies per pass for
 # the incremental path, whose copies are small crops, and 16 whole copies; on a GPU the
 # default is 128, a guess not yet measured).
@@ -559,7 +559,10 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # projective field is a small part of a large map; in the last layers it covers most of the
 # map (every output there sees most of the image), so they, and the classifier, run in full
 # for every copy. Against batched passes on the same positions the incremental path took
-# {{ incremental_vs_batched }} of the time, for {{ recomputed }} of the arithmetic. The two
+# {{ incremental_vs_batched }} of the time, for {{ recomputed }} of the arithmetic. Each path was
+# timed once, and on a shared machine one call can take several times longer a minute later,
+# so read these ratios as one sample, not as a property of the methods (the site's Benchmarks
+# page repeats such timings in alternation). Even measured well, the two
 # ratios need not match, because the paths differ in more than the arithmetic: the
 # incremental path also folds each batch norm into the convolution before it, sends the
 # copies of several batches through the classifier together, and pays a larger fixed cost

@@ -450,7 +450,9 @@ units = sum(st.units for st in stats.values())
 lesson.record("separations", ", ".join(f"{separation[d]:+.2f} at `{d}` ({sizes[d][0]}×{sizes[d][1]})"
                                         for d in depths))
 same_size = [d for d in depths[:-1] if sizes[d] == sizes[depths[-1]]]
-lesson.record("same_size", (", nor with coarseness: " + " and ".join(f"`{d}`" for d in same_size)
+lesson.record("n_depths", len(depths))
+lesson.record("second_last_depth", f"`{depths[-2]}`")
+lesson.record("same_size", (", and not from coarseness: " + " and ".join(f"`{d}`" for d in same_size)
                             + f" already {'has' if len(same_size) == 1 else 'have'} the last "
                             f"layer's {sizes[depths[-1]][0]}×{sizes[depths[-1]][1]} resolution")
               if same_size else "")
@@ -466,8 +468,9 @@ _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
 
 # %% [markdown]
 # The printed shares put a number on it: the cat map's share on the cat's half minus the
-# coffee map's is {{ separations }}. On this input the separation appears only at the last
-# layer, not gradually with depth{{ same_size }}. Why the earlier depths separate so poorly is
+# coffee map's is {{ separations }}. Of the {{ n_depths }} depths measured, only the last
+# separates the two maps: on this input the separation arises after {{ second_last_depth }},
+# in layers not measured one by one here{{ same_size }}. Why the earlier depths separate so poorly is
 # not measured here. One possible part of the reason: every depth but the last reads gradients
 # that have passed back through later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes
 # none (on this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at

@@ -340,3 +340,58 @@ def evaluate_layers(model):
     from convlens.evaluate import layers_top_down
 
     return layers_top_down(model, torch.randn(2, 1, 6, 6))
+
+
+# ---- top-k intersection -----------------------------------------------------------------
+
+
+def test_top_k_intersection_counts_shared_brightest_pixels_by_hand():
+    from convlens.evaluate import top_k_intersection
+
+    a = torch.zeros(2, 1, 4, 5)  # 20 pixels, fraction 0.2 -> the top 4
+    a[0, 0, 0, :4] = torch.tensor([9.0, 8.0, 7.0, 6.0])
+    b = a.clone()
+    b[0, 0, 0, 3] = 0.0          # pixel (0, 3) leaves the top 4 ...
+    b[0, 0, 2, 2] = 5.0          # ... and (2, 2) enters: 3 of 4 kept
+    a[1, 0] = torch.arange(20.0).reshape(4, 5)
+    b[1, 0] = -a[1, 0]           # reversed order: no top pixel shared
+    assert top_k_intersection(a, b, fraction=0.2).tolist() == [0.75, 0.0]
+    assert top_k_intersection(a, a, fraction=0.2).tolist() == [1.0, 1.0]
+
+
+def test_top_k_intersection_sums_channels_and_breaks_ties_by_pixel_order():
+    from convlens.evaluate import top_k_intersection
+
+    signed = torch.tensor([[[[3.0, -1.0]], [[-3.0, 2.0]]]])  # channel sums: [0, 1]
+    brightest_second = torch.tensor([[[0.0, 1.0]]])
+    assert top_k_intersection(signed, brightest_second, fraction=0.5).tolist() == [1.0]
+    flat = torch.ones(1, 2, 2)   # a constant map: its "top" is its first pixels
+    first = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    assert top_k_intersection(flat, first, fraction=0.25).tolist() == [1.0]
+    # k never drops to zero: 1% of 4 pixels is still one pixel
+    assert top_k_intersection(flat, first, fraction=0.01).tolist() == [1.0]
+
+
+def test_top_k_intersection_of_unrelated_maps_is_near_the_fraction():
+    from convlens.evaluate import top_k_intersection
+
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 64, 128, 128, generator=generator)
+    shares = top_k_intersection(a[:, None], b[:, None], fraction=0.1)
+    assert shares.shape == (64,)
+    assert abs(shares.mean().item() - 0.1) < 0.01
+
+
+@pytest.mark.parametrize("second, fraction, message", [
+    (torch.zeros(1, 3, 3), 0.1, "differ in shape"),
+    (torch.zeros(1, 4, 4), 0.0, "fraction must be"),
+    (torch.zeros(1, 4, 4), 1.5, "fraction must be"),
+    (torch.full((1, 4, 4), float("nan")), 0.1, "NaN"),
+])
+def test_top_k_intersection_rejects_bad_input(second, fraction, message):
+    from convlens.evaluate import top_k_intersection
+
+    with pytest.raises(ValueError, match=message):
+        top_k_intersection(torch.zeros(1, 4, 4), second, fraction=fraction)
+    with pytest.raises(TypeError, match="first must be a torch.Tensor"):
+        top_k_intersection(np.zeros((1, 4, 4)), torch.zeros(1, 4, 4))

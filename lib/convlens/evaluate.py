@@ -39,7 +39,8 @@ the object's box (15 px in TorchRay's implementation, [Fong et al. 2019][ref-fon
 
 **Model randomisation** ([Adebayo et al. 2018][ref-adebayo2018], "Sanity Checks for Saliency
 Maps"): re-initialise the network's layers from the output down and measure how
-similar the maps stay (Spearman rank correlation, SSIM: [Wang et al. 2004][ref-wang2004]). A map that barely changes when the
+similar the maps stay (Spearman rank correlation, SSIM: [Wang et al. 2004][ref-wang2004];
+the top-k intersection of [Ghorbani et al. 2019][ref-ghorbani2019] for the brightest pixels). A map that barely changes when the
 weights that produce the prediction are destroyed cannot be explaining the prediction.
 """
 
@@ -62,7 +63,7 @@ from .path_integral import path_baseline
 __all__ = ["RandomizationResult", "auc", "bootstrap_means", "deletion_curve", "evidence_mass",
            "gaussian_blur",
            "impute", "insertion_curve", "layers_top_down", "pointing_game",
-           "randomization_similarity", "road_curve"]
+           "randomization_similarity", "road_curve", "top_k_intersection"]
 
 
 # ---- shared helpers ---------------------------------------------------------------------
@@ -644,6 +645,60 @@ def evidence_mass(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     inside = (positive * mask.to(positive.device)).sum(dim=(1, 2))
     return torch.where(total > 0, inside / total.clamp_min(1e-300),
                        torch.full_like(total, float("nan")))
+
+
+def top_k_intersection(first: torch.Tensor, second: torch.Tensor,
+                       fraction: float = 0.05) -> torch.Tensor:
+    r"""The share of one map's top pixels that are also the other map's top pixels.
+
+    [Ghorbani, Abid & Zou 2019][ref-ghorbani2019] ("Interpretation of Neural Networks Is
+    Fragile") compare two maps by their $k$ most important pixels. With $T_k(a)$ the $k$
+    pixels of largest value in map $a$ and $k = \max(1, \mathrm{round}(\text{fraction} \cdot
+    P))$ of $P$ pixels,
+
+    $$ \mathrm{intersection} = \frac{|T_k(a) \cap T_k(b)|}{k}, $$
+
+    so 1 means the same brightest pixels and two unrelated maps score about `fraction`.
+    A rank correlation over all pixels is moved by the many faint ones; this looks only at
+    the bright ones. Ties are broken by pixel order (row by row), so a constant map's top
+    pixels are its first $k$. To compare magnitudes, pass absolute values.
+
+    Args:
+        first: maps `[N, C, H, W]` (summed over channels first) or `[N, H, W]`.
+        second: maps of the same shape as `first`.
+        fraction: the share of pixels that counts as the top, in (0, 1].
+
+    Returns:
+        `[N]` shares in [0, 1] (float64).
+
+    Raises:
+        TypeError: a map is not a real tensor.
+        ValueError: the maps differ in shape or hold NaN values, or `fraction` is not in
+            (0, 1].
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> a = torch.arange(16.0).reshape(1, 4, 4)   # brightest: the last row
+        >>> b = a.clone(); b[0, 3, 0] = -1.0           # one of those four swapped out
+        >>> evaluate.top_k_intersection(a, b, fraction=0.25).tolist()
+        [0.75]
+    """
+    a, b = _pixel_map(first, name="first"), _pixel_map(second, name="second")
+    if a.shape != b.shape:
+        raise ValueError(f"the maps differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    if torch.isnan(a).any() or torch.isnan(b).any():
+        raise ValueError("a map holds NaN values")
+    n, pixels = a.shape[0], a[0].numel()
+    k = max(1, round(fraction * pixels))
+    top = [m.reshape(n, -1).double().sort(dim=1, descending=True, stable=True).indices[:, :k]
+           for m in (a, b)]
+    chosen = torch.zeros(n, pixels, dtype=torch.bool, device=a.device)
+    chosen.scatter_(1, top[0], True)
+    return chosen.gather(1, top[1].to(a.device)).sum(1).double() / k
 
 
 # ---- how sure is a mean over images? -------------------------------------------------------

@@ -55,7 +55,7 @@ from torch import nn
 
 from . import images
 
-__all__ = ["CLASSES", "HYPERPARAMETERS", "MEAN", "SIZE", "STD", "EvidenceNet", "content_key",
+__all__ = ["CLASSES", "HYPERPARAMETERS", "MEAN", "SIZE", "STD", "EvidenceNet", "content_key", "untrained",
            "load_trained", "normalize", "train", "weights_file"]
 
 CLASSES: tuple[str, ...] = images.EVIDENCE_CLASSES
@@ -273,12 +273,41 @@ def train(hyperparameters: dict | None = None) -> tuple[EvidenceNet, dict]:
         return _train(h)
 
 
+def untrained(hyperparameters: dict | None = None) -> EvidenceNet:
+    """The network as [`train`][convlens.evidence_net.train] starts it: the training form
+    (with BatchNorms), initialised from the `seed`; the global RNG is left as found.
+
+    Args:
+        hyperparameters: a dict with every key of
+            [`HYPERPARAMETERS`][convlens.evidence_net.HYPERPARAMETERS] (None: those).
+
+    Returns:
+        The initialised [`EvidenceNet`][convlens.evidence_net.EvidenceNet], in train mode.
+
+    Raises no exception of its own.
+
+    Examples:
+        Two calls give the same weights, so a trained filter can be compared with where it
+        started:
+
+        >>> import torch
+        >>> from convlens import evidence_net
+        >>> first, second = evidence_net.untrained(), evidence_net.untrained()
+        >>> torch.equal(first.features[0].weight, second.features[0].weight)
+        True
+    """
+    h = dict(HYPERPARAMETERS if hyperparameters is None else hyperparameters)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(h["seed"])
+        return EvidenceNet(h["widths"], h["first_kernel"], len(CLASSES), batch_norm=True)
+
+
 def _train(h: dict) -> tuple[EvidenceNet, dict]:
     start = time.perf_counter()
     x, labels, _ = images.evidence_set(h["train_images"], SIZE,
                                        torch.Generator().manual_seed(h["seed"] + 1))
     x = normalize(x)
-    net = EvidenceNet(h["widths"], h["first_kernel"], len(CLASSES), batch_norm=True)
+    net = untrained(h)
     draw = torch.Generator().manual_seed(h["seed"] + 3)
     optimizer = torch.optim.Adam(net.parameters(), lr=h["learning_rate"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, h["steps"])
