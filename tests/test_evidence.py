@@ -96,6 +96,23 @@ def test_training_is_deterministic_and_leaves_the_global_rng_alone():
     assert 0 <= info["accuracy"] <= 1 and info["key"] == evidence_net.content_key(TINY)
 
 
+def test_training_starts_from_untrained():
+    """With a learning rate of 0 nothing moves but the BatchNorm statistics, and folding
+    scales each filter by a positive number: every trained filter is parallel to its start."""
+    state = torch.random.get_rng_state()
+    start = evidence_net.untrained(TINY)
+    assert torch.equal(torch.random.get_rng_state(), state) and start.training
+    frozen, _ = evidence_net.train({**TINY, "learning_rate": 0.0})
+    for before, after in zip(
+            [m for m in start.features if isinstance(m, torch.nn.Conv2d)],
+            [m for m in frozen.features if isinstance(m, torch.nn.Conv2d)]):
+        cosine = torch.nn.functional.cosine_similarity(before.weight.flatten(1),
+                                                       after.weight.flatten(1))
+        assert torch.allclose(cosine, torch.ones_like(cosine), atol=1e-5)
+    other = evidence_net.untrained({**TINY, "seed": TINY["seed"] + 1})
+    assert not torch.equal(other.features[0].weight, start.features[0].weight)
+
+
 def test_content_key_follows_hyperparameters():
     assert evidence_net.content_key(TINY) != evidence_net.content_key()
     assert evidence_net.content_key() == evidence_net.content_key(
