@@ -739,15 +739,16 @@ lesson.expect(mid_edge < 0.25, "the middle layer's profile falls to a small frac
               "at the edges of the box", mid_edge)
 _, last_side, _, last_rim, last_centre, last_full = effective.get(
     "last_spatial", (None, None, None, float("nan"), None, None))
-lesson.record("last_side", known(last_side))
-lesson.record("last_full", known(last_full))
 lesson.record("last_centre", "n/a" if last_centre is None else
               f"({last_centre[0]:g}, {last_centre[1]:g})")
 lesson.record("image_centre", f"({(H - 1) / 2:g}, {(W - 1) / 2:g})")
-_ = lesson.expect(last_centre is not None and last_full is not None and last_side < last_full
+_ = lesson.expect(last_centre is not None
                   and max(abs(last_centre[0] - (H - 1) / 2), abs(last_centre[1] - (W - 1) / 2)) > 1,
-                  "the last layer's centre unit is not centred on the image, and its 90% square "
-                  "is clipped by the image", (last_centre, last_side, last_full))
+                  "the last layer's centre unit is not centred on the image", last_centre)
+lesson.record("last_clip", "n/a" if last_full is None else
+              f"The square needs {last_full} pixels a side, so the image clips it: inside the image "
+              f"it is {last_side} pixels wide." if last_side < last_full else
+              f"The square, {last_side} pixels a side, fits inside the image.")
 lesson.record("last_rim", known(last_rim, ".0%"))
 _ = lesson.expect(last_rim < 0.75, "the last layer's effective field is uneven: weaker near the "
                   "image's edges than at its peak", last_rim)
@@ -763,9 +764,8 @@ _ = lesson.expect(last_side is not None and last_side >= W // 2,
 # across most of the image, but unevenly. We grow the 90% square around the centre of the
 # unit's field (a choice of the measurement, not something it finds), and that centre,
 # pixel {{ last_centre }}, is not the image's centre, {{ image_centre }}: where a field sits
-# follows from the padding of every strided layer before it (see the traps on padding). The
-# square needs {{ last_full }} pixels a side, so the image clips it: inside the image it is
-# {{ last_side }} pixels wide. And near the left
+# follows from the padding of every strided layer before it (see the traps on padding).
+# {{ last_clip }} And near the left
 # and right edges of the image the column profile is at {{ last_rim }} of its
 # peak. When someone says "this unit has a
 # receptive field of {{ last_rf }} pixels", read it as an upper bound on where its input can

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Input optimisation
 #
-# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures with dataset examples beside them, and two checks of what such pictures mean (one of which cannot tell noise from features).
+# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures with dataset examples beside them, and two checks of what such pictures mean (one of which cannot tell pictures the judges reject from those they accept).
 #
 # **The question.** "To see what a filter detects, people start from a random image and
 # follow the gradient that raises the mean of that filter's feature map. But for a first-layer
@@ -32,7 +32,7 @@
 # priors make it look like an image.
 # Whether that image then shows what the unit responds to is a separate question. The second
 # half of this page tries two checks; one of them (the processing-path check, run on the same
-# network) turns out unable to tell noise from features.
+# network) turns out unable to tell pictures other networks reject from those they accept.
 #
 # With $a_{c}(x)$ the mean activation of channel $c$ of a layer, and $x = g(\theta)$ an image
 # produced from free parameters $\theta$ (the parameterisation), the method solves
@@ -205,7 +205,8 @@ if sums is not None:
 # So for this objective the "best image" is known without any optimisation: each pixel goes as
 # far as it is allowed in the direction of the sign of its coefficient. And it shows *less*
 # than the kernel: the {{ n_taps }} weights collapse into {{ n_sums }} phase sums, of which the
-# best image keeps only the signs. To see a first-layer filter, plot its weights
+# best image under a box bound keeps only the signs (an L2 penalty, below, keeps their values
+# up to scale). To see a first-layer filter, plot its weights
 # ([Filters and feature maps](01-filters-and-feature-maps.ipynb)); the optimised image of its
 # mean shows the signs of sums of its taps, tiled.
 #
@@ -329,8 +330,9 @@ _ = lesson.expect(gap < 0.01, "the L2-penalised ascent reaches the closed-form o
 # panel; with $n =$ {{ n_values }} the formula and the ascent agree to {{ l2_gap }}). That answers the question. The divergence is real but harmless for
 # *looking*: the direction is found at once and more steps only scale it (this is why
 # tutorials that stop after a fixed number of steps never notice). It also shows the limit of
-# the method at the first layer: the picture holds the signs of a few sums of weights, less
-# than a plot of the weights themselves.
+# the method at the first layer: the picture holds at most a few sums of weights (only their
+# signs under a box bound, a sigmoid or Adam's steps), less than a plot of the weights
+# themselves.
 #
 # ## Deeper units: where it means something
 #
@@ -664,11 +666,18 @@ def transfer_rate(name, kind="top1"):
 lesson.record("n_class_pictures", len(classes) * len(class_pictures))
 lesson.record("n_both_top1", int(sum(torch.stack([judged[name, j].top1.bool().cpu() for j in judges]).all(dim=0).sum()
                                      for name in class_pictures)) if imagenet else float("nan"))
+median_rank = {}
 for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MACO", "maco")):
     lesson.record(f"{key}_self", float(self_check[name].top1.float().mean()) if imagenet
                   else float("nan"), ".0%")
     lesson.record(f"{key}_top1", transfer_rate(name), ".0%")
     lesson.record(f"{key}_top5", transfer_rate(name, "topk"), ".0%")
+    median_rank[key] = lesson.record(f"{key}_rank", float(torch.cat(
+        [judged[name, j].rank.cpu() for j in judges]).float().median() + 1) if imagenet
+        else float("nan"), ".0f")
+_ = lesson.expect(not imagenet or median_rank["plain"] < 500,
+                  "the plain-pixel pictures' median rank of the class is better than the middle",
+                  median_rank)
 
 # %%
 def class_figure(columns):
@@ -707,8 +716,11 @@ for part, columns in enumerate((range(half), range(half, len(classes)))):
 # Whether that, the budget or MACO's fixed magnitude spectrum explains the gap, this page does
 # not test, so read its row as
 # MACO at {{ class_passes }} passes, not as what MACO gives with the budget of its paper
-# (exercise 3 tries a larger one). For the judges, the plain-pixel pictures are noise: their top-1 rate is
-# {{ plain_top1 }} (averaged over both judges; top-5 {{ plain_top5 }}). The Olah-style pictures
+# (exercise 3 tries a larger one). The judges rank no plain-pixel picture's class first: the
+# top-1 rate is {{ plain_top1 }} (averaged over both judges; top-5 {{ plain_top5 }}). Their median
+# rank of the class, {{ plain_rank }} of 1000 (Olah-style {{ olah_rank }}, MACO {{ maco_rank }}),
+# is better than the middle, which without a noise baseline this page cannot read either as a
+# trace of the class or as a bias of these classes. The Olah-style pictures
 # reach {{ olah_top1 }} top-1 and {{ olah_top5 }} top-5, MACO's {{ maco_top1 }} and
 # {{ maco_top5 }}. With {{ n_classes }} classes, one picture is {{ one_picture }}
 # of one judge's rate, so differences of a picture or two are noise. A picture that transfers carries something
@@ -785,9 +797,9 @@ _ = lesson.expect(float(margins["plain pixels"][-1].mean()) > 0 and wins["plain 
 # very network the pictures were optimised for. Near the output, a picture that reached a
 # high logit for a class is likely to produce activations close to those of its class photo,
 # so the check can favour whatever pushed the logit hardest: here the plain-pixel pictures,
-# which the judges above see as noise, pass it at least as often as the Olah-style ones
+# which no judge above ranks in its top 5, pass it at least as often as the Olah-style ones
 # ({{ plain_wins }} and {{ olah_wins }} of the four classes). Run this way it cannot tell
-# noise from features. To make it a real test, compute the margins on a
+# pictures the judges reject from pictures they accept. To make it a real test, compute the margins on a
 # judge network's activations (exercise 6) or on pictures of a network trained to deceive it,
 # as Geirhos et al. did.
 
@@ -833,6 +845,14 @@ for name, c in stats.items():
         spectrum=(magnitude, basis), normalize=ctx.preprocess.normalize, generator=seeded())[0]
 examples = {name: convlens.dataset_examples(model, name, c, example_inputs, k=5, max_per_image=1)
             for name, c in stats.items()}
+view = tuple(example_inputs.shape[-2:])
+fields = convlens.receptive_field(model, view)
+clipped = {name: sum((b[3] - b[1], b[2] - b[0]) != tuple(fields[name].size) for _, b, _ in found)
+           for name, found in examples.items()  # boxes cut by the frame: the unit saw padding too
+           if all(s <= v for s, v in zip(fields[name].size, view))}  # fields that fit in a view
+print("patches clipped by the frame, per layer:", clipped)
+lesson.record("clipped_note", "; ".join(f"{n} of the 5 for `{name}`" for name, n in clipped.items() if n)
+              or "none here")
 # the picture's objective (mean over positions) against the pool's best view, both at the picture's size:
 # the 224-pixel views are shrunk to fv_size, as MACO's crops were resized to fv_size while it optimised
 n_pictures = len(channel_pictures)
@@ -887,7 +907,9 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
 
 # %% [markdown]
 # Read each row from right to left. The patches say what the channel responds to in real
-# images; the picture says what pattern raises its *mean over the whole image*, which is why
+# images, with one exception: a patch smaller than the unit's receptive field was cut by the
+# frame, so the unit also saw padding that the patch does not show, and a channel picked for
+# rare strong responses may be answering the border ({{ clipped_note }}). The picture says what pattern raises its *mean over the whole image*, which is why
 # the early channels come out as textures (their units see patches a few pixels wide, and the
 # objective rewards the pattern everywhere) while the deep ones are larger compositions. On
 # its own measure, fed to the network whole and compared with the pool's views shrunk to the
@@ -1068,7 +1090,7 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # it meets: Geirhos et al. 2024 change a network so that its pictures show anything they like
 # while its behaviour on natural images is unchanged. Put the dataset examples beside every
 # picture, report the objective, and treat transfer as evidence, neither necessary nor
-# sufficient; the processing-path check counts only when it can tell noise from features (on
+# sufficient; the processing-path check counts only when it can tell rejected pictures from accepted ones (on
 # this page it cannot).</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>

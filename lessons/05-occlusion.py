@@ -60,6 +60,8 @@ print("model:", ctx.name, "| device:", ctx.device)
 # The astronaut photo holds two objects that are ImageNet classes: a helmet (lower right)
 # and a model of the space shuttle (upper right).
 x = ctx.image("astronaut")  # [1, 3, 224, 224], normalized
+if tuple(x.shape[-2:]) != (224, 224):  # a model with another input size: the window
+    x = ctx.image("astronaut", size=(224, 224))  # arithmetic below is worked out for 224
 for label, p in ctx.top_classes(x, k=3):
     print(f"  {p:6.1%}  {label}")
 helmet = ctx.class_index("football helmet", x)
@@ -222,6 +224,8 @@ lesson.show(fig, f"Occlusion maps (window 32, stride {main_stride}, fill 0 = mea
                  "the window lowers the logit.")
 
 lesson.record("shuttle_prob", torch.softmax(logits, 0)[shuttle], ".2%")
+lesson.record("shuttle_rise", -pair[1].min(), ".2f")
+lesson.record("shuttle_rise_note", "larger than" if -pair[1].min() > pair[1].max() else "below")
 rows, cols = pair.shape[1:]
 for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
                          ("shuttle", shuttle, pair[1], (False, True))):
@@ -234,10 +238,13 @@ for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
 # %% [markdown]
 # Hiding the helmet costs the *football helmet* logit up to {{ helmet_drop }}, and the
 # largest drop lies in the lower-right quarter, where the helmet is. The model gives *space
-# shuttle* little weight here (probability {{ shuttle_prob }}), but its largest drop,
+# shuttle* little weight here (probability {{ shuttle_prob }}). Its largest drop,
 # {{ shuttle_drop }}, lies in the upper-right quarter, the quarter that holds the model
-# shuttle. The two maps put their largest drops in different quarters of the photo, and both
-# came out of one set of forward passes.
+# shuttle, but that quarter also holds hair and background, and the map's largest rise
+# ({{ shuttle_rise }}, a window whose hiding *raises* the logit) is {{ shuttle_rise_note }} it.
+# So for a class this unlikely, the quarter of one cell does not locate the object. The two
+# maps put their largest drops in different quarters of the photo, and both came out of one
+# set of forward passes.
 #
 # ## Stride
 #

@@ -506,9 +506,9 @@ explore.smoothgrad_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
                             samples=(1, 4, 16), label=label_explore, seed=ctx.seed)
 
 # %% [markdown]
-# Read the maps with the right question in mind: SmoothGrad says which pixels the score is
-# sensitive to *on average over a neighbourhood of this photo*, a neighbourhood as wide as the
-# noise. At small noise it is a steadier picture that stays as close to the gradient at $x$
+# Read the maps with the right question in mind: SmoothGrad averages the signed gradients, so
+# it says which pixels the *noise-smoothed* score is sensitive to, over a neighbourhood of this
+# photo as wide as the noise (a pixel whose gradient changes sign there cancels out). At small noise it is a steadier picture that stays as close to the gradient at $x$
 # as the gradient at an invisibly shifted input does (r = {{ away_low_px }} against
 # {{ stab_grad_px }} per pixel); at large noise it is a picture of the model averaged over a
 # wide neighbourhood, which barely correlates with the gradient at $x$ (r = {{ away_high_px }}

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Deconvnet and guided back-propagation
 #
-# **Summary.** Changing how gradients pass through ReLUs, and what these sharper pictures do and do not show.
+# **Summary.** Changing how gradients pass through ReLUs, and what these pictures, sharper in the papers, do and do not show on a real network.
 #
 # **The question.** "Papers show pictures labelled *deconvnet* or *guided backprop* that look
 # much sharper than the grainy input gradient. What do these methods compute that the gradient
@@ -226,14 +226,15 @@ if rules_apply:
     lesson.record("deconv_ratio", ratio, ".0f")
     guided_ratio = (maps["guided backprop"].abs().max() / maps["gradient"].abs().max()).item()
     lesson.record("guided_ratio", guided_ratio, ".1f")
+    lesson.record("gate_ratio", ratio / guided_ratio, ".0f")
     lesson.expect(guided_ratio < ratio / 4, "guided backprop's raw values, though it also keeps "
                   "only positive parts, stay far below the deconvnet's", (guided_ratio, ratio))
     lesson.record("deconv_positive", positive["deconvnet"], ".0%")
     lesson.record("guided_positive", positive["guided backprop"], ".0%")
     lesson.expect(ratio > 10, "the deconvnet's raw values are far larger than the gradient's",
                   ratio)
-    lesson.expect(all(0.3 < share < 0.7 for share in positive.values()),
-                  "all three maps have both signs, each roughly half positive", positive)
+    lesson.expect(all(0.1 < share < 0.9 for share in positive.values()),
+                  "all three maps have both signs, each at least a tenth of its entries", positive)
 
     # Is the deconvnet's picture a grid? Correlate one central window (away from the
     # borders) with the window `shift` pixels further down (across=True: further right). The
@@ -262,50 +263,54 @@ if rules_apply:
     lesson.record("n_strided", len(strided))
     lesson.record("total_stride", jump)
     lesson.record("half_stride", jump // 2)
+    lesson.record("half_stride_less", jump // 2 - 1)
     lesson.record("grid_corr_half", shifts[jump // 2], ".2f")
     lesson.record("grid_corr_full", shifts[jump], ".2f")
-    lesson.record("grid_corr_one", shifts[1], ".2f")
-    lesson.record("grid_corr_two", shifts[2], ".2f")
     lesson.record("grid_across_half", across[jump // 2], ".2f")
     lesson.record("grid_across_full", across[jump], ".2f")
-    lesson.record("grid_across_one", across[1], ".2f")
-    lesson.record("grid_across_two", across[2], ".2f")
-    lesson.expect(min(shifts[jump // 2], shifts[jump]) > 0.9 and shifts[1] < 0,
+    lesson.expect(min(shifts[jump // 2], shifts[jump]) > 0.9,
                   "the deconvnet map repeats itself down the columns at half the network's total "
-                  "stride and at the full stride (correlation > 0.9 at both), and vertically "
-                  "neighbouring pixels are anticorrelated", shifts)
-    lesson.expect(min(across[jump // 2], across[jump]) > 0.9 and across[1] > 0,
-                  "along the rows the map repeats at the same two periods, and horizontally "
-                  "neighbouring pixels are positively correlated", across)
+                  "stride and at the full stride (correlation > 0.9 at both)", shifts)
+    lesson.expect(min(across[jump // 2], across[jump]) > 0.9,
+                  "along the rows the map repeats at the same two periods", across)
+
+    def fine_scale(direction, table):
+        one, two = table[1], table[2]
+        if one < -0.3 and two > 0.5:
+            return (f"{direction} the sign flips from one pixel to the next and largely comes "
+                    f"back at two ({one:.2f}, {two:.2f})")
+        if abs(one) < 0.5 and abs(two) < 0.5:
+            return f"{direction} one and two pixels give weak correlations ({one:.2f}, {two:.2f})"
+        return f"{direction} one and two pixels give {one:.2f} and {two:.2f}"
+
+    lesson.record("fine_scale", fine_scale("Vertically", shifts) + "; "
+                  + fine_scale("horizontally", across) + ".")
     lesson.expect(max(shifts[2], across[2]) < 0.9,
                   "a shift of 2 pixels does not repeat the pattern", (shifts, across))
 else:
     skip("deconv_ratio", "guided_ratio", "deconv_positive", "guided_positive", "n_strided",
-         "total_stride", "half_stride", "grid_corr_half", "grid_corr_full", "grid_corr_one",
-         "grid_corr_two", "grid_across_half", "grid_across_full", "grid_across_one",
-         "grid_across_two")
+         "total_stride", "half_stride", "grid_corr_half", "grid_corr_full", "half_stride_less",
+         "gate_ratio", "grid_across_half", "grid_across_full", "fine_scale")
 
 # %% [markdown]
 # The gradient is the familiar speckle of [the saliency lesson](06-saliency-and-smoothgrad.ipynb).
 # The deconvnet's largest raw value is {{ deconv_ratio }} times the gradient's. Guided
 # backprop, which also keeps only positive parts, reaches {{ guided_ratio }} times: so the
-# positive part alone explains little of the deconvnet's size. The likelier reason, which we
-# do not measure, is the forward gate the deconvnet lacks: its signal also flows through the
-# units that were off.
+# positive part alone explains little of the deconvnet's size. The two rules differ only in
+# the forward gate, which the deconvnet lacks (its signal also flows through the units that
+# were off), and dropping the gate multiplies the largest value by {{ gate_ratio }}.
 # Its signs still mix ({{ deconv_positive }} of its entries are positive, {{ guided_positive }}
 # of guided backprop's): what leaves the lowest rectifier is non-negative, but the first
 # convolution (and its BatchNorm scale) has weights of both signs.
 #
 # The deconvnet's picture is a regular grid with no cat in it. One central window, compared
 # with the window {{ half_stride }} pixels further down, correlates at {{ grid_corr_half }};
-# {{ total_stride }} pixels down, at {{ grid_corr_full }}; one and two pixels down, at
-# {{ grid_corr_one }} and {{ grid_corr_two }} (vertically neighbouring pixels tend to have
-# opposite signs). Shifted right, the same correlations are {{ grid_across_half }},
-# {{ grid_across_full }}, {{ grid_across_one }} and {{ grid_across_two }} (horizontal
-# neighbours are not anticorrelated). So in both directions the pattern repeats closely at
-# shifts of {{ half_stride }} and {{ total_stride }} pixels, the network's total stride, and
-# much less at one or two; shifts in between were not tested, so its period could be shorter
-# than {{ half_stride }}. Guided backprop, whose rule also keeps the forward pass's gate
+# {{ total_stride }} pixels down, at {{ grid_corr_full }}. Shifted right, the same
+# correlations are {{ grid_across_half }} and {{ grid_across_full }}. So in both directions
+# the pattern repeats closely at shifts of {{ half_stride }} and {{ total_stride }} pixels,
+# the network's total stride. At one and two pixels it is another story: {{ fine_scale }}
+# Shifts from 3 to {{ half_stride_less }} were not tested, so the coarse
+# period could be shorter than {{ half_stride }}. Guided backprop, whose rule also keeps the forward pass's gate
 # $\mathbf 1\{s>0\}$ (the deconvnet keeps no gate at all), does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
 # completely different photo, the coffee cup, with the same class:
 
@@ -351,7 +356,7 @@ else:
 # borders where the padding changes it. A pattern that repeats every {{ total_stride }} pixels
 # may also repeat, nearly, every {{ half_stride }}; the correlations above say that it does
 # at both shifts ({{ grid_corr_half }} and {{ grid_corr_full }}), not which layer sets the
-# period. The vertical anticorrelation at one pixel may come from the stride-2 first
+# period. An alternation from one pixel to the next may come from the stride-2 first
 # convolution (compare the checkerboard artefacts of transposed convolutions, Odena, Dumoulin
 # & Olah 2016, [Distill](https://distill.pub/2016/deconv-checkerboard/)); we do not isolate
 # it.
@@ -488,6 +493,10 @@ lesson.record("switch_hits", with_s[2], ".0%")
 lesson.record("noswitch_hits", without_s[2], ".0%")
 lesson.record("guided_hits", switch_table["guided backprop"][2], ".0%")
 lesson.record("gradient_hits", switch_table["gradient"][2], ".0%")
+lesson.record("gradient_mass", switch_table["gradient"][1], ".0%")
+lesson.expect(with_s[1] <= switch_table["gradient"][1] and with_s[2] <= switch_table["gradient"][2],
+              "with switches the deconvnet does not beat the gradient on mass or pointing",
+              (with_s, switch_table["gradient"]))
 lesson.expect(without_s[0] > 0.999 and with_s[0] < 0.5,
               "without switches the deconvnet draws one picture per class; with them, "
               "different images give different maps", (with_s[0], without_s[0]))
@@ -505,7 +514,10 @@ _ = lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1
 # {{ guided_hits }}, the gradient {{ gradient_hits }}). So on a network that pools by maxima,
 # the deconvnet does see the image, through the switches and only through them: every
 # positive signal from above is sent down to the positions that won the max-pooling in this
-# image, and in a network trained to find the shape many of those positions lie on it.
+# image, and in a network trained to find the shape many of those positions lie on it. That
+# makes it see the image, not explain it better: it does not beat the plain gradient here,
+# neither by its mass on the patch ({{ switch_mass }} against {{ gradient_mass }}) nor by
+# pointing.
 # [Lesson 09](09-can-you-trust-a-saliency-map.ipynb) scores every method on this network
 # against the known evidence, on its own draw of evidence images, so its numbers differ
 # somewhat from the ones above.
@@ -741,7 +753,8 @@ print("rectifier_support:", rectifier_support(with_module, (8, 8)), "|",
 hooks_only = my_guided_backprop(functional_net, probe, 0)
 library = convlens.guided_backprop(functional_net, probe, 0)
 print("F.relu net, my hook-only version: largest difference from the module net's",
-      f"{(hooks_only - reference).abs().max().item():.3g}")
+      f"{(hooks_only - reference).abs().max().item():.3g}, against that map's largest value",
+      f"{reference.abs().max().item():.3g}")
 print("F.relu net, convlens.guided_backprop: largest difference",
       f"{(library - reference).abs().max().item():.3g}")
 assert torch.allclose(library, reference) and not torch.allclose(hooks_only, reference)

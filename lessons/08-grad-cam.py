@@ -348,12 +348,13 @@ print(f"chelsea: {pool_pairs.get('chelsea')}, r {chelsea_r:.2f}; pairs at least 
       + ", ".join(f"{name} {pool_pairs[name]} {r:.2f}" for r, name in higher))
 lesson.record("chelsea_pair", " and ".join(f"*{c}*" for c in pool_pairs.get("chelsea", ())))
 lesson.record("chelsea_r", chelsea_r, ".2f")
-lesson.record("n_higher", len(higher))
-lesson.record("higher_pairs", "; ".join(f"*{pool_pairs[name][0]}* and *{pool_pairs[name][1]}* "
-                                         f"({r:.2f})" for r, name in higher) or "none")
-_ = lesson.expect(cat_pair and len(higher) > 0, "chelsea's two most probable classes are two cat "
-                  "classes, and other pairs of the table correlate at least as highly",
-                  (pool_pairs.get("chelsea"), len(higher)))
+lesson.record("related_or_not", ", whether or not the two classes are related" if higher else "")
+lesson.record("higher_note", (
+    f", and {len(higher)} pairs of the table correlate at least as highly: "
+    + "; ".join(f"*{pool_pairs[name][0]}* and *{pool_pairs[name][1]}* ({r:.2f})"
+                for r, name in higher)) if higher else ", higher than any other pair of the table")
+_ = lesson.expect(cat_pair, "chelsea's two most probable classes are two cat classes",
+                  pool_pairs.get("chelsea"))
 similar_pairs = lesson.expect(alike > len(pool_corr) / 2,
                               "on most photos of the pool the two classes' maps correlate "
                               "above 0.7", pool_corr)
@@ -398,9 +399,8 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # the correlation of its map with the top class's map has median {{ median_base }} over the
 # {{ n_base }} photos where both maps are non-zero, and reaches {{ max_base }}. The two most
 # probable classes correlate much more than that (median {{ median_corr }} against
-# {{ median_base }}), whether or not the two classes are related: chelsea's two cat classes,
-# {{ chelsea_pair }}, correlate at {{ chelsea_r }}, and {{ n_higher }} pairs of the table
-# correlate at least as highly: {{ higher_pairs }}. The
+# {{ median_base }}){{ related_or_not }}: chelsea's two cat classes, {{ chelsea_pair }},
+# correlate at {{ chelsea_r }}{{ higher_note }}. The
 # baseline is not a like-for-like control, though: a class ranked in the middle is one the
 # model barely considers, and its map may be weaker and noisier for that reason alone, so
 # part of the gap may come from that rather than from evidence the top two share. A high
@@ -451,14 +451,27 @@ lesson.record("separations", ", ".join(f"{separation[d]:+.2f} at `{d}` ({sizes[d
                                         for d in depths))
 same_size = [d for d in depths[:-1] if sizes[d] == sizes[depths[-1]]]
 lesson.record("n_depths", len(depths))
-lesson.record("second_last_depth", f"`{depths[-2]}`")
+signed = [d for d in depths if convlens.feature_maps(model, pair, d).min() < 0]
+print("depths with negative activations (taken before any activation):", signed)
+lesson.record("depth_kinds", (
+    f"Note what the depths are: {', '.join(f'`{d}`' for d in signed)} hold negative values "
+    f"(outputs taken before any activation) and `{depths[-1]}` does not, so the comparison mixes "
+    "two kinds of map: it measures Grad-CAM on these tensors, not where the network's "
+    "representation separates the classes.") if signed and depths[-1] not in signed else "")
+earlier_best = max(depths[:-1], key=separation.get)
+lesson.record("where_separates", (
+    f"only the last separates the two maps: on this input the separation arises after "
+    f"`{depths[-2]}`, in layers not measured one by one here")
+    if separation[earlier_best] < 0.25 else (
+    f"the last separates the two maps best, and earlier ones at most partly (up to "
+    f"{separation[earlier_best]:+.2f} at `{earlier_best}`)"))
 lesson.record("same_size", (", and not from coarseness: " + " and ".join(f"`{d}`" for d in same_size)
                             + f" already {'has' if len(same_size) == 1 else 'have'} the last "
                             f"layer's {sizes[depths[-1]][0]}×{sizes[depths[-1]][1]} resolution")
               if same_size else "")
-_ = lesson.expect(all(separation[d] < 0.25 for d in depths[:-1]) and separation[depths[-1]] > 0.5,
-                  "the separation appears only at the last depth: every earlier depth stays "
-                  "under 0.25, the last is above 0.5", separation)
+_ = lesson.expect(separation[depths[-1]] > 0.5 and all(separation[d] < 0.5 for d in depths[:-1]),
+                  "the last depth separates the two maps (above 0.5) and no earlier depth does",
+                  separation)
 lesson.record("off_share", sum(st.at_lower for st in stats.values()) / units, ".0%")
 lesson.record("ceiling_share", sum(st.at_upper for st in stats.values()) / units, ".1%")
 _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
@@ -468,9 +481,8 @@ _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
 
 # %% [markdown]
 # The printed shares put a number on it: the cat map's share on the cat's half minus the
-# coffee map's is {{ separations }}. Of the {{ n_depths }} depths measured, only the last
-# separates the two maps: on this input the separation arises after {{ second_last_depth }},
-# in layers not measured one by one here{{ same_size }}. Why the earlier depths separate so poorly is
+# coffee map's is {{ separations }}. Of the {{ n_depths }} depths measured,
+# {{ where_separates }}{{ same_size }}. {{ depth_kinds }} Why the earlier depths separate so poorly is
 # not measured here. One possible part of the reason: every depth but the last reads gradients
 # that have passed back through later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes
 # none (on this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at
