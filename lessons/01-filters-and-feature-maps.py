@@ -149,10 +149,10 @@ _ = lesson.expect(kept.min() > 0.5 and unrelated < 0.3, "each of evidence_net's 
                   "filters still points mostly along its random start", kept)
 
 # %% [markdown]
-# No Gabor filters: these look like coloured noise, and they are still close to the random
-# filters they started from. The cosine between each trained filter and its own start is
-# {{ ev_cos_low }} to {{ ev_cos_high }} (two different random filters: {{ ev_cos_unrelated }}),
-# so training moved them only part of the way. A large kernel makes room for long edges;
+# No Gabor filters: these look like coloured noise, and they are still much closer to the
+# random filters they started from (cosine {{ ev_cos_low }} to {{ ev_cos_high }}) than two
+# different random filters are to each other ({{ ev_cos_unrelated }}): training moved them only
+# part of the way. A large kernel makes room for long edges;
 # whether they appear depends on the data and the training (AlexNet's came from 1.2 million
 # photos, these from {{ ev_training }}).
 #
@@ -507,7 +507,7 @@ _ = lesson.expect(blank_on < 0.1 * blank_maps.numel(), "on a blank image at leas
 # inside to ring runs from {{ ratio_low }} ({{ ratio_low_name }}, a near-tie) to
 # {{ ratio_high }} ({{ ratio_high_name }}). Gravel and brick, close-ups of a texture with no
 # object in them, reach {{ gravel_ratio }} and {{ brick_ratio }}, more than the pool's cat
-# photo, `chelsea` ({{ chelsea_ratio }}); grass, the third texture, comes out lowest ({{ grass_ratio }}). So
+# photo, `chelsea` ({{ chelsea_ratio }}); grass is the lowest of the three textures ({{ grass_ratio }}). So
 # an inside that stands out needs no object. One candidate cause, which this lesson does not
 # test, is an edge effect: a unit of the outer ring has part of its field in the padding,
 # where there is nothing to respond to.

@@ -187,6 +187,13 @@ vgg_block5 = [n for n in vgg_rows if vgg_rows[n][1] == "Conv2d" and vgg_rows[n][
 lesson.record("vgg_block5_growth", vgg_rows[vgg_block5[1]][4] - vgg_rows[vgg_block5[0]][4])
 lesson.record("growth_after_five", (3 - 1) * 2**5)
 lesson.record("vgg_last_rf", tables["VGG16"][-1][4])
+_, _, _, _, vgg_r, vgg_j, vgg_p, vgg_map = tables["VGG16"][-1]  # a 224-pixel input
+vgg_side = int(vgg_map.split("×")[0])
+vgg_corner = min(vgg_r - vgg_p, 224)  # pixels of the image in a corner unit's field, per side
+vgg_mid = vgg_side // 2
+vgg_centre = (max(vgg_mid * vgg_j - vgg_p, 0), min(vgg_mid * vgg_j - vgg_p + vgg_r, 224) - 1)
+lesson.record("vgg_centre_box", f"{vgg_centre[0]}..{vgg_centre[1]}")
+lesson.record("vgg_corner", f"{vgg_corner}×{vgg_corner}")
 last_name = ctx.layers["last_spatial"]
 last_field = fields.get(last_name)
 last_rf = last_field.size[0] if last_field is not None and last_field.has_window else None
@@ -245,7 +252,9 @@ _ = lesson.expect(last_rf is not None and last_rf > 2 * x.shape[-1],
 # (jump $2^5 = 32$) it adds $2 \times 32 =$ {{ growth_after_five }} pixels. VGG16's table
 # shows it at jump 16: each $3\times3$ convolution of its last block adds
 # {{ vgg_block5_growth }} pixels. And deep fields outgrow the image. VGG16's last pooling layer
-# sees {{ vgg_last_rf }} pixels (almost the whole $224\times224$ image); the course model's
+# has a {{ vgg_last_rf }}-pixel field: its centre unit sees almost the whole $224\times224$
+# image (pixels {{ vgg_centre_box }}), a corner unit only {{ vgg_corner }} of it, the rest of
+# its field being padding; the course model's
 # last spatial layer, `{{ last_name }}`, has a theoretical field of {{ last_rf }} pixels,
 # {{ last_ratio }} times the width of the image: most of it lies in the padding. Among all
 # {{ n_spatial }} modules of the course model with a spatial output (not only the table's

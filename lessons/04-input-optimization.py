@@ -561,7 +561,8 @@ lesson.show(fig, f"The amplitude spectrum of the {len(pool)} offline photos ({le
 #
 # How would we know that a picture shows the class rather than a pattern this one network
 # happens to score? One test is **transfer**: hand the picture to *other* networks trained on
-# the same task. Adversarial noise mostly does not transfer between networks. Class-like
+# the same task. Targeted adversarial patterns, which push one chosen class, rarely transfer
+# between networks (Liu et al. 2017, [arXiv:1611.02770](https://arxiv.org/abs/1611.02770)). Class-like
 # features sometimes do: both judges rank the class first for {{ n_both_top1 }} of the
 # {{ n_class_pictures }} pictures below (all recipes). The judges are {{ judge_a }} and
 # {{ judge_b }}, two larger
@@ -728,14 +729,15 @@ for part, columns in enumerate((range(half), range(half, len(classes)))):
 # network uses (transfer is evidence for naturalness, not a test of faithfulness).
 
 # %% [markdown]
-# ## Is the picture processed like a photo of the class?
+# ## Is the picture processed like the photo of its class?
 #
 # Geirhos et al. 2024 built networks whose feature visualisations show anything they like (a
 # painting, a different object) while the units behave as before on natural images, and
 # proposed a sanity check: a visualisation should be processed like natural images of what it
 # claims to show, **layer by layer**, not only at the output. We have no ImageNet, so the
 # check uses what is offline: for each of the four photo classes, the views of the pool photo
-# that defined it (crops and mirror images) against the views of the other
+# that defined it (crops and mirror images; the class is that photo's top class, which need
+# not be what the photo shows: {{ photo_class_names }}) against the views of the other
 # {{ other_photos }} photos. At each stage of the network, the activations are averaged over
 # positions (one number per channel), centred on the mean over all the views, and compared by
 # cosine similarity. The **margin** of a picture at a layer is its mean similarity to the views
@@ -909,9 +911,9 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
 # Read each row from right to left. The patches say what the channel responds to in real
 # images, with one exception: a patch smaller than the unit's receptive field was cut by the
 # frame, so the unit also saw padding that the patch does not show, and a channel picked for
-# rare strong responses may be answering the border ({{ clipped_note }}). The picture says what pattern raises its *mean over the whole image*, which is why
-# the early channels come out as textures (their units see patches a few pixels wide, and the
-# objective rewards the pattern everywhere) while the deep ones are larger compositions. On
+# rare strong responses may be answering the border ({{ clipped_note }}). The picture says what pattern raises its *mean over the whole image*, and a mean
+# over positions rewards a pattern repeated everywhere: so most of these pictures are
+# textures, and only the deepest rows show a few larger shapes. On
 # its own measure, fed to the network whole and compared with the pool's views shrunk to the
 # same {{ fv_size }}×{{ fv_size }} pixels, {{ n_over_pool }} of the {{ n_depth }} pictures
 # drive the channel's mean above that of the best view; the differences run from
@@ -930,14 +932,12 @@ for part in [p for p in (depth_layers[:3], depth_layers[3:]) if p]:  # a small n
 # One picture per objective hides that a unit may respond to several different things. Olah
 # et al. 2017 optimise a batch of pictures together and add a **diversity** term: the cosine
 # similarity between the Gram matrices (which channels co-occur, over positions) of the
-# pictures' activations, pushed down. Three pictures of one channel of the figure above
-# (`{{ diverse_layer }}`, the {{ diverse_row }} of its {{ n_depth }} rows; the channel is in
-# the titles), from three random phases, without and with the term:
+# pictures' activations, pushed down. Three pictures of one channel shown above with its
+# dataset examples (`{{ diverse_layer }}`; the channel is in the titles), from three random
+# phases, without and with the term:
 
 # %%
 diverse_layer = lesson.record("diverse_layer", depth_layers[len(depth_layers) // 2])
-lesson.record("diverse_row", {1: "1st", 2: "2nd", 3: "3rd"}.get(len(depth_layers) // 2 + 1,
-                                                                  f"{len(depth_layers) // 2 + 1}th"))
 objective = ChannelObjective(diverse_layer, stats[diverse_layer])
 diverse = {}
 for weight in (0.0, 10.0):
@@ -997,7 +997,8 @@ _ = lesson.expect(similarities[10.0] < similarities[0.0], "the diversity term lo
 # `convlens.accentuate` writes the change in $1/f$-scaled Fourier space (which favours coarse
 # changes but does not forbid fine ones, as the speckle below shows), starts from the photo itself and uses MACO's random crops. Below, the cat photo accentuated
 # at 160×160 pixels for its top class at that size (which need not be its top class at the
-# size used above) and for the deepest channel of the figure above, $\lambda =$
+# size used above) and for the deepest channel shown with its dataset examples
+# (`{{ accent_layer }}`), $\lambda =$
 # {{ accent_strength }}, {{ accent_steps }} steps.
 
 # %%

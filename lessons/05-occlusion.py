@@ -225,7 +225,9 @@ lesson.show(fig, f"Occlusion maps (window 32, stride {main_stride}, fill 0 = mea
 
 lesson.record("shuttle_prob", torch.softmax(logits, 0)[shuttle], ".2%")
 lesson.record("shuttle_rise", -pair[1].min(), ".2f")
-lesson.record("shuttle_rise_note", "larger than" if -pair[1].min() > pair[1].max() else "below")
+lesson.record("shuttle_rise_note", (
+    "larger than it. So here the cell with the largest drop does not locate the shuttle.")
+    if -pair[1].min() > pair[1].max() else "below it.")
 rows, cols = pair.shape[1:]
 for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
                          ("shuttle", shuttle, pair[1], (False, True))):
@@ -241,8 +243,7 @@ for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
 # shuttle* little weight here (probability {{ shuttle_prob }}). Its largest drop,
 # {{ shuttle_drop }}, lies in the upper-right quarter, the quarter that holds the model
 # shuttle, but that quarter also holds hair and background, and the map's largest rise
-# ({{ shuttle_rise }}, a window whose hiding *raises* the logit) is {{ shuttle_rise_note }} it.
-# So for a class this unlikely, the quarter of one cell does not locate the object. The two
+# ({{ shuttle_rise }}, a window whose hiding *raises* the logit) is {{ shuttle_rise_note }} The two
 # maps put their largest drops in different quarters of the photo, and both came out of one
 # set of forward passes.
 #

@@ -388,12 +388,13 @@ _ = lesson.expect(away[low][0] > away[0.1][0] > away[high][0],
 #   standard deviation is a fifth of the range, a different question from the gradient at
 #   $x$, not a cleaner answer to the same one.
 #
-# One limit of this test: it favours averaging by construction. As $N$ grows, the maps at $x$
-# and at $x + \varepsilon$ tend to the mean gradient over two neighbourhoods of width
-# $\sigma$ whose centres are only $\varepsilon$ apart; $\sigma$ is {{ ratio_low }} times the
-# standard deviation of $\varepsilon$ at noise {{ low_noise }} and {{ ratio_high }} times at
-# {{ high_noise }}, and the wider the neighbourhoods are compared with the shift, the more they
-# overlap and the closer the two means come, whatever the maps show. Stability says a map is
+# One limit of this test: with enough samples it favours averaging, whatever the maps show. As
+# $N$ grows, the maps at $x$ and at $x + \varepsilon$ tend to the gradients of the
+# Gaussian-smoothed score at two points $\varepsilon$ apart ($\sigma$ is {{ ratio_low }} times
+# the per-pixel standard deviation of $\varepsilon$ at noise {{ low_noise }} and
+# {{ ratio_high }} times at {{ high_noise }}), and the larger $\sigma$, the more slowly that
+# smoothed gradient changes from one point to the next, so the two limits come closer.
+# Stability says a map is
 # not Monte-Carlo noise; it does not say the map is right (lesson 9 tests that).
 #
 # The figure shows the two ends side by side, on the same displays.

@@ -873,7 +873,11 @@ if rules_apply:
     with torch.no_grad():
         ranking = model(pair)[0].argsort(descending=True)
     spread = ranking[:: len(ranking) // N_SPREAD][:N_SPREAD]
-    print("classes spread over the ranking:", [ctx.labels[int(c)] for c in spread])
+    spread_ranks = list(range(1, len(ranking) + 1, len(ranking) // N_SPREAD))[:N_SPREAD]
+    print("classes spread over the ranking:", [ctx.labels[int(c)] for c in spread], "at ranks",
+          spread_ranks, "of", len(ranking))
+    lesson.record("spread_ranks", ", ".join(map(str, spread_ranks[:-1])) + f" and {spread_ranks[-1]}")
+    lesson.record("n_classes_ranked", len(ranking))
     spread_corr = {}
     for name in ("deconvnet", "guided backprop"):
         a = methods[name](model, pair.repeat(len(spread), 1, 1, 1), spread).cpu()
@@ -891,7 +895,7 @@ if rules_apply:
 else:
     skip("grad_class_corr", "deconv_class_corr", "guided_class_corr", "n_spread_pairs",
          "deconv_spread_min", "guided_spread_min", "guided_class_corr_mag", "guided_right_cat",
-         "guided_right_cup")
+         "guided_right_cup", "spread_ranks", "n_classes_ranked")
 
 # %% [markdown]
 # Look at the numbers first. The signed gradients for the two classes are nearly uncorrelated
@@ -901,18 +905,18 @@ else:
 # where each map is large. The deconvnet gives the *same* picture for both classes
 # (correlation {{ deconv_class_corr }}), and guided backprop's two maps are correlated at
 # {{ guided_class_corr }} ({{ guided_class_corr_mag }} for the magnitude maps): both draw the
-# cat's face and the cup; asking for {{ pair_cup }} brightens the cup somewhat (the right half
-# of the image holds {{ guided_right_cup }} of the magnitude map, against
-# {{ guided_right_cat }} for {{ pair_cat }}).
-# Over {{ n_spread }} classes spread over the model's whole ranking for this image, from the
-# most probable to ones it rates as very unlikely, the signed maps of every one of the
+# cat's face and the cup; asking for {{ pair_cup }} brightens the cup (the right half of the
+# image holds {{ guided_right_cup }} of the magnitude map, against {{ guided_right_cat }} for
+# {{ pair_cat }}).
+# Over {{ n_spread }} classes at ranks {{ spread_ranks }} of the model's
+# {{ n_classes_ranked }} for this image, the signed maps of every one of the
 # {{ n_spread_pairs }} pairs correlate at {{ deconv_spread_min }} or more for the deconvnet
 # and {{ guided_spread_min }} or more for guided backprop. On this model and this image,
 # then, the deconvnet does not depend on the photo and barely on the class; guided backprop
 # keeps its pattern across classes (signed correlation {{ guided_class_corr }} for the two
 # objects in the image), but asking for the cup moves part of its mass there
-# ({{ guided_right_cat }} → {{ guided_right_cup }} of it in the right half): it follows the
-# class in where it is bright more than in its pattern of edges.
+# ({{ guided_right_cat }} → {{ guided_right_cup }} of its magnitude in the right half), even
+# though the two magnitude maps still correlate at {{ guided_class_corr_mag }}.
 #
 # Nie et al. 2018 explain the guided-backprop half of this: dropping the negative signals at
 # every rectifier while gating by the forward pass makes it perform a partial **image

@@ -439,7 +439,7 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 # - The plain gradient ({{ rho_top_gradient }}), SmoothGrad ({{ rho_top_smoothgrad }}) and
 #   occlusion ({{ rho_top_occlusion }}) change at the first step.
 # - Grad-CAM, gradient × input and Integrated Gradients have alike ρ ({{ rho_top_gradcam }},
-#   {{ rho_top_gxi }}, {{ rho_top_ig }}) and alike SSIM (Figure 3). Their brightest pixels
+#   {{ rho_top_gxi }}, {{ rho_top_ig }}); their SSIM differs more (Figure 3). Their brightest pixels
 #   separate them: Grad-CAM keeps {{ top_kept_gradcam }} of its brightest 5% among the
 #   brightest (its peak moves, Figure 2), gradient × input and Integrated Gradients
 #   {{ top_kept_gxi }} and {{ top_kept_ig }} (`evaluate.top_k_intersection`; unrelated maps
@@ -656,12 +656,16 @@ deconvnet_beats = ("deconvnet" in METHODS and all(
     area[kind]["deconvnet"] < area[kind]["random map"] - TIE_MARGIN
     for kind in ("deletion to 0", "ROAD")))
 lesson.record("deconvnet_comment",
-              f"The deconvnet's map, a grid that ignores the cat (Figure 1), deletes better "
+              f"The deconvnet's map, a grid in which the cat cannot be made out (Figure 1"
+              + ("; without max-pooling switches, which this model lacks, it does not depend on "
+                 "the photo at all: lesson 07" if not any(isinstance(m, torch.nn.MaxPool2d)
+                                                          for m in model.modules()) else "")
+              + f"), deletes better "
               f"than the random map at deletion to 0 ({area['deletion to 0']['deconvnet']:.3f} "
               f"against {area['deletion to 0']['random map']:.3f}) and under ROAD "
               f"({area['ROAD']['deconvnet']:.3f} against {area['ROAD']['random map']:.3f}). "
-              "That is a point against these two tests rather than for the deconvnet: a map "
-              "that ignores the photo can beat the random map, so on this photo beating it "
+              "That is a point against these two tests rather than for the deconvnet: such a "
+              "map can beat the random map (one draw), so on this photo beating it "
               "does not show that a map found what the score depends on. (Why the grid does "
               "better is not tested here; one guess is that a regular grid of changed pixels "
               "damages the photo faster than random specks.)" if deconvnet_beats else "")
@@ -734,9 +738,11 @@ _ = lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the 
 # For the pointing game we need images where we *know* where the object is.
 # `images.ground_truth_set` builds them from the two bundled photos with a seed: the cat and the
 # cup cropped from their photos and pasted, without overlap, on a plain grey or a textured
-# background, plus the cat|coffee composite. Each object is small (its longer side
-# {{ object_low }} to {{ object_high }} of the frame) and placed anywhere in the frame, so
-# that, as in photo benchmarks, the centre of the image is often but not always on an object.
+# background, plus the cat|coffee composite. Each pasted object is small (its longer side
+# {{ object_low }} to {{ object_high }} of the frame) and placed anywhere in the frame; in the
+# composite each object fills its half. The image centre lies inside an object's box for
+# {{ centre_inside }} of the {{ n_explanations }} explanations, and within the tolerance below
+# of one for {{ centre_hits }}.
 # Each object is explained for its own class (the model's most probable among
 # `images.OBJECT_CLASSES`), so every image is asked twice, once per object, and every
 # explanation of the set counts. The noise of a hit rate is estimated by resampling the
@@ -830,6 +836,8 @@ lesson.record("truth_size", TRUTH_SIZE)
 lesson.record("gradcam_inside", text_of({n: int(sum(v)) for n, v in inside.items()}, "Grad-CAM", "d"))
 lesson.record("gradcam_hits", text_of({n: int(sum(v)) for n, v in hits.items()}, "Grad-CAM", "d"))
 lesson.record("centre_inside", int(sum(inside["centre map"])))
+lesson.record("centre_hits", int(sum(hits["centre map"])))
+lesson.record("n_explanations", explanations)
 lesson.record("pointing_n_tied", len(pointing_tied))
 lesson.record("beats_centre", ", ".join(beats_centre) or "no method")
 lesson.record("one_hit", 1 / explanations, fmt="{:.0%}")

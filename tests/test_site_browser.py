@@ -195,6 +195,16 @@ def check_page(browser, base: str, site: Path, rel: str, problems: list[str]) ->
         if rel.startswith("lessons/") and size > MAX_LESSON_HTML:
             errors.append(f"its HTML weighs {size / 1024:.0f} KB (at most "
                           f"{MAX_LESSON_HTML // 1024} KB: figures and data belong in files)")
+        # every copy button names an element whose text is the code of its cell
+        errors += [f"copy button for {target!r} copies nothing" for target in page.evaluate(
+            """Array.from(document.querySelectorAll('clipboard-copy[for]'))
+                .map(b => b.getAttribute('for'))
+                .filter(id => {
+                    const n = document.getElementById(id);
+                    if (!n) return true;
+                    const cell = n.closest('.jp-Cell'), pre = cell && cell.querySelector('pre');
+                    return n.textContent.trim() === '' && !!pre && pre.textContent.trim() !== '';
+                })""")]
         errors += [f"image without alt text: {src}" for src in page.evaluate(
             "Array.from(document.images).filter(i => !i.hasAttribute('alt')).map(i => i.src)")]
         errors += [f"axe-core, {v['impact']}: {v['id']} ({v['help']}) at {', '.join(v['nodes'][:3])}"

@@ -37,7 +37,8 @@ def nbconvert_cell(code: str, n: int) -> str:
     copy button with its own icon."""
     spans = highlight(code, PythonLexer(), HtmlFormatter(nowrap=True))
     return (f'<div class="jp-Cell"><clipboard-copy for="cell-{n}">{ICON}</clipboard-copy>'
-            f'<div class="highlight-ipynb hl-python"><pre><span></span>{spans}</pre></div></div>')
+            f'<div class="highlight-ipynb hl-python"><pre><span></span>{spans}</pre></div>'
+            f'<div class="clipboard-copy-txt" id="cell-{n}">{html.escape(code)}</div></div>')
 
 
 def page(cells: int = 3) -> str:
@@ -46,7 +47,7 @@ def page(cells: int = 3) -> str:
 
 
 def code_text(markup: str) -> list[str]:
-    blocks = re.findall(r'<div class="highlight-ipynb[^"]*"><pre>(.*?)</pre>', markup, re.S)
+    blocks = re.findall(r'<div class="highlight-ipynb[^"]*"><pre[^>]*>(.*?)</pre>', markup, re.S)
     return [html.unescape(re.sub(r"<[^>]+>", "", block)) for block in blocks]
 
 
@@ -55,7 +56,7 @@ def drawn(markup: str, css: str = CSS) -> list[tuple[str, str]]:
     and for whitespace, which no colour draws)."""
     rules = {name: body for name, body in re.findall(r"\.highlight-ipynb \.(\w+) \{([^}]*)\}", css)}
     out = []
-    for block in re.findall(r'<div class="highlight-ipynb[^"]*"><pre>(.*?)</pre>', markup, re.S):
+    for block in re.findall(r'<div class="highlight-ipynb[^"]*"><pre[^>]*>(.*?)</pre>', markup, re.S):
         for cls, text, plain in re.findall(r'<span class="(\w+)">([^<]*)</span>|([^<]+)', block):
             style = rules.get(cls, "").strip() if cls else ""
             out += [(ch, style if ch.strip() else "") for ch in html.unescape(text or plain)]
@@ -132,3 +133,27 @@ def test_hidden_collapsers_and_blank_runs_go_but_not_inside_pre_or_script():
     assert "<script>if (a >  \n  <b) {}</script>" in after
     assert after.endswith("</script>\n<p>text</p></div>")
     assert "jp-Collapser" in slim_lesson(markup, CSS)  # not hidden by this stylesheet: kept
+
+
+def copied_text(markup: str, target: str) -> str:
+    """What a copy button whose ``for`` is ``target`` copies: the text of that element."""
+    found = re.search(rf'<(\w+)[^>]* id="{target}"[^>]*>(.*?)</\1>', markup, re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(2)))
+
+
+def test_each_button_copies_its_highlighted_code_and_the_hidden_copy_goes():
+    before = page(cells=3)
+    after = slim_lesson(before, CSS)
+    assert before.count("clipboard-copy-txt") == 3 and "clipboard-copy-txt" not in after
+    for n in range(3):
+        assert f'for="cell-{n}"' in after and after.count(f'id="cell-{n}"') == 1
+        assert copied_text(before, f"cell-{n}").rstrip("\n") == CODE.rstrip("\n")
+        assert copied_text(after, f"cell-{n}").rstrip("\n") == CODE.rstrip("\n")
+        assert f'<pre id="cell-{n}">' in after
+
+
+def test_a_hidden_copy_that_differs_from_the_shown_code_is_kept():
+    before = page(cells=1).replace(html.escape(CODE) + "</div>", "something else</div>")
+    after = slim_lesson(before, CSS)
+    assert '<div class="clipboard-copy-txt" id="cell-0">something else</div>' in after
+    assert "<pre id=" not in after

@@ -15,6 +15,9 @@ that nbconvert writes into the page):
 - the copy button's icon is one ``<symbol>`` in the page that every button ``<use>``-s
   (through ``xlink:href``: Material's instant navigation rewrites every ``[href]`` of a new
   page, and a ``<use>`` element's ``href`` cannot be assigned);
+- each copy button copies the text of its highlighted block (the element its ``for`` names)
+  instead of a hidden second copy of the code (nearly half of a lesson's markup), wherever the
+  two texts are the same;
 - the cells' empty collapser boxes, which the stylesheet hides (``display:none``), are left
   out, and runs of blank space between tags become one line break (not inside ``<pre>``,
   ``<textarea>``, ``<script>`` or ``<style>``, where blank space is content).
@@ -30,6 +33,7 @@ reader sees or copies stays the same (``tests/test_slimhtml.py`` checks it).
 
 from __future__ import annotations
 
+import html as html_module
 import re
 
 __all__ = ["code_classes", "slim_lesson"]
@@ -47,6 +51,11 @@ HIDDEN_COLLAPSER = re.compile(r"\.jp-Collapser\b[^{]*\{\s*display\s*:\s*none")
 VERBATIM = re.compile(r"(<(pre|textarea|script|style)\b.*?</\2>)", re.S)
 # blank space between two tags (a text part's ends touch a verbatim element's tags)
 BLANK_BETWEEN_TAGS = re.compile(r"(?:(?<=>)|^)\s{2,}(?=<|$)")
+# the copy button's text: a hidden copy of the cell's code, after its highlighted block
+COPY_TEXT = re.compile(r'<div (?:class="clipboard-copy-txt" id="([^"]+)"|id="([^"]+)" '
+                       r'class="clipboard-copy-txt")>(.*?)</div>', re.S)
+PRE_OPEN = re.compile(r'<div class="highlight-ipynb[^"]*"><pre>')
+TAG = re.compile(r"<[^>]+>")
 PLAIN = ("p",)  # drawn in the code's own colour (see the module docstring)
 DOT = re.compile(r'<span class="o">\.</span>')
 
@@ -84,6 +93,25 @@ def _squeeze_blanks(html: str) -> str:
                    for i, part in enumerate(parts) if i % 3 != 2)
 
 
+def _copy_from_code(html: str) -> str:
+    """Point each copy button at its highlighted ``<pre>`` (the button copies the target's
+    text) instead of a hidden second copy of the code, where the two texts agree."""
+    for match in reversed(list(COPY_TEXT.finditer(html))):
+        target = match.group(1) or match.group(2)
+        opening = None
+        for opening in PRE_OPEN.finditer(html, 0, match.start()):
+            pass
+        if opening is None:
+            continue
+        end = html.find("</pre>", opening.end())
+        shown = html_module.unescape(TAG.sub("", html[opening.end():end]))
+        if shown.rstrip("\n") != html_module.unescape(match.group(3)).rstrip("\n"):
+            continue  # not the same code: keep the hidden copy
+        html = (html[:opening.end() - 1] + f' id="{target}">' + html[opening.end():match.start()]
+                + html[match.end():])
+    return html
+
+
 def slim_lesson(html: str, css: str) -> str:
     """``html``, a lesson page whose notebook stylesheet is ``css``, with its code blocks and
     copy icons in lighter markup (see the module docstring). Without a
@@ -93,6 +121,7 @@ def slim_lesson(html: str, css: str) -> str:
     if classes:
         html = CODE_BLOCK.sub(
             lambda m: m.group(1) + _slim_code(m.group(2), classes) + m.group(3), html)
+    html = _copy_from_code(html)
     if HIDDEN_COLLAPSER.search(css):
         html = COLLAPSER.sub("", html)
     html = _squeeze_blanks(html)
