@@ -377,7 +377,8 @@ lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat pho
 # `last_spatial`, here `{{ deep_name }}`, the last map before global pooling) each map is a
 # coarse grid. Of its 12 most active channels, {{ one_sided }} put at least 80% of their
 # activation on one half of the photo: they fire on the cat's half or on the cup's, and
-# hardly on the other (a half is not an object: the next sections look closer).
+# hardly on the other (a half is not an object, and this page does not test object selectivity; the
+# trained-versus-random section checks that the one-sidedness is learned).
 
 # %%
 x2 = ctx.image("cat_and_coffee", size=(224, 448))

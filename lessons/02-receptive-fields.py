@@ -260,8 +260,8 @@ _ = lesson.expect(last_rf is not None and last_rf > 2 * x.shape[-1],
 # {{ n_spatial }} modules of the course model with a spatial output (not only the table's
 # layers), the first where the centre unit's field holds the whole image is
 # {{ centre_covers }}, and the first where every unit's field does, the corners' included, is
-# {{ every_covers }}: from there on a convolutional unit is no more local than a fully
-# connected one.
+# {{ every_covers }}: from there on a convolutional unit's theoretical field is as global as
+# a fully connected unit's (its effective field is not uniform: see the last section).
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))

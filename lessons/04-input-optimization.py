@@ -88,7 +88,8 @@ start_time = time.perf_counter()
 # that touch it, over all the windows it falls in, divided by $N$ (and by the normalisation's
 # standard deviation, since the model sees $(x-\mu)/\sigma$). Two checks: the gradient of
 # $a_c$ is the same at any two images (it is the constant vector $\alpha$), and it matches this
-# formula pixel by pixel.
+# formula at four sample pixels (one in the top-left corner); the next cell compares the whole
+# interior.
 
 # %%
 first_name = ctx.layers["first_conv"]

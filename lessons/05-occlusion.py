@@ -226,7 +226,8 @@ lesson.show(fig, f"Occlusion maps (window 32, stride {main_stride}, fill 0 = mea
 lesson.record("shuttle_prob", torch.softmax(logits, 0)[shuttle], ".2%")
 lesson.record("shuttle_rise", -pair[1].min(), ".2f")
 lesson.record("shuttle_rise_note", (
-    "larger than it. So here the cell with the largest drop does not locate the shuttle.")
+    "larger than it. A map whose largest drop is no larger than its largest rise cannot be "
+    "trusted to locate the shuttle, wherever that drop falls.")
     if -pair[1].min() > pair[1].max() else "below it.")
 rows, cols = pair.shape[1:]
 for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),

@@ -211,7 +211,8 @@ _ = lesson.expect(bool(cos_line[-1] < 0.9), "the two gradients are only partly a
 
 # %% [markdown]
 # The partial derivatives at the three pixels wobble from step to step (by up to
-# {{ line_wobble }} of the largest gradient entry) and drift (by up to {{ line_drift }}), and
+# {{ line_wobble }} of that step's largest entry) and drift (by up to {{ line_drift }}; the most
+# sensitive pixel's curve starts at 1 by its choice, so it can only fall), and
 # {{ line_sign }}. The small ones can move by several times their own size: the
 # {{ jump_where }} is {{ jump_start }} of the largest entry at $t = 0$, {{ jump_peak }} at its
 # extreme and {{ jump_end }} at $t = 1$. The map as a whole moves too: its cosine similarity with the map at $t = 0$ is {{ line_cos_quarter }} a quarter
@@ -509,7 +510,8 @@ explore.smoothgrad_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 # %% [markdown]
 # Read the maps with the right question in mind: SmoothGrad averages the signed gradients, so
 # it says which pixels the *noise-smoothed* score is sensitive to, over a neighbourhood of this
-# photo as wide as the noise (a pixel whose gradient changes sign there cancels out). At small noise it is a steadier picture that stays as close to the gradient at $x$
+# photo as wide as the noise (a pixel whose gradient changes sign there cancels out). On the
+# cat photo, at small noise it is a steadier picture that stays as close to the gradient at $x$
 # as the gradient at an invisibly shifted input does (r = {{ away_low_px }} against
 # {{ stab_grad_px }} per pixel); at large noise it is a picture of the model averaged over a
 # wide neighbourhood, which barely correlates with the gradient at $x$ (r = {{ away_high_px }}

@@ -624,8 +624,9 @@ _ = lesson.expect(len(ratios) > 0 and min(ratios) > absent_ratio,
 # last layer that still has a spatial output (for EfficientNet-Lite0 <code>bn2</code>, which
 # includes its ReLU6; for VGG, the last ReLU of <code>features</code>; for ResNet,
 # <code>layer4</code>; on this page {{ layer }}, the model's <code>last_spatial</code> role).
-# Taking a conv's output before its activation also works but mixes in negative evidence
-# that the activation would have removed.</p></div>
+# Taking a conv's output before its activation is possible, but it mixes in negative evidence
+# that the activation would have removed; on this page the block outputs taken before any
+# activation did not separate the two classes (see "Which layer?").</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: one target for a whole batch</p>
 # <p>Summing the logits of a batch and back-propagating once is right only when each example

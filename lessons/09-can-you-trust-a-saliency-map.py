@@ -256,7 +256,8 @@ _ = lesson.expect(gaps[IG_COARSE] > 0.5 and gaps[IG_STEPS] < 0.5 * gaps[IG_COARS
 # With {{ ig_coarse_steps }} intervals, Integrated Gradients attributes {{ ig_coarse_sum }}
 # logit units in total, against a change of {{ ig_change }} from the baseline to the photo: the
 # trapezoid rule misses completeness by {{ ig_coarse_gap }} of the change. The printed path
-# shows why: the score makes {{ ig_rise }} of its whole change in the first twentieth of the
+# shows why it misses most of the change (the sign of the sum comes from the derivatives at
+# the grid's points, not printed here): the score makes {{ ig_rise }} of its whole change in the first twentieth of the
 # path, between the mean-colour image and a faint copy of the photo, where an evenly spaced
 # grid of {{ ig_coarse_steps }} intervals has no point inside. With the {{ ig_steps }}
 # intervals used in the rest of the lesson the total is {{ ig_sum }}, off by {{ ig_gap }}.
@@ -501,10 +502,14 @@ for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
                   ("gradient", "gradient"), ("gradcam", "Grad-CAM")]:
     lesson.record(f"rho_last_{key}", rho_step[name][-1], fmt="{:.2f}")
 lesson.record("sanity_failures", ", ".join(unchanged) or "none")
+whole = [n for n in unchanged if top_kept[n] > 0.9]  # unchanged by rho and by the top 5%
+mostly = "".join(f" {n} mostly survives too (ρ = {rho_top[n]:.2f}, {top_kept[n]:.0%} of its "
+                 "brightest pixels kept), so most of what it draws does not come from the "
+                 "decision." for n in unchanged if n not in whole)
 lesson.record("sanity_answer",
               f"On {ctx.name} and this photo (one random draw), not for "
-              f"{', '.join(unchanged)}: they survive a random "
-              "classifier, so what they draw does not come from the decision." + (
+              f"{', '.join(whole or unchanged)}: they survive a random "
+              "classifier, so what they draw does not come from the decision." + mostly * bool(whole) + (
                   " Gradient × input and Integrated Gradients pass only in part (more of "
                   "their brightest pixels stay than the gradient's)." if partial else "") if unchanged else
               "On this model no method stays unchanged (ρ > 0.8) when the classifier is "
@@ -656,7 +661,7 @@ deconvnet_beats = ("deconvnet" in METHODS and all(
     area[kind]["deconvnet"] < area[kind]["random map"] - TIE_MARGIN
     for kind in ("deletion to 0", "ROAD")))
 lesson.record("deconvnet_comment",
-              f"The deconvnet's map, a grid in which the cat cannot be made out (Figure 1"
+              "The deconvnet's map, a grid in which the cat cannot be made out (Figure 1"
               + ("; without max-pooling switches, which this model lacks, it does not depend on "
                  "the photo at all: lesson 07" if not any(isinstance(m, torch.nn.MaxPool2d)
                                                           for m in model.modules()) else "")
@@ -850,7 +855,12 @@ lesson.record("pointing_answer",
               f"{'are' if len(pointing_tied) > 1 else 'is'} tied at the top of the pointing "
               f"game (best {pointing[best_pointing]:.0%})"
               + (f", and only {', '.join(beats_centre)} beat the centre map beyond the noise."
-                 if beats_centre else ", and none beats the centre map beyond the noise."))
+                 if beats_centre else ", and none beats the centre map beyond the noise.")
+              + (f" Grad-CAM's hits are mostly maxima just outside the box ({sum(inside['Grad-CAM'])}"
+                 f" of {explanations} inside, the centre map {sum(inside['centre map'])}), so it "
+                 "says roughly where, not which pixels."
+                 if "Grad-CAM" in METHODS and 2 * sum(inside["Grad-CAM"]) < sum(hits["Grad-CAM"])
+                 else ""))
 lesson.expect(len(pointing_tied) >= 3 and len(pointing_top) >= 2,
               "several methods are tied at the top of the pointing game, and more than one "
               "shares the highest hit rate", value=pointing)

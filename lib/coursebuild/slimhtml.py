@@ -98,11 +98,10 @@ def _copy_from_code(html: str) -> str:
     text) instead of a hidden second copy of the code, where the two texts agree."""
     for match in reversed(list(COPY_TEXT.finditer(html))):
         target = match.group(1) or match.group(2)
-        opening = None
-        for opening in PRE_OPEN.finditer(html, 0, match.start()):
-            pass
-        if opening is None:
+        openings = list(PRE_OPEN.finditer(html, 0, match.start()))
+        if not openings:
             continue
+        opening = openings[-1]
         end = html.find("</pre>", opening.end())
         shown = html_module.unescape(TAG.sub("", html[opening.end():end]))
         if shown.rstrip("\n") != html_module.unescape(match.group(3)).rstrip("\n"):
