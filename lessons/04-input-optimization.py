@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Input optimisation
 #
-# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures with dataset examples beside them, and two checks of what such pictures mean (one of which cannot tell pictures the judges reject from those they accept).
+# **Summary.** Synthesising an image that excites a unit or a class: why the plain ascent diverges, MACO's phase-only pictures beside dataset examples, and two checks of what they mean.
 #
 # **The question.** "To see what a filter detects, people start from a random image and
 # follow the gradient that raises the mean of that filter's feature map. But for a first-layer
