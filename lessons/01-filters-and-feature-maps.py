@@ -166,8 +166,9 @@ _ = lesson.expect(kept.min() > 0.5 and unrelated < 0.3, "each of evidence_net's 
 # with batch normalisation the scale of a convolution's weights means nothing on its own: the
 # BatchNorm that reads the convolution multiplies channel $o$ by $\gamma_o/\sigma_o$ (see
 # [the batch-norm trap](#traps)), and that factor can be far from 1 and negative. So we first **fold** that
-# BatchNorm into the filters, $w'_o = w_o\,\gamma_o/\sigma_o$: the folded filter is what the
-# next layer actually sees (up to a constant), sign included. We find the BatchNorm by running
+# BatchNorm into the filters, $w'_o = w_o\,\gamma_o/\sigma_o$: the folded filter, plus a bias,
+# is what the activation after the BatchNorm receives, sign included (the next layer then sees
+# it through that activation). We find the BatchNorm by running
 # the photo and checking which module's output equals a BatchNorm applied to the
 # convolution's output; on a network without one there is nothing to fold.
 

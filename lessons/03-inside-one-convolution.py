@@ -130,11 +130,11 @@ lesson.expect(same_sign <= 0.5 or abs(same_sign - opposite_inputs) < 0.15,
               "inputs of opposite signs in those two colours", (same_sign, opposite_inputs))
 lesson.record("opp_sign_note", (
     f"Yet its {names[a]} and {names[b]} maps have the same sign on {same_sign:.0%} of the pixels. "
-    "The input is consistent with this: the model's preprocessing makes every colour channel "
-    f"signed, and here the {names[a]} and {names[b]} inputs have opposite signs on "
-    f"{opposite_inputs:.0%} of the pixels; where they do, kernels of opposite sign that mostly "
-    "sum their inputs give responses of the same sign. Whatever the cause, opposite weights are "
-    "not opposite responses: to see cancellation, look at the maps.") if same_sign > 0.5 else (
+    "Opposite kernels need not give opposite responses when they read different inputs: the "
+    f"model's preprocessing makes every colour channel signed, and the {names[a]} and "
+    f"{names[b]} inputs have opposite signs on {opposite_inputs:.0%} of the pixels (this page "
+    "does not check that these are the pixels where the maps agree). Opposite weights are not "
+    "opposite responses: to see cancellation, look at the maps.") if same_sign > 0.5 else (
     f"Its {names[a]} and {names[b]} maps have the same sign on only {same_sign:.0%} of the "
     "pixels: here opposite kernels do give mostly opposite responses. Still, the weights alone "
     "do not say this: to see cancellation, look at the maps."))

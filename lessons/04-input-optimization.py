@@ -795,8 +795,8 @@ _ = lesson.expect(float(margins["plain pixels"][-1].mean()) > 0 and wins["plain 
 # ones ({{ olah_wins }}), {{ maco_margin_last }} for MACO's ({{ maco_wins }}) and
 # {{ control_margin_last }} for the random-phase control; at the first stage
 # {{ plain_margin_first }}, {{ olah_margin_first }} and {{ maco_margin_first }}. The control's
-# margins, {{ control_low }} to {{ control_high }} over the stages, show how far from zero an
-# image unrelated to any class lands. Read all this against how the check was run: on the
+# margins, {{ control_low }} to {{ control_high }} over the stages, show where one
+# random-phase image, unrelated to any class, lands (a single draw: no spread is measured). Read all this against how the check was run: on the
 # very network the pictures were optimised for. Near the output, a picture that reached a
 # high logit for a class is likely to produce activations close to those of its class photo,
 # so the check can favour whatever pushed the logit hardest: here the plain-pixel pictures,
@@ -1049,13 +1049,14 @@ _ = lesson.expect(logit_before > 0 and abs(channel_before) < 0.1 * (channel_afte
 print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {ctx.device}")
 
 # %% [markdown]
-# Both objectives rise (the class logit from {{ accent_before_0 }} to {{ accent_after_0 }},
-# the channel from {{ accent_before_1 }} to {{ accent_after_1 }}) while the pixels move by a
+# Both objectives rise on the optimiser's random crops (the class logit from
+# {{ accent_before_0 }} to {{ accent_after_0 }}, the channel from {{ accent_before_1 }} to
+# {{ accent_after_1 }}: each a value of one step, on a noisy crop) while the pixels move by a
 # root-mean-square {{ accent_rms_0 }} and {{ accent_rms_1 }} (on pixels in [0, 1]): the cat is
 # still recognisable, but the change is far from invisible, and much of it is fine speckle
 # spread over the whole frame, so these maps do not tell amplifying what is there from adding
 # something new. (Channel {{ accent_channel }} of `{{ accent_layer }}` starts at a mean of
-# {{ accent_before_1 }} on this photo; a mean near zero does not say whether any position
+# {{ accent_before_1 }} on a random crop of this photo; a mean near zero does not say whether any position
 # responds.) At this pull $\lambda$ the change maps may outline a few features, but most of
 # the change is speckle over the whole frame, so they cannot separate what was amplified from
 # what was added. A stronger pull or fewer steps should keep

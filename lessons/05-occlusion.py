@@ -557,7 +557,8 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # machine. On a GPU, where launching the kernels for one small image costs more than
 # computing them, batching should matter most (expected, not measured here: no GPU was
 # available to this project); on the CPU that built this page, in one timed run each, batched
-# passes took {{ batched_ratio }} of the naive loop's time. Treat `batch_size` as a knob to measure
+# passes took {{ batched_ratio }} times the naive loop's time (below 1 a saving, above 1 a
+# loss). Treat `batch_size` as a knob to measure
 # on your machine (the default, `None`, was measured on a 2-core CPU: 32 copies per pass for
 # the incremental path, whose copies are small crops, and 16 whole copies; on a GPU the
 # default is 128, a guess not yet measured).

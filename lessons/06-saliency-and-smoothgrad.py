@@ -488,9 +488,9 @@ _ = lesson.expect(wins["px"] > 0.75 * len(pool_rows) and wins["blk"] > 0.75 * le
 # %% [markdown]
 # SmoothGrad at noise {{ low_noise }} with 16 samples is steadier than the plain gradient on
 # {{ pool_wins_px }} of the {{ pool_n }} photos per pixel and on {{ pool_wins_blk }} over
-# 4×4 blocks. On this model, then, SmoothGrad helps where its noise is small: it removes part
-# of the accident of the exact input, and on the cat photo it stays as close to the gradient
-# as an invisible change of the input does. At the noise levels
+# 4×4 blocks. On this model, then, SmoothGrad at small noise is steadier under an invisible
+# shift of the input (which averaging tends to give by construction, as noted above), and on
+# the cat photo it stays as close to the gradient as an invisible change of the input does. At the noise levels
 # usually recommended (0.1 to 0.2), 32 samples were not enough on the cat photo for it to be
 # as steady as the gradient pixel by pixel (Smilkov et al. usually average about 50, more than
 # this page can afford), and what it shows there is no longer the gradient's picture.

@@ -277,8 +277,8 @@ if rules_apply:
     def fine_scale(direction, table):
         one, two = table[1], table[2]
         if one < -0.3 and two > 0.5:
-            return (f"{direction} the sign flips from one pixel to the next and largely comes "
-                    f"back at two ({one:.2f}, {two:.2f})")
+            return (f"{direction} neighbouring pixels are partly anticorrelated and pixels two "
+                    f"apart correlate ({one:.2f}, {two:.2f}): an alternating component")
         if abs(one) < 0.5 and abs(two) < 0.5:
             return f"{direction} one and two pixels give weak correlations ({one:.2f}, {two:.2f})"
         return f"{direction} one and two pixels give {one:.2f} and {two:.2f}"
@@ -514,8 +514,9 @@ _ = lesson.expect(with_s[2] > without_s[2] + 0.4 and with_s[1] > 2 * without_s[1
 # {{ guided_hits }}, the gradient {{ gradient_hits }}). So on a network that pools by maxima,
 # the deconvnet does see the image, through the switches and only through them: every
 # positive signal from above is sent down to the positions that won the max-pooling in this
-# image, and in a network trained to find the shape many of those positions lie on it. That
-# makes it see the image, not explain it better: it does not beat the plain gradient here,
+# image, which sit on high-contrast objects, the shape and (in Figure 3) the clutter too:
+# {{ switch_mass }} of its mass lands on the patch, which holds {{ patch_share }} of the image.
+# That makes it see the image, not explain it better: it does not beat the plain gradient here,
 # neither by its mass on the patch ({{ switch_mass }} against {{ gradient_mass }}) nor by
 # pointing.
 # [Lesson 09](09-can-you-trust-a-saliency-map.ipynb) scores every method on this network
@@ -995,7 +996,8 @@ else:
 #
 # For a class-discriminative map, use a method that depends on the class by construction, such
 # as [Grad-CAM](08-grad-cam.ipynb) (whose "guided" variant multiplies guided backprop by the
-# class-specific Grad-CAM map to get both sharpness and discrimination).
+# class-specific Grad-CAM map; in the papers this gives sharp, class-specific pictures, and on
+# this model guided backprop brings its checkerboard texture with it).
 
 # %% [markdown]
 # ## Exercises

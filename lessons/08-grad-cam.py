@@ -458,6 +458,12 @@ lesson.record("depth_kinds", (
     f"(outputs taken before any activation) and `{depths[-1]}` does not, so the comparison mixes "
     "two kinds of map: it measures Grad-CAM on these tensors, not where the network's "
     "representation separates the classes.") if signed and depths[-1] not in signed else "")
+lesson.record("trap_depths", (
+    f" On this page the earlier depths {', '.join(f'<code>{d}</code>' for d in signed)}, taken "
+    "before any activation, did not separate the two classes, but they are also earlier layers, "
+    'so this page cannot say which of the two is the cause (see "Which layer?").')
+    if signed and depths[-1] not in signed
+    and all(separation[d] < 0.25 for d in signed) else "")
 earlier_best = max(depths[:-1], key=separation.get)
 lesson.record("where_separates", (
     f"only the last separates the two maps: on this input the separation arises after "
@@ -625,8 +631,7 @@ _ = lesson.expect(len(ratios) > 0 and min(ratios) > absent_ratio,
 # includes its ReLU6; for VGG, the last ReLU of <code>features</code>; for ResNet,
 # <code>layer4</code>; on this page {{ layer }}, the model's <code>last_spatial</code> role).
 # Taking a conv's output before its activation is possible, but it mixes in negative evidence
-# that the activation would have removed; on this page the block outputs taken before any
-# activation did not separate the two classes (see "Which layer?").</p></div>
+# that the activation would have removed.{{ trap_depths }}</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: one target for a whole batch</p>
 # <p>Summing the logits of a batch and back-propagating once is right only when each example

@@ -447,14 +447,17 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 #   share about 5%, the plain gradient {{ top_kept_gradient }}, guided backprop
 #   {{ top_kept_guided }}). Their rows in Figure 2 keep the cat's outline in every column: the
 #   photo they multiply in stays. They pass only in part.
-# - On this photo, with one random draw, this agrees with Adebayo et al.: methods unchanged by
-#   the first step here are {{ sanity_failures }}; the paper found guided backprop and guided Grad-CAM
-#   to fail and the gradient and Grad-CAM to pass.
+# - On this photo, with one random draw, methods unchanged by the first step are
+#   {{ sanity_failures }}, as Adebayo et al. found for guided backprop and guided Grad-CAM, and
+#   the gradient changes, as in the paper. Grad-CAM, which the paper found to pass, changes
+#   here only in part: by ρ and by its brightest pixels, but its SSIM stays high at every step
+#   (Figure 3).
 # - Two more observations. Gradient × input and Integrated Gradients multiply by the input,
 #   so part of their picture is the photo itself (Adebayo et al. make the same point about
 #   gradient × input): with every layer
 #   random they keep ρ = {{ rho_last_gxi }} and {{ rho_last_ig }}, against
-#   {{ rho_last_gradient }} for the plain gradient. And Grad-CAM, although it changes at once,
+#   {{ rho_last_gradient }} for the plain gradient. And Grad-CAM, although its ρ drops at the
+#   first step,
 #   never becomes unrelated to its trained map (ρ = {{ rho_last_gradcam }} with every layer
 #   random): part of that coarse map does not come from the learnt weights.
 # - The deconvnet fails at the first step (ρ = {{ rho_top_deconvnet }}) and then changes
