@@ -459,7 +459,7 @@ lesson.record("depth_kinds", (
     "two kinds of map: it measures Grad-CAM on these tensors, not where the network's "
     "representation separates the classes.") if signed and depths[-1] not in signed else "")
 lesson.record("trap_depths", (
-    f" On this page the earlier depths {', '.join(f'<code>{d}</code>' for d in signed)}, taken "
+    f" On this page the earlier depths ({', '.join(signed)}), taken "
     "before any activation, did not separate the two classes, but they are also earlier layers, "
     'so this page cannot say which of the two is the cause (see "Which layer?").')
     if signed and depths[-1] not in signed
