@@ -379,7 +379,8 @@ lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat pho
 # coarse grid. Of its 12 most active channels, {{ one_sided }} put at least 80% of their
 # activation on one half of the photo: they fire on the cat's half or on the cup's, and
 # hardly on the other (a half is not an object, and this page does not test object selectivity; the
-# trained-versus-random section checks that the one-sidedness is learned).
+# trained-versus-random section compares this one-sidedness with a random network's on this photo,
+# a comparison that the trained network's sparsity can bias).
 
 # %%
 x2 = ctx.image("cat_and_coffee", size=(224, 448))
@@ -489,11 +490,23 @@ for name in ("grass", "gravel", "brick", "chelsea"):
 lesson.record("blank_on", blank_on)
 lesson.record("blank_units", blank_maps.numel())
 lesson.record("blank_share", 100 * blank_on / blank_maps.numel(), "{:.2g}%")
-textures = [ratio.get(n, float("nan")) for n in ("gravel", "brick")]
-_ = lesson.expect(min(textures) > ratio.get("chelsea", float("inf"))
-                  and ratio.get("grass", float("inf")) < min(textures),
-                  "gravel and brick have a higher inside/ring ratio than the cat photo; grass is "
-                  "the lowest of the three textures", ratio)
+textures = [n for n in ("gravel", "brick", "grass") if n in ratio]
+cat_ratio = ratio.get("chelsea", float("nan"))
+above_cat = [n for n in textures if ratio[n] > cat_ratio]
+listed = ", ".join(f"{n} {ratio[n]:.2f}" for n in textures)
+lesson.record("texture_reading",
+              f"Of the three close-ups of a texture with no object in them ({listed}), "
+              f"{' and '.join(above_cat)} {'reach' if len(above_cat) > 1 else 'reaches'} more than "
+              f"the pool's cat photo, `chelsea` ({cat_ratio:.2f}). So an inside that stands out "
+              "needs no object." if above_cat else
+              f"On this model the three close-ups of a texture with no object in them ({listed}) "
+              f"all stay below the pool's cat photo, `chelsea` ({cat_ratio:.2f}): here the "
+              "contrast is weaker without an object, on these few photos.")
+lesson.record("texture_verdict",
+              "So an inside that stands out is no evidence of an object, and the plain mean" if above_cat
+              else f"Even so, {len(pool)} photos and no control are thin evidence, and the plain mean")
+lesson.record("ratio_low_note", ", a near-tie" if abs(ratio[low] - 1) < 0.1 else
+              ", lower inside than on the ring" if ratio[low] < 1 else "")
 _ = lesson.expect(blank_on < 0.1 * blank_maps.numel(), "on a blank image at least nine units "
                   "in ten of the last map are off", blank_on)
 
@@ -506,18 +519,14 @@ _ = lesson.expect(blank_on < 0.1 * blank_maps.numel(), "on a blank image at leas
 # something is". The photo pool (every permissively licensed photo that ships with the
 # course's packages, listed on the References page) says otherwise. The inside is higher on
 # {{ pool_inner }} of its {{ n_pool }} photos, but by very different amounts: the ratio of
-# inside to ring runs from {{ ratio_low }} ({{ ratio_low_name }}, a near-tie) to
-# {{ ratio_high }} ({{ ratio_high_name }}). Gravel and brick, close-ups of a texture with no
-# object in them, reach {{ gravel_ratio }} and {{ brick_ratio }}, more than the pool's cat
-# photo, `chelsea` ({{ chelsea_ratio }}); grass is the lowest of the three textures ({{ grass_ratio }}). So
-# an inside that stands out needs no object. One candidate cause, which this lesson does not
+# inside to ring runs from {{ ratio_low }} ({{ ratio_low_name }}{{ ratio_low_note }}) to
+# {{ ratio_high }} ({{ ratio_high_name }}). {{ texture_reading }} One candidate cause, which this lesson does not
 # test, is an edge effect: a unit of the outer ring has part of its field in the padding,
 # where there is nothing to respond to.
 # (A blank image, all of it the mean colour, the value the padding has in the model's input
 # space, is no control here: it switches off all but {{ blank_on }} ({{ blank_share }}) of the last map's
-# {{ blank_units }} units, so it could show little contrast either way.) So an inside that
-# stands out is no evidence of an object, and the plain mean cannot be read as a "where is
-# something" map without a control this page does not have. It also mixes cat channels and
+# {{ blank_units }} units, so it could show little contrast either way.) {{ texture_verdict }}
+# cannot be read as a "where is something" map without a control this page does not have. It also mixes cat channels and
 # cup channels, which is why class-specific maps such as
 # [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
 #
@@ -604,7 +613,8 @@ _ = lesson.expect(spreads["raw"] < spreads["trained"] / 2, "folding the BatchNor
 #
 # The feature maps tell the same story. A random first layer still passes the photo through
 # (a random filter's weights almost never cancel out, so its output is a filtered copy of the
-# image), so a first-layer map that looks like the photo is no evidence of learning. Only some
+# image; here {{ random_copies }} of the four random maps drawn correlate with its brightness at
+# |r| ≥ 0.3), so a first-layer map that looks like the photo is no evidence of learning. Only some
 # trained maps are not brightness copies of the photo (a colour-opponent one may still show
 # the scene): {{ unlike_photo }}. At the last spatial map the difference shows,
 # but a fair comparison needs the re-estimated statistics. A freshly initialised BatchNorm
@@ -684,9 +694,9 @@ lesson.record("unlike_photo", (
     f"photo's brightness is |r| = {and_list(f'{v:.2f}' for _, v in unlike)}, against "
     f"|r| ≥ {random_min:.2f} for every random map drawn") if unlike
     else "here, none of the four trained maps drawn")
-_ = lesson.expect(bool(unlike) and random_min >= 0.3, "some trained first-layer maps drawn "
-                  "hardly correlate with the photo's brightness (|r| < 0.3), every random one "
-                  "does", corr)
+lesson.record("random_copies", sum(v >= 0.3 for v in corr["random init"]))
+_ = lesson.expect(not unlike or random_min >= 0.3, "where trained first-layer maps drawn hardly "
+                  "correlate with the photo's brightness (|r| < 0.3), every random one does", corr)
 lesson.record("trained_side", side_share["trained"], ".0%")
 lesson.record("random_side", side_share[cal], ".0%")
 lesson.record("trained_live", live_sided["trained"][0])
@@ -700,7 +710,7 @@ _ = lesson.expect(top_max[uncal][1] > 0.5 and abs(top_max[uncal][0] - 6) < 1e-4,
                   "the uncalibrated random network's four most active channels sit at 6, "
                   "ReLU6's ceiling, on most of their cells", top_max[uncal])
 lesson.record("n_channels", maps.shape[0])
-_ = lesson.expect(side_share["trained"] > side_share[cal] + 0.1
+_ = lesson.expect(side_share["trained"] > side_share[cal]
                   and live_sided["trained"][1] > live_sided[cal][1] + 0.3,
                   "the trained last-layer channels are more one-sided than those of the "
                   "calibrated random network, for the four drawn and over all active channels",
@@ -785,7 +795,8 @@ else:
     colours = ["0.7" if o in dead else "tab:red" if s < 0 else "tab:blue"
                for o, s in enumerate(scale.tolist())]
     axes[0].bar(range(len(scale)), scale, color=colours)
-    axes[0].set_title(f"{bn_name}: per-channel scale γ/σ", fontsize=9)
+    axes[0].set_yscale("symlog", linthresh=1.0)  # the dead channels' scales dwarf the live ones
+    axes[0].set_title(f"{bn_name}: per-channel scale γ/σ (symlog axis)", fontsize=9)
     axes[0].set_xlabel("channel")
     axes[1].bar(range(len(norms)), norms, color="0.6", label="‖w‖ (raw conv)")
     axes[1].bar(range(len(norms)), (norms * scale.abs()), color="tab:blue", alpha=0.7,
@@ -798,7 +809,8 @@ else:
         key.append(f"grey: the dead filters {and_list(dead)}, whose γ/σ multiplies rounding "
                    "noise")
     lesson.show(fig, f"The BatchNorm after {ctx.layers['first_conv']} ({bn_name}) rescales each "
-                     f"channel by γ/σ ({'; '.join(key)}).")
+                     f"channel by γ/σ ({'; '.join(key)}); the left axis is linear within ±1 "
+                     "and logarithmic beyond.")
     print(f"{len(flipped)} of the {len(live)} live channels have a negative scale; their "
           f"|scales| range from {scale[live].abs().min():.2f} to {scale[live].abs().max():.2f}")
 

@@ -391,8 +391,8 @@ cat_lp = record_probability("cat", cat_logits, cat_all, cat_class)
 helmet_lp = record_probability("helmet", logits, coarse[0], helmet)  # stride 16, as the cat's
 lesson.expect(cat_lp < helmet_lp / 4, "on the cat photo the best window lowers the top "
               "class's log-probability by under a quarter of the helmet's", (cat_lp, helmet_lp))
-lesson.expect(bool(-cat_map.min() > cat_map.max()), "on the cat photo some windows raise the "
-              "logit by more than any window lowers it", (cat_map.min(), cat_map.max()))
+lesson.expect(bool(cat_map.min() < 0), "on the cat photo some windows raise the logit",
+              cat_map.min())
 
 fig, axes = plt.subplots(1, 3, figsize=(7.4, 2.8), gridspec_kw={"width_ratios": [1, 1, 0.06]})
 axes[0].imshow(ctx.to_display(xcat))
@@ -416,9 +416,10 @@ lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (win
 # so neither object is cropped; a 64-pixel window at stride 32 tiles it). The espresso map puts
 # {{ coffee_right }} of its positive drop on the right (coffee) half, and the window that
 # lowers its log-probability most takes the espresso probability from {{ coffee_p }} to
-# {{ coffee_p_min }}. The {{ cat2_name }} map is weaker (from {{ cat2_p }} to
-# {{ cat2_p_min }}) and less tidy: {{ cat_left }} of its positive drop lies on the cat's half.
-# The middle column of windows straddles the two halves and counts for neither.
+# {{ coffee_p_min }}. The {{ cat2_name }} map puts {{ cat_left }} of its positive drop on the
+# cat's half, and its most damaging window takes that class from {{ cat2_p }} to
+# {{ cat2_p_min }}. (The middle column of windows straddles the two halves and counts for
+# neither.) {{ composite_reading }}
 
 # %%
 xc = ctx.image("cat_and_coffee", size=(224, 448))
@@ -449,11 +450,23 @@ lesson.record("coffee_right", coffee_right, ".0%")
 lesson.record("cat2_name", repr(ctx.labels[cat]))
 coffee_lp = record_probability("coffee", composite_logits, every_class, coffee)
 cat2_lp = record_probability("cat2", composite_logits, every_class, cat)
-lesson.expect(cat_left > 0.5 and coffee_right > 0.8,
-              "each class's positive drop lies mostly on its own object, the espresso's almost "
-              "all of it", (cat_left, coffee_right))
-lesson.expect(cat2_lp < coffee_lp, "the cat class's best window lowers its log-probability "
-              "less than the espresso's does", (cat2_lp, coffee_lp))
+own_half = {"espresso": coffee_right, ctx.labels[cat]: cat_left}
+untidy = [repr(n) for n, share in own_half.items() if share <= 0.5]
+weaker, stronger = ((ctx.labels[cat], "espresso") if cat2_lp < coffee_lp
+                    else ("espresso", ctx.labels[cat]))
+if not untidy:
+    reading = ("Both maps put most of their positive drop on their own object: here the two "
+               "classes do depend on different halves. ")
+elif len(untidy) == 1:
+    reading = (f"The {untidy[0]} map does not put most of its positive drop on its own "
+               "object: two objects side by side do not by themselves make each class's map "
+               "fall on its own object. ")
+else:
+    reading = ("Neither map puts most of its positive drop on its own object: two objects side "
+               "by side do not by themselves make each class's map fall on its own object. ")
+lesson.record("composite_reading", reading + f"The {weaker!r} map is the weaker of the two: "
+              f"its best window lowers its log-probability less than the {stronger!r} map's "
+              "best window lowers the other's.")
 half = both.shape[2] // 2  # the columns whose windows lie in the cat's half (6 of 13)
 lesson.record("coffee_on_cat", -both[1][:, :half].min(), ".2f")
 lesson.record("coffee_raised_cells", int((both[1][:, :half] < 0).sum()))

@@ -374,16 +374,16 @@ cell_width = rocket_x.shape[-1] / rocket_maps.shape[-1]
 print(f"rocket: peak columns {peak_columns} of {rocket_maps.shape[-1]} (counted from 0, each "
       f"{cell_width:.0f} px wide); the middle column {middle} reaches "
       f"{[round(v, 2) for v in middle_share]} of each map's maximum")
-lesson.record("rocket_middle", max(middle_share), ".0%")
 lesson.record("rocket_columns", rocket_maps.shape[-1])
 lesson.record("rocket_cell", cell_width, ".0f")
-lesson.record("rocket_middle_column", middle)
 lesson.record("rocket_peak_column", peak_columns[0])
 same_column = lesson.expect(len(set(peak_columns)) == 1,
                             "both rocket maps peak in the same column", peak_columns)
-rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(middle_share) < 0.9,
-                              "on the rocket photo both maps peak beside the middle column, "
-                              "where the rocket stands", (peak_columns, middle_share))
+lesson.record("rocket_where",
+              f"beside the middle column {middle} where the rocket stands, which reaches at most "
+              f"{max(middle_share):.0%} of a map's maximum: the maps are near the object but not on it"
+              if all(c != middle for c in peak_columns) else
+              "the middle column, where the rocket stands: here the maps do peak on the object")
 
 # %% [markdown]
 # On the four photos above the two maps correlate at {{ pair_corrs }} (all correlations here
@@ -408,9 +408,7 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # two classes use the same features inside those cells. Whether the maps lie on the object
 # is a separate question: on the rocket photo both maps peak in the same column,
 # column {{ rocket_peak_column }} of {{ rocket_columns }} (counted from 0; each column of the
-# map covers {{ rocket_cell }} pixels of the photo), beside the middle column
-# {{ rocket_middle_column }} where the rocket stands, which reaches at most
-# {{ rocket_middle }} of a map's maximum. Grad-CAM answers "where is the evidence for this
+# map covers {{ rocket_cell }} pixels of the photo), {{ rocket_where }}. Grad-CAM answers "where is the evidence for this
 # class", not "what tells these two classes apart"; for that, explain the difference of the
 # two logits.
 #
@@ -427,9 +425,13 @@ rocket_beside = lesson.expect(all(c != middle for c in peak_columns) and max(mid
 # %%
 depths = list(ctx.stages) or [ctx.layers["middle"], layer]
 lesson.record("stages", ", ".join(f"`{d}`" for d in depths))
-fig, axes = plt.subplots(1, len(depths), figsize=(2.6 * len(depths), 1.9), squeeze=False)
+columns = min(2, len(depths))  # the composite is twice as wide as high: two panels per row
+rows = -(-len(depths) // columns)
+fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 2.9 * rows), squeeze=False)
+for ax in axes.flat[len(depths):]:
+    ax.axis("off")
 sizes = {}
-for ax, name in zip(axes[0], depths):
+for ax, name in zip(axes.flat, depths):
     size = sizes[name] = tuple(convlens.gradcam(model, x, cat, name, upsample=False).shape[-2:])
     cam = convlens.gradcam(model, x, cat, name)[0, 0]
     plot.overlay(ax, photo, (cam / cam.max().clamp_min(1e-12)).cpu(), alpha=0.55,
@@ -475,8 +477,7 @@ lesson.record("same_size", (", and not from coarseness: " + " and ".join(f"`{d}`
                             + f" already {'has' if len(same_size) == 1 else 'have'} the last "
                             f"layer's {sizes[depths[-1]][0]}×{sizes[depths[-1]][1]} resolution")
               if same_size else "")
-_ = lesson.expect(separation[depths[-1]] > 0.5 and all(separation[d] < 0.5 for d in depths[:-1]),
-                  "the last depth separates the two maps (above 0.5) and no earlier depth does",
+_ = lesson.expect(separation[depths[-1]] > 0.5, "the last depth separates the two maps (above 0.5)",
                   separation)
 lesson.record("off_share", sum(st.at_lower for st in stats.values()) / units, ".0%")
 lesson.record("ceiling_share", sum(st.at_upper for st in stats.values()) / units, ".1%")
@@ -488,7 +489,7 @@ _ = lesson.expect(max(separation, key=separation.get) == depths[-1]
 # %% [markdown]
 # The printed shares put a number on it: the cat map's share on the cat's half minus the
 # coffee map's is {{ separations }}. Of the {{ n_depths }} depths measured,
-# {{ where_separates }}{{ same_size }}. {{ depth_kinds }} Why the earlier depths separate so poorly is
+# {{ where_separates }}{{ same_size }}. {{ depth_kinds }} Why the earlier depths separate less well is
 # not measured here. One possible part of the reason: every depth but the last reads gradients
 # that have passed back through later ReLU6 activations, and a unit that is off or held at the ceiling of 6 passes
 # none (on this input {{ off_share }} of all ReLU6 outputs are off and {{ ceiling_share }} at
@@ -510,7 +511,8 @@ explore.gradcam_explorer(ctx.model, {name: (xi, ctx.to_display(xi)) for name, xi
 # %% [markdown]
 # ## Guided Grad-CAM
 #
-# Grad-CAM is coarse; guided back-propagation is sharp but barely class-specific. Their
+# Grad-CAM is coarse; guided back-propagation is sharp but only weakly class-specific (lesson
+# 07: its maps for two classes of one image stay strongly correlated). Their
 # pointwise product (Selvaraju et al. call it Guided Grad-CAM) keeps the fine detail of the
 # second only where the first says the class is: `convlens.guided_gradcam` returns a
 # gradient-like tensor of the input's shape.

@@ -75,6 +75,7 @@
 # with the trapezoid rule, and we check how close it gets.
 
 # %%
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -246,20 +247,21 @@ with torch.no_grad():
 print("f along the path, alpha = 0, 0.05, ..., 1:", [round(v, 1) for v in path_scores.tolist()])
 rise = ((path_scores[1] - path_scores[0]) / (path_scores[-1] - path_scores[0])).item()
 lesson.record("ig_rise", rise, fmt="{:.0%}")
-_ = lesson.expect(gaps[IG_COARSE] > 0.5 and gaps[IG_STEPS] < 0.5 * gaps[IG_COARSE] and rise > 0.3,
-                  f"IG with {IG_COARSE} intervals misses completeness by more than half of the "
-                  f"change, {IG_STEPS} intervals by less than half of that, and the score makes a "
-                  "large part of its change in the first 5% of the path",
-                  value=(gaps[IG_COARSE], gaps[IG_STEPS], rise))
+lesson.record("ig_rise_note", "; so a grid this coarse steps over the steepest part of the path"
+              if rise > 0.3 else "; that share alone is too small to account for the miss, and "
+              "this page does not locate the rest")
+_ = lesson.expect(gaps[IG_STEPS] < gaps[IG_COARSE], f"IG with {IG_STEPS} intervals misses "
+                  f"completeness by less than with {IG_COARSE}", value=gaps)
 
 # %% [markdown]
 # With {{ ig_coarse_steps }} intervals, Integrated Gradients attributes {{ ig_coarse_sum }}
 # logit units in total, against a change of {{ ig_change }} from the baseline to the photo: the
 # trapezoid rule misses completeness by {{ ig_coarse_gap }} of the change. The printed path
-# shows why it misses most of the change (the sign of the sum comes from the derivatives at
-# the grid's points, not printed here): the score makes {{ ig_rise }} of its whole change in the first twentieth of the
-# path, between the mean-colour image and a faint copy of the photo, where an evenly spaced
-# grid of {{ ig_coarse_steps }} intervals has no point inside. With the {{ ig_steps }}
+# shows where the change happens (the sign of the sum comes from the derivatives at the
+# grid's points, not printed here): the score makes {{ ig_rise }} of its whole change in the
+# first twentieth of the path, between the mean-colour image and a faint copy of the photo,
+# where an evenly spaced grid of {{ ig_coarse_steps }} intervals has no point
+# inside{{ ig_rise_note }}. With the {{ ig_steps }}
 # intervals used in the rest of the lesson the total is {{ ig_sum }}, off by {{ ig_gap }}.
 # Sundararajan et al. raise the number of steps (they use 20 to 300) until the sum is within
 # {{ ig_tolerance }} of the change; {{ ig_gap }} is {{ ig_verdict }}. Completeness checks only
@@ -311,13 +313,12 @@ occlusion_negative = (ranking("occlusion", maps["occlusion"]) < 0).double().mean
 print(f"occlusion: {occlusion_negative:.0%} of the pixels have a negative value (greying the "
       "windows over them raises the score, on average)")
 lesson.record("occlusion_negative", occlusion_negative, fmt="{:.0%}")
-_ = lesson.expect(occlusion_negative > 0.5, "most of the occlusion map is negative (blue)",
-                  value=occlusion_negative)
+lesson.record("occlusion_colour", "mostly blue" if occlusion_negative > 0.5 else "mostly red")
 
 
 # %% [markdown]
 # Looking at these pictures decides nothing, and on this photo they do not even agree. The
-# occlusion map is mostly blue: {{ occlusion_negative }} of the pixels have a negative value,
+# occlusion map is {{ occlusion_colour }}: {{ occlusion_negative }} of the pixels have a negative value,
 # so greying the windows over them *raises* the score of the class on average. The deconvnet
 # draws a regular grid in which the cat cannot be made out (lesson 07 explains why: on this
 # model its map is an imprint of the weights). Gradient × input, Integrated Gradients, guided
@@ -435,7 +436,7 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 # - After re-initialising **only the classifier**, the layer that turns features into "cat",
 #   guided backprop keeps ρ = {{ rho_top_guided }} and deconvnet ρ = {{ rho_top_deconvnet }}:
 #   their pictures are those of the trained model although the classifier is now random. Guided
-#   Grad-CAM inherits this (ρ = {{ rho_top_guided_gradcam }}). Guided backprop is still at
+#   Grad-CAM {{ guided_gradcam_inherits }} (ρ = {{ rho_top_guided_gradcam }}). Guided backprop is still at
 #   ρ = {{ rho_second_guided }} when everything down to {{ second_step }} is random.
 # - The plain gradient ({{ rho_top_gradient }}), SmoothGrad ({{ rho_top_smoothgrad }}) and
 #   occlusion ({{ rho_top_occlusion }}) change at the first step.
@@ -448,25 +449,21 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 #   {{ top_kept_guided }}). Their rows in Figure 2 keep the cat's outline in every column: the
 #   photo they multiply in stays. They pass only in part.
 # - On this photo, with one random draw, methods unchanged by the first step are
-#   {{ sanity_failures }}, as Adebayo et al. found for guided backprop and guided Grad-CAM, and
-#   the gradient changes, as in the paper. Grad-CAM, which the paper found to pass, changes
-#   here only in part: by ρ and by its brightest pixels, but its SSIM stays high at every step
-#   (Figure 3).
+#   {{ sanity_failures }}, {{ adebayo_agree }}, and the gradient changes, as in the paper.
+#   Grad-CAM, which the paper found to pass, changes here only in part: by ρ and by its
+#   brightest pixels, {{ gradcam_ssim }} (Figure 3).
 # - Two more observations. Gradient × input and Integrated Gradients multiply by the input,
 #   so part of their picture is the photo itself (Adebayo et al. make the same point about
 #   gradient × input): with every layer
 #   random they keep ρ = {{ rho_last_gxi }} and {{ rho_last_ig }}, against
-#   {{ rho_last_gradient }} for the plain gradient. And Grad-CAM, although its ρ drops at the
-#   first step,
-#   never becomes unrelated to its trained map (ρ = {{ rho_last_gradcam }} with every layer
-#   random): part of that coarse map does not come from the learnt weights.
-# - The deconvnet fails at the first step (ρ = {{ rho_top_deconvnet }}) and then changes
-#   completely (ρ = {{ rho_third_deconvnet }} once everything down to {{ third_step }} is
-#   random). That is no sign that it explains the decision: on this model its map is an
-#   imprint of the convolution weights (lesson 07), so it changes when they do, not when only
-#   the classifier does (the first step). Averaged over
-#   the cascade its ρ would be {{ rho_mean_deconvnet }}, close to Integrated Gradients'
-#   {{ rho_mean_ig }}, which is why this page reports every step and never the mean.
+#   {{ rho_last_gradient }} for the plain gradient. {{ gradcam_last_reading }}
+# - The deconvnet fails at the first step (ρ = {{ rho_top_deconvnet }}) and then
+#   {{ deconvnet_later }} (ρ = {{ rho_third_deconvnet }} once everything down to
+#   {{ third_step }} is random). That is no sign that it explains the decision: on this model
+#   its map is an imprint of the convolution weights (lesson 07), so it changes when they do,
+#   not when only the classifier does (the first step). Averaged over the cascade its ρ would
+#   be {{ rho_mean_deconvnet }}, {{ deconvnet_mean_reading }}, which is why this page reports
+#   every step and never the mean.
 # - The two baselines ignore the network and stay at exactly 1: a "perfect" score on this
 #   test is a failure.
 
@@ -517,21 +514,47 @@ lesson.record("sanity_answer",
                   "their brightest pixels stay than the gradient's)." if partial else "") if unchanged else
               "On this model no method stays unchanged (ρ > 0.8) when the classifier is "
               "re-initialised, so none fails this test at its first step.")
-lesson.expect({"guided backprop", "deconvnet", "guided Grad-CAM"} <= set(unchanged)
+lesson.expect({"guided backprop", "deconvnet"} <= set(unchanged)
               and {"gradient", "SmoothGrad", "occlusion", "Grad-CAM"} <= set(changed),
-              "guided backprop, deconvnet and guided Grad-CAM are unchanged (rho > 0.8) after "
-              "the classifier is randomised; gradient, SmoothGrad, occlusion and Grad-CAM "
-              "change (rho < 0.6)", value=rho_top)
+              "guided backprop and deconvnet are unchanged (rho > 0.8) after the classifier is "
+              "randomised; gradient, SmoothGrad, occlusion and Grad-CAM change (rho < 0.6)",
+              value=rho_top)
 lesson.expect("guided backprop" in rho_step and rho_step["guided backprop"][1] > 0.8,
               "guided backprop is still unchanged after the second step", value=rho_step)
-lesson.expect("deconvnet" in rho_step and rho_step["deconvnet"][2] < 0.3
-              and abs(rho_mean["deconvnet"] - rho_mean["Integrated Gradients"]) < 0.15,
-              "the deconvnet changes completely by the third step, and its mean over the "
-              "cascade is close to Integrated Gradients'", value=rho_step)
-_ = lesson.expect(min(rho_step["gradient × input"][-1], rho_step["Integrated Gradients"][-1])
-                  > rho_step["gradient"][-1] + 0.1 and rho_step["Grad-CAM"][-1] > 0.3,
-                  "with every layer random, gradient x input and IG keep a higher rho than the "
-                  "gradient, and Grad-CAM keeps rho > 0.3", value=rho_step)
+lesson.expect(min(rho_step["gradient × input"][-1], rho_step["Integrated Gradients"][-1])
+              > rho_step["gradient"][-1] + 0.1, "with every layer random, gradient x input and "
+              "IG keep a higher rho than the gradient", value=rho_step)
+guided_gradcam_top = rho_top.get("guided Grad-CAM", float("nan"))
+lesson.record("guided_gradcam_inherits", "inherits this" if guided_gradcam_top > 0.8 else
+              "inherits part of this" if guided_gradcam_top > 0.6 else "does not inherit this")
+lesson.record("adebayo_agree",
+              "as Adebayo et al. found for guided backprop and guided Grad-CAM"
+              if "guided Grad-CAM" in unchanged else
+              "as Adebayo et al. found for guided backprop (they found guided Grad-CAM "
+              f"unchanged too; here its ρ is {guided_gradcam_top:.2f})")
+gradcam_ssim = randomised["Grad-CAM"].ssim[:, 0].min().item()
+lesson.record("gradcam_ssim", f"but its SSIM stays at {gradcam_ssim:.2f} or above at every step"
+              if gradcam_ssim > 0.5 else f"and its SSIM falls too, to {gradcam_ssim:.2f}")
+gradcam_last = rho_step["Grad-CAM"][-1]
+lesson.record("gradcam_last_reading",
+              "And Grad-CAM, although its ρ drops at the first step, never becomes unrelated to "
+              f"its trained map (ρ = {gradcam_last:.2f} with every layer random): part of that "
+              "coarse map does not come from the learnt weights." if gradcam_last > 0.3 else
+              "And Grad-CAM does not end unrelated to its trained map either: with every layer "
+              f"random its ρ is {gradcam_last:.2f}, negative, so the random network's coarse "
+              "map is bright where the trained map is dark. That link to the trained map's "
+              "layout cannot come from the learnt weights, which are all gone."
+              if gradcam_last < -0.3 else
+              f"Grad-CAM ends unrelated to its trained map (ρ = {gradcam_last:.2f} with every "
+              "layer random).")
+deconvnet_third = rho_step["deconvnet"][2] if "deconvnet" in rho_step else float("nan")
+lesson.record("deconvnet_later", "changes completely" if deconvnet_third < 0.3 else "changes")
+mean_gap = abs(rho_mean.get("deconvnet", float("nan")) - rho_mean["Integrated Gradients"])
+lesson.record("deconvnet_mean_reading",
+              f"close to Integrated Gradients' {rho_mean['Integrated Gradients']:.2f} although "
+              "the two behave oppositely at the first step" if mean_gap < 0.15 else
+              f"against Integrated Gradients' {rho_mean['Integrated Gradients']:.2f}; a single "
+              "mean would hide the step at which each map changes")
 
 # %% [markdown]
 # ## Faithfulness: deletion three ways, and insertion
@@ -601,7 +624,7 @@ lesson.show(fig, f"Deletion to the mean colour, to a blur and by ROAD's imputati
                  "baselines in black (random dashed, centre dotted).")
 
 # %%
-TIE_MARGIN = 0.01  # one photo, one ROAD draw: areas closer than this to the best are ties
+MARGIN_FLOOR = 0.01  # one photo, one ROAD draw: areas this close to the best are ties
 # how much one more draw of ROAD's noise moves the areas: the noise the margin must cover
 _, road_again = evaluate.road_curve(model, batch, target, ranks, steps=CURVE_STEPS,
                                     noise=ROAD_NOISE, generator=seeded("cpu", 5), batch_size=32)
@@ -609,8 +632,9 @@ road_redraw = float((evaluate.auc(fractions, road_again) - evaluate.auc(fraction
                     .abs().max())
 print(f"a second ROAD draw moves the areas by up to {road_redraw:.4f}")
 lesson.record("road_redraw", road_redraw, ".3f")
-_ = lesson.expect(road_redraw < TIE_MARGIN, "a second draw of ROAD's noise moves no area by "
-                  "as much as the tie margin", road_redraw)
+# the margin must cover at least that movement: the floor, or the redraw rounded up to 0.01
+TIE_MARGIN = max(MARGIN_FLOOR, math.ceil(road_redraw * 100) / 100)
+print(f"tie margin: {TIE_MARGIN}")
 
 
 def tied_at_top(table, higher_is_better=False):
@@ -642,24 +666,58 @@ for kind, key in zip(deletion_kinds, ("zero", "blur", "road")):
              if area[kind][n] < area[kind]["random map"] - TIE_MARGIN]
     lesson.record(f"beats_random_{key}", ", ".join(beats) or "none")
 for key, kind, name in [("road_ig", "ROAD", "Integrated Gradients"),
-                        ("zero_occlusion", "deletion to 0", "occlusion"),
-                        ("zero_gradcam", "deletion to 0", "Grad-CAM"),
-                        ("road_occlusion", "ROAD", "occlusion"), ("road_gradcam", "ROAD", "Grad-CAM")]:
+                        ("zero_gradcam", "deletion to 0", "Grad-CAM")]:
     lesson.record(key, text_of(area[kind], name, ".3f"))
 next_zero = [n for n in sorted(METHODS, key=area["deletion to 0"].get) if n not in contribution]
 lesson.record("next_zero", with_areas(area["deletion to 0"], next_zero[:1]))
-worst_two_zero = sorted(METHODS, key=area["deletion to 0"].get)[-2:]
-lesson.expect(set(tied_area["deletion to 0"]) == set(contribution)
-              and set(tied_area["deletion to blur"]) == set(contribution),
-              "gradient x input and IG are tied at the top at deletion to 0 and to a blur, every "
-              "other method more than the margin behind", value=tied_area)
-lesson.expect("gradient × input" in tied_area["ROAD"]
-              and "Integrated Gradients" not in tied_area["ROAD"]
-              and set(worst_two_zero) == {"occlusion", "Grad-CAM"}
-              and {"occlusion", "Grad-CAM"} <= set(tied_area["ROAD"]),
-              "under ROAD gradient x input is tied at the top and IG is not; occlusion and "
-              "Grad-CAM, the two worst at deletion to 0, are tied at the top under ROAD",
-              value=(area["deletion to 0"], area["ROAD"]))
+
+
+def joined(names):
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def ordinal(n):
+    """1st, 2nd, 3rd, 4th, ..."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def deleting_changes():
+    """What the way of deleting changes on this photo, read from the areas."""
+    at_top = {kind: [n for n in contribution if n in tied_area[kind]] for kind in deletion_kinds}
+    both = len(contribution) == 2
+    if both and len(at_top["deletion to 0"]) == 2:
+        text = ("Gradient × input and Integrated Gradients share deletion to 0's baseline, and "
+                "they are tied at the top there. ")
+        if len(at_top["deletion to blur"]) == 2:
+            text += ("This photo does not show that the baseline is what puts them ahead: they "
+                     "are also tied at the top with a blur")
+        else:
+            text += ("With a blur " + (f"only {at_top['deletion to blur'][0]} is"
+                                       if at_top["deletion to blur"] else "neither is")
+                     + " tied at the top, so part of their lead may come from the baseline")
+        road = at_top["ROAD"]
+        text += (", and under ROAD " + ("both still are" if len(road) == 2 else
+                                        f"{road[0]} still is" if road else "neither is") + ". ")
+    else:
+        text = ("Gradient × input and Integrated Gradients share deletion to 0's baseline, yet "
+                "they are not both tied at the top there on this photo (tied: "
+                f"{joined(tied_area['deletion to 0'])}). ")
+    order_zero = sorted(METHODS, key=area["deletion to 0"].get)
+    order_road = sorted(METHODS, key=area["ROAD"].get)
+    worst = order_zero[-2:]
+    road_place = ("both tied at the top under ROAD" if set(worst) <= set(tied_area["ROAD"]) else
+                  f"{ordinal(order_road.index(worst[0]) + 1)} and "
+                  f"{ordinal(order_road.index(worst[1]) + 1)} of {len(METHODS)} under ROAD")
+    moved_up = all(order_road.index(n) < len(METHODS) - 2 for n in worst)
+    text += (("The rest of the order changes too: " if moved_up else "The bottom stays: ")
+             + f"{worst[0]} ({area['deletion to 0'][worst[0]]:.3f}) and {worst[1]} "
+             f"({area['deletion to 0'][worst[1]]:.3f}), the two worst methods at deletion to 0, "
+             f"are {road_place} ({area['ROAD'][worst[0]]:.3f}, {area['ROAD'][worst[1]]:.3f}).")
+    return text
+
+
+lesson.record("deleting_changes", deleting_changes())
 deconvnet_beats = ("deconvnet" in METHODS and all(
     area[kind]["deconvnet"] < area[kind]["random map"] - TIE_MARGIN
     for kind in ("deletion to 0", "ROAD")))
@@ -677,13 +735,11 @@ lesson.record("deconvnet_comment",
               "does not show that a map found what the score depends on. (Why the grid does "
               "better is not tested here; one guess is that a regular grid of changed pixels "
               "damages the photo faster than random specks.)" if deconvnet_beats else "")
-lesson.expect(deconvnet_beats, "the deconvnet deletes better than the random map, by more than "
-              "the margin, at deletion to 0 and under ROAD",
-              value={k: (area[k].get("deconvnet"), area[k]["random map"]) for k in area})
 gradcam_curve = deletion[names.index("Grad-CAM")]
 peak = int(gradcam_curve.argmax())
-lesson.record("gradcam_peak", gradcam_curve[peak].item(), fmt="{:.2f}")
-lesson.record("gradcam_peak_fraction", fractions[peak].item(), fmt="{:.0%}")
+lesson.record("gradcam_rise",
+              f", and Grad-CAM's curve even rises, to p = {gradcam_curve[peak].item():.2f} with "
+              f"{fractions[peak].item():.0%} of the pixels grey" if peak > 0 else "")
 lesson.record("deletion_centre", area["deletion to 0"]["centre map"], fmt="{:.3f}")
 lesson.record("blurred_p", insertion[0, 0].item(), fmt="{:.2f}")
 dips = int((insertion[:, 1] < insertion[:, 0]).sum())
@@ -697,18 +753,18 @@ beats_random_insertion = [n for n in by_insertion
                           if insertion_auc[n] > insertion_auc["random map"] + TIE_MARGIN]
 lesson.record("beats_random_insertion", ", ".join(beats_random_insertion) or "none")
 lesson.expect(deletion_auc["Grad-CAM"] > deletion_auc["random map"]
-              and deletion_auc["centre map"] > deletion_auc["random map"]
-              and gradcam_curve.max() > gradcam_curve[0],
-              "Grad-CAM and the centre map delete to 0 worse than the random map, and Grad-CAM's "
-              "curve rises above its start", value=deletion_auc)
-_ = lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the score for most maps",
+              and deletion_auc["centre map"] > deletion_auc["random map"],
+              "Grad-CAM and the centre map delete to 0 worse than the random map",
+              value=deletion_auc)
+_ = lesson.expect(dips >= 1, "the first insertion step lowers the score for some maps",
                   value=dips)
 
 # %% [markdown]
 # Read each area against the random map's, not against zero. With one photo, one class and one
 # draw of ROAD's noise, small differences mean little: a second draw of the noise moves the ROAD
 # areas by up to {{ road_redraw }}. So areas within {{ tie_margin }} of the best are reported
-# as tied, not ranked (a margin we chose, not a confidence interval: deletion to 0 or to a blur
+# as tied, not ranked (0.01, or that movement rounded up to the next 0.01 where it is larger:
+# a margin we chose, not a confidence interval: deletion to 0 or to a blur
 # has no draw at all, and another photo, not measured here, may move the areas by more):
 #
 # - **Deletion to 0.** Tied at the top: {{ tied_zero }}; the next method is
@@ -716,20 +772,14 @@ _ = lesson.expect(dips >= len(names) // 2, "the first insertion step lowers the 
 #   more than {{ tie_margin }}: {{ beats_random_zero }}. Riddling the photo with grey specks
 #   destroys the class by itself, so the random map is hard to beat; Grad-CAM
 #   ({{ zero_gradcam }}) and the centre map ({{ deletion_centre }}), which delete whole
-#   regions, do worse than it, and Grad-CAM's curve even *rises*, to p = {{ gradcam_peak }}
-#   with {{ gradcam_peak_fraction }} of the pixels grey.
+#   regions, do worse than it{{ gradcam_rise }}.
 # - **Deletion to a blur.** Tied at the top: {{ tied_blur }} (random {{ random_blur_auc }}).
 #   Better than the random map by more than {{ tie_margin }}: {{ beats_random_blur }}.
 # - **ROAD.** Tied at the top: {{ tied_road }} (random {{ random_road_auc }}); Integrated
 #   Gradients is at {{ road_ig }}. Better than the random map by more than {{ tie_margin }}:
 #   {{ beats_random_road }}. {{ deconvnet_comment }}
-# - **What the way of deleting changes.** Gradient × input and Integrated Gradients share
-#   deletion to 0's baseline, but this photo does not show that the baseline is what puts them
-#   ahead: they are also tied at the top with a blur, and under ROAD gradient × input still
-#   is. What changes is the rest of the order: occlusion ({{ zero_occlusion }}) and Grad-CAM
-#   ({{ zero_gradcam }}), the two worst methods at deletion to 0, are tied at the top under
-#   ROAD ({{ road_occlusion }}, {{ road_gradcam }}). A deletion score is a statement about one
-#   way of removing pixels, and must be reported with it.
+# - **What the way of deleting changes.** {{ deleting_changes }} A deletion score is a
+#   statement about one way of removing pixels, and must be reported with it.
 # - **Insertion.** The blurred photo already scores p = {{ blurred_p }}; putting back the first
 #   1/{{ curve_steps }} of the pixels *lowers* the score for {{ insertion_dips }} of the
 #   {{ n_every }} maps (why, this page does not test). At the top:
@@ -836,8 +886,11 @@ lesson.record("pointing_top", ", ".join(pointing_top[:-1]) + " and " + pointing_
               + " alike" if len(pointing_top) > 1 else pointing_top[0] + " alone")
 lesson.record("pointing_top_interval", top_intervals[0] if len(set(top_intervals)) == 1 else
               "; ".join(f"{t} for {n}" for n, t in zip(pointing_top, top_intervals)))
-lesson.record("pointing_tied", ", ".join(n for n in pointing_tied if n not in pointing_top)
-              or "no other method")
+others_tied = [n for n in pointing_tied if n not in pointing_top]
+lesson.record("pointing_tied_clause",
+              f", and within the noise of it are also {joined(others_tied)}: these "
+              f"{len(pointing_tied)} methods are tied" if others_tied else
+              ", and no other method is within the noise of it")
 lesson.record("n_truth_pastes", N_TRUTH)
 lesson.record("cam_grid", f"{cam_grid[0]}×{cam_grid[1]}")
 lesson.record("truth_size", TRUTH_SIZE)
@@ -846,7 +899,6 @@ lesson.record("gradcam_hits", text_of({n: int(sum(v)) for n, v in hits.items()},
 lesson.record("centre_inside", int(sum(inside["centre map"])))
 lesson.record("centre_hits", int(sum(hits["centre map"])))
 lesson.record("n_explanations", explanations)
-lesson.record("pointing_n_tied", len(pointing_tied))
 lesson.record("beats_centre", ", ".join(beats_centre) or "no method")
 lesson.record("one_hit", 1 / explanations, fmt="{:.0%}")
 for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam", "Grad-CAM"),
@@ -854,9 +906,10 @@ for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam"
                   ("occlusion", "occlusion"), ("smoothgrad", "SmoothGrad")]:
     lesson.record(f"pointing_{key}", text_of(pointing, name, ".0%"))
 lesson.record("pointing_answer",
-              f"No single method: {', '.join(pointing_tied)} "
-              f"{'are' if len(pointing_tied) > 1 else 'is'} tied at the top of the pointing "
-              f"game (best {pointing[best_pointing]:.0%})"
+              (f"No single method: {joined(pointing_tied)} are tied at the top of the pointing "
+               if len(pointing_tied) > 1 else
+               f"{best_pointing} alone is at the top of the pointing ")
+              + f"game (best {pointing[best_pointing]:.0%})"
               + (f", and only {', '.join(beats_centre)} beat the centre map beyond the noise."
                  if beats_centre else ", and none beats the centre map beyond the noise.")
               + (f" Grad-CAM's hits are mostly maxima just outside the box ({sum(inside['Grad-CAM'])}"
@@ -864,9 +917,6 @@ lesson.record("pointing_answer",
                  "says roughly where, not which pixels."
                  if "Grad-CAM" in METHODS and 2 * sum(inside["Grad-CAM"]) < sum(hits["Grad-CAM"])
                  else ""))
-lesson.expect(len(pointing_tied) >= 3 and len(pointing_top) >= 2,
-              "several methods are tied at the top of the pointing game, and more than one "
-              "shares the highest hit rate", value=pointing)
 _ = lesson.expect("Grad-CAM" in METHODS and 2 * sum(inside["Grad-CAM"]) < sum(hits["Grad-CAM"]),
                   "most of Grad-CAM's hits lie outside the box and count only through the "
                   "tolerance", value=(sum(inside["Grad-CAM"]), sum(hits["Grad-CAM"])))
@@ -875,8 +925,8 @@ _ = lesson.expect("Grad-CAM" in METHODS and 2 * sum(inside["Grad-CAM"]) < sum(hi
 # On {{ pointing_explanations }} explanations ({{ pointing_images }} images, two objects each)
 # one hit is {{ one_hit }}. The highest hit rate, {{ pointing_best_acc }}
 # ({{ pointing_best_hits }} of {{ pointing_explanations }}; 95% interval
-# {{ pointing_top_interval }}), is reached by {{ pointing_top }}, and within the noise of it
-# are also {{ pointing_tied }}: these {{ pointing_n_tied }} methods are tied. Grad-CAM hits
+# {{ pointing_top_interval }}), is reached by {{ pointing_top }}{{ pointing_tied_clause }}.
+# Grad-CAM hits
 # {{ pointing_gradcam }} (mostly through the tolerance, below), SmoothGrad {{ pointing_smoothgrad }}, occlusion
 # {{ pointing_occlusion }}, the gradient {{ pointing_gradient }} and guided backprop
 # {{ pointing_guided }}; the centre map {{ pointing_centre }} and the random map
@@ -1149,7 +1199,20 @@ moved = {n: first_step[n] - rho_top[n] for n in EV_METHODS if n in METHODS}  # c
 flip, rise = min(moved, key=moved.get), max(moved, key=moved.get)
 for key, n in [("ev_flip", flip), ("ev_rise", rise)]:
     lesson.record(key, f"{n} ({rho_top[n]:.2f} → {first_step[n]:.2f})")
+lesson.record("ev_flip_kind", ", from unchanged to changed"
+              if rho_top[flip] > 0.8 and first_step[flip] < 0.6 else "")
+lesson.record("ev_gradcam_falls", "" if flip == "Grad-CAM" else
+              f"; Grad-CAM falls too ({rho_top['Grad-CAM']:.2f} → {first_step['Grad-CAM']:.2f})")
 lesson.record("ev_third", third)
+course_last, ev_gradcam_last = rho_step["Grad-CAM"][-1], ev_rho["Grad-CAM"][-1]
+lesson.record("gradcam_last_compare",
+              (f"Grad-CAM's map stays related to its trained map on {ctx.name} (ρ = {course_last:.2f}"
+               + (", inverted)" if course_last < 0 else ")")
+               if abs(course_last) > 0.3 else
+               f"Grad-CAM's map ends unrelated to its trained map on {ctx.name} (ρ = "
+               f"{course_last:.2f})")
+              + (" but not on `evidence_net` (" if abs(ev_gradcam_last) <= 0.3 else
+                 " and on `evidence_net` (") + f"{ev_gradcam_last:.2f}).")
 lesson.record("ev_third_rho", first_step[third], fmt="{:.2f}")
 lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
               and set(least_changed_course) == {"guided backprop", "deconvnet"}
@@ -1158,15 +1221,12 @@ lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
               "on both networks guided backprop and the deconvnet have the two highest rho after "
               "the classifier step; on evidence_net no map reaches 0.8 and the third is within "
               "0.1 of them", value=(first_step, rho_top))
-_ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and rho_top.get("guided Grad-CAM", 0.0) > 0.8
-                  and rho_top[flip] > 0.8 and first_step[flip] < 0.6 and moved[rise] > 0.1
-                  and first_step["Grad-CAM"] < 0.2
-                  and first_step.get("guided Grad-CAM", 1.0) < 0.2
+_ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and first_step["Grad-CAM"] < 0.2
+                  and moved["Grad-CAM"] < 0 and moved[rise] > 0
                   and min(ev_rho["gradient × input"][-1], ev_rho["Integrated Gradients"][-1]) > 0.25
                   and abs(ev_rho["Grad-CAM"][-1]) < 0.1,
-                  "Grad-CAM and guided Grad-CAM keep part of their map after the classifier step "
-                  "on the course model but not on evidence_net; the largest fall goes from "
-                  "unchanged to changed, and one map rises by more than 0.1; with every layer random, "
+                  "Grad-CAM keeps part of its map after the classifier step on the course model "
+                  "but not on evidence_net; one map rises; with every layer random, "
                   "evidence_net's gradient x input and IG keep rho > 0.25, its Grad-CAM about 0",
                   value=(first_step, {n: v[-1] for n, v in ev_rho.items()}))
 
@@ -1179,8 +1239,8 @@ _ = lesson.expect(rho_top["Grad-CAM"] > 0.3 and rho_top.get("guided Grad-CAM", 0
 # {{ ev_rho_top_gradient }}; this classifier has only four outputs, so a random replacement
 # is a different mixture of the same 64 features, which may be why these maps keep part of
 # their picture (a guess, not tested here). Against the course model (ρ there → here),
-# {{ ev_flip }} falls most, from unchanged to changed; Grad-CAM falls too
-# ({{ rho_top_gradcam }} → {{ ev_rho_top_gradcam }}), and {{ ev_rise }} rises most. Why
+# {{ ev_flip }} falls most{{ ev_flip_kind }}{{ ev_gradcam_falls }}, and {{ ev_rise }} rises
+# most. Why
 # Grad-CAM keeps part of its map on the course model and not here is not tested on this page;
 # on both networks its channel weights are gradients through the randomised classifier. Over the methods, the two networks' orders at this step have
 # a rank correlation of {{ agree_models_sanity }} (the table at the end of the page).
@@ -1294,9 +1354,9 @@ lesson.record("agree_comment",
               "ranking carries over: on evidence_net no method's deletion to 0 is told apart "
               "from the best, gradient × input and Integrated Gradients included."
               if "deletion to 0" in beyond_chance and zero_noise else "")
-_ = lesson.expect(beyond_chance == ["deletion to 0"] and zero_noise,
-                  "only deletion to 0 orders the methods alike on the two networks beyond chance, "
-                  "and on evidence_net its order is within the noise", value=p_values)
+not_beyond = [metric for metric in shared if metric not in beyond_chance]
+_ = lesson.record("agree_not_beyond", (f"The orders of {joined(not_beyond)} are not alike beyond "
+                                       "chance, and two" if not_beyond else "Two"))
 
 # %% [markdown]
 # With {{ n_common }} methods, a rank correlation has to be large before it is more than
@@ -1304,9 +1364,8 @@ _ = lesson.expect(beyond_chance == ["deletion to 0"] and zero_noise,
 # randomisation step, {{ agree_models_zero }} for deletion to 0, {{ agree_models_road }} for
 # ROAD and {{ agree_models_pointing }} for the pointing game; beyond chance:
 # {{ agree_beyond_chance }}. Where most methods are tied on one network, the correlation is
-# built on an order within the noise: {{ agree_noise }}. {{ agree_comment }} ROAD's and the
-# pointing game's orders are not alike beyond chance, and two networks are too few to tell how
-# far a ranking of methods carries over to another; on the pretrained model it also rests on
+# built on an order within the noise: {{ agree_noise }}. {{ agree_comment }}
+# {{ agree_not_beyond }} networks are too few to tell how far a ranking of methods carries over to another; on the pretrained model it also rests on
 # a proxy. What the two networks share is coarser: after the classifier step, guided backprop
 # and the deconvnet stay among the most similar maps on both ({{ rho_top_guided }} and
 # {{ rho_top_deconvnet }} on {{ model_name }}, {{ ev_rho_top_guided }} and
@@ -1337,9 +1396,7 @@ _ = lesson.expect(beyond_chance == ["deletion to 0"] and zero_noise,
 # - *"Is the picture about what this network learnt?"* {{ sanity_answer }} With every layer
 #   random, gradient × input and Integrated Gradients keep part of their picture on both
 #   networks (ρ = {{ rho_last_gxi }} and {{ rho_last_ig }} on {{ model_name }},
-#   {{ ev_rho_last_gxi }} and {{ ev_rho_last_ig }} on `evidence_net`); Grad-CAM does on
-#   {{ model_name }} ({{ rho_last_gradcam }}) but not on `evidence_net`
-#   ({{ ev_rho_last_gradcam }}).
+#   {{ ev_rho_last_gxi }} and {{ ev_rho_last_ig }} on `evidence_net`). {{ gradcam_last_compare }}
 # - *"What can I afford?"* One backward pass (gradient, gradient × input, deconvnet, guided
 #   backprop, Grad-CAM) costs {{ time_one_pass }} per image here; SmoothGrad and Integrated
 #   Gradients pay one pass per sample or step, and occlusion one forward pass per window
