@@ -711,13 +711,14 @@ def joined(names):
 
 above_noise = [label for key, label in (("plain", "plain-pixel"), ("olah", "Olah-style"),
                                         ("maco", "MACO")) if median_rank[key] < noise_best / 2]
+rows_of = f"a factor we chose; {len(classes)} pictures per row"
 lesson.record("noise_reading",
               "Not one recipe's median rank is even twice as good as the better of the two "
-              "noise baselines, so the better-than-middle ranks say more about these classes "
-              "than about the pictures." if not above_noise else
+              f"noise baselines ({rows_of}), so the better-than-middle ranks say more about "
+              "these classes than about the pictures." if not above_noise else
               f"The {joined(above_noise)} pictures' median rank is more than twice as good as "
-              "the better noise baseline's: the judges do rank the class higher on them than on "
-              "pictures made with no objective, though rarely first."
+              f"the better noise baseline's ({rows_of}): the judges do rank the class higher on "
+              "them than on pictures made with no objective, though seldom or never first."
               + ("" if len(above_noise) == 3 else
                  f" The {joined([r for r in ('plain-pixel', 'Olah-style', 'MACO') if r not in above_noise])}"
                  " pictures' ranks are not, so they are not told apart from noise this way."))
