@@ -227,8 +227,10 @@ lesson.record("shuttle_prob", torch.softmax(logits, 0)[shuttle], ".2%")
 lesson.record("shuttle_rise", -pair[1].min(), ".2f")
 lesson.record("shuttle_rise_note", (
     "larger than it. A map whose largest drop is no larger than its largest rise cannot be "
-    "trusted to locate the shuttle, wherever that drop falls.")
-    if -pair[1].min() > pair[1].max() else "below it.")
+    "trusted to locate the shuttle, wherever that drop falls. Both maps came out of one set of "
+    "forward passes; only the helmet's is strong enough to read.")
+    if -pair[1].min() > pair[1].max() else "below it. The two maps put their largest drops in "
+    "different quarters of the photo, and both came out of one set of forward passes.")
 rows, cols = pair.shape[1:]
 for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
                          ("shuttle", shuttle, pair[1], (False, True))):
@@ -244,14 +246,12 @@ for name, c, m, want in (("helmet", helmet, pair[0], (True, True)),
 # shuttle* little weight here (probability {{ shuttle_prob }}). Its largest drop,
 # {{ shuttle_drop }}, lies in the upper-right quarter, the quarter that holds the model
 # shuttle, but that quarter also holds hair and background, and the map's largest rise
-# ({{ shuttle_rise }}, a window whose hiding *raises* the logit) is {{ shuttle_rise_note }} The two
-# maps put their largest drops in different quarters of the photo, and both came out of one
-# set of forward passes.
+# ({{ shuttle_rise }}, a window whose hiding *raises* the logit) is {{ shuttle_rise_note }}
 #
 # ## Stride
 #
-# The stride sets the map's resolution and, squared, its cost: halving the stride gives four
-# times as many positions. It does not change *what* is measured: when a coarse stride is a
+# The stride sets the map's resolution and, squared, its cost: halving the stride gives about
+# four times as many positions. It does not change *what* is measured: when a coarse stride is a
 # multiple of a fine one, the map at the coarse stride is a subsample of the map at the fine
 # stride (the same windows, fewer of them), so coarse maps need not be computed again: every
 # stride below is a multiple of {{ main_stride }}. We take them
@@ -410,8 +410,8 @@ lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (win
 # %% [markdown]
 # ## Two objects, two classes
 #
-# Does a second object make the map of the first one tidier? On a picture with the cat
-# *and* a cup of coffee, a cat class and the espresso class should depend on different halves.
+# On a picture with the cat *and* a cup of coffee, a cat class and the espresso class should
+# depend on different halves. Do their maps show it?
 # One call with `target=None` gives both maps (the wide image is resized to 224×448 as a whole,
 # so neither object is cropped; a 64-pixel window at stride 32 tiles it). The espresso map puts
 # {{ coffee_right }} of its positive drop on the right (coffee) half, and the window that
@@ -450,23 +450,27 @@ lesson.record("coffee_right", coffee_right, ".0%")
 lesson.record("cat2_name", repr(ctx.labels[cat]))
 coffee_lp = record_probability("coffee", composite_logits, every_class, coffee)
 cat2_lp = record_probability("cat2", composite_logits, every_class, cat)
+# an evenly spread map puts on each half its share of the window columns (6 of 13 here)
+chance = sum(1 for k in range(both.shape[2]) if 64 / 2 + 32 * k < 224) / both.shape[2]
 own_half = {"espresso": coffee_right, ctx.labels[cat]: cat_left}
-untidy = [repr(n) for n, share in own_half.items() if share <= 0.5]
 weaker, stronger = ((ctx.labels[cat], "espresso") if cat2_lp < coffee_lp
                     else ("espresso", ctx.labels[cat]))
-if not untidy:
-    reading = ("Both maps put most of their positive drop on their own object: here the two "
-               "classes do depend on different halves. ")
-elif len(untidy) == 1:
-    reading = (f"The {untidy[0]} map does not put most of its positive drop on its own "
-               "object: two objects side by side do not by themselves make each class's map "
-               "fall on its own object. ")
-else:
-    reading = ("Neither map puts most of its positive drop on its own object: two objects side "
-               "by side do not by themselves make each class's map fall on its own object. ")
+
+
+def half_verdict(name, share):
+    """One map's verdict: its share of positive drop on its own half against chance."""
+    if share >= 0.8:
+        return f"the {name!r} map clearly falls on its own half"
+    if share > chance:
+        return f"the {name!r} map only leans toward its own half"
+    return f"the {name!r} map does not favour its own half"
+
+
+reading = (f"An evenly spread map would put {chance:.0%} on either half, so "
+           + " and ".join(half_verdict(n, share) for n, share in own_half.items()) + ". ")
 lesson.record("composite_reading", reading + f"The {weaker!r} map is the weaker of the two: "
               f"its best window lowers its log-probability less than the {stronger!r} map's "
-              "best window lowers the other's.")
+              "best window lowers the other's, and a weak map says little (the section above).")
 half = both.shape[2] // 2  # the columns whose windows lie in the cat's half (6 of 13)
 lesson.record("coffee_on_cat", -both[1][:, :half].min(), ".2f")
 lesson.record("coffee_raised_cells", int((both[1][:, :half] < 0).sum()))
@@ -568,8 +572,8 @@ _ = lesson.expect(worst <= 1e-4 * max(scale, 1e-12) + 1e-6,
 # fixed cost 9409 times; batches of 16 pay it 589 times. Batching saves that fixed cost (and
 # lets larger matrix products run more efficiently); the arithmetic per image is the same. How much it saves depends on the
 # machine. On a GPU, where launching the kernels for one small image costs more than
-# computing them, batching should matter most (expected, not measured here: no GPU was
-# available to this project); on the CPU that built this page, in one timed run each, batched
+# computing them, batching should matter most (expected, not measured here: this page
+# was built on a CPU); on the CPU that built this page, in one timed run each, batched
 # passes took {{ batched_ratio }} times the naive loop's time (below 1 a saving, above 1 a
 # loss). Treat `batch_size` as a knob to measure
 # on your machine (the default, `None`, was measured on a 2-core CPU: 32 copies per pass for
