@@ -648,9 +648,10 @@ lesson.show(fig, "Gradient magnitude of unit 84 of AlexNet's first fully connect
 # {{ last_rf }} pixels wide, and the footprint of its probed centre unit above holds
 # {{ probe_pixels }} pixels, all {{ image_pixels }} of the image). (With other input sizes
 # this can fail at the borders of networks whose strided layers round down, as torchvision's
-# VGG and AlexNet do: when the strides don't divide the input evenly, the last windows stop
-# short of the bottom and right edges, and the pixels there reach no unit at all. TF-style
-# "same" padding covers every pixel.)
+# VGG and AlexNet do: when a strided layer's last window ends before the last real pixel, that
+# is, when what is left after the last stride is more than the padding on that side, the
+# pixels there reach no unit at all. At 224 pixels AlexNet's first layer drops only padding.
+# TF-style "same" padding covers every pixel.)
 #
 # ## Effective versus theoretical receptive field
 #

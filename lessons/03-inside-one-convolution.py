@@ -125,15 +125,11 @@ lesson.record("add_main_share", add_main_share, ".0%")
 lesson.record("opp_filter", opponent)
 lesson.record("opp_pair", f"{names[a]} and {names[b]}")
 lesson.record("opp_cosine", pair_cosine[opponent], ".2f")
-lesson.expect(same_sign <= 0.5 or abs(same_sign - opposite_inputs) < 0.15,
-              "where the opposed filter's maps mostly share a sign, about as many pixels have "
-              "inputs of opposite signs in those two colours", (same_sign, opposite_inputs))
 lesson.record("opp_sign_note", (
     f"Yet its {names[a]} and {names[b]} maps have the same sign on {same_sign:.0%} of the pixels. "
-    "Opposite kernels need not give opposite responses when they read different inputs: the "
-    f"model's preprocessing makes every colour channel signed, and the {names[a]} and "
-    f"{names[b]} inputs have opposite signs on {opposite_inputs:.0%} of the pixels (this page "
-    "does not check that these are the pixels where the maps agree). Opposite weights are not "
+    "Opposite kernels give opposite responses only when they read the same input; these two "
+    "read two different colour channels, each of them signed after the model's preprocessing "
+    "(the page does not trace which pixels make the maps agree). Opposite weights are not "
     "opposite responses: to see cancellation, look at the maps.") if same_sign > 0.5 else (
     f"Its {names[a]} and {names[b]} maps have the same sign on only {same_sign:.0%} of the "
     "pixels: here opposite kernels do give mostly opposite responses. Still, the weights alone "

@@ -157,7 +157,8 @@ for ax in axes:
     ax.set_xlabel("unit", fontsize=8)
 fig.tight_layout()
 lesson.show(fig, "One ReLU, six units: what each backward rule passes to the layer below, "
-                 "for every combination of the signs of s and g.")
+                 "for every combination of the signs of s and g.",
+            model="a hand-set toy: one ReLU and a linear read-out")
 
 # %% [markdown]
 # Read the table row by row. Units 0, 1 and 4 were active: the gradient passes $g$ whatever its
@@ -999,8 +1000,8 @@ else:
 #
 # For a class-discriminative map, use a method that depends on the class by construction, such
 # as [Grad-CAM](08-grad-cam.ipynb) (whose "guided" variant multiplies guided backprop by the
-# class-specific Grad-CAM map; in the papers this gives sharp, class-specific pictures, and on
-# this model guided backprop brings its checkerboard texture with it).
+# class-specific Grad-CAM map; in the papers this gives sharp, class-specific pictures;
+# [lesson 08](08-grad-cam.ipynb) shows what it gives on this model).
 
 # %% [markdown]
 # ## Exercises

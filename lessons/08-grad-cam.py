@@ -211,9 +211,12 @@ cam_is_gradcam = lesson.expect(
 # ## Raw values, and the map before upsampling
 #
 # The map is computed at the layer's resolution, here {{ coarser }} times coarser than the
-# input along each side. Upsampling only interpolates; it adds no detail. The values are raw logit units
-# (a sum of activations times gradients), so maps of different classes of the same image can be
-# compared directly. We normalise only for display, and the colour bars below show raw values.
+# input along each side. Upsampling only interpolates; it adds no detail. The values are in logit
+# units (a sum of activations times gradients) and built from the same feature maps, so maps of
+# different classes of one image can share a colour scale; but like logits they have no natural
+# zero across classes (adding one vector to every row of the classifier changes every map and
+# no probability), so read such comparisons together with the probabilities. We normalise only
+# for display, and the colour bars below show raw values.
 
 # %%
 coarse = convlens.gradcam(model, pair, torch.tensor([cat, coffee]), layer, upsample=False)
@@ -379,9 +382,14 @@ lesson.record("rocket_cell", cell_width, ".0f")
 lesson.record("rocket_peak_column", peak_columns[0])
 same_column = lesson.expect(len(set(peak_columns)) == 1,
                             "both rocket maps peak in the same column", peak_columns)
+away = abs(peak_columns[0] - middle)
 lesson.record("rocket_where",
-              f"beside the middle column {middle} where the rocket stands, which reaches at most "
-              f"{max(middle_share):.0%} of a map's maximum: the maps are near the object but not on it"
+              (f"{'one column' if away == 1 else f'{away} columns'} from the rocket's column "
+               f"{middle}, which still reaches {min(middle_share):.0%} to {max(middle_share):.0%} of "
+               f"each map's maximum: at {cell_width:.0f} pixels per cell the maps cover the rocket "
+               "and its surroundings alike" if min(middle_share) >= 0.5 else
+               f"beside the rocket's column {middle}, which reaches at most {max(middle_share):.0%} "
+               "of a map's maximum: the maps peak beside the object")
               if all(c != middle for c in peak_columns) else
               "the middle column, where the rocket stands: here the maps do peak on the object")
 

@@ -18,6 +18,7 @@ from convlens.evaluate import (
     deletion_curve,
     gaussian_blur,
     insertion_curve,
+    peak_location,
     pointing_game,
     randomization_similarity,
 )
@@ -184,15 +185,31 @@ def test_pointing_game_distances_by_hand():
     assert pointing_game(maps[3:], boxes[3:], tolerance=1).tolist() == [True]
 
 
-def test_pointing_game_sums_channels_and_takes_the_first_maximum():
+def test_pointing_game_sums_channels_and_takes_a_plateau_at_its_centre():
     maps = torch.zeros(1, 3, 10, 10)
     maps[0, 0, 2, 2] = 1.0
     maps[0, 1, 8, 8] = 0.8
     maps[0, 2, 8, 8] = 0.8  # channel sum 1.6 at (8, 8) beats 1.0 at (2, 2)
     assert pointing_game(maps, [(7, 7, 10, 10)], tolerance=0).tolist() == [True]
-    flat = torch.zeros(1, 10, 10)  # every pixel ties: the first, (0, 0), is the peak
-    assert pointing_game(flat, [(0, 0, 1, 1)], tolerance=0).tolist() == [True]
-    assert pointing_game(flat, [(5, 5, 6, 6)], tolerance=0).tolist() == [False]
+    flat = torch.zeros(1, 10, 10)  # every pixel ties: centroid (4.5, 4.5), first nearest (4, 4)
+    assert peak_location(flat).tolist() == [[4, 4]]
+    assert pointing_game(flat, [(4, 4, 5, 5)], tolerance=0).tolist() == [True]
+    assert pointing_game(flat, [(0, 0, 1, 1)], tolerance=0).tolist() == [False]
+
+
+def test_peak_location_of_blocks_is_their_centre_not_their_corner():
+    # an occlusion-like map: 8x8 blocks of equal value, the best block at rows 8..15, cols 16..23
+    maps = torch.zeros(2, 32, 32)
+    maps[0, 8:16, 16:24] = 2.0
+    maps[0, 0:8, 0:8] = 1.0
+    assert peak_location(maps[:1]).tolist() == [[11, 19]]  # centroid (11.5, 19.5)
+    # a small box on the block's centre is hit; with argmax's top-left corner it was not
+    assert pointing_game(maps[:1], [(18, 10, 22, 14)], tolerance=0).tolist() == [True]
+    # two separate plateaus: centroid between them, the nearest maximal pixel wins
+    maps[1, 0, 0] = maps[1, 0, 10] = maps[1, 0, 11] = 1.0  # centroid column 7: pixel (0, 10)
+    assert peak_location(maps[1:]).tolist() == [[0, 10]]
+    with pytest.raises(ValueError, match="NaN"):
+        peak_location(torch.full((1, 4, 4), float("nan")))
 
 
 @pytest.mark.parametrize("boxes, kwargs, error, words", [

@@ -62,7 +62,7 @@ from .path_integral import path_baseline
 
 __all__ = ["RandomizationResult", "auc", "bootstrap_means", "deletion_curve", "evidence_mass",
            "gaussian_blur",
-           "impute", "insertion_curve", "layers_top_down", "pointing_game",
+           "impute", "insertion_curve", "layers_top_down", "peak_location", "pointing_game",
            "randomization_similarity", "road_curve", "top_k_intersection"]
 
 
@@ -776,11 +776,54 @@ def _check_boxes(boxes, n: int) -> torch.Tensor:
     return boxes
 
 
+def peak_location(attribution: torch.Tensor) -> torch.Tensor:
+    """Where each map's maximum lies, as `(row, column)`.
+
+    Where several pixels share the maximum (a map made of equal blocks, such as occlusion's,
+    has a plateau), the peak is the maximal pixel nearest the centroid of all maximal
+    pixels, so that a plateau is represented by its centre, not by its top-left corner;
+    among equally near ones, the first in row-major order.
+
+    Args:
+        attribution: `[N, C, H, W]` (summed over channels) or `[N, H, W]`.
+
+    Returns:
+        A long tensor `[N, 2]` on the CPU.
+
+    Raises:
+        ValueError: `attribution` holds NaN values or does not have 3 or 4 dimensions.
+
+    Examples:
+        >>> import torch
+        >>> from convlens import evaluate
+        >>> maps = torch.zeros(2, 8, 8)
+        >>> maps[0, 1, 6] = 1.0           # a single maximum
+        >>> maps[1, 2:5, 3:6] = 1.0       # a 3x3 plateau: its centre
+        >>> evaluate.peak_location(maps).tolist()
+        [[1, 6], [3, 4]]
+    """
+    maps = _pixel_map(attribution)
+    n, height, width = maps.shape
+    flat = maps.reshape(n, -1).double()
+    if torch.isnan(flat).any():
+        raise ValueError("attribution holds NaN values")
+    is_peak = flat == flat.max(dim=1, keepdim=True).values
+    index = torch.arange(height * width, device=flat.device)
+    rows, cols = (index // width).double(), (index % width).double()
+    count = is_peak.sum(dim=1, keepdim=True)
+    centre_row = (is_peak * rows).sum(dim=1, keepdim=True) / count
+    centre_col = (is_peak * cols).sum(dim=1, keepdim=True) / count
+    distance = (rows - centre_row) ** 2 + (cols - centre_col) ** 2
+    peak = distance.masked_fill(~is_peak, math.inf).argmin(dim=1).cpu()
+    return torch.stack([peak // width, peak % width], dim=1)
+
+
 def pointing_game(attribution: torch.Tensor, boxes, tolerance: float = 15) -> torch.Tensor:
     """One bool per map: does the map's maximum fall within `tolerance` pixels of its box?
 
-    The maximum is the first one in row-major order; a hit means the Euclidean distance from
-    it to the nearest pixel of the box is at most `tolerance` (0: inside the box).
+    The maximum is [`peak_location`][convlens.evaluate.peak_location]'s (the centre of a
+    plateau of equal maxima); a hit means the Euclidean distance from it to the nearest pixel
+    of the box is at most `tolerance` (0: inside the box).
 
     Args:
         attribution: `[N, C, H, W]` (summed over channels) or `[N, H, W]`.
@@ -805,16 +848,12 @@ def pointing_game(attribution: torch.Tensor, boxes, tolerance: float = 15) -> to
         [True, False]
     """
     maps = _pixel_map(attribution)
-    n, _, width = maps.shape
-    boxes = _check_boxes(boxes, n)
+    boxes = _check_boxes(boxes, maps.shape[0])
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
             math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a number of pixels >= 0, got {tolerance!r}")
-    flat = maps.reshape(n, -1)
-    if torch.isnan(flat).any():
-        raise ValueError("attribution holds NaN values")
-    peak = flat.argmax(dim=1).cpu()
-    row, col = (peak // width).double(), (peak % width).double()
+    peak = peak_location(maps).double()
+    row, col = peak[:, 0], peak[:, 1]
     dx = torch.clamp(torch.maximum(boxes[:, 0] - col, col - (boxes[:, 2] - 1)), min=0)
     dy = torch.clamp(torch.maximum(boxes[:, 1] - row, row - (boxes[:, 3] - 1)), min=0)
     return (dx**2 + dy**2).sqrt() <= tolerance
