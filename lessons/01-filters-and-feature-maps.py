@@ -526,8 +526,8 @@ _ = lesson.expect(blank_on < 0.1 * blank_maps.numel(), "on a blank image at leas
 # (A blank image, all of it the mean colour, the value the padding has in the model's input
 # space, is no control here: it switches off all but {{ blank_on }} ({{ blank_share }}) of the last map's
 # {{ blank_units }} units, so it could show little contrast either way.) {{ texture_verdict }}
-# cannot be read as a "where is something" map without a control this page does not have. It also mixes cat channels and
-# cup channels, which is why class-specific maps such as
+# cannot be read as a "where is something" map without a control this page does not have. It also mixes channels that fire
+# on the cat's half with channels that fire on the cup's, which is why class-specific maps such as
 # [Grad-CAM](08-grad-cam.ipynb) weight the channels by their effect on one class.
 #
 # ## Trained versus randomly initialised weights

@@ -32,7 +32,7 @@
 # priors make it look like an image.
 # Whether that image then shows what the unit responds to is a separate question. The second
 # half of this page tries two checks; one of them (the processing-path check, run on the same
-# network) turns out to pass pictures that other networks reject.
+# network) turns out, at its last stage, to pass pictures that other networks reject.
 #
 # With $a_{c}(x)$ the mean activation of channel $c$ of a layer, and $x = g(\theta)$ an image
 # produced from free parameters $\theta$ (the parameterisation), the method solves
@@ -828,6 +828,14 @@ for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MAC
     lesson.record(f"{key}_margin_first", float(margins[name][0].mean()), "+.2f")
     lesson.record(f"{key}_wins", int((margins[name][-1] > 0).sum()))
 _ = lesson.record("control_margin_last", float(margins["control: random phase"][-1].mean()), "+.2f")
+first_margins = {name: float(margins[name][0].mean()) for name in margins}
+control_first = first_margins["control: random phase"]
+below_control = [name for name in first_margins if name != "control: random phase"
+                 and first_margins[name] < control_first]
+_ = lesson.record("first_stage_reading",
+                  f"{'every recipe' if len(below_control) == len(first_margins) - 1 else ', '.join(below_control) or 'no recipe'} "
+                  f"resembles its class photo less than the random-phase control does "
+                  f"({control_first:+.2f})")
 _ = lesson.record("control_low", float(margins["control: random phase"].mean(dim=1).min()), "+.2f")
 _ = lesson.record("control_high", float(margins["control: random phase"].mean(dim=1).max()), "+.2f")
 wins = {name: int((margins[name][-1] > 0).sum()) for name in ("plain pixels", "Olah et al. 2017")}
@@ -847,8 +855,9 @@ _ = lesson.expect(float(margins["plain pixels"][-1].mean()) > 0 and wins["plain 
 # high logit for a class is likely to produce activations close to those of its class photo,
 # so the check can favour whatever pushed the logit hardest: here the plain-pixel pictures,
 # which no judge above ranks in its top 5, pass it at least as often as the Olah-style ones
-# ({{ plain_wins }} and {{ olah_wins }} of the four classes). Run this way it passes pictures
-# the judges reject, so passing it is no evidence that a picture shows its class. To make it a real test, compute the margins on a
+# ({{ plain_wins }} and {{ olah_wins }} of the four classes). Run this way, at the last stage
+# it passes pictures the judges reject, and at the first stage {{ first_stage_reading }}:
+# read either way, it does not sort the pictures the judges accept from those they reject. To make it a real test, compute the margins on a
 # judge network's activations (exercise 6) or on pictures of a network trained to deceive it,
 # as Geirhos et al. did.
 
@@ -901,11 +910,17 @@ clipped = {name: sum((b[3] - b[1], b[2] - b[0]) != tuple(fields[name].size) for 
            if all(s <= v for s, v in zip(fields[name].size, view))}  # fields that fit in a view
 print("patches clipped by the frame, per layer:", clipped)
 too_large = [name for name in examples if name not in clipped]  # fields larger than a view
+smallest = {name: min((b[2] - b[0]) * (b[3] - b[1]) for _, b, _ in examples[name]) / (view[0] * view[1])
+            for name in too_large}  # the smallest patch's share of the view
+whole = [name for name, share in smallest.items() if share == 1]
 lesson.record("clipped_note", ("; ".join(f"{n} of the 5 for `{name}`" for name, n in clipped.items() if n)
                                or "none here")
               + (f"; for {', '.join(f'`{n}`' for n in too_large)} the receptive field is larger than "
-                 f"the {view[0]}-pixel view, so every patch is the whole view, or most of it, cut by the "
-                 "frame: those rows say which photo, not which part of it" if too_large else ""))
+                 f"the {view[0]}-pixel view, so every patch is cut by the frame"
+                 + "".join(f"; `{n}`'s smallest covers {share:.0%} of the view" for n, share in
+                           smallest.items() if share < 1)
+                 + (f": the rows of {', '.join(f'`{n}`' for n in whole)}, all whole views, say which "
+                    "photo, not which part of it" if whole else "") if too_large else ""))
 # the picture's objective (mean over positions) against the pool's best view, both at the picture's size:
 # the 224-pixel views are shrunk to fv_size, as MACO's crops were resized to fv_size while it optimised
 n_pictures = len(channel_pictures)
@@ -1144,7 +1159,7 @@ print(f"input optimisation total: {time.perf_counter() - start_time:.0f} s on {c
 # while its behaviour on natural images is unchanged. Put the dataset examples beside every
 # picture, report the objective, and treat transfer as evidence, neither necessary nor
 # sufficient; the processing-path check counts only when it fails pictures other networks reject (on
-# this page it passes them).</p></div>
+# this page it passes them at its last stage).</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: train mode</p>
 # <p>In train mode batch norm normalises with the statistics of the batch being optimised,

@@ -773,10 +773,11 @@ assert torch.allclose(library, reference) and not torch.allclose(hooks_only, ref
 silu_net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
 print("rectifier_support:", rectifier_support(silu_net, (8, 8)),
       "| unsupported_activations:", unsupported_activations(silu_net, (8, 8)))
-try:
-    convlens.guided_backprop(silu_net, probe, 0)
-except ValueError as error:
-    print("ValueError:", error)
+for method in (convlens.guided_backprop, convlens.deconvnet):
+    try:
+        method(silu_net, probe, 0)
+    except ValueError as error:
+        print(f"{method.__name__}: ValueError:", error)
 
 # %% [markdown]
 # Finally, hooks left behind. We count the forward hooks, forward pre-hooks and backward hooks
@@ -987,16 +988,17 @@ else:
 # the same picture as with the trained one (correlation of the magnitude maps
 # {{ sanity_guided }}), and so does the deconvnet (measured, not drawn: {{ sanity_deconv }}),
 # while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check:
-# their pictures are made by the lower layers (and, for guided backprop, the input), not by
-# what the top of the network learned. On this model, then, neither method's picture of the
+# their pictures do not depend on the classifier's weights at all. Randomising one layer
+# cannot say whether they come from the learned lower layers, the architecture or (for guided
+# backprop) the input; the cascading version in lesson 09 and exercise 5 test that. On this model, then, neither method's picture of the
 # cat photo changes when the classifier is randomised, and the class changes their pattern
 # little on the two-object image (signed maps of {{ n_spread }} classes spread over the ranking correlate
 # at {{ deconv_spread_min }} or more for the deconvnet, {{ guided_spread_min }} or more for
 # guided backprop; guided backprop's maps of the two objects in it, {{ guided_class_corr }},
 # although asking for the cup moves its share of the map on the cup's half from
-# {{ guided_right_cat }} to {{ guided_right_cup }}): read them as views of the input structures that the
-# convolutional layers respond to (for the deconvnet without max-pooling, not even that: an
-# imprint of the weights), not as answers to "why this class?".
+# {{ guided_right_cat }} to {{ guided_right_cup }}): read them as pictures the classifier does
+# not shape (for the deconvnet without max-pooling, an imprint of the weights), not as answers
+# to "why this class?".
 #
 # For a class-discriminative map, use a method that depends on the class by construction, such
 # as [Grad-CAM](08-grad-cam.ipynb) (whose "guided" variant multiplies guided backprop by the

@@ -383,15 +383,15 @@ lesson.record("rocket_peak_column", peak_columns[0])
 same_column = lesson.expect(len(set(peak_columns)) == 1,
                             "both rocket maps peak in the same column", peak_columns)
 away = abs(peak_columns[0] - middle)
-lesson.record("rocket_where",
-              (f"{'one column' if away == 1 else f'{away} columns'} from the rocket's column "
-               f"{middle}, which still reaches {min(middle_share):.0%} to {max(middle_share):.0%} of "
-               f"each map's maximum: at {cell_width:.0f} pixels per cell the maps cover the rocket "
-               "and its surroundings alike" if min(middle_share) >= 0.5 else
-               f"beside the rocket's column {middle}, which reaches at most {max(middle_share):.0%} "
-               "of a map's maximum: the maps peak beside the object")
-              if all(c != middle for c in peak_columns) else
-              "the middle column, where the rocket stands: here the maps do peak on the object")
+side = "left" if peak_columns[0] < middle else "right"
+_ = lesson.record("rocket_where",
+                  f"{'one column' if away == 1 else f'{away} columns'} {side} of the rocket's "
+                  f"column {middle}, which reaches {min(middle_share):.0%} to "
+                  f"{max(middle_share):.0%} of each map's maximum: both maps peak beside the "
+                  f"rocket, and at {cell_width:.0f} pixels per cell they cannot separate it from "
+                  "what stands next to it"
+                  if all(c != middle for c in peak_columns) else
+                  "the middle column, where the rocket stands: here the maps do peak on the object")
 
 # %% [markdown]
 # On the four photos above the two maps correlate at {{ pair_corrs }} (all correlations here

@@ -247,11 +247,13 @@ with torch.no_grad():
 print("f along the path, alpha = 0, 0.05, ..., 1:", [round(v, 1) for v in path_scores.tolist()])
 rise = ((path_scores[1] - path_scores[0]) / (path_scores[-1] - path_scores[0])).item()
 lesson.record("ig_rise", rise, fmt="{:.0%}")
-lesson.record("ig_rise_note", "; so a grid this coarse steps over the steepest part of the path"
-              if gaps[IG_COARSE] <= rise else f". Missing that rise accounts for at most {rise:.0%} "
-              f"of the change, not for the whole miss of {gaps[IG_COARSE]:.0%}"
-              + (" or for the sum's sign" if coarse.sum().item() * change < 0 else "")
-              + ", which come from the derivatives at the grid's points")
+before = alphas < 1 / IG_COARSE  # the path's points before the coarse grid's first inner point
+reached = ((path_scores[before][-1] - path_scores[0]) / (path_scores[-1] - path_scores[0])).item()
+lesson.record("ig_rise_note",
+              f"; the score has made {reached:.0%} of its change by α = "
+              f"{alphas[before][-1].item():.2f}, before that grid's first inner point at "
+              f"{1 / IG_COARSE:.3f}, so the grid has no point on "
+              + ("most of the rise" if reached > 0.5 else f"only {reached:.0%} of it"))
 _ = lesson.expect(gaps[IG_STEPS] < gaps[IG_COARSE], f"IG with {IG_STEPS} intervals misses "
                   f"completeness by less than with {IG_COARSE}", value=gaps)
 
@@ -457,7 +459,8 @@ lesson.show(fig, "Similarity of each randomised map to the trained one (1 = unch
 #   so part of their picture is the photo itself (Adebayo et al. make the same point about
 #   gradient × input): with every layer
 #   random they keep ρ = {{ rho_last_gxi }} and {{ rho_last_ig }}, against
-#   {{ rho_last_gradient }} for the plain gradient. {{ gradcam_last_reading }}
+#   {{ rho_last_gradient }} for the plain gradient{{ rho_last_others }}
+#   {{ gradcam_last_reading }}
 # - The deconvnet fails at the first step (ρ = {{ rho_top_deconvnet }}) and then
 #   {{ deconvnet_later }} (ρ = {{ rho_third_deconvnet }} once everything down to
 #   {{ third_step }} is random). That is no sign that it explains the decision: on this model
@@ -503,6 +506,14 @@ for key, name in [("gxi", "gradient × input"), ("ig", "Integrated Gradients"),
                   ("gradient", "gradient"), ("gradcam", "Grad-CAM")]:
     lesson.record(f"rho_last_{key}", rho_step[name][-1], fmt="{:.2f}")
 lesson.record("sanity_failures", ", ".join(unchanged) or "none")
+inputless = ("guided backprop", "deconvnet", "Grad-CAM", "guided Grad-CAM", "SmoothGrad", "occlusion")
+floor_last = min(rho_step["gradient × input"][-1], rho_step["Integrated Gradients"][-1])
+as_high = [n for n in inputless if n in rho_step and rho_step[n][-1] >= floor_last]
+lesson.record("rho_last_others",
+              "; but " + " and ".join(f"{n} ({rho_step[n][-1]:.2f})" for n in as_high)
+              + f" keep{'s' if len(as_high) == 1 else ''} as much without multiplying by the "
+              "input, so ρ alone does not show this; Figure 2 does: the gradient × input and "
+              "Integrated Gradients rows keep the cat's outline in every column." if as_high else ".")
 three = [rho_top.get(n, float("nan")) for n in ("Grad-CAM", "gradient × input", "Integrated Gradients")]
 lesson.record("three_rho", (f"have alike ρ ({three[0]:.2f}, {three[1]:.2f}, {three[2]:.2f}); their "
                             "SSIM differs more (Figure 3)." if max(three) - min(three) < 0.1 else
@@ -1464,7 +1475,7 @@ _ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing
 # <div class="admonition warning"><p class="admonition-title">Trap: no baselines</p>
 # <p>A random ranking can delete well: on the photo its deletion-to-0 area,
 # {{ random_zero_auc }}, is better than that of {{ random_beats_zero }} of the
-# {{ n_methods }} methods (on `evidence_net` it is {{ ev_random_zero }},
+# {{ n_methods }} methods (on <code>evidence_net</code> it is {{ ev_random_zero }},
 # {{ ev_random_zero_place }}). On photos a centre map points well because
 # photographers centre their subject (Zhang et al.'s centre baseline already scores high on
 # PASCAL VOC); on this page's pasted objects only {{ centre_inside }} of its
