@@ -494,17 +494,19 @@ textures = [n for n in ("gravel", "brick", "grass") if n in ratio]
 cat_ratio = ratio.get("chelsea", float("nan"))
 above_cat = [n for n in textures if ratio[n] > cat_ratio]
 listed = ", ".join(f"{n} {ratio[n]:.2f}" for n in textures)
+pool_median = float(torch.tensor(list(ratio.values())).quantile(0.5))
+top_photo = max(ratio, key=ratio.get)
 lesson.record("texture_reading",
               f"Of the three close-ups of a texture with no object in them ({listed}), "
               f"{' and '.join(above_cat)} {'reach' if len(above_cat) > 1 else 'reaches'} more than "
-              f"the pool's cat photo, `chelsea` ({cat_ratio:.2f}). So an inside that stands out "
-              "needs no object." if above_cat else
+              f"the pool's cat photo, `chelsea` ({cat_ratio:.2f}), and the pool's median is "
+              f"{pool_median:.2f}: a ratio like theirs needs no object." if above_cat else
               f"On this model the three close-ups of a texture with no object in them ({listed}) "
               f"all stay below the pool's cat photo, `chelsea` ({cat_ratio:.2f}): here the "
               "contrast is weaker without an object, on these few photos.")
 lesson.record("texture_verdict",
-              "So an inside that stands out is no evidence of an object, and the plain mean" if above_cat
-              else f"Even so, {len(pool)} photos and no control are thin evidence, and the plain mean")
+              f"With {len(pool)} photos and no control this page cannot say what raises the "
+              f"ratio most ({top_photo}, {ratio[top_photo]:.1f}), and the plain mean")
 lesson.record("ratio_low_note", ", a near-tie" if abs(ratio[low] - 1) < 0.1 else
               ", lower inside than on the ring" if ratio[low] < 1 else "")
 _ = lesson.expect(blank_on < 0.1 * blank_maps.numel(), "on a blank image at least nine units "

@@ -829,13 +829,22 @@ for name, key in (("plain pixels", "plain"), ("Olah et al. 2017", "olah"), ("MAC
     lesson.record(f"{key}_wins", int((margins[name][-1] > 0).sum()))
 _ = lesson.record("control_margin_last", float(margins["control: random phase"][-1].mean()), "+.2f")
 first_margins = {name: float(margins[name][0].mean()) for name in margins}
-control_first = first_margins["control: random phase"]
-below_control = [name for name in first_margins if name != "control: random phase"
-                 and first_margins[name] < control_first]
+control_first = first_margins.pop("control: random phase")
+short = {"plain pixels": "plain-pixel", "Olah et al. 2017": "Olah-style", "MACO": "MACO"}
+below = [n for n, m in first_margins.items() if m < control_first - 0.05]  # a clear gap only
+level = [n for n in first_margins if n not in below]
+
+
+def named(names):
+    return " and ".join(f"{short[n]} ({first_margins[n]:+.2f})" for n in names)
+
+
 _ = lesson.record("first_stage_reading",
-                  f"{'every recipe' if len(below_control) == len(first_margins) - 1 else ', '.join(below_control) or 'no recipe'} "
-                  f"resembles its class photo less than the random-phase control does "
-                  f"({control_first:+.2f})")
+                  (f"the {named(below)} pictures resemble their class photo less than the "
+                   f"random-phase control does ({control_first:+.2f})" if below else
+                   "no recipe is clearly below the random-phase control")
+                  + (f", while {named(level)} {'is' if len(level) == 1 else 'are'} level "
+                     "with it or above (one draw of the control)" if level else ""))
 _ = lesson.record("control_low", float(margins["control: random phase"].mean(dim=1).min()), "+.2f")
 _ = lesson.record("control_high", float(margins["control: random phase"].mean(dim=1).max()), "+.2f")
 wins = {name: int((margins[name][-1] > 0).sum()) for name in ("plain pixels", "Olah et al. 2017")}

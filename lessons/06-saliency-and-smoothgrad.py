@@ -492,9 +492,9 @@ _ = lesson.expect(wins["px"] > 0.75 * len(pool_rows) and wins["blk"] > 0.75 * le
 # shift of the input (which averaging tends to give by construction, as noted above), and on
 # the cat photo it stays as close to the gradient as an invisible change of the input does. At the noise levels
 # usually recommended (0.1 to 0.2), 32 samples were not enough on the cat photo for it to be
-# as steady as the gradient pixel by pixel, and its per-pixel r grows slowly with N (the
-# table above), so Smilkov et al.'s usual 50 or so would, on that trend, still fall short;
-# what it shows there is no longer the gradient's picture.
+# as steady as the gradient pixel by pixel (its per-pixel r grows with N, in the table above;
+# Smilkov et al.'s usual 50 or so samples were not tested here), and what it shows there is no
+# longer the gradient's picture.
 #
 # Both knobs at once, for the most probable class; the noise is seeded, so each map is the one
 # `smoothgrad` returns for that setting:

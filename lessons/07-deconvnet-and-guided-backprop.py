@@ -987,8 +987,9 @@ else:
 # With a random classifier, one that has never learned what a cat is, guided backprop draws
 # the same picture as with the trained one (correlation of the magnitude maps
 # {{ sanity_guided }}), and so does the deconvnet (measured, not drawn: {{ sanity_deconv }}),
-# while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check:
-# their pictures do not depend on the classifier's weights at all. Randomising one layer
+# while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check: with
+# a random last layer their magnitude maps of the cat photo are unchanged to two decimals, so
+# on this photo the classifier's weights barely shape them. Randomising one layer
 # cannot say whether they come from the learned lower layers, the architecture or (for guided
 # backprop) the input; the cascading version in lesson 09 and exercise 5 test that. On this model, then, neither method's picture of the
 # cat photo changes when the classifier is randomised, and the class changes their pattern
@@ -996,9 +997,10 @@ else:
 # at {{ deconv_spread_min }} or more for the deconvnet, {{ guided_spread_min }} or more for
 # guided backprop; guided backprop's maps of the two objects in it, {{ guided_class_corr }},
 # although asking for the cup moves its share of the map on the cup's half from
-# {{ guided_right_cat }} to {{ guided_right_cup }}): read them as pictures the classifier does
-# not shape (for the deconvnet without max-pooling, an imprint of the weights), not as answers
-# to "why this class?".
+# {{ guided_right_cat }} to {{ guided_right_cup }}): read them as pictures the classifier
+# shapes only weakly (the deconvnet without max-pooling hardly at all, an imprint of the
+# weights; guided backprop enough to move part of its mass), not as answers to "why this
+# class?".
 #
 # For a class-discriminative map, use a method that depends on the class by construction, such
 # as [Grad-CAM](08-grad-cam.ipynb) (whose "guided" variant multiplies guided backprop by the

@@ -388,8 +388,7 @@ _ = lesson.record("rocket_where",
                   f"{'one column' if away == 1 else f'{away} columns'} {side} of the rocket's "
                   f"column {middle}, which reaches {min(middle_share):.0%} to "
                   f"{max(middle_share):.0%} of each map's maximum: both maps peak beside the "
-                  f"rocket, and at {cell_width:.0f} pixels per cell they cannot separate it from "
-                  "what stands next to it"
+                  "rocket, not on it (why, this page does not measure)"
                   if all(c != middle for c in peak_columns) else
                   "the middle column, where the rocket stands: here the maps do peak on the object")
 

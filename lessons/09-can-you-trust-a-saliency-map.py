@@ -554,17 +554,12 @@ lesson.record("gradcam_ssim", f"its SSIM stays at {gradcam_ssim:.2f} or above at
               "unrelated (not measured here), so we do not read that as unchanged"
               if gradcam_ssim > 0.5 else f"its SSIM falls too, to {gradcam_ssim:.2f}")
 gradcam_last = rho_step["Grad-CAM"][-1]
+occlusion_swing = (min(rho_step["occlusion"]), max(rho_step["occlusion"]))
 lesson.record("gradcam_last_reading",
-              "And Grad-CAM, although its ρ drops at the first step, never becomes unrelated to "
-              f"its trained map (ρ = {gradcam_last:.2f} with every layer random): part of that "
-              "coarse map does not come from the learnt weights." if gradcam_last > 0.3 else
-              "And Grad-CAM does not end unrelated to its trained map either: with every layer "
-              f"random its ρ is {gradcam_last:.2f}, negative, so the random network's coarse "
-              "map is bright where the trained map is dark. That link to the trained map's "
-              "layout cannot come from the learnt weights, which are all gone."
-              if gradcam_last < -0.3 else
-              f"Grad-CAM ends unrelated to its trained map (ρ = {gradcam_last:.2f} with every "
-              "layer random).")
+              f"Grad-CAM's ρ with every layer random is {gradcam_last:.2f}; that is one draw of a "
+              "coarse map, and a coarse map's ρ can move a lot by chance (occlusion's swings "
+              f"between {occlusion_swing[0]:.2f} and {occlusion_swing[1]:.2f} across the steps), so "
+              "this page cannot tell a lasting tie to the trained map from chance.")
 deconvnet_third = rho_step["deconvnet"][2] if "deconvnet" in rho_step else float("nan")
 lesson.record("deconvnet_later", "changes completely" if deconvnet_third < 0.3 else "changes")
 mean_gap = abs(rho_mean.get("deconvnet", float("nan")) - rho_mean["Integrated Gradients"])
@@ -594,7 +589,8 @@ lesson.record("deconvnet_mean_reading",
 #   the mean of its four neighbours, where Rong et al. weight eight; all deleted pixels solved
 #   together as one sparse linear system, plus noise of standard deviation {{ road_noise }}),
 #   so that the deleted region is filled from its surroundings and its shape is meant to
-#   give less away than grey specks do; not nothing, as the deconvnet's grid shows below
+#   give less away than grey specks do (below, the deconvnet's grid, which does not depend on
+#   the photo, still beats the random map under ROAD, for a reason this page does not test)
 #   (`evaluate.road_curve`, most important pixels first).
 #
 # Insertion starts from the blurred photo and puts the top-ranked pixels back. All
@@ -690,7 +686,7 @@ for key, kind, name in [("road_ig", "ROAD", "Integrated Gradients"),
 next_zero = [n for n in sorted(METHODS, key=area["deletion to 0"].get) if n not in contribution]
 lesson.record("next_zero", with_areas(area["deletion to 0"], next_zero[:1]))
 for kind, key in zip(deletion_kinds, ("zero", "blur", "road")):  # methods worse than random
-    lesson.record(f"random_beats_{key}", sum(area[kind][n] > area[kind]["random map"]
+    lesson.record(f"random_beats_{key}", sum(area[kind][n] > area[kind]["random map"] + TIE_MARGIN
                                               for n in METHODS))
 
 
@@ -792,7 +788,7 @@ _ = lesson.expect(dips >= 1, "the first insertion step lowers the score for some
 # - **Deletion to 0.** Tied at the top: {{ tied_zero }}; the next method is
 #   {{ next_zero }}, and the random map {{ random_zero_auc }}. Better than the random map by
 #   more than {{ tie_margin }}: {{ beats_random_zero }}. The random map is hard to beat here
-#   (better than {{ random_beats_zero }} of the {{ n_methods }} methods; with a blur,
+#   (better by more than {{ tie_margin }} than {{ random_beats_zero }} of the {{ n_methods }} methods; with a blur,
 #   {{ random_beats_blur }}; under ROAD, {{ random_beats_road }}), and why is not tested on this
 #   page. Grad-CAM ({{ zero_gradcam }}) and the centre map ({{ deletion_centre }}), which
 #   delete whole regions, do worse than it{{ gradcam_rise }}.
@@ -1229,13 +1225,9 @@ lesson.record("ev_gradcam_falls", "" if flip == "Grad-CAM" else
 lesson.record("ev_third", third)
 course_last, ev_gradcam_last = rho_step["Grad-CAM"][-1], ev_rho["Grad-CAM"][-1]
 lesson.record("gradcam_last_compare",
-              (f"Grad-CAM's map stays related to its trained map on {ctx.name} (ρ = {course_last:.2f}"
-               + (", inverted)" if course_last < 0 else ")")
-               if abs(course_last) > 0.3 else
-               f"Grad-CAM's map ends unrelated to its trained map on {ctx.name} (ρ = "
-               f"{course_last:.2f})")
-              + (" but not on `evidence_net` (" if abs(ev_gradcam_last) <= 0.3 else
-                 " and on `evidence_net` (") + f"{ev_gradcam_last:.2f}).")
+              f"Grad-CAM's final ρ is {course_last:.2f} on {ctx.name} and {ev_gradcam_last:.2f} on "
+              "`evidence_net`, each one draw of a coarse map, which this page does not read as "
+              "a lasting tie or its absence.")
 lesson.record("ev_third_rho", first_step[third], fmt="{:.2f}")
 lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
               and set(least_changed_course) == {"guided backprop", "deconvnet"}
@@ -1474,7 +1466,7 @@ _ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: no baselines</p>
 # <p>A random ranking can delete well: on the photo its deletion-to-0 area,
-# {{ random_zero_auc }}, is better than that of {{ random_beats_zero }} of the
+# {{ random_zero_auc }}, is better by more than {{ tie_margin }} than that of {{ random_beats_zero }} of the
 # {{ n_methods }} methods (on <code>evidence_net</code> it is {{ ev_random_zero }},
 # {{ ev_random_zero_place }}). On photos a centre map points well because
 # photographers centre their subject (Zhang et al.'s centre baseline already scores high on
