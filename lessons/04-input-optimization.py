@@ -634,16 +634,6 @@ lesson.record("judge_a", judges[0].replace("efficientnet_lite", "EfficientNet-Li
 lesson.record("judge_b", judges[1].replace("efficientnet_lite", "EfficientNet-Lite"))
 judged = {}  # (recipe, judge) -> TransferResult
 if imagenet:
-    for judge in judges:
-        loaded = convlens.models.load(judge, download=False)
-        judge_model = loaded.model.to(ctx.device)
-        for name, pictures in class_pictures.items():
-            judged[name, judge] = convlens.transfer_scores(
-                judge_model, pictures, classes, normalize=loaded.preprocess.normalize,
-                input_size=loaded.preprocess.crop)
-        del judge_model, loaded
-    self_check = {name: convlens.transfer_scores(model, pictures, classes, normalize=ctx.preprocess.normalize)
-                  for name, pictures in class_pictures.items()}
     # The baseline: pictures made with no objective at all, judged against the same classes.
     # Uniform pixel noise, and MACO's starting point (photo-like spectrum, random phase).
     noise_pictures = {
@@ -652,11 +642,13 @@ if imagenet:
     for judge in judges:
         loaded = convlens.models.load(judge, download=False)
         judge_model = loaded.model.to(ctx.device)
-        for name, pictures in noise_pictures.items():
+        for name, pictures in {**class_pictures, **noise_pictures}.items():
             judged[name, judge] = convlens.transfer_scores(
                 judge_model, pictures, classes, normalize=loaded.preprocess.normalize,
                 input_size=loaded.preprocess.crop)
         del judge_model, loaded
+    self_check = {name: convlens.transfer_scores(model, pictures, classes, normalize=ctx.preprocess.normalize)
+                  for name, pictures in class_pictures.items()}
     rows = []
     for name in class_pictures:
         cells = [f"{float(self_check[name].top1.float().mean()):.0%}"]
