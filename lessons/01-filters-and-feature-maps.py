@@ -514,7 +514,7 @@ _ = lesson.expect(blank_on < 0.1 * blank_maps.numel(), "on a blank image at leas
 
 # %% [markdown]
 # The first layer's mean is still a filtered copy of the photo. The middle layer's mean is a
-# patchwork: its channels are signed (here from {{ middle_min }} to {{ middle_max }}) and
+# patchwork: its channels are signed (here from {{ middle_min }} to {{ middle_max }}) and can
 # cancel. The mean of the last spatial feature map is higher inside the picture
 # ({{ inner_mean }} on average) than on its outer ring of cells ({{ border_mean }}). It is
 # tempting to read this as "late features are about objects, so the mean marks where

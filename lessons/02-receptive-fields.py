@@ -284,8 +284,10 @@ lesson.show(fig, "Theoretical receptive field size and jump after each convoluti
 # %% [markdown]
 # ## One unit's box on the photo
 #
-# `RF.box(i, j)` returns `(top, left, bottom, right)`, half-open like a slice, so
-# `image[..., top:bottom, left:right]` is exactly what the unit can see. Below, left: the
+# `RF.box(i, j)` returns `(top, left, bottom, right)`, half-open like a slice: for a box
+# inside the image, `image[..., top:bottom, left:right]` is what the unit can see. An edge
+# unit's box starts at negative coordinates, which a Python slice would count from the end, so
+# slice with `RF.box(i, j, clip=True)`. Below, left: the
 # centre unit of the first convolution and of the middle layer, and a corner unit of the
 # middle layer, whose box sticks out of the image (the part outside is padding, zeros the unit
 # sees but the image doesn't have). Right, zoomed out: the centre unit of the last spatial

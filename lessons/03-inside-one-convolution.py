@@ -565,10 +565,9 @@ else:
 # Filter {{ deep_filter }} of `{{ deep_layer }}` reads {{ deep_channels }} channels, but its
 # eight largest kernel maps hold {{ deep_top_share }} of its total response (mean $|m_{o,c}|$):
 # the decomposition tells which input channels a filter draws on, and with which sign, which
-# the summed feature map does not show. Where in the photo it shows only in maps that vary, and
-# the largest ones here mostly do not: the two largest (channels {{ flat_channels }}) vary over
-# the photo by a standard deviation of only {{ flat_spread }} of their mean, so they are
-# mostly a constant offset. Nor is the kernel drawn above a map simply the pattern its channel
+# the summed feature map does not show. The two largest maps (channels {{ flat_channels }})
+# carry a large constant part: their standard deviation over the photo is {{ flat_spread }} of
+# their mean. Nor is the kernel drawn above a map simply the pattern its channel
 # was matched against. {{ kernel_caveat }}: of the eight drawn, channels {{ flipped_maps }}
 # have a kernel whose centre has the opposite sign of their map. The same maps come out of `convert_convs` with `keep_maps` switched on for
 # that one layer and filter (the printed difference is zero).

@@ -436,7 +436,7 @@ _ = lesson.expect(all(v < none for k, v in reg_objectives.items() if k != "none"
 # Without regularisation the picture is high-contrast speckle. Total variation alone, at the
 # strong weight of the second panel, flattens it to a nearly uniform grey with faint
 # structure; the third panel uses a weaker total variation together with an $L_2$ penalty and
-# jitter (the weights are in the titles) and keeps more structure and colour. Each penalty
+# jitter (the weights are in the titles) and keeps more structure and colour. Each regularised setting
 # costs activation: {{ reg_none }} without regularisation, {{ reg_tv }} with total variation
 # and {{ reg_all }} with the three. The two regularised panels differ in their total-variation
 # weight too and each is one seed, so the second drop is not the $L_2$ penalty's and the

@@ -310,8 +310,8 @@ else:
 # with the window {{ half_stride }} pixels further down, correlates at {{ grid_corr_half }};
 # {{ total_stride }} pixels down, at {{ grid_corr_full }}. Shifted right, the same
 # correlations are {{ grid_across_half }} and {{ grid_across_full }}. So in both directions
-# the pattern repeats closely at shifts of {{ half_stride }} and {{ total_stride }} pixels,
-# the network's total stride. {{ fine_scale }}
+# the pattern repeats closely at shifts of {{ half_stride }} pixels (half the network's total
+# stride) and {{ total_stride }} (the total stride). {{ fine_scale }}
 # Shifts from 3 to {{ half_stride_less }} were not tested, so the coarse
 # period could be shorter than {{ half_stride }}. Guided backprop, whose rule also keeps the forward pass's gate
 # $\mathbf 1\{s>0\}$ (the deconvnet keeps no gate at all), does follow the photo. Is the deconvnet's pattern about this photo at all? Give it a
@@ -988,8 +988,8 @@ else:
 # the same picture as with the trained one (correlation of the magnitude maps
 # {{ sanity_guided }}), and so does the deconvnet (measured, not drawn: {{ sanity_deconv }}),
 # while the gradient changes much more ({{ sanity_grad }}). Both fail this sanity check: with
-# a random last layer their magnitude maps of the cat photo are unchanged to two decimals, so
-# on this photo the classifier's weights barely shape them. Randomising one layer
+# a random last layer their magnitude maps of the cat photo correlate with the trained ones at
+# 1.00 to two decimals, so on this photo the classifier's weights barely shape them. Randomising one layer
 # cannot say whether they come from the learned lower layers, the architecture or (for guided
 # backprop) the input; the cascading version in lesson 09 and exercise 5 test that. On this model, then, neither method's picture of the
 # cat photo changes when the classifier is randomised, and the class changes their pattern

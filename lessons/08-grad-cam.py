@@ -475,8 +475,7 @@ lesson.record("trap_depths", (
     and all(separation[d] < 0.25 for d in signed) else "")
 earlier_best = max(depths[:-1], key=separation.get)
 lesson.record("where_separates", (
-    f"only the last separates the two maps: on this input the separation arises after "
-    f"`{depths[-2]}`, in layers not measured one by one here")
+    f"only the last, `{depths[-1]}`, separates the two maps on this input")
     if separation[earlier_best] < 0.25 else (
     f"the last separates the two maps best, and earlier ones at most partly (up to "
     f"{separation[earlier_best]:+.2f} at `{earlier_best}`)"))
@@ -650,8 +649,9 @@ _ = lesson.expect(len(ratios) > 0 and min(ratios) > absent_ratio,
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: upsampling in the wrong order</p>
 # <p><code>F.interpolate</code> takes <code>size=(H, W)</code>; passing the image's
-# <code>(width, height)</code>, as PIL reports it, transposes a non-square map. The composite
-# here is 224×448 precisely so that such a mistake would show.</p></div>
+# <code>(width, height)</code>, as PIL reports it, asks for a map of the wrong shape: the
+# 7×14 map of the 224×448 composite would be stretched to 448×224 and no longer lie over the
+# photo.</p></div>
 
 # %% [markdown]
 # ## Exercises

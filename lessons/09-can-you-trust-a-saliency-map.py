@@ -554,12 +554,10 @@ lesson.record("gradcam_ssim", f"its SSIM stays at {gradcam_ssim:.2f} or above at
               "unrelated (not measured here), so we do not read that as unchanged"
               if gradcam_ssim > 0.5 else f"its SSIM falls too, to {gradcam_ssim:.2f}")
 gradcam_last = rho_step["Grad-CAM"][-1]
-occlusion_swing = (min(rho_step["occlusion"]), max(rho_step["occlusion"]))
 lesson.record("gradcam_last_reading",
               f"Grad-CAM's ρ with every layer random is {gradcam_last:.2f}; that is one draw of a "
-              "coarse map, and a coarse map's ρ can move a lot by chance (occlusion's swings "
-              f"between {occlusion_swing[0]:.2f} and {occlusion_swing[1]:.2f} across the steps), so "
-              "this page cannot tell a lasting tie to the trained map from chance.")
+              "coarse map, and this page does not measure how much ρ varies between random draws, so "
+              "it cannot tell a lasting tie to the trained map from chance.")
 deconvnet_third = rho_step["deconvnet"][2] if "deconvnet" in rho_step else float("nan")
 lesson.record("deconvnet_later", "changes completely" if deconvnet_third < 0.3 else "changes")
 mean_gap = abs(rho_mean.get("deconvnet", float("nan")) - rho_mean["Integrated Gradients"])
