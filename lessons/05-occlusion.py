@@ -44,6 +44,7 @@
 # ECCV 2014 ([arXiv:1311.2901](https://arxiv.org/abs/1311.2901)), section 4.2.
 
 # %%
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -349,7 +350,7 @@ lesson.show(fig, f"Occlusion maps for {ctx.labels[helmet]!r} (window 32, stride 
 #
 # Occlusion answers "which *one* patch matters", and sometimes none matters much. On this
 # close-up of a cat no single 32-pixel window (stride 16) lowers the {{ cat_name }} logit,
-# the top class, by more than {{ cat_drop }} (of {{ cat_logit }}), while hiding some windows
+# the top class, by more than {{ cat_drop }}, while hiding some windows
 # raises it by up to {{ cat_rise }}. Is a drop of {{ cat_drop }} much? Its share of the
 # logit says nothing: the softmax ignores a constant added to all the logits of an image, so
 # a logit has no natural zero to measure against. The class's log-probability has no such
@@ -368,7 +369,6 @@ cat_all = occlusion(model, xcat, None, window=32, stride=16)[0]  # every class, 
 cat_map = cat_all[cat_class]
 lesson.record("cat_name", repr(ctx.labels[cat_class]))
 lesson.record("cat_drop", cat_map.max(), ".2f")
-lesson.record("cat_logit", cat_logits[cat_class], ".2f")
 lesson.record("cat_rise", -cat_map.min(), ".2f")
 
 
@@ -388,6 +388,7 @@ def record_probability(name, base, drops, c):
 
 
 cat_lp = record_probability("cat", cat_logits, cat_all, cat_class)
+cat_p = torch.softmax(cat_logits, 0)[cat_class].item()
 helmet_lp = record_probability("helmet", logits, coarse[0], helmet)  # stride 16, as the cat's
 lesson.expect(cat_lp < helmet_lp / 4, "on the cat photo the best window lowers the top "
               "class's log-probability by under a quarter of the helmet's", (cat_lp, helmet_lp))
@@ -400,8 +401,8 @@ axes[0].set_title("input", fontsize=9)
 axes[0].axis("off")
 cat_limit = cat_map.abs().max().item()
 im = draw_drop(axes[1], ctx.to_display(xcat), cat_map.cpu().numpy(), 32, 16, cat_limit,
-               f"{ctx.labels[cat_class]!r}: max drop {cat_map.max().item():.2f} "
-               f"of {cat_logits[cat_class].item():.2f}")
+               f"{ctx.labels[cat_class]!r}: max drop {cat_map.max().item():.2f}\n"
+               f"p {cat_p:.1%} → {cat_p * math.exp(-cat_lp):.1%} (best window)")
 fig.colorbar(im, cax=axes[2], label="logit drop")
 lesson.show(fig, f"Occlusion for {ctx.labels[cat_class]!r} on the cat photo (window 32, stride "
                  "16), on its own colour scale: the colours are strong, the change in the "

@@ -221,7 +221,7 @@ _ = lesson.expect(bool(cos_line[-1] < 0.9), "the two gradients are only partly a
 # a single gradient map is an accident of where exactly $x$ sits. (The gradient passes only
 # through units on the slope of their activation: at $x$, {{ off_share }} of the model's ReLU6
 # outputs are off and {{ ceiling_share }} sit at the ceiling of 6, and both pass nothing back;
-# the receptive-field lesson measures this over all photos.)
+# the receptive-field lesson measures this over the photo pool.)
 
 # %% [markdown]
 # ## SmoothGrad by hand and by the library

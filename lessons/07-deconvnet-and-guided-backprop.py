@@ -930,10 +930,10 @@ else:
 # ({{ guided_right_cat }} → {{ guided_right_cup }} of its magnitude in the right half), even
 # though the two magnitude maps still correlate at {{ guided_class_corr_mag }}.
 #
-# Nie et al. 2018 explain the guided-backprop half of this: dropping the negative signals at
-# every rectifier while gating by the forward pass makes it perform a partial **image
-# recovery**, a map dominated by the input's own edges, on which the class you start from has
-# little influence. (Their account of the deconvnet assumes max-pooling switches, which carry
+# Nie et al. 2018 give a theory of the guided-backprop half of this: dropping the negative
+# signals at every rectifier while gating by the forward pass makes it perform a partial
+# **image recovery**, on which the class you start from has little influence. This page
+# measures only the second part, the weak influence of the class. (Their account of the deconvnet assumes max-pooling switches, which carry
 # the photo in; without them, as here, the deconvnet does not see the photo at all.) Adebayo et al. 2018 turned this into a sanity check:
 # if a saliency map barely changes when the model's weights are randomised, it cannot be
 # explaining what the model learned. Let us run the simplest version of their test: replace

@@ -17,7 +17,7 @@
 #
 # **Summary.** Every method side by side, on a pretrained model and on a network whose evidence we know: randomisation, deletion (to a colour, a blur, by ROAD), insertion, pointing and evidence mass.
 #
-# **The question.** "Eight lessons gave me nine ways to draw what the network looks at. Which
+# **The question.** "The lessons gave me many ways to draw what the network looks at. Which
 # of these maps should I believe, and for which question?"
 #
 # A saliency map is a claim about the network: *these pixels are why it said "cat"*. A claim
@@ -109,6 +109,7 @@ SMOOTHGRAD_SAMPLES, IG_STEPS, WINDOW, STRIDE = 8, 24, 64, 32
 IG_COARSE = 8  # a coarser path, once, to show what the number of intervals does
 lesson.record("ig_steps", IG_STEPS)
 lesson.record("ig_coarse_steps", IG_COARSE)
+lesson.record("occlusion_windows", ((x.shape[-2] - WINDOW) // STRIDE + 1) * ((x.shape[-1] - WINDOW) // STRIDE + 1))
 
 
 def seeded(device, offset=0):
@@ -1286,7 +1287,7 @@ def star(name, tied):
 
 
 HEADERS = (["method", "ranked by", "deletion to 0 ↓", "ROAD ↓", "pointing ↑"]
-           + [f"ρ after {label}" for label in step_labels] + ["time per image"])
+           + [f"ρ after {label}" for label in step_labels] + ["seconds (one run)"])
 rows = [[name, RANKED_BY[name], f"{area['deletion to 0'][name]:.3f}", f"{area['ROAD'][name]:.3f}",
          f"{pointing[name]:.0%}{star(name, pointing_tied)}"]
         + [f"{v:.2f}" for v in rho_step[name]] + [f"{seconds[name]:.2f} s"] for name in EVERY]
@@ -1423,10 +1424,12 @@ _ = lesson.record("agree_not_beyond", (f"The orders of {joined(not_beyond)} are 
 #   random, gradient × input and Integrated Gradients keep part of their picture on both
 #   networks (ρ = {{ rho_last_gxi }} and {{ rho_last_ig }} on {{ model_name }},
 #   {{ ev_rho_last_gxi }} and {{ ev_rho_last_ig }} on `evidence_net`). {{ gradcam_last_compare }}
-# - *"What can I afford?"* One backward pass (gradient, gradient × input, deconvnet, guided
-#   backprop, Grad-CAM) costs {{ time_one_pass }} per image here; SmoothGrad and Integrated
-#   Gradients pay one pass per sample or step, and occlusion one forward pass per window
-#   ({{ time_occlusion }}).
+# - *"What can I afford?"* Count the passes per image: one backward pass for the gradient,
+#   gradient × input, the deconvnet, guided backprop and Grad-CAM; one per sample for
+#   SmoothGrad ({{ smoothgrad_samples }} here) and per point of the path for Integrated
+#   Gradients ({{ ig_points }}); one forward pass per window for occlusion ({{ occlusion_windows }}).
+#   The table's last column is one timed run of each on the machine that built this page, a
+#   rough guide that other load on the machine can move.
 #
 # No method wins every column. Together the tests say what each map is evidence *of*: the
 # deletion curves test the ranking of pixels under one way of removing them, the pointing game
@@ -1434,10 +1437,8 @@ _ = lesson.record("agree_not_beyond", (f"The orders of {joined(not_beyond)} are 
 # randomisation the dependence on the weights; a method can pass one and fail another.
 
 # %%
-one_pass = [seconds[n] for n in ("gradient", "gradient × input", "deconvnet", "guided backprop",
-                                  "Grad-CAM") if n in seconds]
-lesson.record("time_one_pass", f"{min(one_pass):.2f}–{max(one_pass):.2f} s", timing=True)
-_ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing=True)
+lesson.record("smoothgrad_samples", SMOOTHGRAD_SAMPLES)
+_ = lesson.record("ig_points", IG_STEPS + 1)  # the trapezoid rule evaluates both ends of every interval
 
 # %% [markdown]
 # ## Traps
@@ -1457,8 +1458,8 @@ _ = lesson.record("time_occlusion", seconds["occlusion"], fmt="{:.2f} s", timing
 # the number.</p></div>
 #
 # <div class="admonition warning"><p class="admonition-title">Trap: a ranking within the noise</p>
-# <p>With a few dozen images, one or two hits of the pointing game, or a few thousandths of a
-# deletion area, are noise. Resample the images (<code>evaluate.bootstrap_means</code>) and
+# <p>With a few dozen images, one or two hits of the pointing game, or a few hundredths of a
+# deletion area, can be noise. Resample the images (<code>evaluate.bootstrap_means</code>) and
 # report the methods whose difference from the best lies within the interval as tied, not as
 # a winner and its runners-up.</p></div>
 #

@@ -137,3 +137,35 @@ def test_the_committed_results_load_and_the_docs_get_the_page(tmp_path):
     assert page.startswith("# Benchmarks") and benchmarks.PLACEHOLDER not in page
     assert (out / benchmarks.FIGURE).is_file()
     assert "occlusion-2026-12-02-9b64520.json" in page
+
+
+def class_recipe_result() -> dict:
+    """A small class-recipe result in the format bench_class_recipe.py writes."""
+    judges = ["efficientnet_lite1", "efficientnet_lite2"]
+    rows = [{"steps": 0, "what": "no objective: random phase", "seconds": None,
+             "self_top1": None, judges[0]: {"top1": 0.0, "top5": 0.0},
+             judges[1]: {"top1": 0.0, "top5": 0.25}, "median_rank": 412.5},
+            {"steps": 96, "what": "visualize_class, 96 steps", "seconds": 6.54,
+             "self_top1": 0.75, judges[0]: {"top1": 0.25, "top5": 0.5},
+             judges[1]: {"top1": 0.125, "top5": 0.375}, "median_rank": 17.0}]
+    return {"benchmark": "class-recipe", "version": 1, "date": "2026-12-05T12:00:00+00:00",
+            "command": "bench_class_recipe.py", "commit": "d" * 40, "dirty": False,
+            "host": {"cpu": "Test CPU"}, "model": "efficientnet_lite0", "judges": judges,
+            "classes": ["espresso", "lemon"], "recipe": {"steps": 96}, "rows": rows}
+
+
+def test_a_class_recipe_run_shows_each_budget_with_its_rates(tmp_path):
+    write(tmp_path, "class-recipe-2026-12-05-ddddddd.json", class_recipe_result())
+    page = benchmarks.files(tmp_path, None)[benchmarks.PAGE].decode()
+    assert "## Class visualisation: steps against transfer" in page
+    assert "| no objective: random phase | 0 | – | – | 0% | 0% | 0% | 25% | 412 |" in page
+    assert "| visualize_class, 96 steps | 96 | 6.5 | 75% | 25% | 50% | 12% | 38% | 17 |" in page
+    assert "`efficientnet_lite0`, 2 classes: espresso, lemon." in page
+
+
+def test_a_class_recipe_run_without_rows_names_the_field(tmp_path):
+    data = class_recipe_result()
+    del data["rows"]
+    write(tmp_path, "class-recipe-broken.json", data)
+    with pytest.raises(benchmarks.ResultError, match="class-recipe-broken.json: no 'rows' field"):
+        benchmarks.files(tmp_path, None)

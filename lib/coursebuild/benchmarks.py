@@ -31,10 +31,11 @@ FIGURE = "benchmarks/occlusion.svg"  # beside the page: its URL is benchmarks/
 PLACEHOLDER = "<!-- benchmark results -->"
 COMMON = ("benchmark", "version", "date", "command", "commit", "host")
 # what each kind of result must hold besides COMMON (the fields the page shows)
-REQUIRED = {"occlusion": ("models",), "site-build": ("steps",)}
+REQUIRED = {"occlusion": ("models",), "site-build": ("steps",),
+            "class-recipe": ("model", "judges", "classes", "recipe", "rows")}
 TITLES = {"occlusion": "Occlusion: convlens, Captum and the naive loop",
           "site-build": "The site build and the tests", "smoothgrad": "SmoothGrad",
-          "kernel-maps": "Kernel maps"}
+          "kernel-maps": "Kernel maps", "class-recipe": "Class visualisation: steps against transfer"}
 ABOUT = {
     "occlusion": (
         "Seconds to compute one occlusion map of one image (window and stride as given "
@@ -51,6 +52,15 @@ ABOUT = {
         "Wall-clock seconds of a build from a clean clone: the environment, the nine "
         "lessons from a cold cache, the site, the tests. Per lesson: the seconds its "
         "execution took on the CPU."),
+    "class-recipe": (
+        "What `convlens.visualize_class` gives for its time, per step budget (every other "
+        "setting `CLASS_RECIPE`'s): **s/picture** is the median wall-clock seconds of one "
+        "picture; **itself** the share of the pictures the visualised model classifies as their "
+        "class; then, per judge (other networks with their own trained weights), the share "
+        "that judge ranks first (top-1) and in its top 5; **median rank** is the judges' "
+        "median rank of the class, 1 best, of 1000. The row with 0 steps is the "
+        "no-objective baseline: MACO's starting point, the photos' spectrum with a random "
+        "phase. With one picture per class, one picture moves a rate by 1/classes."),
     "comparison": (
         "One measure of convlens against a plain baseline in the same run; "
         "**convlens / baseline** below 1 means convlens needs less."),
@@ -60,6 +70,7 @@ REPRODUCE = {
     "occlusion": f"To reproduce: `nox -s bench -- occlusion` ({WRITES}).",
     "smoothgrad": f"To reproduce: `nox -s bench -- attribution` ({WRITES}).",
     "kernel-maps": f"To reproduce: `nox -s bench -- kernel_maps` ({WRITES}).",
+    "class-recipe": f"To reproduce: `nox -s bench -- class_recipe` ({WRITES}).",
     "site-build": "To measure again: `CI=true bash .ci/run` in a clean clone with nothing else "
                   "running; no script writes these files, so add one by hand in the same format.",
 }
@@ -191,7 +202,25 @@ def comparison_table(r: dict) -> list[str]:
     return lines + [""]
 
 
-TABLES = {"occlusion": occlusion_table, "site-build": site_build_table}
+def class_recipe_table(r: dict) -> list[str]:
+    judges = r["judges"]
+    short = [j.replace("efficientnet_lite", "Lite") for j in judges]
+    lines = [f"`{r['model']}`, {len(r['classes'])} classes: {', '.join(r['classes'])}.", "",
+             "| pictures | steps | s/picture | itself | "
+             + " | ".join(f"{s} top-1 | {s} top-5" for s in short) + " | median rank |",
+             "|---|---:|---:|---:|" + "---:|" * (2 * len(judges)) + "---:|"]
+    for row in r["rows"]:
+        own = "–" if row.get("self_top1") is None else _number(100 * row["self_top1"], 0, "%")
+        cells = " | ".join(f"{_number(100 * row[j]['top1'], 0, '%')} | "
+                           f"{_number(100 * row[j]['top5'], 0, '%')}" for j in judges)
+        lines.append(f"| {row['what']} | {row['steps']} | "
+                     f"{'–' if row.get('seconds') is None else _number(row['seconds'], 1)} | "
+                     f"{own} | {cells} | {_number(row['median_rank'], 0)} |")
+    return lines + [""]
+
+
+TABLES = {"occlusion": occlusion_table, "site-build": site_build_table,
+          "class-recipe": class_recipe_table}
 
 
 def results_markdown(results: list[dict], figure: str | None) -> str:
