@@ -325,7 +325,7 @@ print(f"bias added after the sum:     max error {(after - reference).abs().max()
 # (and trained) like the original. Below we check the swap on the pretrained course model and
 # on the AlexNet and VGG16 architectures (their pretrained weights aren't available offline
 # here): that every convolution was replaced and that the logits are unchanged. That the
-# logits agree to the last bit says only that the swap is complete and harmless: a
+# logits agree to the last bit says only that the swap is harmless (the count says it is complete): a
 # `KernelMapConv2d` runs the ordinary convolution, so they could not differ. What tests the
 # decomposition is the maps themselves: on the course model we switch on `keep_maps` in every
 # converted layer, for {{ check_filters }} filters of each, and compare the sum of each

@@ -278,7 +278,7 @@ _ = lesson.expect(late_share < 0.1, "with a sigmoid the objective levels off", l
 #   objective concave with the finite maximiser $x_p = \frac12 + n\,\alpha_p/(2\lambda)$
 #   (set the derivative $\alpha_p - 2\lambda (x_p - \frac12)/n$ to zero);
 # - a **fixed step budget**: stop early. The raw-pixel image grows, but its *pattern* is fixed
-#   from the first steps on; what you display (rescaled to $[0, 1]$) stops changing.
+#   from the first steps on; what you display (rescaled to $[0, 1]$) converges to that pattern.
 
 # %%
 short = convlens.maximize_activation(model, first_name, channel, parameterization="pixel",

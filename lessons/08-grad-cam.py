@@ -371,26 +371,33 @@ rocket_two = [ctx.labels.index(label) for label, _ in ctx.top_classes(rocket_x, 
 rocket_maps = convlens.gradcam(model, rocket_x.repeat(2, 1, 1, 1), torch.tensor(rocket_two),
                                layer, upsample=False)[:, 0]
 middle = rocket_maps.shape[-1] // 2
-peak_columns = [int(m.amax(dim=0).argmax()) for m in rocket_maps]
-middle_share = [float(m[:, middle].max() / m.max().clamp_min(1e-12)) for m in rocket_maps]
+column_profiles = [m.amax(dim=0) / m.max().clamp_min(1e-12) for m in rocket_maps]  # per column
+high_columns = [[int(c) for c in torch.nonzero(p >= 0.9).flatten()] for p in column_profiles]
+middle_share = [float(p[middle]) for p in column_profiles]
 cell_width = rocket_x.shape[-1] / rocket_maps.shape[-1]
-print(f"rocket: peak columns {peak_columns} of {rocket_maps.shape[-1]} (counted from 0, each "
-      f"{cell_width:.0f} px wide); the middle column {middle} reaches "
+print(f"rocket: columns within 10% of each map's maximum {high_columns} of {rocket_maps.shape[-1]} "
+      f"(counted from 0, each {cell_width:.0f} px wide); the middle column {middle} reaches "
       f"{[round(v, 2) for v in middle_share]} of each map's maximum")
 lesson.record("rocket_columns", rocket_maps.shape[-1])
 lesson.record("rocket_cell", cell_width, ".0f")
-lesson.record("rocket_peak_column", peak_columns[0])
-same_column = lesson.expect(len(set(peak_columns)) == 1,
-                            "both rocket maps peak in the same column", peak_columns)
-away = abs(peak_columns[0] - middle)
-side = "left" if peak_columns[0] < middle else "right"
+
+
+def column_list(columns):
+    return columns[0] if len(columns) == 1 else ", ".join(map(str, columns[:-1])) + f" and {columns[-1]}"
+
+
+same = high_columns[0] == high_columns[1]
+_ = lesson.record("rocket_high", (f"both maps are largest (within 10% of their maximum) in "
+                                  f"column{'s' * (len(high_columns[0]) > 1)} {column_list(high_columns[0])}")
+                  if same else ("the first class's map is largest (within 10% of its maximum) in "
+                                f"columns {column_list(high_columns[0])}, the second's in "
+                                f"{column_list(high_columns[1])}"))
 _ = lesson.record("rocket_where",
-                  f"{'one column' if away == 1 else f'{away} columns'} {side} of the rocket's "
-                  f"column {middle}, which reaches {min(middle_share):.0%} to "
+                  f"the rocket stands in column {middle}, which reaches {min(middle_share):.0%} to "
                   f"{max(middle_share):.0%} of each map's maximum: both maps peak beside the "
                   "rocket, not on it (why, this page does not measure)"
-                  if all(c != middle for c in peak_columns) else
-                  "the middle column, where the rocket stands: here the maps do peak on the object")
+                  if max(middle_share) < 0.9 else
+                  f"the rocket stands in column {middle}: here the maps do peak on the object")
 
 # %% [markdown]
 # On the four photos above the two maps correlate at {{ pair_corrs }} (all correlations here
@@ -413,9 +420,9 @@ _ = lesson.record("rocket_where",
 # part of the gap may come from that rather than from evidence the top two share. A high
 # correlation says that the two maps are large in the same cells; it cannot say whether the
 # two classes use the same features inside those cells. Whether the maps lie on the object
-# is a separate question: on the rocket photo both maps peak in the same column,
-# column {{ rocket_peak_column }} of {{ rocket_columns }} (counted from 0; each column of the
-# map covers {{ rocket_cell }} pixels of the photo), {{ rocket_where }}. Grad-CAM answers "where is the evidence for this
+# is a separate question. On the rocket photo, {{ rocket_high }} of {{ rocket_columns }}
+# (counted from 0; each column of the map covers {{ rocket_cell }} pixels of the photo);
+# {{ rocket_where }}. Grad-CAM answers "where is the evidence for this
 # class", not "what tells these two classes apart"; for that, explain the difference of the
 # two logits.
 #

@@ -687,6 +687,14 @@ lesson.record("next_zero", with_areas(area["deletion to 0"], next_zero[:1]))
 for kind, key in zip(deletion_kinds, ("zero", "blur", "road")):  # methods worse than random
     lesson.record(f"random_beats_{key}", sum(area[kind][n] > area[kind]["random map"] + TIE_MARGIN
                                               for n in METHODS))
+# the centre map ignores the network too: how many methods does ROAD put below it?
+centre_beats_road = sum(area["ROAD"][n] > area["ROAD"]["centre map"] + TIE_MARGIN for n in METHODS)
+lesson.record("centre_beats_road", centre_beats_road)
+lesson.record("road_centre", area["ROAD"]["centre map"], fmt="{:.3f}")
+lesson.record("road_centre_reading", (
+    f" On the photo, though, ROAD scores the centre map, which ignores the network, better by "
+    f"more than {TIE_MARGIN} than {centre_beats_road} of the {len(METHODS)} methods, so report "
+    "it next to that baseline.") if centre_beats_road else "")
 
 
 def joined(names):
@@ -795,7 +803,9 @@ _ = lesson.expect(dips >= 1, "the first insertion step lowers the score for some
 #   Better than the random map by more than {{ tie_margin }}: {{ beats_random_blur }}.
 # - **ROAD.** Tied at the top: {{ tied_road }} (random {{ random_road_auc }}); Integrated
 #   Gradients is at {{ road_ig }}. Better than the random map by more than {{ tie_margin }}:
-#   {{ beats_random_road }}. {{ deconvnet_comment }}
+#   {{ beats_random_road }}. The centre map scores {{ road_centre }}, better by more than
+#   {{ tie_margin }} than {{ centre_beats_road }} of the {{ n_methods }} methods.
+#   {{ deconvnet_comment }}
 # - **What the way of deleting changes.** {{ deleting_changes }} A deletion score is a
 #   statement about one way of removing pixels, and must be reported with it.
 # - **Insertion.** The blurred photo already scores p = {{ blurred_p }}; putting back the first
@@ -1409,7 +1419,7 @@ _ = lesson.record("agree_not_beyond", (f"The orders of {joined(not_beyond)} are 
 #   with ROAD rather than deletion to a constant, on the evidence of one small network: on the
 #   network with a known answer, ROAD's order of the methods follows the evidence mass (rank
 #   correlation {{ ev_mass_vs_road }}), while deletion to 0 ties all {{ n_ev_methods }}
-#   methods there and gives no order to compare.
+#   methods there and gives no order to compare.{{ road_centre_reading }}
 #   That is agreement with a known answer on one network, not a proof that ROAD measures
 #   dependence on every model. The best by ROAD there:
 #   {{ ev_tied_road }}. Deletion to 0 uses the baseline of gradient × input and Integrated
