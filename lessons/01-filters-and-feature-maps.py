@@ -89,17 +89,12 @@ dead = (w1_norms < 1e-4 * w1_norms.max()).nonzero().flatten().tolist()  # roundi
 live = [o for o in range(w1.shape[0]) if o not in dead]
 
 
-def and_list(items):
-    items = [str(i) for i in items]
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
-
-
 if dead:
     dead_maps = convlens.feature_maps(model, x, ctx.layers["first_conv"])[0, dead]
     print(f"dead filters (weight norm < 1e-4 of the largest, {w1_norms.max():.2f}): {dead}, "
           f"norms {', '.join(f'{v:.1e}' for v in w1_norms[dead].tolist())}; on the cat photo "
           f"their maps reach at most {dead_maps.abs().max():.1e}")
-    lesson.record("dead_note", f"{len(dead)} patches (filters {and_list(dead)}, counted row by "
+    lesson.record("dead_note", f"{len(dead)} patches (filters {lesson.and_list(dead)}, counted row by "
                                f"row from 0) are dead filters, with weight norms of "
                                f"{w1_norms[dead].min():.0e} to {w1_norms[dead].max():.0e} against "
                                f"up to {w1_norms.max():.1f} for the others: the stretch turns "
@@ -360,7 +355,7 @@ fig = plot.feature_map_grid(maps1, channels=shown, ncols=8,
 shown_dead = [c for c in shown if c in dead]
 lesson.show(fig, f"16 feature maps of {ctx.layers['first_conv']} for the cat photo; the first six "
                  "are the filters of Figure 3. Each map has its own colour scale (yellow = high)"
-                 + (f"; dead filter {and_list(shown_dead)} reaches at most "
+                 + (f"; dead filter {lesson.and_list(shown_dead)} reaches at most "
                     f"{maps1[shown_dead].abs().max():.1e}, stretched like the rest."
                     if shown_dead else "."))
 
@@ -692,8 +687,8 @@ uncal, cal = "random, uncalibrated", "random, calibrated"
 unlike = [(c, v) for c, v in enumerate(corr["trained"]) if v < 0.3]
 random_min = min(corr["random init"])
 lesson.record("unlike_photo", (
-    f"in the figure, {and_list(f'ch {c}' for c, _ in unlike)}, whose correlation with the "
-    f"photo's brightness is |r| = {and_list(f'{v:.2f}' for _, v in unlike)}, against "
+    f"in the figure, {lesson.and_list(f'ch {c}' for c, _ in unlike)}, whose correlation with the "
+    f"photo's brightness is |r| = {lesson.and_list(f'{v:.2f}' for _, v in unlike)}, against "
     f"|r| ≥ {random_min:.2f} for every random map drawn") if unlike
     else "here, none of the four trained maps drawn")
 lesson.record("random_copies", sum(v >= 0.3 for v in corr["random init"]))
@@ -808,7 +803,7 @@ else:
     axes[1].legend(fontsize=8)
     key = ["blue: positive"] + (["red: negative, the map's sign flips"] if flipped else [])
     if dead:
-        key.append(f"grey: the dead filters {and_list(dead)}, whose γ/σ multiplies rounding "
+        key.append(f"grey: the dead filters {lesson.and_list(dead)}, whose γ/σ multiplies rounding "
                    "noise")
     lesson.show(fig, f"The BatchNorm after {ctx.layers['first_conv']} ({bn_name}) rescales each "
                      f"channel by γ/σ ({'; '.join(key)}); the left axis is linear within ±1 "

@@ -138,8 +138,8 @@ lesson.expect(bool(agreement[cancelling] < 0.5), "in the top row the colour maps
               "|sum| is under half the summed |maps|", agreement[cancelling])
 lesson.expect(bool(agreement[adding] > 0.8), "in the middle row little of the colour maps "
               "cancels", agreement[adding])
-lesson.expect(add_main_share > 0.5, "in the middle row one colour map carries most of the "
-              "response", add_main_share)
+lesson.expect(add_main_share > 0.5, "in the middle row the largest colour map holds over half "
+              "of the summed mean magnitudes", add_main_share)
 lesson.expect(opponent not in (cancelling, adding),
               "the filter with the most opposed kernels is not one of the two rows above it",
               (opponent, cancelling, adding))
@@ -210,9 +210,9 @@ explore.channels_explorer(ctx.model, x_explore, ctx.to_display(x_explore),
 # the colour maps have opposite signs over the same regions: the magnitude of their sum is
 # only {{ cancel_ratio }} of the summed magnitudes, so the feature map keeps what differs
 # between the colours. In the middle row (filter {{ add_filter }}, the one whose maps cancel
-# least) the ratio is {{ add_ratio }}: little cancels. The ratio alone cannot tell maps that
-# add up from a response that fewer channels carry: here the {{ add_main }} map alone holds
-# {{ add_main_share }} of the summed mean magnitudes. A faint map is a channel that
+# least) the ratio is {{ add_ratio }}: little cancels. The ratio does not say how the response
+# is shared among the colours: here the {{ add_main }} map holds {{ add_main_share }} of the
+# summed mean magnitudes, the other two the rest. A faint map is a channel that
 # contributes little to this filter on this photo.
 #
 # The bottom row is the filter whose *kernels* look most colour-opponent: its {{ opp_pair }}
@@ -527,13 +527,10 @@ else:
     grid = fig.add_gridspec(3, top + 1, height_ratios=[1.0, 0.9, 0.9], hspace=0.5)
     ax = fig.add_subplot(grid[0, :])
     ax.bar(range(len(share)), share[order].cpu(), color="tab:blue")
-    ax.set(xlabel="input channel c (sorted)", ylabel="mean |kernel map|",
+    ax.set(xlabel=f"input channel (sorted; the {top} drawn below are labelled)", ylabel="mean |kernel map|",
            title=f"{deep_name}, filter {o}: contribution of each of its "
                  f"{deep_conv.in_channels} input channels")
-    if len(share) <= 64:
-        ax.set_xticks(range(len(share)), [str(int(c)) for c in order], fontsize=5)
-    else:
-        ax.set_xticks([])
+    ax.set_xticks(range(top), [str(int(c)) for c in order[:top]], fontsize=8)
     limit = float(max(p.abs().max() for p in kernel_of))
     map_limit = float(deep_maps[order[:top]].abs().max())  # one scale for the maps
     for col in range(top + 1):

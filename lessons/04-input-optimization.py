@@ -696,23 +696,18 @@ lesson.record("noise_rank_phase", noise_rank["random phase"], ".0f")
 noise_best = min(noise_rank.values())
 
 
-def joined(names):
-    """'a', 'a and b', 'a, b and c'."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 recipe_labels = {"plain": "plain-pixel", "olah": "Olah-style", "maco": "MACO"}
 # eight pictures per row and one draw of each baseline: only a large gap counts
 clear = [label for key, label in recipe_labels.items() if median_rank[key] < noise_best / 4]
 between = [f"{label} ({median_rank[key]:.0f})" for key, label in recipe_labels.items()
            if label not in clear and median_rank[key] < noise_best]
 lesson.record("noise_reading",
-              (f"The {joined(clear)} pictures' median rank is far better than either noise "
+              (f"The {lesson.and_list(clear)} pictures' median rank is far better than either noise "
                "baseline's (under a quarter of it): the judges do rank the class higher on them "
                "than on pictures made with no objective, though seldom first. "
                if clear else "No recipe's median rank is far better than the noise baselines' "
                "(under a quarter of them). ")
-              + (f"The {joined(between)} pictures lie in between; with {len(classes)} pictures per "
+              + (f"The {lesson.and_list(between)} pictures lie in between; with {len(classes)} pictures per "
                  "row and one draw of each baseline, this page cannot tell them from noise."
                  if between else ""))
 

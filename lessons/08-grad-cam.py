@@ -382,16 +382,12 @@ lesson.record("rocket_columns", rocket_maps.shape[-1])
 lesson.record("rocket_cell", cell_width, ".0f")
 
 
-def column_list(columns):
-    return columns[0] if len(columns) == 1 else ", ".join(map(str, columns[:-1])) + f" and {columns[-1]}"
-
-
 same = high_columns[0] == high_columns[1]
 _ = lesson.record("rocket_high", (f"both maps are largest (within 10% of their maximum) in "
-                                  f"column{'s' * (len(high_columns[0]) > 1)} {column_list(high_columns[0])}")
+                                  f"column{'s' * (len(high_columns[0]) > 1)} {lesson.and_list(high_columns[0])}")
                   if same else ("the first class's map is largest (within 10% of its maximum) in "
-                                f"columns {column_list(high_columns[0])}, the second's in "
-                                f"{column_list(high_columns[1])}"))
+                                f"columns {lesson.and_list(high_columns[0])}, the second's in "
+                                f"{lesson.and_list(high_columns[1])}"))
 _ = lesson.record("rocket_where",
                   f"the rocket stands in column {middle}, which reaches {min(middle_share):.0%} to "
                   f"{max(middle_share):.0%} of each map's maximum: both maps peak beside the "

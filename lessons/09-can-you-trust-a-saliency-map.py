@@ -697,11 +697,6 @@ lesson.record("road_centre_reading", (
     "it next to that baseline.") if centre_beats_road else "")
 
 
-def joined(names):
-    """'a', 'a and b', 'a, b and c'."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def ordinal(n):
     """1st, 2nd, 3rd, 4th, ..."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
@@ -727,7 +722,7 @@ def deleting_changes():
     else:
         text = ("Gradient × input and Integrated Gradients share deletion to 0's baseline, yet "
                 "they are not both tied at the top there on this photo (tied: "
-                f"{joined(tied_area['deletion to 0'])}). ")
+                f"{lesson.and_list(tied_area['deletion to 0'])}). ")
     order_zero = sorted(METHODS, key=area["deletion to 0"].get)
     order_road = sorted(METHODS, key=area["ROAD"].get)
     worst = order_zero[-2:]
@@ -915,7 +910,7 @@ lesson.record("pointing_top_interval", top_intervals[0] if len(set(top_intervals
               "; ".join(f"{t} for {n}" for n, t in zip(pointing_top, top_intervals)))
 others_tied = [n for n in pointing_tied if n not in pointing_top]
 lesson.record("pointing_tied_clause",
-              f", and within the noise of it are also {joined(others_tied)}: these "
+              f", and within the noise of it are also {lesson.and_list(others_tied)}: these "
               f"{len(pointing_tied)} methods are tied" if others_tied else
               ", and no other method is within the noise of it")
 lesson.record("n_truth_pastes", N_TRUTH)
@@ -933,7 +928,7 @@ for key, name in [("centre", "centre map"), ("random", "random map"), ("gradcam"
                   ("occlusion", "occlusion"), ("smoothgrad", "SmoothGrad")]:
     lesson.record(f"pointing_{key}", text_of(pointing, name, ".0%"))
 lesson.record("pointing_answer",
-              (f"No single method: {joined(pointing_tied)} are tied at the top of the pointing "
+              (f"No single method: {lesson.and_list(pointing_tied)} are tied at the top of the pointing "
                if len(pointing_tied) > 1 else
                f"{best_pointing} alone is at the top of the pointing ")
               + f"game (best {pointing[best_pointing]:.0%})"
@@ -1246,9 +1241,10 @@ lesson.expect(set(least_changed) == {"guided backprop", "deconvnet"}
               "the classifier step; on evidence_net no map reaches 0.8 and the third is within "
               "0.1 of them", value=(first_step, rho_top))
 lesson.record("gradcam_keep_note",
-              "Why Grad-CAM keeps part of its map on the course model and not here is not tested "
-              "on this page; on both networks its channel weights are gradients through the "
-              "randomised classifier." if rho_top["Grad-CAM"] > 0.3 and first_step["Grad-CAM"] < 0.2
+              f"After the classifier step Grad-CAM's ρ is {rho_top['Grad-CAM']:.2f} on the course "
+              f"model and {first_step['Grad-CAM']:.2f} here; why they differ is not tested on this "
+              "page (on both networks its channel weights are gradients through the randomised "
+              "classifier)." if rho_top["Grad-CAM"] > 0.3 and first_step["Grad-CAM"] < 0.2
               else "Grad-CAM changes at this step on both networks (ρ = "
               f"{rho_top['Grad-CAM']:.2f} and {first_step['Grad-CAM']:.2f}): on both its channel "
               "weights are gradients through the randomised classifier."
@@ -1392,7 +1388,7 @@ lesson.record("agree_comment",
               "from the best, gradient × input and Integrated Gradients included."
               if "deletion to 0" in beyond_chance and zero_noise else "")
 not_beyond = [metric for metric in shared if metric not in beyond_chance]
-_ = lesson.record("agree_not_beyond", (f"The orders of {joined(not_beyond)} are not alike beyond "
+_ = lesson.record("agree_not_beyond", (f"The orders of {lesson.and_list(not_beyond)} are not alike beyond "
                                        "chance, and two" if not_beyond else "Two"))
 
 # %% [markdown]

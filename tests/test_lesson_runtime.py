@@ -307,3 +307,11 @@ def test_show_names_a_second_model_when_told(monkeypatch):
     assert "(model: evidence_net; device: cpu)" in emitted[-1]["text/html"]
     with pytest.raises(ValueError, match="model must name the network"):
         lesson.show(_figure(), "a map", model=" ")
+
+
+@pytest.mark.parametrize("items, text", [
+    ([], ""), (["a"], "a"), (["a", "b"], "a and b"), (["a", "b", "c"], "a, b and c"),
+    ((2, 4), "2 and 4"),
+])
+def test_and_list_joins_items_for_a_sentence(items, text):
+    assert lesson.and_list(items) == text

@@ -48,7 +48,7 @@ from .protocol import (
 CAT_CLASSES = ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "cat")
 COFFEE_CLASSES = ("espresso", "cup", "coffee mug")
 
-__all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "DPI", "ClaimFailed", "LessonContext", "expect",
+__all__ = ["CAT_CLASSES", "COFFEE_CLASSES", "DPI", "ClaimFailed", "LessonContext", "and_list", "expect",
            "load_from_environment", "load_model", "nondeterministic_operations", "record", "setup", "show",
            "strict"]
 
@@ -315,6 +315,19 @@ def _model_and_device() -> tuple[str, str]:
         return _current.name, str(_current.device)
     return (os.environ.get("CONVLENS_MODEL", models.DEFAULT_MODEL),
             str(_pick_device(os.environ.get("CONVLENS_DEVICE", "auto"))))
+
+
+def and_list(items) -> str:
+    """Items joined for a sentence: ``'a'``, ``'a and b'``, ``'a, b and c'`` (each item as
+    ``str``; no items: ``''``).
+
+    >>> and_list([2, 4])
+    '2 and 4'
+    >>> and_list(["occlusion", "Grad-CAM", "SmoothGrad"])
+    'occlusion, Grad-CAM and SmoothGrad'
+    """
+    words = [str(item) for item in items]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def _format(value, fmt: str | None) -> str:
