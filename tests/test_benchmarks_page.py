@@ -158,8 +158,8 @@ def test_a_class_recipe_run_shows_each_budget_with_its_rates(tmp_path):
     write(tmp_path, "class-recipe-2026-12-05-ddddddd.json", class_recipe_result())
     page = benchmarks.files(tmp_path, None)[benchmarks.PAGE].decode()
     assert "## Class visualisation: steps against transfer" in page
-    assert "| no objective: random phase | 0 | – | – | 0% | 0% | 0% | 25% | 412 |" in page
-    assert "| visualize_class, 96 steps | 96 | 6.5 | 75% | 25% | 50% | 12% | 38% | 17 |" in page
+    assert "| 0 (no objective: random phase) | – | – | 0% / 0% | 0% / 25% | 412 |" in page
+    assert "| 96 | 6.5 | 75% | 25% / 50% | 12% / 38% | 17 |" in page
     assert "`efficientnet_lite0`, 2 classes: espresso, lemon." in page
 
 

@@ -206,14 +206,15 @@ def class_recipe_table(r: dict) -> list[str]:
     judges = r["judges"]
     short = [j.replace("efficientnet_lite", "Lite") for j in judges]
     lines = [f"`{r['model']}`, {len(r['classes'])} classes: {', '.join(r['classes'])}.", "",
-             "| pictures | steps | s/picture | itself | "
-             + " | ".join(f"{s} top-1 | {s} top-5" for s in short) + " | median rank |",
-             "|---|---:|---:|---:|" + "---:|" * (2 * len(judges)) + "---:|"]
+             "| steps | s/picture | itself | "
+             + " | ".join(f"{s} top-1 / top-5" for s in short) + " | median rank |",
+             "|---|---:|---:|" + "---:|" * len(judges) + "---:|"]
     for row in r["rows"]:
         own = "–" if row.get("self_top1") is None else _number(100 * row["self_top1"], 0, "%")
-        cells = " | ".join(f"{_number(100 * row[j]['top1'], 0, '%')} | "
+        cells = " | ".join(f"{_number(100 * row[j]['top1'], 0, '%')} / "
                            f"{_number(100 * row[j]['top5'], 0, '%')}" for j in judges)
-        lines.append(f"| {row['what']} | {row['steps']} | "
+        steps = row["steps"] if row["steps"] else "0 (no objective: random phase)"
+        lines.append(f"| {steps} | "
                      f"{'–' if row.get('seconds') is None else _number(row['seconds'], 1)} | "
                      f"{own} | {cells} | {_number(row['median_rank'], 0)} |")
     return lines + [""]
